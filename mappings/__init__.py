@@ -1,0 +1,1 @@
+"""Rules as data, shipped inside the package as consent_gap.mappings_data."""
