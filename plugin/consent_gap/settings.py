@@ -1,0 +1,293 @@
+# ruff: noqa: E501  (the variable table below is Markdown, copied into README as is)
+"""Configuration of the scan, the scheduler and the app: environment first, then a TOML file.
+
+Every setting has one environment variable, ``CONSENT_GAP_<NAME>``, and one key ``<name>`` in
+the optional TOML file named by ``CONSENT_GAP_CONFIG`` (top-level keys, or under a
+``[consent_gap]`` table). The environment wins over the file, the file over the default. A bad
+value raises :class:`SettingsError` naming the variable, so an operator sees which line to fix.
+
+| variable | TOML key | default | meaning |
+|---|---|---|---|
+| `CONSENT_GAP_CONFIG` | — | none | path of a TOML file holding any of the keys below |
+| `CONSENT_GAP_FHIR_BASE` | `fhir_base` | none | FHIR R4 base URL the scan reads and writes |
+| `CONSENT_GAP_AUTH` | `auth` | `none` | `none` (open server) or `backend` (SMART Backend Services) |
+| `CONSENT_GAP_CLIENT_ID` | `client_id` | `consent-gap-scan` | backend-services client id registered with the EHR |
+| `CONSENT_GAP_PRIVATE_KEY` | `private_key` | none | PEM file of the backend-services key (RS384 or ES384); required with `auth = backend` |
+| `CONSENT_GAP_TOKEN_URL` | `token_url` | discovered | token endpoint; default from `<fhir_base>/.well-known/smart-configuration` |
+| `CONSENT_GAP_SCOPES` | `scopes` | the scan's `system/` scopes | scopes requested by the scan |
+| `CONSENT_GAP_JURISDICTION` | `jurisdiction` | none (federal rules only) | ISO 3166-2 code, e.g. `US-CA` |
+| `CONSENT_GAP_PRIVACY_OFFICER` | `privacy_officer` | none | reference of the privacy officer, e.g. `Practitioner/po-1`; alerts go there |
+| `CONSENT_GAP_ORGANIZATION` | `organization` | none | reference of the practice, e.g. `Organization/org-1`; custodian of written notes |
+| `CONSENT_GAP_STATE_DIR` | `state_dir` | `~/.local/state/consent-gap` | folder for the default checkpoint database |
+| `CONSENT_GAP_CHECKPOINT_URL` | `checkpoint_url` | `sqlite:///<state_dir>/consent-gap.db` | SQLAlchemy URL of the checkpoint store and the scheduler's job store |
+| `CONSENT_GAP_SCHEDULE` | `schedule` | `0 2 * * *` | cron expression (minute hour day month day-of-week) of the nightly scan |
+| `CONSENT_GAP_TIMEZONE` | `timezone` | `UTC` | IANA time zone the schedule is read in |
+| `CONSENT_GAP_BATCH_SIZE` | `batch_size` | `50` | patients fetched per batch of searches (1 to 500) |
+| `CONSENT_GAP_MAPPINGS` | `mappings` | the packaged tables | folder of rule tables replacing the packaged `mappings/` |
+
+Adding a setting (e.g. for the web app) is two lines: a field on :class:`Settings` and a
+:class:`Var` in :data:`VARIABLES` with its parser; the loader, the errors and ``describe()``
+follow from them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+PREFIX = "CONSENT_GAP_"
+CONFIG_VARIABLE = "CONSENT_GAP_CONFIG"
+
+SCAN_SCOPES = " ".join(
+    f"system/{grant}"
+    for grant in (
+        "Patient.r",
+        "Consent.rs",
+        "Provenance.crs",
+        "AuditEvent.rs",
+        "DocumentReference.crus",
+        "Communication.crs",
+        "Device.crs",
+    )
+)
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable to fix."""
+
+
+def _default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "consent-gap"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All configuration, immutable once loaded. See the module docstring for the variables."""
+
+    fhir_base: str | None = None
+    auth: str = "none"
+    client_id: str = "consent-gap-scan"
+    private_key: Path | None = None
+    token_url: str | None = None
+    scopes: str = SCAN_SCOPES
+    jurisdiction: str | None = None
+    privacy_officer: str | None = None
+    organization: str | None = None
+    state_dir: Path = field(default_factory=_default_state_dir)
+    checkpoint_url: str | None = None
+    schedule: str = "0 2 * * *"
+    timezone: str = "UTC"
+    batch_size: int = 50
+    mappings: Path | None = None
+
+    @property
+    def database_url(self) -> str:
+        """The checkpoint URL, defaulting to a SQLite file in the state folder."""
+        if self.checkpoint_url:
+            return self.checkpoint_url
+        return f"sqlite:///{self.state_dir / 'consent-gap.db'}"
+
+    def with_overrides(self, **values: Any) -> Settings:
+        """A copy with command-line values applied (``None`` means: keep the setting)."""
+        changes = {key: value for key, value in values.items() if value is not None}
+        merged = replace(self, **changes)
+        _check(merged)
+        return merged
+
+
+# ---- parsers: each takes the raw value (str from the environment, any TOML type from the file)
+
+def _text(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise ValueError("must be a string")
+    value = raw.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _url(raw: Any) -> str:
+    value = _text(raw).rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http(s) URL")
+    return value
+
+
+def _choice(*options: str) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        value = _text(raw).lower()
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _path(raw: Any) -> Path:
+    return Path(_text(raw)).expanduser()
+
+
+_REFERENCE = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
+
+
+def _reference(*types: str) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        value = _text(raw)
+        if not _REFERENCE.match(value) or value.split("/", 1)[0] not in types:
+            raise ValueError(f"must be a reference like {types[0]}/id (one of {', '.join(types)})")
+        return value
+
+    return parse
+
+
+def _jurisdiction(raw: Any) -> str:
+    value = _text(raw).upper()
+    if not re.fullmatch(r"[A-Z]{2}-[A-Z0-9]{1,3}", value):
+        raise ValueError("must be an ISO 3166-2 code like US-CA")
+    return value
+
+
+def _integer(low: int, high: int) -> Callable[[Any], int]:
+    def parse(raw: Any) -> int:
+        try:
+            value = int(raw.strip() if isinstance(raw, str) else raw)
+        except (TypeError, ValueError):
+            raise ValueError("must be a whole number") from None
+        if isinstance(raw, bool) or not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _cron(raw: Any) -> str:
+    value = " ".join(_text(raw).split())
+    if len(value.split(" ")) != 5:
+        raise ValueError("must be a cron expression of 5 fields: minute hour day month weekday")
+    return value
+
+
+def _timezone(raw: Any) -> str:
+    value = _text(raw)
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("must be an IANA time zone such as UTC or America/Los_Angeles") from None
+    return value
+
+
+def _scopes(raw: Any) -> str:
+    if isinstance(raw, list):
+        raw = " ".join(str(item) for item in raw)
+    return " ".join(_text(raw).split())
+
+
+@dataclass(frozen=True)
+class Var:
+    """One setting: the Settings field it fills, how to parse it, what it is for."""
+
+    name: str
+    parse: Callable[[Any], Any]
+    help: str
+
+    @property
+    def env(self) -> str:
+        return PREFIX + self.name.upper()
+
+
+VARIABLES: tuple[Var, ...] = (
+    Var("fhir_base", _url, "FHIR R4 base URL the scan reads and writes"),
+    Var("auth", _choice("none", "backend"), "none or backend (SMART Backend Services)"),
+    Var("client_id", _text, "backend-services client id"),
+    Var("private_key", _path, "PEM file of the backend-services private key"),
+    Var("token_url", _url, "token endpoint (default: SMART discovery)"),
+    Var("scopes", _scopes, "scopes the scan requests"),
+    Var("jurisdiction", _jurisdiction, "ISO 3166-2 code such as US-CA"),
+    Var("privacy_officer", _reference("Practitioner", "PractitionerRole"),
+        "reference of the privacy officer"),
+    Var("organization", _reference("Organization"), "reference of the practice"),
+    Var("state_dir", _path, "folder of the default checkpoint database"),
+    Var("checkpoint_url", _text, "SQLAlchemy URL of the checkpoint and job store"),
+    Var("schedule", _cron, "cron expression of the nightly scan"),
+    Var("timezone", _timezone, "IANA time zone of the schedule"),
+    Var("batch_size", _integer(1, 500), "patients per batch of searches"),
+    Var("mappings", _path, "folder of rule tables replacing the packaged ones"),
+)
+
+
+def _read_file(path_text: str) -> dict[str, Any]:
+    path = Path(path_text).expanduser()
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise SettingsError(f"{CONFIG_VARIABLE}: no such file: {path}") from None
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise SettingsError(f"{CONFIG_VARIABLE}: cannot read {path}: {error}") from None
+    if isinstance(data.get("consent_gap"), dict):
+        data = data["consent_gap"]
+    known = {var.name for var in VARIABLES}
+    unknown = sorted(key for key in data if key not in known)
+    if unknown:
+        raise SettingsError(f"{CONFIG_VARIABLE}: unknown key(s) in {path}: {', '.join(unknown)}")
+    return data
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings from ``environ`` (default: the process environment) and the file it
+    names. Empty environment values count as unset, so ``VAR=`` does not erase a file value."""
+    env = os.environ if environ is None else environ
+    from_file = _read_file(env[CONFIG_VARIABLE]) if env.get(CONFIG_VARIABLE) else {}
+    values: dict[str, Any] = {}
+    for var in VARIABLES:
+        raw_env = env.get(var.env)
+        if raw_env is not None and raw_env.strip():
+            source, raw = var.env, raw_env
+        elif var.name in from_file:
+            source, raw = f"{var.name} in {env[CONFIG_VARIABLE]}", from_file[var.name]
+        else:
+            continue
+        try:
+            values[var.name] = var.parse(raw)
+        except ValueError as error:
+            raise SettingsError(f"{source}: {error}") from None
+    settings = Settings(**values)
+    _check(settings)
+    return settings
+
+
+def _check(settings: Settings) -> None:
+    """Rules that involve more than one setting."""
+    if settings.auth == "backend" and settings.private_key is None:
+        raise SettingsError(f"{PREFIX}PRIVATE_KEY: required when {PREFIX}AUTH is backend")
+
+
+def require(settings: Settings, *names: str) -> None:
+    """Raise a SettingsError naming the variable of the first of ``names`` that is unset."""
+    for name in names:
+        if getattr(settings, name) in (None, ""):
+            raise SettingsError(f"{PREFIX}{name.upper()} is not set")
+
+
+def describe(settings: Settings) -> dict[str, str]:
+    """The settings for display (``--status``, logs): paths and URLs, no key material."""
+    shown: dict[str, str] = {}
+    for item in fields(settings):
+        value = getattr(settings, item.name)
+        if item.name == "checkpoint_url":
+            value = _hide_password(settings.database_url)
+        shown[item.name] = "" if value is None else str(value)
+    return shown
+
+
+def _hide_password(url: str) -> str:
+    return re.sub(r"(//[^:/@]+:)[^@]+@", r"\1***@", url)
