@@ -64,6 +64,8 @@ class Finding:
     # Context for write-back and panel (not part of the contract's JSON):
     consents_checked: tuple[tuple[str, str | None], ...] = field(default=())  # (Consent ref, reason)
     notify: tuple[str, ...] = field(default=())  # Practitioner/PractitionerRole refs (1.1)
+    disclosed: tuple[str, ...] = field(default=())  # data disclosed: entity refs, 1.1 order
+    instruments: tuple[str, ...] = field(default=())  # legal-instrument DocumentReference refs
 
     def to_json(self) -> dict:
         return {
