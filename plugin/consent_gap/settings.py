@@ -24,6 +24,16 @@ value raises :class:`SettingsError` naming the variable, so an operator sees whi
 | `CONSENT_GAP_TIMEZONE` | `timezone` | `UTC` | IANA time zone the schedule is read in |
 | `CONSENT_GAP_BATCH_SIZE` | `batch_size` | `50` | patients fetched per batch of searches (1 to 500) |
 | `CONSENT_GAP_MAPPINGS` | `mappings` | the packaged tables | folder of rule tables replacing the packaged `mappings/` |
+| `CONSENT_GAP_ALLOWED_ISSUERS` | `allowed_issuers` | none | the app: FHIR base URLs (`iss`) allowed to launch it, space- or comma-separated (TOML: a list) |
+| `CONSENT_GAP_APP_CLIENT_ID` | `app_client_id` | `consent-gap` | the app: client id registered with the EHR (public client, PKCE) |
+| `CONSENT_GAP_PUBLIC_URL` | `public_url` | `http://127.0.0.1:8082` | the app: its own base URL as the browser sees it |
+| `CONSENT_GAP_REDIRECT_URI` | `redirect_uri` | `<public_url>/callback` | the app: redirect URI registered with the EHR |
+| `CONSENT_GAP_SECRET_KEY` | `secret_key` | random per process | the app: key that seals the server-side sessions; set it when running several workers |
+| `CONSENT_GAP_DEV_INSECURE_COOKIES` | `dev_insecure_cookies` | `false` | the app: `true` drops `Secure` and uses `SameSite=Lax`, for plain http on localhost only |
+| `CONSENT_GAP_FRAME_ANCESTORS` | `frame_ancestors` | the issuers' origins | the app: origins allowed to frame the panel (CSP `frame-ancestors`) |
+| `CONSENT_GAP_SESSION_STORE` | `session_store` | `memory` | the app: `memory` (one process) or `sqlite:PATH` (shared by gunicorn workers) |
+| `CONSENT_GAP_SESSION_TTL` | `session_ttl` | `3600` | the app: seconds a session lives without use (60 to 86400) |
+| `CONSENT_GAP_APP_SCOPES` | `app_scopes` | the panel's `patient/` scopes | the app: scopes requested at launch |
 
 Adding a setting (e.g. for the web app) is two lines: a field on :class:`Settings` and a
 :class:`Var` in :data:`VARIABLES` with its parser; the loader, the errors and ``describe()``
@@ -87,6 +97,17 @@ class Settings:
     timezone: str = "UTC"
     batch_size: int = 50
     mappings: Path | None = None
+    # The app in the chart (web/): see web/config.py for how these are used.
+    allowed_issuers: tuple[str, ...] = ()
+    app_client_id: str = "consent-gap"
+    public_url: str = "http://127.0.0.1:8082"
+    redirect_uri: str | None = None
+    secret_key: str | None = None
+    dev_insecure_cookies: bool = False
+    frame_ancestors: tuple[str, ...] = ()
+    session_store: str = "memory"
+    session_ttl: int = 3600
+    app_scopes: str | None = None
 
     @property
     def database_url(self) -> str:
@@ -191,6 +212,29 @@ def _scopes(raw: Any) -> str:
     return " ".join(_text(raw).split())
 
 
+def _url_list(raw: Any) -> tuple[str, ...]:
+    items = raw if isinstance(raw, list) else re.split(r"[\s,]+", _text(raw))
+    return tuple(_url(item) for item in items if str(item).strip())
+
+
+def _boolean(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    value = _text(raw).lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _session_store(raw: Any) -> str:
+    value = _text(raw)
+    if value != "memory" and not value.startswith("sqlite:"):
+        raise ValueError("must be memory or sqlite:PATH")
+    return value
+
+
 @dataclass(frozen=True)
 class Var:
     """One setting: the Settings field it fills, how to parse it, what it is for."""
@@ -221,6 +265,16 @@ VARIABLES: tuple[Var, ...] = (
     Var("timezone", _timezone, "IANA time zone of the schedule"),
     Var("batch_size", _integer(1, 500), "patients per batch of searches"),
     Var("mappings", _path, "folder of rule tables replacing the packaged ones"),
+    Var("allowed_issuers", _url_list, "FHIR base URLs allowed to launch the app"),
+    Var("app_client_id", _text, "the app's client id (public, PKCE)"),
+    Var("public_url", _url, "the app's own base URL"),
+    Var("redirect_uri", _url, "the app's registered redirect URI"),
+    Var("secret_key", _text, "key sealing the app's server-side sessions"),
+    Var("dev_insecure_cookies", _boolean, "plain-http cookies for localhost development"),
+    Var("frame_ancestors", _url_list, "origins allowed to frame the panel"),
+    Var("session_store", _session_store, "memory or sqlite:PATH"),
+    Var("session_ttl", _integer(60, 86400), "seconds a session lives without use"),
+    Var("app_scopes", _scopes, "scopes the app requests at launch"),
 )
 
 
@@ -285,6 +339,8 @@ def describe(settings: Settings) -> dict[str, str]:
         value = getattr(settings, item.name)
         if item.name == "checkpoint_url":
             value = _hide_password(settings.database_url)
+        elif item.name == "secret_key" and value:
+            value = "***"
         shown[item.name] = "" if value is None else str(value)
     return shown
 
