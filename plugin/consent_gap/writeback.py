@@ -1,0 +1,614 @@
+"""Finding -> the FHIR resources that record it in the chart (CONTRACT.md section 5).
+
+The only module that writes FHIR shapes. Pure: it builds and validates transaction Bundles and
+reads transaction responses; sending them is the caller's business (scan.py, the panel).
+
+Why it looks like this:
+- Every resource written carries an identifier ``https://consent-gap.dev/fhir/finding|<value>``
+  whose value is a hash of the disclosure, the kind of resource, the decision and the ruleset,
+  and is created with ``ifNoneExist`` on it: a rerun, or a resumed scan, matches what is there
+  and writes nothing; a decision that changes gets new resources; nothing is ever updated.
+- R4 ``Provenance`` has no ``identifier`` element, so its deterministic key is a ``meta.tag``
+  ``https://consent-gap.dev/fhir/provenance|<value>`` and its conditional create searches
+  ``_tag``. It targets its resource through the transaction's ``urn:uuid`` fullUrl (a uuid5 of
+  the identifier), which the server resolves to the new or the matched resource.
+- The app itself is a ``Device`` with a fixed identifier, created conditionally: either once
+  per run by the caller (pass its reference as ``WriteContext.device``) or, without one, inside
+  every transaction (a conditional create that matches after the first time).
+- Every resource written is tagged ``consent-gap`` so that CONTRACT 1.4 never counts our own
+  notes or reminders as documentation or client notice (and our drafts are ``preliminary``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from consent_gap import RULESET, __version__
+from consent_gap.domain import ClientNotice, Decision, Documentation, Finding
+
+CS = "https://consent-gap.dev/fhir"
+FINDING_SYSTEM = f"{CS}/finding"
+PROVENANCE_TAG_SYSTEM = f"{CS}/provenance"
+DEVICE_SYSTEM = f"{CS}/device"
+DEVICE_VALUE = "consent-gap"
+TAG = {"system": f"{CS}/tag", "code": "consent-gap", "display": "written by consent-gap"}
+SECURITY = (
+    {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R",
+     "display": "restricted"},
+    {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY",
+     "display": "psychiatry disorder information sensitivity"},
+)
+COMMUNICATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/communication-category"
+DOCUMENT_TYPE_SYSTEM = f"{CS}/CodeSystem/document-type"
+LOINC = "http://loinc.org"
+#: Where a clinician must write; the draft's placeholders all start with it.
+TO_COMPLETE = "[TO COMPLETE]"
+_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, CS)
+
+
+class Kind(StrEnum):
+    """The kinds of resource written per finding (part of every identifier)."""
+
+    ALERT = "alert"
+    FINDING_NOTE = "finding-note"
+    DOCUMENTATION_DRAFT = "documentation-draft"
+    NOTICE_REMINDER = "notice-reminder"
+
+
+class WritebackError(ValueError):
+    """A resource we built does not validate as FHIR R4; a bug, never sent."""
+
+
+@dataclass(frozen=True)
+class WriteContext:
+    """What the write-back needs beyond the Finding: configuration and the moment of writing."""
+
+    privacy_officer: str | None = None  # Practitioner/... or PractitionerRole/...
+    organization: str | None = None  # Organization/...
+    device: str | None = None  # Device/<id> when the caller has ensured it; else created inline
+    ruleset: str = RULESET
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def timestamp(self) -> str:
+        return self.now.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Write:
+    """One resource to create, with the Provenance written alongside it."""
+
+    kind: Kind
+    value: str  # identifier value (also the Provenance tag code)
+    resource: dict[str, Any]
+    provenance: dict[str, Any]
+
+    @property
+    def resource_type(self) -> str:
+        return self.resource["resourceType"]
+
+    @property
+    def full_url(self) -> str:
+        return urn(f"{FINDING_SYSTEM}|{self.value}")
+
+    def entries(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "fullUrl": self.full_url,
+                "resource": self.resource,
+                "request": {
+                    "method": "POST",
+                    "url": self.resource_type,
+                    "ifNoneExist": f"identifier={FINDING_SYSTEM}|{self.value}",
+                },
+            },
+            {
+                "fullUrl": urn(f"{PROVENANCE_TAG_SYSTEM}|{self.value}"),
+                "resource": self.provenance,
+                "request": {
+                    "method": "POST",
+                    "url": "Provenance",
+                    "ifNoneExist": f"_tag={PROVENANCE_TAG_SYSTEM}|{self.value}",
+                },
+            },
+        ]
+
+
+@dataclass(frozen=True)
+class FindingWrites:
+    """Everything one finding needs written (possibly nothing)."""
+
+    finding: Finding
+    writes: tuple[Write, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.writes)
+
+    def describe(self) -> list[dict[str, str]]:
+        """What would be written, for --dry-run and logs (ids and codes, no text)."""
+        return [
+            {
+                "disclosure": self.finding.disclosure,
+                "kind": str(write.kind),
+                "resourceType": write.resource_type,
+                "identifier": f"{FINDING_SYSTEM}|{write.value}",
+            }
+            for write in self.writes
+        ]
+
+
+# ---------------------------------------------------------------- deciding what to write
+
+def kinds_for(finding: Finding) -> list[Kind]:
+    """CONTRACT.md section 5's table: which resources this finding calls for."""
+    kinds: list[Kind] = []
+    if finding.decision in (Decision.UNAUTHORIZED, Decision.REVIEW):
+        kinds += [Kind.ALERT, Kind.FINDING_NOTE]
+    if finding.documentation == Documentation.MISSING:
+        kinds.append(Kind.DOCUMENTATION_DRAFT)
+    if finding.client_notice == ClientNotice.MISSING:
+        kinds.append(Kind.NOTICE_REMINDER)
+    return kinds
+
+
+def identifier_value(finding: Finding, kind: Kind, ruleset: str = RULESET) -> str:
+    """Deterministic: the same disclosure, kind, decision and ruleset give the same value."""
+    key = "\n".join((finding.disclosure, str(kind), str(finding.decision), ruleset))
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def urn(key: str) -> str:
+    return f"urn:uuid:{uuid.uuid5(_NAMESPACE, key)}"
+
+
+def plan(finding: Finding, context: WriteContext) -> FindingWrites:
+    """The validated resources (and their Provenance) for one finding."""
+    device = context.device or urn(f"{DEVICE_SYSTEM}|{DEVICE_VALUE}")
+    writes = []
+    for kind in kinds_for(finding):
+        value = identifier_value(finding, kind, context.ruleset)
+        resource = _BUILDERS[kind](finding, context, device)
+        resource = {
+            "resourceType": resource.pop("resourceType"),
+            "meta": {"tag": [dict(TAG)], "security": [dict(code) for code in SECURITY]},
+            "identifier": [{"system": FINDING_SYSTEM, "value": value}],
+            **resource,
+        }
+        provenance = _provenance(finding, context, device, value, urn(f"{FINDING_SYSTEM}|{value}"))
+        validate(resource)
+        validate(provenance)
+        writes.append(Write(kind, value, resource, provenance))
+    return FindingWrites(finding, tuple(writes))
+
+
+def device_resource() -> dict[str, Any]:
+    """The app as a Device; created once, conditionally on its identifier."""
+    device = {
+        "resourceType": "Device",
+        "meta": {"tag": [dict(TAG)]},
+        "identifier": [{"system": DEVICE_SYSTEM, "value": DEVICE_VALUE}],
+        "status": "active",
+        "deviceName": [{"name": "consent-gap", "type": "manufacturer-name"}],
+        "type": {"text": "software application (consent-gap disclosure checker)"},
+        "version": [{"value": __version__}],
+    }
+    validate(device)
+    return device
+
+
+def device_entry() -> dict[str, Any]:
+    return {
+        "fullUrl": urn(f"{DEVICE_SYSTEM}|{DEVICE_VALUE}"),
+        "resource": device_resource(),
+        "request": {
+            "method": "POST",
+            "url": "Device",
+            "ifNoneExist": f"identifier={DEVICE_SYSTEM}|{DEVICE_VALUE}",
+        },
+    }
+
+
+def device_search() -> tuple[str, dict[str, str]]:
+    """The search that finds the app's Device (for a caller that ensures it once)."""
+    return "Device", {"identifier": f"{DEVICE_SYSTEM}|{DEVICE_VALUE}"}
+
+
+def transaction(groups: Iterable[FindingWrites], context: WriteContext) -> dict[str, Any] | None:
+    """One transaction Bundle for the given findings' writes, or None when nothing is to be
+    written. One group per call gives CONTRACT 5's one transaction per finding; several groups
+    trade isolation for fewer round trips (the caller retries them singly on a rejection)."""
+    entries: list[dict[str, Any]] = []
+    for group in groups:
+        for write in group.writes:
+            entries += write.entries()
+    if not entries:
+        return None
+    if context.device is None:
+        entries.insert(0, device_entry())
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a transaction response says was done: created (201) vs already there (200)."""
+
+    created: dict[str, int]
+    matched: dict[str, int]
+
+    @property
+    def created_total(self) -> int:
+        return sum(self.created.values())
+
+
+def read_response(response: dict[str, Any]) -> Outcome:
+    """Count, per resource type, the entries the server created and those it matched."""
+    created: dict[str, int] = {}
+    matched: dict[str, int] = {}
+    for entry in response.get("entry") or []:
+        answer = entry.get("response") or {}
+        status = str(answer.get("status", "")).strip()
+        kind = str(answer.get("location", "")).split("/", 1)[0] or "unknown"
+        bucket = created if status.startswith("201") else matched
+        bucket[kind] = bucket.get(kind, 0) + 1
+    return Outcome(created, matched)
+
+
+# ---------------------------------------------------------------- validation
+
+def _models() -> dict[str, Any]:
+    from fhir.resources.R4B.communication import Communication
+    from fhir.resources.R4B.device import Device
+    from fhir.resources.R4B.documentreference import DocumentReference
+    from fhir.resources.R4B.provenance import Provenance
+
+    return {
+        "Communication": Communication,
+        "Device": Device,
+        "DocumentReference": DocumentReference,
+        "Provenance": Provenance,
+    }
+
+
+_MODELS: dict[str, Any] = {}
+
+
+def validate(resource: dict[str, Any]) -> None:
+    """Parse with fhir.resources' R4B models (R4-compatible for these types); raise on error."""
+    if not _MODELS:
+        _MODELS.update(_models())
+    model = _MODELS.get(resource.get("resourceType", ""))
+    if model is None:
+        raise WritebackError(f"no model for {resource.get('resourceType')!r}")
+    try:
+        model.model_validate(resource)
+    except Exception as error:  # pydantic's ValidationError and fhir-core's own errors
+        raise WritebackError(f"{resource['resourceType']} does not validate: {error}") from None
+
+
+# ---------------------------------------------------------------- the resources
+
+def _ref(reference: str) -> dict[str, str]:
+    return {"reference": reference}
+
+
+def _subject(finding: Finding) -> dict[str, Any]:
+    return {"subject": _ref(finding.patient)} if finding.patient else {}
+
+
+def _unique(references: Iterable[str | None]) -> list[dict[str, str]]:
+    seen: list[str] = []
+    for reference in references:
+        if reference and reference not in seen:
+            seen.append(reference)
+    return [_ref(reference) for reference in seen]
+
+
+def _alert(finding: Finding, context: WriteContext, device: str) -> dict[str, Any]:
+    urgent = finding.decision == Decision.UNAUTHORIZED
+    recipients = _unique([context.privacy_officer, *finding.notify])
+    message = (
+        f"{'Unauthorized' if urgent else 'Unclear'} disclosure {finding.disclosure} "
+        f"on {finding.occurred}: {finding.explanation} "
+        f"Reasons: {', '.join(finding.reasons) or 'none'}."
+    )
+    return {
+        "resourceType": "Communication",
+        "status": "completed",
+        "category": [{"coding": [{"system": COMMUNICATION_CATEGORY, "code": "alert"}]}],
+        "priority": "urgent" if urgent else "routine",
+        **_subject(finding),
+        "about": [_ref(finding.disclosure)],
+        "sent": context.timestamp,
+        **({"recipient": recipients} if recipients else {}),
+        "sender": _ref(device),
+        "payload": [{"contentString": message}],
+    }
+
+
+def _reminder(finding: Finding, context: WriteContext, device: str) -> dict[str, Any]:
+    # The people to notify; with none recorded, the privacy officer, so that someone is told.
+    recipients = _unique(finding.notify) or _unique([context.privacy_officer])
+    message = (
+        f"The client has not been told of disclosure {finding.disclosure} on {finding.occurred} "
+        f"({', '.join(finding.purposes) or 'no purpose recorded'}). Inform the client if it is "
+        "safe and possible, as a Communication to the patient about this disclosure; if it is "
+        "not, record that as a Communication with status not-done and a statusReason."
+    )
+    return {
+        "resourceType": "Communication",
+        "status": "completed",
+        "category": [{"coding": [{"system": COMMUNICATION_CATEGORY, "code": "reminder"}]}],
+        "priority": "routine",
+        **_subject(finding),
+        "about": [_ref(finding.disclosure)],
+        "sent": context.timestamp,
+        **({"recipient": recipients} if recipients else {}),
+        "sender": _ref(device),
+        "payload": [{"contentString": message}],
+    }
+
+
+def _document(
+    finding: Finding,
+    context: WriteContext,
+    device: str,
+    *,
+    doc_status: str,
+    type_coding: dict[str, str],
+    title: str,
+    text: str,
+    related: list[str],
+) -> dict[str, Any]:
+    data = base64.b64encode(text.encode("utf-8")).decode("ascii")
+    return {
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "docStatus": doc_status,
+        "type": {"coding": [type_coding], "text": title},
+        **_subject(finding),
+        "date": context.timestamp,
+        "author": [_ref(device)],
+        **({"custodian": _ref(context.organization)} if context.organization else {}),
+        "description": title,
+        "content": [
+            {
+                "attachment": {
+                    "contentType": "text/markdown; charset=utf-8",
+                    "language": "en",
+                    "data": data,
+                    "title": title,
+                    "creation": context.timestamp,
+                }
+            }
+        ],
+        "context": {"related": _unique(related)},
+    }
+
+
+def _finding_note(finding: Finding, context: WriteContext, device: str) -> dict[str, Any]:
+    return _document(
+        finding,
+        context,
+        device,
+        doc_status="final",
+        type_coding={"system": DOCUMENT_TYPE_SYSTEM, "code": "finding-note",
+                     "display": "consent-gap finding note"},
+        title=f"Disclosure finding: {finding.decision}",
+        text=finding_note_text(finding, context.ruleset),
+        related=[finding.disclosure, *(ref for ref, _ in finding.consents_checked)],
+    )
+
+
+def _draft(finding: Finding, context: WriteContext, device: str) -> dict[str, Any]:
+    return _document(
+        finding,
+        context,
+        device,
+        doc_status="preliminary",
+        type_coding={"system": LOINC, "code": "11506-3", "display": "Progress note"},
+        title="Draft: documentation of a disclosure without the client's authorization",
+        text=draft_text(finding),
+        related=[finding.disclosure],
+    )
+
+
+def _provenance(
+    finding: Finding, context: WriteContext, device: str, value: str, target: str
+) -> dict[str, Any]:
+    agent: dict[str, Any] = {
+        "type": {"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+            "code": "author",
+        }]},
+        "who": _ref(device),
+    }
+    if context.organization:
+        agent["onBehalfOf"] = _ref(context.organization)
+    return {
+        "resourceType": "Provenance",
+        "meta": {
+            "tag": [dict(TAG), {"system": PROVENANCE_TAG_SYSTEM, "code": value}],
+            "security": [dict(code) for code in SECURITY],
+        },
+        "target": [_ref(target)],
+        "recorded": context.timestamp,
+        "policy": [f"{CS}/ruleset/{context.ruleset}"],
+        "activity": {"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+            "code": "CREATE",
+        }]},
+        "agent": [agent],
+        "entity": [{"role": "source", "what": _ref(finding.disclosure)}],
+    }
+
+
+_BUILDERS = {
+    Kind.ALERT: _alert,
+    Kind.FINDING_NOTE: _finding_note,
+    Kind.DOCUMENTATION_DRAFT: _draft,
+    Kind.NOTICE_REMINDER: _reminder,
+}
+
+
+# ---------------------------------------------------------------- the texts
+
+#: One plain sentence per reason code (CONTRACT.md section 3), for the finding note.
+REASON_TEXT = {
+    "no-authorization": "no authorization (Consent) is on file for this client",
+    "not-an-authorization": "the Consent is not a HIPAA authorization (e.g. a notice or a "
+    "restriction)",
+    "authorization-not-active": "the authorization was not active",
+    "authorization-revoked": "the authorization had been revoked",
+    "authorization-unsigned": "the authorization is not signed",
+    "authorization-not-yet-valid": "the authorization was signed or started after the disclosure",
+    "authorization-expired": "the authorization had expired",
+    "authorizer-not-permitted": "the person who signed may not authorize for this client",
+    "minor-self-authorization": "the client signed alone while a minor",
+    "recipient-not-covered": "the authorization does not name this recipient",
+    "purpose-not-covered": "the authorization does not cover this purpose",
+    "data-not-covered": "the authorization does not cover the data disclosed",
+    "psychotherapy-notes-need-specific-authorization": "psychotherapy notes need an "
+    "authorization that names them",
+    "part2-consent-required": "42 CFR Part 2 records need a Part 2 consent",
+    "denied-by-provision": "the authorization explicitly denies this disclosure",
+    "authorization-incomplete": "the authorization lacks a required element (recipient, purpose "
+    "or expiry) or is ambiguous",
+    "restricted-by-patient": "the client asked for a restriction that covers this disclosure "
+    "(HIPAA 164.522)",
+    "data-unresolved": "the data disclosed cannot be identified from the record",
+    "subpoena-without-court-order": "a subpoena alone, without a court order or satisfactory "
+    "assurance, does not permit the disclosure",
+    "legal-review-needed": "a legal request that needs review by counsel",
+    "family-involvement-review": "a disclosure to family or a personal representative that "
+    "needs review",
+    "recipient-not-a-provider": "treatment purpose, but the recipient is not a provider",
+    "purpose-unmapped": "the purpose of the disclosure is not one the rules recognise",
+    "purpose-missing": "no purpose was recorded for the disclosure",
+}
+
+
+def _reason(code: str | None) -> str:
+    if not code:
+        return "it covers the disclosure"
+    return f"{REASON_TEXT.get(code, code)} (`{code}`)"
+
+
+def _bullets(items: Sequence[str], empty: str) -> list[str]:
+    return [f"- {item}" for item in items] or [f"- {empty}"]
+
+
+def next_steps(finding: Finding) -> list[str]:
+    steps: list[str] = []
+    if finding.decision == Decision.UNAUTHORIZED:
+        steps += [
+            "Privacy officer: carry out and record a breach risk assessment. An impermissible "
+            "disclosure is presumed a breach unless a four-factor assessment shows a low "
+            "probability that the information was compromised (45 CFR 164.402).",
+            "If it is a breach, notify the client without unreasonable delay and within 60 days "
+            "of discovery (45 CFR 164.404); contact the recipient to retrieve or limit the data.",
+        ]
+    else:
+        steps.append(
+            "Review the disclosure: find or obtain the authorization or the legal basis that "
+            "covers it, or treat it as unauthorized and assess the breach risk "
+            "(45 CFR 164.402)."
+        )
+    if "data-unresolved" in finding.reasons:
+        steps.append("Record in the disclosure log which records were disclosed.")
+    if finding.accountable:
+        steps.append(
+            "Keep the disclosure in the client's accounting of disclosures (45 CFR 164.528)."
+        )
+    steps.append(
+        "This note was written by consent-gap; do not edit it. Record decisions and corrections "
+        "in a new note."
+    )
+    return steps
+
+
+def finding_note_text(finding: Finding, ruleset: str = RULESET) -> str:
+    """The finding note: what was disclosed, to whom, why it is not covered, each Consent
+    checked and why it failed, and what to do next. References only; no names."""
+    consents = [
+        f"{reference}: {_reason(reason)}" for reference, reason in finding.consents_checked
+    ]
+    lines = [
+        f"# Disclosure finding: {finding.decision}",
+        "",
+        f"- Disclosure: {finding.disclosure}, on {finding.occurred}",
+        f"- Client: {finding.patient or 'not recorded'}",
+        f"- Recipient: {finding.recipient or 'not recorded'}",
+        f"- Purposes: {', '.join(finding.purposes) or 'none recorded'}",
+        f"- Decision: {finding.decision} (basis: {finding.basis or 'none'}; "
+        f"accountable: {'yes' if finding.accountable else 'no'}; rules {ruleset})",
+        "",
+        "## What was disclosed",
+        *_bullets(list(finding.disclosed), "not recorded in the disclosure log"),
+        *(["", "Legal instruments on file:", *_bullets(list(finding.instruments), "")]
+          if finding.instruments else []),
+        "",
+        "## Why it is not covered",
+        finding.explanation,
+        "",
+        *_bullets([_reason(code) for code in finding.reasons], "no reason recorded"),
+        "",
+        "## Authorizations checked",
+        *_bullets(consents, "none: no Consent on file for this client"),
+        "",
+        "## Next steps",
+        *_bullets(next_steps(finding), ""),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def draft_text(finding: Finding) -> str:
+    """The five documentation elements of the seed article, pre-filled from the record; every
+    part a clinician must write is marked with TO_COMPLETE."""
+    notice = {
+        ClientNotice.SENT: "the record shows the client was informed",
+        ClientNotice.WITHHELD: "the record shows informing the client was withheld",
+        ClientNotice.MISSING: "the record shows no notice to the client",
+        ClientNotice.NOT_REQUIRED: "no notice to the client is required",
+    }[finding.client_notice]
+    lines = [
+        "# Documentation of a disclosure of confidential information (draft)",
+        "",
+        f"Disclosure {finding.disclosure} on {finding.occurred}. This draft was prepared by "
+        f"consent-gap from the record; complete every part marked {TO_COMPLETE}, then finalise "
+        "and sign it as your own note.",
+        "",
+        "## 1. Nature of the threat or situation",
+        f"- Purpose recorded: {', '.join(finding.purposes) or 'none'}; legal basis: "
+        f"{finding.basis or 'none determined'}.",
+        f"- {TO_COMPLETE} Describe the threat or situation, its seriousness and imminence.",
+        "",
+        "## 2. Who was informed and why",
+        f"- Recipient: {finding.recipient or 'not recorded'}; purpose "
+        f"{', '.join(finding.purposes) or 'not recorded'}; decision {finding.decision}.",
+        f"- {TO_COMPLETE} Confirm who was informed, how, and why this recipient.",
+        "",
+        "## 3. How the client responded",
+        f"- Client notice: {notice}.",
+        f"- {TO_COMPLETE} Record whether and how the client was told, and the client's response.",
+        "",
+        "## 4. Supporting evidence or consultations",
+        *_bullets([f"Legal instrument: {ref}" for ref in finding.instruments]
+                  + [f"Authorization checked: {ref}" for ref, _ in finding.consents_checked],
+                  "No instrument or authorization on file."),
+        f"- {TO_COMPLETE} Record the risk assessment and any consultation with a supervisor or "
+        "counsel.",
+        "",
+        "## 5. Steps taken to minimise harm",
+        *_bullets([f"Disclosed: {ref}" for ref in finding.disclosed],
+                  "The records disclosed are not listed in the disclosure log."),
+        f"- {TO_COMPLETE} Record how the disclosure was limited to what was necessary and "
+        "the other steps taken (safety plan, evaluation, follow-up).",
+    ]
+    return "\n".join(lines) + "\n"

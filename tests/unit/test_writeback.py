@@ -1,0 +1,301 @@
+"""Write-back: the resources CONTRACT.md section 5 asks for, deterministic and R4-valid."""
+
+import base64
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+from consent_gap.domain import ClientNotice, Decision, Documentation, Finding
+from consent_gap.writeback import (
+    FINDING_SYSTEM,
+    PROVENANCE_TAG_SYSTEM,
+    TAG,
+    TO_COMPLETE,
+    Kind,
+    WritebackError,
+    WriteContext,
+    identifier_value,
+    kinds_for,
+    plan,
+    read_response,
+    transaction,
+    validate,
+)
+
+NOW = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
+CONTEXT = WriteContext(
+    privacy_officer="Practitioner/po-1", organization="Organization/org-1", now=NOW
+)
+
+
+def finding(**changes) -> Finding:
+    base = Finding(
+        disclosure="AuditEvent/ae-1",
+        patient="Patient/p-1",
+        occurred="2025-04-02T10:00:00Z",
+        recipient="Organization/police-1",
+        purposes=("HLEGAL",),
+        decision=Decision.UNAUTHORIZED,
+        basis=None,
+        reasons=("subpoena-without-court-order", "authorization-expired"),
+        accountable=True,
+        documentation=Documentation.NOT_REQUIRED,
+        client_notice=ClientNotice.NOT_REQUIRED,
+        explanation="A subpoena alone does not permit this disclosure.",
+        consents_checked=(("Consent/c-1", "authorization-expired"),),
+        notify=("Practitioner/pr-1",),
+        disclosed=("DocumentReference/note-1",),
+        instruments=("DocumentReference/subpoena-1",),
+    )
+    return replace(base, **changes)
+
+
+def text_of(document: dict) -> str:
+    return base64.b64decode(document["content"][0]["attachment"]["data"]).decode()
+
+
+def by_kind(writes) -> dict:
+    return {write.kind: write for write in writes.writes}
+
+
+@pytest.mark.parametrize(
+    ("changes", "kinds"),
+    [
+        ({}, [Kind.ALERT, Kind.FINDING_NOTE]),
+        ({"decision": Decision.REVIEW}, [Kind.ALERT, Kind.FINDING_NOTE]),
+        ({"decision": Decision.AUTHORIZED, "reasons": ()}, []),
+        ({"decision": Decision.PERMITTED, "reasons": ()}, []),
+        ({"decision": Decision.REQUIRED, "reasons": (), "documentation": Documentation.PRESENT,
+          "client_notice": ClientNotice.SENT}, []),
+        ({"decision": Decision.REQUIRED, "reasons": (), "documentation": Documentation.MISSING,
+          "client_notice": ClientNotice.WITHHELD}, [Kind.DOCUMENTATION_DRAFT]),
+        ({"decision": Decision.PERMITTED, "reasons": (), "documentation": Documentation.PRESENT,
+          "client_notice": ClientNotice.MISSING}, [Kind.NOTICE_REMINDER]),
+        ({"decision": Decision.REQUIRED, "reasons": (), "documentation": Documentation.MISSING,
+          "client_notice": ClientNotice.MISSING},
+         [Kind.DOCUMENTATION_DRAFT, Kind.NOTICE_REMINDER]),
+    ],
+)
+def test_kinds_follow_the_contract_table(changes, kinds):
+    item = finding(**changes)
+    assert kinds_for(item) == kinds
+    assert [write.kind for write in plan(item, CONTEXT).writes] == kinds
+
+
+def test_nothing_to_write_gives_no_transaction():
+    item = finding(decision=Decision.AUTHORIZED, reasons=(), basis="Consent/c-1")
+    writes = plan(item, CONTEXT)
+    assert not writes
+    assert transaction([writes], CONTEXT) is None
+
+
+def test_identifiers_are_deterministic_and_distinct():
+    item = finding()
+    first = [write.value for write in plan(item, CONTEXT).writes]
+    later = WriteContext(privacy_officer="Practitioner/po-2", now=datetime(2030, 1, 1, tzinfo=UTC))
+    assert [write.value for write in plan(item, later).writes] == first
+    assert len(set(first)) == len(first)
+    assert identifier_value(item, Kind.ALERT) != identifier_value(
+        replace(item, decision=Decision.REVIEW), Kind.ALERT
+    )
+    assert identifier_value(item, Kind.ALERT) != identifier_value(
+        replace(item, disclosure="AuditEvent/ae-2"), Kind.ALERT
+    )
+    assert identifier_value(item, Kind.ALERT, "2026.2") != identifier_value(
+        item, Kind.ALERT, "2027.1"
+    )
+    # timestamps differ between runs; identifiers and fullUrls must not:
+    urls = [e["fullUrl"] for e in transaction([plan(item, CONTEXT)], CONTEXT)["entry"]]
+    again = [e["fullUrl"] for e in transaction([plan(item, later)], later)["entry"]]
+    assert urls == again
+
+
+def test_every_resource_is_labelled_tagged_identified_and_about_the_patient():
+    item = finding(documentation=Documentation.MISSING, client_notice=ClientNotice.MISSING)
+    writes = plan(item, CONTEXT)
+    assert len(writes.writes) == 4
+    for write in writes.writes:
+        resource = write.resource
+        assert TAG["code"] in [t["code"] for t in resource["meta"]["tag"]]
+        labels = resource["meta"]["security"]
+        security = {(s["system"].rsplit("/", 1)[1], s["code"]) for s in labels}
+        assert security == {("v3-Confidentiality", "R"), ("v3-ActCode", "PSY")}
+        assert resource["identifier"] == [{"system": FINDING_SYSTEM, "value": write.value}]
+        assert resource["subject"] == {"reference": "Patient/p-1"}
+        validate(resource)
+        validate(write.provenance)
+
+
+def test_provenance_per_resource_targets_it_and_is_conditional():
+    writes = plan(finding(documentation=Documentation.MISSING), CONTEXT)
+    bundle = transaction([writes], CONTEXT)
+    entries = bundle["entry"]
+    assert bundle["type"] == "transaction"
+    device = entries[0]
+    assert device["resource"]["resourceType"] == "Device"
+    assert device["request"]["ifNoneExist"].startswith("identifier=")
+    resources = [e for e in entries[1:] if e["resource"]["resourceType"] != "Provenance"]
+    provenances = [e for e in entries[1:] if e["resource"]["resourceType"] == "Provenance"]
+    assert len(resources) == len(provenances) == 3
+    for resource, provenance in zip(resources, provenances, strict=True):
+        value = resource["resource"]["identifier"][0]["value"]
+        assert resource["request"] == {
+            "method": "POST",
+            "url": resource["resource"]["resourceType"],
+            "ifNoneExist": f"identifier={FINDING_SYSTEM}|{value}",
+        }
+        assert resource["fullUrl"].startswith("urn:uuid:")
+        assert provenance["resource"]["target"] == [{"reference": resource["fullUrl"]}]
+        assert provenance["request"]["ifNoneExist"] == f"_tag={PROVENANCE_TAG_SYSTEM}|{value}"
+        assert {"system": PROVENANCE_TAG_SYSTEM, "code": value} in provenance["resource"]["meta"][
+            "tag"
+        ]
+        agent = provenance["resource"]["agent"][0]
+        assert agent["who"] == {"reference": device["fullUrl"]}
+        assert agent["onBehalfOf"] == {"reference": "Organization/org-1"}
+    full_urls = [e["fullUrl"] for e in entries]
+    assert len(set(full_urls)) == len(full_urls)
+
+
+def test_known_device_is_referenced_not_created():
+    context = replace(CONTEXT, device="Device/app-1")
+    bundle = transaction([plan(finding(), context)], context)
+    types = [e["resource"]["resourceType"] for e in bundle["entry"]]
+    assert "Device" not in types
+    alert = bundle["entry"][0]["resource"]
+    assert alert["sender"] == {"reference": "Device/app-1"}
+
+
+def test_alert_priority_recipients_and_about():
+    alerts = {
+        decision: by_kind(plan(finding(decision=decision), CONTEXT))[Kind.ALERT].resource
+        for decision in (Decision.UNAUTHORIZED, Decision.REVIEW)
+    }
+    assert alerts[Decision.UNAUTHORIZED]["priority"] == "urgent"
+    assert alerts[Decision.REVIEW]["priority"] == "routine"
+    alert = alerts[Decision.UNAUTHORIZED]
+    assert alert["status"] == "completed"
+    assert alert["category"][0]["coding"][0]["code"] == "alert"
+    assert alert["about"] == [{"reference": "AuditEvent/ae-1"}]
+    assert alert["recipient"] == [
+        {"reference": "Practitioner/po-1"},
+        {"reference": "Practitioner/pr-1"},
+    ]
+
+
+def test_finding_note_explains_each_consent_and_next_steps():
+    note = by_kind(plan(finding(), CONTEXT))[Kind.FINDING_NOTE].resource
+    assert note["status"] == "current"
+    assert note["docStatus"] == "final"
+    assert note["type"]["coding"][0] == {
+        "system": "https://consent-gap.dev/fhir/CodeSystem/document-type",
+        "code": "finding-note",
+        "display": "consent-gap finding note",
+    }
+    assert note["context"]["related"] == [
+        {"reference": "AuditEvent/ae-1"},
+        {"reference": "Consent/c-1"},
+    ]
+    assert note["custodian"] == {"reference": "Organization/org-1"}
+    text = text_of(note)
+    assert "Consent/c-1: the authorization had expired (`authorization-expired`)" in text
+    assert "DocumentReference/note-1" in text
+    assert "Organization/police-1" in text
+    assert "breach risk assessment" in text
+    assert "164.402" in text
+    assert "A subpoena alone does not permit this disclosure." in text
+
+
+def test_finding_note_without_consents_says_so():
+    note = by_kind(plan(finding(consents_checked=(), disclosed=()), CONTEXT))[Kind.FINDING_NOTE]
+    text = text_of(note.resource)
+    assert "none: no Consent on file" in text
+    assert "not recorded in the disclosure log" in text
+
+
+def test_draft_holds_the_five_elements_and_marks_what_to_complete():
+    item = finding(
+        decision=Decision.REQUIRED,
+        basis="duty-to-warn-or-protect",
+        reasons=(),
+        purposes=("THREAT",),
+        documentation=Documentation.MISSING,
+        client_notice=ClientNotice.SENT,
+    )
+    draft = by_kind(plan(item, CONTEXT))[Kind.DOCUMENTATION_DRAFT].resource
+    assert draft["docStatus"] == "preliminary"
+    assert draft["status"] == "current"
+    assert draft["type"]["coding"][0]["system"] == "http://loinc.org"
+    assert draft["type"]["coding"][0]["code"] == "11506-3"
+    assert draft["context"]["related"] == [{"reference": "AuditEvent/ae-1"}]
+    text = text_of(draft)
+    for heading in (
+        "Nature of the threat or situation",
+        "Who was informed and why",
+        "How the client responded",
+        "Supporting evidence or consultations",
+        "Steps taken to minimise harm",
+    ):
+        assert heading in text
+    assert text.count(TO_COMPLETE) >= 5
+    assert "THREAT" in text and "duty-to-warn-or-protect" in text
+    assert "Organization/police-1" in text
+    assert "client was informed" in text
+    assert "DocumentReference/subpoena-1" in text
+
+
+def test_reminder_goes_to_the_people_to_notify_or_the_privacy_officer():
+    item = finding(decision=Decision.PERMITTED, reasons=(), client_notice=ClientNotice.MISSING)
+    reminder = by_kind(plan(item, CONTEXT))[Kind.NOTICE_REMINDER].resource
+    assert reminder["category"][0]["coding"][0]["code"] == "reminder"
+    assert reminder["status"] == "completed"
+    assert reminder["about"] == [{"reference": "AuditEvent/ae-1"}]
+    assert reminder["recipient"] == [{"reference": "Practitioner/pr-1"}]
+    nobody = by_kind(plan(replace(item, notify=()), CONTEXT))[Kind.NOTICE_REMINDER].resource
+    assert nobody["recipient"] == [{"reference": "Practitioner/po-1"}]
+
+
+def test_no_patient_means_no_subject_and_still_valid():
+    writes = plan(finding(patient=None), WriteContext(now=NOW))
+    for write in writes.writes:
+        assert "subject" not in write.resource
+        assert "custodian" not in write.resource
+
+
+def test_invalid_resource_is_refused():
+    with pytest.raises(WritebackError, match="Communication does not validate"):
+        validate({"resourceType": "Communication", "status": "completed", "bogus": 1})
+    with pytest.raises(WritebackError, match="no model"):
+        validate({"resourceType": "Patient"})
+
+
+def test_several_findings_share_one_device_entry():
+    groups = [plan(finding(disclosure=f"AuditEvent/ae-{n}"), CONTEXT) for n in range(3)]
+    bundle = transaction(groups, CONTEXT)
+    types = [e["resource"]["resourceType"] for e in bundle["entry"]]
+    assert types.count("Device") == 1
+    assert len(types) == 1 + 3 * 4
+
+
+def test_read_response_counts_created_and_matched():
+    response = {
+        "resourceType": "Bundle",
+        "type": "transaction-response",
+        "entry": [
+            {"response": {"status": "200 OK", "location": "Device/7/_history/1"}},
+            {"response": {"status": "201 Created", "location": "Communication/8/_history/1"}},
+            {"response": {"status": "201 Created", "location": "Provenance/9/_history/1"}},
+            {"response": {"status": "200 OK", "location": "DocumentReference/5/_history/1"}},
+        ],
+    }
+    outcome = read_response(response)
+    assert outcome.created == {"Communication": 1, "Provenance": 1}
+    assert outcome.matched == {"Device": 1, "DocumentReference": 1}
+    assert outcome.created_total == 2
+
+
+def test_describe_lists_identifiers_without_text():
+    rows = plan(finding(), CONTEXT).describe()
+    assert [row["kind"] for row in rows] == ["alert", "finding-note"]
+    assert all(row["identifier"].startswith(FINDING_SYSTEM + "|") for row in rows)
+    assert "subpoena" not in str(rows)
