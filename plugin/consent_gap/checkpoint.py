@@ -1,0 +1,314 @@
+"""The scan's memory between runs: when the last good run started, which patients a run has
+finished (so a killed scan resumes where it stopped), and each run's outcome for the operator.
+
+SQLAlchemy Core on any URL (SQLite file by default; PostgreSQL works the same). Two tables:
+``scan_runs`` (one row per run, counters updated after every batch) and ``scan_progress``
+(one row per patient finished in a run). Nothing clinical is stored: ids, counts and error
+messages that name resources, never names or notes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine, make_url
+
+RUNNING, OK, ERRORS, FAILED = "running", "ok", "errors", "failed"
+MAX_ERRORS_KEPT = 50
+
+metadata = MetaData()
+
+runs = Table(
+    "scan_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fhir_base", String(500), nullable=False, index=True),
+    Column("selection", String(64), nullable=False),
+    Column("mode", String(20), nullable=False),
+    Column("since", String(40)),
+    Column("jurisdiction", String(10)),
+    Column("dry_run", Boolean, nullable=False, default=False),
+    Column("status", String(20), nullable=False),
+    Column("started", String(40), nullable=False),
+    Column("finished", String(40)),
+    Column("patients_total", Integer, nullable=False, default=0),
+    Column("patients_done", Integer, nullable=False, default=0),
+    Column("disclosures", Integer, nullable=False, default=0),
+    Column("decisions", Text, nullable=False, default="{}"),
+    Column("written", Text, nullable=False, default="{}"),
+    Column("error_count", Integer, nullable=False, default=0),
+    Column("errors", Text, nullable=False, default="[]"),
+    Column("host", String(200)),
+    Column("pid", Integer),
+)
+
+progress = Table(
+    "scan_progress",
+    metadata,
+    Column("run_id", Integer, primary_key=True),
+    Column("patient", String(200), primary_key=True),
+)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass
+class RunRecord:
+    """One run as stored; counters are cumulative across resumptions of the same run."""
+
+    id: int
+    fhir_base: str
+    selection: str
+    mode: str
+    since: str | None
+    jurisdiction: str | None
+    dry_run: bool
+    status: str
+    started: str
+    finished: str | None
+    patients_total: int = 0
+    patients_done: int = 0
+    disclosures: int = 0
+    decisions: dict[str, int] = field(default_factory=dict)
+    written: dict[str, int] = field(default_factory=dict)
+    error_count: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run": self.id,
+            "fhir_base": self.fhir_base,
+            "mode": self.mode,
+            "since": self.since,
+            "jurisdiction": self.jurisdiction,
+            "dry_run": self.dry_run,
+            "status": self.status,
+            "started": self.started,
+            "finished": self.finished,
+            "patients": {"total": self.patients_total, "done": self.patients_done},
+            "disclosures": self.disclosures,
+            "decisions": self.decisions,
+            "written": self.written,
+            "errors": {"count": self.error_count, "messages": self.errors},
+        }
+
+
+def _record(row: Any) -> RunRecord:
+    data = dict(row._mapping)
+    data.pop("host", None)
+    data.pop("pid", None)
+    for key in ("decisions", "written", "errors"):
+        data[key] = json.loads(data[key] or ("[]" if key == "errors" else "{}"))
+    return RunRecord(**data)
+
+
+def _add(total: Mapping[str, int], more: Mapping[str, int]) -> dict[str, int]:
+    merged = dict(total)
+    for key, value in more.items():
+        merged[key] = merged.get(key, 0) + value
+    return {key: merged[key] for key in sorted(merged)}
+
+
+class CheckpointStore:
+    """Runs and progress in a SQL database; one instance per process."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _engine(url)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- reading
+
+    def last_success(self, fhir_base: str) -> str | None:
+        """Start time of the last run that covered every patient it selected without error
+        (not a dry run, not an explicit patient list): the incremental scan starts there."""
+        query = (
+            select(runs.c.started)
+            .where(runs.c.fhir_base == fhir_base, runs.c.status == OK)
+            .where(runs.c.dry_run.is_(False), runs.c.mode.in_(("full", "incremental")))
+            .order_by(runs.c.started.desc(), runs.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as connection:
+            return connection.execute(query).scalar()
+
+    def resumable(self, fhir_base: str, selection: str) -> RunRecord | None:
+        """The latest run of the same selection that stopped before covering its patients
+        (killed, so still ``running``, or ``failed``): the next run resumes it."""
+        query = (
+            select(runs)
+            .where(runs.c.fhir_base == fhir_base, runs.c.selection == selection)
+            .where(runs.c.status.in_((RUNNING, FAILED)), runs.c.dry_run.is_(False))
+            .order_by(runs.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return _record(row) if row else None
+
+    def done_patients(self, run_id: int) -> set[str]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(progress.c.patient).where(progress.c.run_id == run_id))
+            return {row.patient for row in rows}
+
+    def run(self, run_id: int) -> RunRecord:
+        with self.engine.connect() as connection:
+            row = connection.execute(select(runs).where(runs.c.id == run_id)).first()
+        if row is None:
+            raise KeyError(run_id)
+        return _record(row)
+
+    def last_runs(self, fhir_base: str | None = None, limit: int = 1) -> list[RunRecord]:
+        query = select(runs).order_by(runs.c.id.desc()).limit(limit)
+        if fhir_base:
+            query = query.where(runs.c.fhir_base == fhir_base)
+        with self.engine.connect() as connection:
+            return [_record(row) for row in connection.execute(query)]
+
+    # -- writing
+
+    def start(
+        self,
+        fhir_base: str,
+        *,
+        selection: str,
+        mode: str,
+        since: str | None,
+        jurisdiction: str | None,
+        dry_run: bool,
+        started: str | None = None,
+    ) -> RunRecord:
+        values = {
+            "fhir_base": fhir_base,
+            "selection": selection,
+            "mode": mode,
+            "since": since,
+            "jurisdiction": jurisdiction,
+            "dry_run": dry_run,
+            "status": RUNNING,
+            "started": started or _now(),
+            "decisions": "{}",
+            "written": "{}",
+            "errors": "[]",
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+        with self.engine.begin() as connection:
+            run_id = connection.execute(insert(runs).values(**values)).inserted_primary_key[0]
+        return self.run(run_id)
+
+    def reopen(self, run_id: int) -> RunRecord:
+        """Mark a stopped run as running again (this process resumes it)."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(status=RUNNING, finished=None, host=socket.gethostname(), pid=os.getpid())
+            )
+        return self.run(run_id)
+
+    def set_total(self, run_id: int, patients_total: int) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(runs).where(runs.c.id == run_id).values(patients_total=patients_total)
+            )
+
+    def record_batch(
+        self,
+        run_id: int,
+        *,
+        patients: Iterable[str],
+        disclosures: int = 0,
+        decisions: Mapping[str, int] | None = None,
+        written: Mapping[str, int] | None = None,
+        errors: Iterable[str] = (),
+    ) -> None:
+        """After a batch: mark its patients done and add its counts, in one transaction, so a
+        crash leaves either the whole batch recorded or none of it."""
+        errors = list(errors)
+        with self.engine.begin() as connection:
+            current = connection.execute(select(runs).where(runs.c.id == run_id)).first()
+            if current is None:
+                raise KeyError(run_id)
+            record = _record(current)
+            done = set(patients)
+            already = {
+                row.patient
+                for row in connection.execute(
+                    select(progress.c.patient).where(progress.c.run_id == run_id)
+                )
+                if row.patient in done
+            }
+            new = sorted(done - already)
+            if new:
+                connection.execute(
+                    insert(progress), [{"run_id": run_id, "patient": p} for p in new]
+                )
+            kept = (record.errors + errors)[:MAX_ERRORS_KEPT]
+            connection.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(
+                    patients_done=record.patients_done + len(new),
+                    disclosures=record.disclosures + disclosures,
+                    decisions=json.dumps(_add(record.decisions, decisions or {})),
+                    written=json.dumps(_add(record.written, written or {})),
+                    error_count=record.error_count + len(errors),
+                    errors=json.dumps(kept),
+                )
+            )
+
+    def finish(self, run_id: int, status: str, errors: Iterable[str] = ()) -> RunRecord:
+        """Close a run: ``ok`` (all patients, no error), ``errors`` (all patients, some
+        errors: the next incremental run starts from the last ``ok`` one, so it retries) or
+        ``failed`` (stopped early: the next run of the same selection resumes it)."""
+        if errors:
+            self.record_batch(run_id, patients=(), errors=errors)
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(runs).where(runs.c.id == run_id).values(status=status, finished=_now())
+            )
+        return self.run(run_id)
+
+
+def _engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, future=True)
+    if parsed.get_backend_name() == "sqlite":
+        # The scheduler and a manual scan may share the file: wait for locks instead of failing.
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA busy_timeout = 30000")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.close()
+
+    return engine
