@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support.fhir import Resource, bundle
+from support.fhir import Resource, bundle
 
 
 def report(resources: list[Resource] | Resource, jurisdiction: str | None = None) -> dict:

@@ -2,7 +2,7 @@
 conversions and restrictions. Written from the contract alone; each row states the contract's
 answer.
 
-The default scenario (tests.support.fhir) is an adult patient, one MH-labelled document sent to
+The default scenario (support.fhir) is an adult patient, one MH-labelled document sent to
 an Organization for PATRQT on 2025-06-01, and one complete signed hipaa-auth Consent `c1` that
 covers it. With no covering Consent, PATRQT's 1.3 row is `unauthorized` with no row code, so the
 reasons are exactly the candidates' reasons (section 3).
@@ -11,9 +11,8 @@ reasons are exactly the candidates' reasons (section 3).
 from __future__ import annotations
 
 import pytest
-
-from tests.support.engine import expect, finding
-from tests.support.fhir import (
+from support.engine import expect, finding
+from support.fhir import (
     ACT_CODE,
     CATEGORY,
     DATA,

@@ -4,9 +4,8 @@ labels its entities carry."""
 from __future__ import annotations
 
 import pytest
-
-from tests.support.engine import expect, finding, findings
-from tests.support.fhir import (
+from support.engine import expect, finding, findings
+from support.fhir import (
     DATA,
     RECIPIENT,
     US_PRIVACY_LAW,
@@ -98,8 +97,7 @@ def test_patient_recipient_and_purposes():
 
 def test_people_to_notify_are_the_practitioner_agents():
     from consent_gap.evaluate import evaluate
-
-    from tests.support.fhir import bundle
+    from support.fhir import bundle
 
     ae = disclosure(notify=("Practitioner/pr-src", "PractitionerRole/role-1",
                             "Organization/org-src"))

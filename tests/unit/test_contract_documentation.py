@@ -4,9 +4,8 @@ confidentiality, and `not-required` for every other decision."""
 from __future__ import annotations
 
 import pytest
-
-from tests.support.engine import expect, finding
-from tests.support.fhir import (
+from support.engine import expect, finding
+from support.fhir import (
     PATIENT,
     consent,
     disclosure,

@@ -9,9 +9,8 @@ ends with `no-authorization` after the row's own code (section 3).
 from __future__ import annotations
 
 import pytest
-
-from tests.support.engine import expect, finding
-from tests.support.fhir import (
+from support.engine import expect, finding
+from support.fhir import (
     DATA,
     PATIENT,
     RECIPIENT,
