@@ -1,0 +1,159 @@
+"""The panel's buttons: each a POST with the session's CSRF token, each writing through the
+FHIR client with writeback.py's conditional creates (pressing twice writes nothing twice),
+each answered by a redirect back to the panel with a confirmation (post/redirect/get).
+
+The finding acted on is decided again from the server's current data, never taken from the
+form: the form names only the disclosure, and only one of this launch's patient.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from flask import Blueprint, current_app, redirect, request, url_for
+
+from consent_gap import writeback
+from consent_gap.domain import Finding
+from consent_gap.fhir import FhirError
+
+from .chart import client_for, load_report
+from .config import WebConfig
+from .context import Launch
+from .panel import add_notice, with_launch
+
+bp = Blueprint("actions", __name__, url_prefix="/panel/<lid>")
+log = logging.getLogger(__name__)
+
+KIND_TEXT = {
+    writeback.Kind.DOCUMENTATION_DRAFT: "draft documentation note",
+    writeback.Kind.ALERT: "alert to the privacy officer",
+    writeback.Kind.FINDING_NOTE: "finding note",
+    writeback.Kind.NOTICE_REMINDER: "client-notice reminder",
+}
+
+
+def _config() -> WebConfig:
+    return current_app.extensions["consent_gap"]
+
+
+def _back(launch: Launch, anchor: str | None = None):
+    target = url_for("panel.show", lid=launch.lid)
+    return redirect(target + (f"#{anchor}" if anchor else ""), code=303)
+
+
+def _finding(launch: Launch) -> tuple[int, Finding] | None:
+    disclosure = (request.form.get("disclosure") or "").strip()
+    _, report = load_report(launch)
+    for index, finding in enumerate(report.findings, start=1):
+        if finding.disclosure == disclosure:
+            return index, finding
+    return None
+
+
+def _context() -> writeback.WriteContext:
+    config = _config()
+    return writeback.WriteContext(privacy_officer=config.privacy_officer,
+                                  organization=config.organization)
+
+
+def _write(launch: Launch, finding: Finding, kinds: Iterable[writeback.Kind]) -> list[str]:
+    """Write the finding's resources of ``kinds``; the confirmation lines to show."""
+    kinds = set(kinds)
+    context = _context()
+    planned = writeback.plan(finding, context)
+    group = writeback.FindingWrites(
+        finding, tuple(w for w in planned.writes if w.kind in kinds)
+    )
+    if not group:
+        return []
+    bundle = writeback.transaction([group], context)
+    with client_for(launch) as client:
+        response = client.transaction(bundle)
+    entries = response.get("entry") or []
+    lines = []
+    offset = len(bundle["entry"]) - 2 * len(group.writes)  # the Device entry, when inline
+    for number, write in enumerate(group.writes):
+        answer = (entries[offset + 2 * number].get("response") or {}) if entries else {}
+        status = str(answer.get("status", ""))
+        where = "/".join(str(answer.get("location", "")).split("/")[:2]) or write.resource_type
+        verb = "saved in the chart" if status.startswith("201") else "was already in the chart"
+        lines.append(f"The {KIND_TEXT.get(write.kind, write.kind)} {verb} ({where}).")
+    log.info("panel action for launch %s wrote %s", launch.lid,
+             ",".join(f"{w.kind}:{w.value[:8]}" for w in group.writes))
+    return lines
+
+
+def _act(launch: Launch, kinds: tuple[writeback.Kind, ...], nothing: str):
+    found = _finding(launch)
+    if found is None:
+        add_notice(launch.lid, "error", "That disclosure is not in this client's chart.")
+        return _back(launch)
+    index, finding = found
+    try:
+        lines = _write(launch, finding, kinds)
+    except FhirError as error:
+        log.warning("panel action failed for launch %s: %s", launch.lid, type(error).__name__)
+        add_notice(launch.lid, "error", "The EHR did not accept the write; nothing was saved.")
+        return _back(launch, f"finding-{index}")
+    for line in lines or [nothing]:
+        add_notice(launch.lid, "ok", line)
+    return _back(launch, f"finding-{index}")
+
+
+@bp.post("/draft-note")
+@with_launch
+def draft_note(launch: Launch):
+    return _act(launch, (writeback.Kind.DOCUMENTATION_DRAFT,),
+                "Documentation is not missing for this disclosure; nothing was written.")
+
+
+@bp.post("/notify-officer")
+@with_launch
+def notify_officer(launch: Launch):
+    if not _config().privacy_officer:
+        add_notice(launch.lid, "error",
+                   "No privacy officer is configured (CONSENT_GAP_PRIVACY_OFFICER).")
+        return _back(launch)
+    return _act(launch, (writeback.Kind.ALERT, writeback.Kind.FINDING_NOTE),
+                "This disclosure needs no alert; nothing was written.")
+
+
+@bp.post("/client-notice")
+@with_launch
+def client_notice(launch: Launch):
+    outcome = request.form.get("outcome")
+    reason = (request.form.get("reason") or "").strip()
+    if outcome not in ("sent", "withheld"):
+        add_notice(launch.lid, "error", "Choose whether the notice was sent or withheld.")
+        return _back(launch)
+    if outcome == "withheld" and not reason:
+        add_notice(launch.lid, "error", "Give the reason the notice was withheld.")
+        return _back(launch)
+    found = _finding(launch)
+    if found is None:
+        add_notice(launch.lid, "error", "That disclosure is not in this client's chart.")
+        return _back(launch)
+    index, finding = found
+    try:
+        resource = writeback.client_notice_record(
+            finding, _context(), sent=outcome == "sent", reason=reason or None,
+            author=_launch_user(launch),
+        )
+        with client_for(launch) as client:
+            result = client.conditional_create(resource.resource, resource.if_none_exist)
+    except FhirError as error:
+        log.warning("client notice failed for launch %s: %s", launch.lid, type(error).__name__)
+        add_notice(launch.lid, "error", "The EHR did not accept the write; nothing was saved.")
+        return _back(launch, f"finding-{index}")
+    where = f"Communication/{result.resource.get('id')}"
+    verb = "recorded" if result.created else "was already recorded"
+    add_notice(launch.lid, "ok", f"The client notice ({outcome}) {verb} ({where}).")
+    return _back(launch, f"finding-{index}")
+
+
+def _launch_user(launch: Launch) -> str | None:
+    user = launch.fhir_user or ""
+    # fhirUser may be absolute; the write needs Type/id.
+    parts = user.rstrip("/").split("/")
+    return "/".join(parts[-2:]) if len(parts) >= 2 else None

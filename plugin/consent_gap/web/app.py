@@ -1,0 +1,101 @@
+"""The Flask app factory: configuration, session store, security, blueprints, error pages."""
+
+from __future__ import annotations
+
+import logging
+
+import requests
+from flask import Flask, render_template
+from werkzeug.exceptions import HTTPException
+
+from . import security
+from .config import WebConfig, from_settings
+from .sessions import COOKIE_NAME, ServerSessionInterface, SessionStore, make_store
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: object | None = None,
+    *,
+    config: WebConfig | None = None,
+    store: SessionStore | None = None,
+    http: requests.Session | None = None,
+) -> Flask:
+    """Build the app.
+
+    ``settings``: a :class:`consent_gap.settings.Settings` (default: loaded from the
+    environment). ``config`` overrides it with a ready :class:`WebConfig` (tests). ``store``
+    replaces the session store named by the config; ``http`` the outbound HTTP session (its
+    connection pool is shared by discovery, token and FHIR calls).
+    """
+    if config is None:
+        if settings is None:
+            from consent_gap.settings import load_settings
+
+            settings = load_settings()
+        config = from_settings(settings)
+
+    app = Flask(__name__)
+    secret = config.resolved_secret()
+    app.config.update(
+        SECRET_KEY=secret,
+        SESSION_COOKIE_NAME=COOKIE_NAME,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SECURE=not config.dev_insecure_cookies,
+        # In an EHR's iframe the app is a third party: only SameSite=None cookies reach it.
+        # Plain http on localhost cannot set those (browsers demand Secure), and there the
+        # EHR page and the app are same-site anyway, so Lax works.
+        SESSION_COOKIE_SAMESITE="Lax" if config.dev_insecure_cookies else "None",
+        SESSION_COOKIE_PARTITIONED=not config.dev_insecure_cookies,
+        MAX_CONTENT_LENGTH=64 * 1024,
+    )
+    app.json.sort_keys = False  # keep the contract's key order in /api/findings
+    app.extensions["consent_gap"] = config
+    app.extensions["consent_gap.http"] = http or _http_session()
+    app.session_interface = ServerSessionInterface(
+        store or make_store(config.session_store), secret, config.session_ttl
+    )
+    security.install(app, config)
+    _register_blueprints(app)
+    _register_errors(app)
+    if config.dev_insecure_cookies:
+        log.warning("development cookies: Secure is off; use only with plain http on localhost")
+    return app
+
+
+def _http_session() -> requests.Session:
+    session = requests.Session()
+    session.headers["Accept"] = "application/json"
+    return session
+
+
+def _register_blueprints(app: Flask) -> None:
+    from .actions import bp as actions_bp
+    from .api import bp as api_bp
+    from .launch import bp as auth_bp
+    from .meta import bp as meta_bp
+    from .panel import bp as panel_bp
+
+    for blueprint in (meta_bp, auth_bp, panel_bp, api_bp, actions_bp):
+        app.register_blueprint(blueprint)
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException):
+        from flask import request
+
+        if request.path.startswith("/api/"):
+            return {"error": error.name, "message": error.description}, error.code
+        return (
+            render_template(
+                "message.html",
+                kind="error",
+                heading=error.name,
+                lines=[error.description],
+                detail=None,
+                retry_hint=None,
+            ),
+            error.code,
+        )

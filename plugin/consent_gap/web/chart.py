@@ -1,0 +1,180 @@
+"""The launched patient's chart: tokens kept fresh, the FHIR reads the panel needs, the report.
+
+I/O lives here (the FHIR server, the token endpoint); the deciding is the engine's
+``evaluate``. The reads run concurrently (one round for the patient's own resources, a second
+for what those reference) so that the panel costs little more than the bare reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any
+
+import requests
+from flask import current_app
+
+from consent_gap.fhir import BearerAuth, FhirClient, FhirError
+
+from . import oauth
+from .config import WebConfig
+from .context import Launch, save_launch
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 200
+ID_CHUNK = 40
+
+
+class SessionExpired(Exception):
+    """The access token has run out and cannot be refreshed: the user must launch again."""
+
+
+@dataclass(frozen=True)
+class ChartData:
+    patient_id: str
+    resources: list[dict[str, Any]]
+
+
+def fresh_launch(launch: Launch, config: WebConfig, http: requests.Session) -> Launch:
+    """The launch with a token good for at least another minute, refreshed (and saved in the
+    session) when it is about to expire; SessionExpired when that is impossible."""
+    if not launch.expiring():
+        return launch
+    if not launch.refresh_token:
+        raise SessionExpired("token expired and no refresh token")
+    try:
+        tokens = oauth.refresh(config, http, launch.token_endpoint, launch.refresh_token)
+    except oauth.LaunchError as error:
+        raise SessionExpired(str(error)) from None
+    updated = replace(
+        launch,
+        access_token=tokens.access_token,
+        expires_at=tokens.expires_at,
+        refresh_token=tokens.refresh_token,
+        scope=tokens.scope or launch.scope,
+    )
+    save_launch(updated)
+    log.info("access token refreshed for launch %s", launch.lid)
+    return updated
+
+
+def client_for(launch: Launch) -> FhirClient:
+    """A FHIR client on the launch's issuer, authenticated with its (fresh) access token."""
+    config: WebConfig = current_app.extensions["consent_gap"]
+    http: requests.Session = current_app.extensions["consent_gap.http"]
+    launch = fresh_launch(launch, config, http)
+    return FhirClient(launch.iss, auth=BearerAuth(launch.access_token), session=http,
+                      timeout=config.http_timeout, retries=2)
+
+
+def _search(client: FhirClient, rtype: str, params: dict[str, str]) -> list[dict[str, Any]]:
+    return list(client.search(rtype, params, page_size=PAGE_SIZE))
+
+
+def _chunks(items: list[str], size: int = ID_CHUNK) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def fetch_chart(client: FhirClient, patient_id: str, *, workers: int = 6) -> ChartData:
+    """Everything the engine needs about one patient, as resource dicts (deduplicated).
+
+    Round 1: the Patient, their Consents, disclosure AuditEvents, DocumentReferences and
+    Communications (by subject and by recipient). Round 2: the Provenance that signs each
+    Consent, and any DocumentReference an AuditEvent names that round 1 did not bring.
+    """
+    ref = f"Patient/{patient_id}"
+    round_one = {
+        "patient": lambda: [client.read("Patient", patient_id)],
+        "consents": lambda: _search(client, "Consent", {"patient": ref}),
+        "audit": lambda: _search(client, "AuditEvent", {"patient": ref}),
+        "documents": lambda: _search(client, "DocumentReference", {"patient": ref}),
+        "comm_subject": lambda: _search(client, "Communication", {"patient": ref}),
+        "comm_recipient": lambda: _search(client, "Communication", {"recipient": ref}),
+    }
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {name: pool.submit(call) for name, call in round_one.items()}
+        got = {name: future.result() for name, future in futures.items()}
+        have = {_key(r) for rs in got.values() for r in rs}
+        consent_refs = [f"Consent/{c['id']}" for c in got["consents"] if c.get("id")]
+        wanted_docs = sorted(
+            ref.split("/", 1)[1]
+            for ref in _referenced(got["audit"], "DocumentReference")
+            if ref not in have
+        )
+        round_two = [
+            pool.submit(_search, client, "Provenance", {"target": ",".join(chunk)})
+            for chunk in _chunks(consent_refs)
+        ] + [
+            pool.submit(_search, client, "DocumentReference", {"_id": ",".join(chunk)})
+            for chunk in _chunks(wanted_docs)
+        ]
+        extra = [r for future in round_two for r in future.result()]
+    resources = _dedupe([r for rs in got.values() for r in rs] + extra)
+    return ChartData(patient_id, resources)
+
+
+def _key(resource: dict[str, Any]) -> str:
+    return f"{resource.get('resourceType')}/{resource.get('id')}"
+
+
+def _dedupe(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for resource in resources:
+        seen.setdefault(_key(resource), resource)
+    return list(seen.values())
+
+
+def _referenced(resources: Iterable[dict[str, Any]], rtype: str) -> set[str]:
+    """References to ``rtype`` anywhere in ``resources`` (a generic walk: it reads no FHIR
+    element by name, so it stays outside normalize.py's job)."""
+    found: set[str] = set()
+    prefix = rtype + "/"
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            value = node.get("reference")
+            tail = value[len(prefix):] if isinstance(value, str) else ""
+            if isinstance(value, str) and value.startswith(prefix) and tail and "/" not in tail:
+                found.add(value)
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    for resource in resources:
+        walk(resource)
+    return found
+
+
+def load_report(launch: Launch) -> tuple[ChartData, Any]:
+    """Fetch the launched patient's chart and decide it. Returns (chart, engine Report)."""
+    from consent_gap.evaluate import evaluate
+
+    config: WebConfig = current_app.extensions["consent_gap"]
+    if not launch.patient:
+        raise FhirError("the launch has no patient")
+    started = time.perf_counter()
+    with client_for(launch) as client:
+        chart = fetch_chart(client, launch.patient)
+    fetched = time.perf_counter()
+    report = evaluate(chart.resources, config.jurisdiction, rules=_rules(config))
+    log.info(
+        "chart for launch %s: %d resources, %d findings, fetch %.0f ms, decide %.0f ms",
+        launch.lid, len(chart.resources), len(report.findings),
+        (fetched - started) * 1000, (time.perf_counter() - fetched) * 1000,
+    )
+    return chart, report
+
+
+def _rules(config: WebConfig) -> Any:
+    if config.mappings is None:
+        return None
+    from consent_gap.mappings import load_rules
+
+    return load_rules(config.mappings)

@@ -1,0 +1,130 @@
+"""What the web app needs from the settings, resolved once when the app is built.
+
+The settings module holds the raw variables (``CONSENT_GAP_*``); this module derives what the
+app uses at run time: the allowlisted issuers, the origins allowed to frame the panel, the
+redirect URI, the cookie flags. Keeping the derivation here keeps settings.py a plain list of
+variables and lets the tests build a config without touching the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
+
+PANEL_SCOPES = " ".join(
+    [
+        "launch",
+        "openid",
+        "fhirUser",
+        "online_access",
+        "patient/Patient.r",
+        "patient/Consent.rs",
+        "patient/Provenance.crs",
+        "patient/AuditEvent.rs",
+        "patient/DocumentReference.crus",
+        "patient/Communication.crs",
+        "patient/Device.crs",
+    ]
+)
+
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8082"
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, lower-cased: what CSP and the Origin header compare."""
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
+def normalize_issuer(iss: str) -> str:
+    """Issuers compare without a trailing slash and with a lower-case scheme and host, so that
+    ``http://EHR/fhir/`` and ``http://ehr/fhir`` are the same entry on the allowlist."""
+    parts = urlsplit(iss.strip())
+    path = parts.path.rstrip("/")
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{path}"
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """Run-time configuration of the app (see README for the variables behind each field)."""
+
+    allowed_issuers: tuple[str, ...] = ()
+    client_id: str = "consent-gap"
+    public_url: str = DEFAULT_PUBLIC_URL
+    redirect_uri: str | None = None
+    secret_key: str | None = None
+    dev_insecure_cookies: bool = False
+    frame_ancestors: tuple[str, ...] = ()
+    session_store: str = "memory"
+    session_ttl: int = 3600
+    scopes: str = PANEL_SCOPES
+    jurisdiction: str | None = None
+    privacy_officer: str | None = None
+    organization: str | None = None
+    private_key: Path | None = None
+    mappings: Path | None = None
+    http_timeout: float = 15.0
+
+    @property
+    def callback_url(self) -> str:
+        return self.redirect_uri or self.public_url.rstrip("/") + "/callback"
+
+    @property
+    def public_origin(self) -> str:
+        return origin_of(self.public_url)
+
+    @property
+    def ancestor_origins(self) -> tuple[str, ...]:
+        """Origins that may frame the panel: the configured list, else the issuers' origins
+        (an EHR usually serves its chart from the same origin as its FHIR endpoint)."""
+        if self.frame_ancestors:
+            return tuple(dict.fromkeys(origin_of(item) for item in self.frame_ancestors))
+        return tuple(dict.fromkeys(origin_of(iss) for iss in self.allowed_issuers))
+
+    def issuer_allowed(self, iss: str) -> bool:
+        return normalize_issuer(iss) in {normalize_issuer(item) for item in self.allowed_issuers}
+
+    def resolved_secret(self) -> str:
+        if self.secret_key:
+            return self.secret_key
+        log.warning(
+            "CONSENT_GAP_SECRET_KEY is not set: using a random key; sessions end when the "
+            "process restarts and are not shared between workers"
+        )
+        return secrets.token_urlsafe(48)
+
+
+def from_settings(settings: object) -> WebConfig:
+    """Build the web config from a :class:`consent_gap.settings.Settings`. Fields the settings
+    do not (yet) define keep their defaults, so the app runs on any settings version."""
+    values: dict = {}
+    mapping = {
+        "allowed_issuers": "allowed_issuers",
+        "client_id": "app_client_id",
+        "public_url": "public_url",
+        "redirect_uri": "redirect_uri",
+        "secret_key": "secret_key",
+        "dev_insecure_cookies": "dev_insecure_cookies",
+        "frame_ancestors": "frame_ancestors",
+        "session_store": "session_store",
+        "session_ttl": "session_ttl",
+        "scopes": "app_scopes",
+        "jurisdiction": "jurisdiction",
+        "privacy_officer": "privacy_officer",
+        "organization": "organization",
+        "private_key": "private_key",
+        "mappings": "mappings",
+    }
+    for field_name, setting_name in mapping.items():
+        value = getattr(settings, setting_name, None)
+        if value is None:
+            continue
+        if field_name in ("allowed_issuers", "frame_ancestors"):
+            value = tuple(value)
+        values[field_name] = value
+    return WebConfig(**values)

@@ -1,0 +1,114 @@
+"""SMART App Launch 2.x: ``/launch`` (EHR launch with ``iss`` + ``launch``, or standalone with
+``iss`` alone), ``/callback``, and the pages for the ways a launch can end badly.
+
+Order of checks at /launch, and why: the issuer must be on the allowlist before anything is
+fetched from it (an open launch endpoint would otherwise make the app fetch any URL, SSRF);
+then discovery; then a fresh ``state`` (single use, bound to this browser's session) and a
+PKCE S256 verifier, kept server-side.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+
+from . import oauth
+from .config import WebConfig, normalize_issuer
+from .context import Launch, new_id, remember_pending, save_launch, take_pending
+
+bp = Blueprint("auth", __name__)
+log = logging.getLogger(__name__)
+
+
+def _config() -> WebConfig:
+    return current_app.extensions["consent_gap"]
+
+
+def message(status: int, heading: str, *lines: str, detail: str | None = None,
+            retry: bool = True, kind: str = "error"):
+    """A plain page for a launch that cannot go on; ``retry`` tells the user what to do."""
+    hint = "Close this panel and open consent-gap again from the client's chart." if retry else None
+    return (
+        render_template("message.html", kind=kind, heading=heading, lines=lines,
+                        detail=detail, retry_hint=hint),
+        status,
+    )
+
+
+@bp.get("/launch")
+def launch():
+    config = _config()
+    iss = (request.args.get("iss") or "").strip()
+    launch_token = request.args.get("launch")
+    if not iss:
+        return message(400, "No EHR named",
+                       "The launch did not say which EHR it came from (the iss parameter).")
+    if not config.issuer_allowed(iss):
+        # Nothing is fetched from an issuer that is not on the allowlist.
+        log.warning("launch refused: issuer not on the allowlist")
+        return message(403, "This EHR is not allowed",
+                       "consent-gap is not configured to accept launches from this EHR.",
+                       "Ask your IT team to add it to CONSENT_GAP_ALLOWED_ISSUERS.",
+                       detail=iss[:200], retry=False)
+    iss = normalize_issuer(iss)
+    http = current_app.extensions["consent_gap.http"]
+    try:
+        endpoints = oauth.discover(iss, http, config.http_timeout)
+    except oauth.LaunchError as error:
+        log.warning("launch failed at discovery: %s", error)
+        return message(502, "The EHR could not be reached", f"Sign-in could not start: {error}.")
+    auth = oauth.authorization_request(config, endpoints, iss, launch_token)
+    remember_pending(
+        auth.state,
+        {"iss": iss, "verifier": auth.code_verifier, "token_endpoint": endpoints.token_endpoint,
+         "mode": "ehr" if launch_token else "standalone"},
+    )
+    log.info("launch started (%s)", "ehr" if launch_token else "standalone")
+    return redirect(auth.url, code=302)
+
+
+@bp.get("/callback")
+def callback():
+    config = _config()
+    pending = take_pending(request.args.get("state"))
+    error = request.args.get("error")
+    if pending is None:
+        log.warning("callback refused: unknown, reused or expired state")
+        return message(400, "This sign-in link is not valid",
+                       "The sign-in response did not match a sign-in started in this browser, "
+                       "was already used, or is too old.")
+    if error == "access_denied":
+        return message(403, "Access was not granted",
+                       "You (or the EHR) declined to let consent-gap read this chart, so there "
+                       "is nothing to show.", kind="info")
+    if error:
+        description = (request.args.get("error_description") or "")[:300]
+        log.warning("callback: EHR returned error %s", error[:40])
+        return message(502, "The EHR reported an error",
+                       "Sign-in did not complete.", detail=f"{error[:60]}: {description}")
+    code = request.args.get("code")
+    if not code:
+        return message(400, "Sign-in incomplete", "The EHR sent no authorization code.")
+    http = current_app.extensions["consent_gap.http"]
+    try:
+        tokens = oauth.exchange_code(config, http, pending["token_endpoint"], code,
+                                     pending["verifier"])
+    except oauth.LaunchError as failure:
+        log.warning("token exchange failed: %s", failure)
+        return message(502, "Sign-in failed", f"{failure}.")
+    if not tokens.patient:
+        return message(400, "No client selected",
+                       "The EHR did not say which client's chart to open.")
+    launch_ctx = Launch(
+        lid=new_id(), iss=pending["iss"], token_endpoint=pending["token_endpoint"],
+        patient=tokens.patient, access_token=tokens.access_token, expires_at=tokens.expires_at,
+        refresh_token=tokens.refresh_token, scope=tokens.scope, encounter=tokens.encounter,
+        need_patient_banner=tokens.need_patient_banner, fhir_user=tokens.fhir_user,
+        created=time.time(),
+    )
+    session.rotate()  # a fresh cookie after sign-in: no session fixation
+    save_launch(launch_ctx)
+    log.info("launch completed: launch %s", launch_ctx.lid)
+    return redirect(url_for("panel.show", lid=launch_ctx.lid), code=303)
