@@ -1,0 +1,563 @@
+"""The decision engine: CONTRACT.md 1.2-1.4 and 3, as pure functions.
+
+No I/O, no clock, no FHIR shapes: it takes a `Disclosure` and the patient's `Chart` (domain
+objects from normalize.py) plus the rules tables, and returns an `Outcome`. The codes live in
+mappings/; this module holds only the logic that combines them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from consent_gap.domain import (
+    Authorization,
+    Chart,
+    ClientNotice,
+    Coding,
+    Decision,
+    Disclosure,
+    Documentation,
+    Provision,
+)
+from consent_gap.mappings import ExceptionRow, Jurisdiction, Rules
+
+# Strictest wins (1.3): unauthorized, review, required, permitted.
+_RANK = {Decision.PERMITTED: 1, Decision.REQUIRED: 2, Decision.REVIEW: 3,
+         Decision.UNAUTHORIZED: 4, Decision.AUTHORIZED: 0}
+
+NO_AUTHORIZATION = "no-authorization"
+DATA_UNRESOLVED = "data-unresolved"
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateResult:
+    """How one candidate Consent fared (1.2): its reason, or None when it covers."""
+
+    reference: str
+    reason: str | None
+    check: int  # the check that gave the reason (13 when it covers)
+    near_miss: bool  # failed only at check 6 (minor-self-authorization) or only at check 11
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The decision for one disclosure, before it is worded for people."""
+
+    decision: Decision
+    basis: str | None
+    reasons: tuple[str, ...]
+    accountable: bool
+    documentation: Documentation
+    client_notice: ClientNotice
+    candidates: tuple[CandidateResult, ...]
+    row: ExceptionRow | None  # the exception row that decided (None when authorized)
+    cause: str | None  # the code the decision came from (section 3), if any
+    sensitive: tuple[str, ...]  # "psychotherapy-notes", "part2" present in the data
+    converted: str | None = None  # "near-miss" | "restriction" | "data-unresolved"
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What every check of one disclosure reads: the rules and the facts about the data."""
+
+    rules: Rules
+    disclosure: Disclosure
+    chart: Chart
+    majority: int
+    duty: str
+    labels: frozenset[Coding]
+    psychotherapy_notes: bool
+    part2: bool
+    adolescent: bool
+
+
+# --------------------------------------------------------------------------------------------
+# Ages and representatives
+# --------------------------------------------------------------------------------------------
+
+
+def age_on(birth: date, moment: datetime) -> int:
+    """Whole years from `birth` to the UTC date of `moment`."""
+    day = moment.date()
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def is_minor(ctx: _Context, moment: datetime | None) -> bool | None:
+    """True/False when the patient's age at `moment` is known, None when it is not."""
+    patient = ctx.chart.patient
+    if patient is None or patient.birth_date is None or moment is None:
+        return None
+    return age_on(patient.birth_date, moment) < ctx.majority
+
+
+def may_sign(ctx: _Context, reference: str, moment: datetime | None) -> bool:
+    """A RelatedPerson who may sign for the patient at `moment` (1.2 check 6)."""
+    person = ctx.chart.representatives.get(reference)
+    if person is None:
+        return False
+    if person.patient is not None and person.patient != ctx.disclosure.patient:
+        return False
+    reps = ctx.rules.representatives
+    codes = {code for system, code in person.relationships if system == reps.system}
+    if not codes.isdisjoint(reps.always):
+        return True
+    return not codes.isdisjoint(reps.while_minor) and is_minor(ctx, moment) is True
+
+
+# --------------------------------------------------------------------------------------------
+# Provision matching helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _recipient_actors(ctx: _Context, node: Provision) -> list:
+    roles = ctx.rules.consents.recipient_roles
+    return [a for a in node.actors if not a.roles.isdisjoint(roles)]
+
+
+def _recipient_matches(ctx: _Context, actors: Iterable) -> bool:
+    d = ctx.disclosure
+    for actor in actors:
+        if actor.reference is not None and actor.reference == d.recipient:
+            return True
+        if actor.identifier is not None and actor.identifier in d.recipient_identifiers:
+            return True
+    return False
+
+
+def _listed_purposes(ctx: _Context, node: Provision) -> frozenset[str]:
+    system = ctx.rules.purposes.system
+    return frozenset(code for sys, code in node.purposes if sys == system)
+
+
+def _deny_nodes(root: Provision) -> list[Provision]:
+    """Every deny node under the root (the root itself is the default, not a deny rule)."""
+    out = []
+    stack = list(root.children)
+    while stack:
+        node = stack.pop()
+        if node.type == "deny":
+            out.append(node)
+        stack.extend(node.children)
+    return out
+
+
+def deny_matches(ctx: _Context, node: Provision) -> bool:
+    """A deny node matches when each constraint it sets holds (1.2 check 10)."""
+    d = ctx.disclosure
+    actors = _recipient_actors(ctx, node)
+    if actors and not _recipient_matches(ctx, actors):
+        return False
+    if node.purposes:
+        listed = _listed_purposes(ctx, node)
+        covered = ctx.rules.purposes.covered
+        if not any(covered(p, listed) for p in d.purposes):
+            return False
+    if node.start is not None and node.start > d.occurred:
+        return False
+    if node.end is not None and node.end < d.occurred:
+        return False
+    entities = d.entities
+    if node.labels and not any(not e.labels.isdisjoint(node.labels) for e in entities):
+        return False
+    if node.classes and not any(not e.classes.isdisjoint(node.classes) for e in entities):
+        return False
+    if node.codes and not any(not e.codes.isdisjoint(node.codes) for e in entities):
+        return False
+    if node.data:
+        listed_refs = {ref for _meaning, ref in node.data if ref}
+        if not any(e.reference in listed_refs for e in entities):
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# The eleven checks (1.2)
+# --------------------------------------------------------------------------------------------
+
+
+def is_authorization(rules: Rules, consent: Authorization) -> bool:
+    codes = rules.consents
+    claims = (not consent.policy_rules.isdisjoint(codes.authorization_policy)
+              or not consent.categories.isdisjoint(codes.authorization_category))
+    excluded = (not consent.categories.isdisjoint(codes.notice_category)
+                or not consent.policy_rules.isdisjoint(codes.notice_policy)
+                or not consent.policy_rules.isdisjoint(codes.restriction_policy))
+    return claims and not excluded
+
+
+def _consent_level(ctx: _Context, c: Authorization) -> tuple[int, str] | None:
+    """Checks 1-3 and the signing time of check 4: the same for every permit path."""
+    occurred = ctx.disclosure.occurred
+    if not is_authorization(ctx.rules, c):
+        return 1, "not-an-authorization"
+    if c.status == "inactive":
+        revoked = c.provision.end if c.provision is not None else None
+        if revoked is None:
+            revoked = c.last_updated
+        if revoked is None or not occurred < revoked:
+            return 2, "authorization-revoked"
+    elif c.status != "active":
+        return 2, "authorization-not-active"
+    if not c.signed:
+        return 3, "authorization-unsigned"
+    if c.signed_at is None or c.signed_at > occurred:
+        return 4, "authorization-not-yet-valid"
+    return None
+
+
+def _signer(ctx: _Context, c: Authorization, path: Provision) -> str | None:
+    """Check 6: the patient (adult at signing) or a personal representative signed."""
+    moment = c.signed_at
+    patient_signed = c.patient is not None and c.patient in c.performers
+    lists_adolescent = not path.labels.isdisjoint(ctx.rules.sensitivity.adolescent)
+    representative = any(may_sign(ctx, ref, moment) for ref in c.performers
+                         if ref.startswith("RelatedPerson/"))
+    if patient_signed:
+        if is_minor(ctx, moment) is False or lists_adolescent:
+            return None
+        if representative and not ctx.adolescent:
+            return None
+        return "authorizer-not-permitted" if representative else "minor-self-authorization"
+    if representative and not ctx.adolescent:
+        return None
+    return "authorizer-not-permitted"
+
+
+def _data(ctx: _Context, c: Authorization, path: Provision) -> str | None:
+    """Check 9: the path's data lists hold every disclosed entity; then the special data."""
+    entities = ctx.disclosure.entities
+    if path.labels and any(not e.labels or not e.labels <= path.labels for e in entities):
+        return "data-not-covered"
+    if path.classes and any(e.classes.isdisjoint(path.classes) for e in entities):
+        return "data-not-covered"
+    if path.codes and any(e.codes.isdisjoint(path.codes) for e in entities):
+        return "data-not-covered"
+    if path.data:
+        refs = {ref for _meaning, ref in path.data if ref}
+        if any(e.reference not in refs for e in entities):
+            return "data-not-covered"
+    sens = ctx.rules.sensitivity
+    if ctx.psychotherapy_notes and path.labels.isdisjoint(sens.psychotherapy_notes):
+        return sens.psychotherapy_reason
+    if (ctx.part2 and path.labels.isdisjoint(sens.part2)
+            and not any(uri.startswith(sens.part2_policy_prefix) for uri in c.policy_uris)):
+        return sens.part2_reason
+    return None
+
+
+def _complete(ctx: _Context, path: Provision) -> bool:
+    """Check 11: recipient, purpose and expiry named; nothing the engine cannot read."""
+    codes = ctx.rules.consents
+    if not _recipient_actors(ctx, path) or not path.purposes or path.end is None:
+        return False
+    if path.has_data_period:
+        return False
+    if any(codes.disclose_action not in action for action in path.actions):
+        return False
+    return all(meaning == codes.data_meaning for meaning, _ref in path.data)
+
+
+def _path_failures(ctx: _Context, c: Authorization, path: Provision,
+                   denies: list[Provision]) -> list[tuple[int, str]]:
+    """Every failing check of checks 4-11 for one permit path, in check order."""
+    d = ctx.disclosure
+    failures: list[tuple[int, str]] = []
+    if path.start is not None and path.start > d.occurred:
+        failures.append((4, "authorization-not-yet-valid"))
+    if path.end is not None and path.end < d.occurred:
+        failures.append((5, "authorization-expired"))
+    signer = _signer(ctx, c, path)
+    if signer is not None:
+        failures.append((6, signer))
+    actors = _recipient_actors(ctx, path)
+    if actors and not _recipient_matches(ctx, actors):
+        failures.append((7, "recipient-not-covered"))
+    if path.purposes:
+        listed = _listed_purposes(ctx, path)
+        covered = ctx.rules.purposes.covered
+        if not d.purposes or not all(covered(p, listed) for p in d.purposes):
+            failures.append((8, "purpose-not-covered"))
+    data = _data(ctx, c, path)
+    if data is not None:
+        failures.append((9, data))
+    if any(deny_matches(ctx, node) for node in denies):
+        failures.append((10, "denied-by-provision"))
+    if not _complete(ctx, path):
+        failures.append((11, "authorization-incomplete"))
+    return failures
+
+
+def permit_paths(root: Provision | None) -> list[Provision]:
+    """The root when it is a permit (nested permits add nothing), else each nested permit."""
+    if root is None:
+        return []
+    if root.type == "permit":
+        return [root]
+    if root.type == "deny":
+        return [child for child in root.children if child.type == "permit"]
+    return []
+
+
+def check_candidate(ctx: _Context, c: Authorization) -> CandidateResult:
+    """Run the eleven checks; the reason comes from the path that got furthest."""
+    early = _consent_level(ctx, c)
+    if early is not None:
+        return CandidateResult(c.reference, early[1], early[0], False)
+    paths = permit_paths(c.provision)
+    if not paths:
+        if c.provision is not None and c.provision.type == "deny":
+            return CandidateResult(c.reference, "denied-by-provision", 10, False)
+        return CandidateResult(c.reference, "authorization-incomplete", 11, False)
+    denies = _deny_nodes(c.provision)
+    best: tuple[int, str] | None = None
+    near_miss = False
+    for path in paths:
+        failures = _path_failures(ctx, c, path, denies)
+        if not failures:
+            return CandidateResult(c.reference, None, 13, False)
+        first = failures[0]
+        if best is None or first[0] > best[0]:
+            best = first
+        if len(failures) == 1 and (first == (6, "minor-self-authorization") or first[0] == 11):
+            near_miss = True
+    assert best is not None
+    return CandidateResult(c.reference, best[1], best[0], near_miss)
+
+
+def candidates(rules: Rules, chart: Chart) -> list[Authorization]:
+    """The patient-privacy Consents, by signing time (unknown last), then id."""
+    scope = rules.consents.scope
+    found = [c for c in chart.consents if not c.scopes.isdisjoint(scope)]
+    found.sort(key=lambda c: (c.signed_at is None,
+                              c.signed_at.timestamp() if c.signed_at else 0.0, c.reference))
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# Exceptions (1.3)
+# --------------------------------------------------------------------------------------------
+
+
+def _recipient_may_access(ctx: _Context) -> bool:
+    """First row: the recipient is the patient, or someone who may sign for the patient now."""
+    d = ctx.disclosure
+    if d.patient is None:
+        return False
+    if d.recipient is not None:
+        if d.recipient == d.patient:
+            return True
+        if d.recipient.startswith("RelatedPerson/"):
+            return may_sign(ctx, d.recipient, d.occurred)
+        return False
+    patient = ctx.chart.patient
+    return patient is not None and not patient.identifiers.isdisjoint(d.recipient_identifiers)
+
+
+def _instruments(ctx: _Context) -> frozenset[str]:
+    found = ctx.disclosure.instruments
+    if found and found <= ctx.rules.exceptions.ignored_alone:
+        return frozenset()
+    return found
+
+
+def _row_applies(ctx: _Context, row: ExceptionRow, instruments: frozenset[str]) -> bool:
+    if row.recipient_types is not None and ctx.disclosure.recipient_type not in \
+            row.recipient_types:
+        return False
+    if row.duty is not None and ctx.duty not in row.duty:
+        return False
+    if row.instruments_any is not None and row.instruments_any.isdisjoint(instruments):
+        return False
+    return row.instruments_all is None or row.instruments_all <= instruments
+
+
+def row_for(ctx: _Context, purpose: str, instruments: frozenset[str]) -> ExceptionRow:
+    table = ctx.rules.exceptions
+    for row in table.by_purpose.get(purpose, ()):
+        if _row_applies(ctx, row, instruments):
+            return row
+    return table.other_purpose
+
+
+@dataclass(frozen=True, slots=True)
+class _RowDecision:
+    row: ExceptionRow
+    decision: Decision
+    basis: str | None
+    accountable: bool
+    cause: str | None
+
+
+def _narrow(ctx: _Context, row: ExceptionRow, instruments: frozenset[str]) -> _RowDecision:
+    """Psychotherapy notes and Part 2 data narrow a row when no Consent covers (1.3)."""
+    sens = ctx.rules.sensitivity
+    effects: list[tuple[str, str]] = []
+    if ctx.psychotherapy_notes:
+        effects.append((row.psychotherapy_notes, sens.psychotherapy_reason))
+    if ctx.part2:
+        stands = not row.part2_stands_with.isdisjoint(instruments)
+        effects.append(("stand" if stands else row.part2, sens.part2_reason))
+    narrowed: tuple[Decision, str] | None = None
+    for effect, reason in effects:
+        if effect == "stand":
+            continue
+        decision = Decision(effect)
+        if narrowed is None or _RANK[decision] > _RANK[narrowed[0]]:
+            narrowed = (decision, reason)
+    if narrowed is not None and _RANK[narrowed[0]] >= _RANK[row.decision]:
+        return _RowDecision(row, narrowed[0], None, True, narrowed[1])
+    return _RowDecision(row, row.decision, row.basis, row.accountable, row.reason)
+
+
+def exception_decision(ctx: _Context) -> tuple[_RowDecision, list[_RowDecision]]:
+    """The winning row decision and every purpose's row decision, in purpose order."""
+    table = ctx.rules.exceptions
+    instruments = _instruments(ctx)
+    if _recipient_may_access(ctx):
+        decided = [_narrow(ctx, table.access, instruments)]
+    else:
+        purposes = ctx.disclosure.purposes
+        kept = [p for p in purposes if p not in table.request_codes] or list(purposes)
+        if not kept:
+            decided = [_narrow(ctx, table.no_purpose, instruments)]
+        else:
+            decided = [_narrow(ctx, row_for(ctx, p, instruments), instruments) for p in kept]
+    winner = decided[0]
+    for item in decided[1:]:
+        if _RANK[item.decision] > _RANK[winner.decision]:
+            winner = item
+    return winner, decided
+
+
+def restricted(ctx: _Context) -> bool:
+    """An active hipaa-restrictions / hipaa-self-pay Consent with a deny that matches."""
+    policy = ctx.rules.consents.restriction_policy
+    for consent in ctx.chart.consents:
+        if consent.status != "active" or consent.policy_rules.isdisjoint(policy):
+            continue
+        root = consent.provision
+        if root is None:
+            continue
+        nodes = _deny_nodes(root)
+        if root.type == "deny":
+            nodes.append(root)
+        if any(deny_matches(ctx, node) for node in nodes):
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------------------------
+# Documentation and client notice (1.4)
+# --------------------------------------------------------------------------------------------
+
+
+def documentation_and_notice(ctx: _Context, decision: Decision,
+                             row: ExceptionRow | None) -> tuple[Documentation, ClientNotice]:
+    breaks = decision is Decision.REQUIRED or (
+        decision is Decision.PERMITTED and row is not None and row.breaks_confidentiality)
+    if not breaks:
+        return Documentation.NOT_REQUIRED, ClientNotice.NOT_REQUIRED
+    d = ctx.disclosure
+    documentation = (Documentation.PRESENT if d.reference in ctx.chart.documented
+                     else Documentation.MISSING)
+    if row is not None and row.notice_exempt_minor and is_minor(ctx, d.occurred) is True:
+        return documentation, ClientNotice.NOT_REQUIRED
+    codes = ctx.rules.disclosures
+    notice = ClientNotice.MISSING
+    for item in ctx.chart.notices.get(d.reference, ()):
+        to_client = any(r == d.patient or (r.startswith("RelatedPerson/")
+                                           and may_sign(ctx, r, d.occurred))
+                        for r in item.recipients)
+        if not to_client or d.patient is None:
+            continue
+        if item.status in codes.notice_sent_status:
+            return documentation, ClientNotice.SENT
+        if item.status in codes.notice_withheld_status and item.has_status_reason:
+            notice = ClientNotice.WITHHELD
+    return documentation, notice
+
+
+# --------------------------------------------------------------------------------------------
+# The decision
+# --------------------------------------------------------------------------------------------
+
+
+def context(rules: Rules, disclosure: Disclosure, chart: Chart,
+            jurisdiction: Jurisdiction | None) -> _Context:
+    labels: frozenset[Coding] = frozenset().union(*(e.labels for e in disclosure.entities))
+    sens = rules.sensitivity
+    return _Context(
+        rules=rules,
+        disclosure=disclosure,
+        chart=chart,
+        majority=(jurisdiction.age_of_majority if jurisdiction is not None
+                  else rules.representatives.default_age_of_majority),
+        duty=jurisdiction.duty if jurisdiction is not None else "none-given",
+        labels=labels,
+        psychotherapy_notes=not labels.isdisjoint(sens.psychotherapy_notes),
+        part2=not labels.isdisjoint(sens.part2),
+        adolescent=not labels.isdisjoint(sens.adolescent),
+    )
+
+
+def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
+           jurisdiction: Jurisdiction | None = None) -> Outcome:
+    """Decide one disclosure (CONTRACT.md 1.2-1.4, reasons as section 3 orders them)."""
+    ctx = context(rules, disclosure, chart, jurisdiction)
+    results = tuple(check_candidate(ctx, c) for c in candidates(rules, chart))
+    sensitive = tuple(name for name, present in (("psychotherapy-notes", ctx.psychotherapy_notes),
+                                                 ("part2", ctx.part2)) if present)
+    covering = next((r for r in results if r.reason is None), None)
+    row: ExceptionRow | None = None
+    converted: str | None = None
+    if covering is not None:
+        decision, basis, accountable, cause = (Decision.AUTHORIZED, covering.reference,
+                                               ctx.part2, None)
+    else:
+        winner, decided = exception_decision(ctx)
+        row = winner.row
+        decision, basis, accountable, cause = (winner.decision, winner.basis,
+                                               winner.accountable, winner.cause)
+        if decision is Decision.UNAUTHORIZED and any(r.near_miss for r in results):
+            decision, basis, converted = Decision.REVIEW, None, "near-miss"
+        permitted_rows = [item.row for item in decided if item.decision is Decision.PERMITTED]
+        if (decision is Decision.PERMITTED and all(r.restrictable for r in permitted_rows)
+                and restricted(ctx)):
+            decision, basis, accountable = Decision.UNAUTHORIZED, None, True
+            cause, converted = rules.consents.restriction_reason, "restriction"
+    if decision in (Decision.AUTHORIZED, Decision.PERMITTED) and (
+            not disclosure.entities or any(e.unresolved for e in disclosure.entities)):
+        decision, basis, cause, converted = Decision.REVIEW, None, DATA_UNRESOLVED, \
+            "data-unresolved"
+    documentation, notice = documentation_and_notice(ctx, decision, row)
+    return Outcome(
+        decision=decision,
+        basis=basis,
+        reasons=_reasons(decision, cause, results),
+        accountable=accountable,
+        documentation=documentation,
+        client_notice=notice,
+        candidates=results,
+        row=row,
+        cause=cause,
+        sensitive=sensitive,
+        converted=converted,
+    )
+
+
+def _reasons(decision: Decision, cause: str | None,
+             results: tuple[CandidateResult, ...]) -> tuple[str, ...]:
+    """Section 3: the decision's own code, no-authorization, then each candidate's reason."""
+    if decision not in (Decision.UNAUTHORIZED, Decision.REVIEW):
+        return ()
+    ordered: list[str] = []
+    if cause:
+        ordered.append(cause)
+    if not results:
+        ordered.append(NO_AUTHORIZATION)
+    for result in results:
+        if result.reason is not None and result.reason not in ordered:
+            ordered.append(result.reason)
+    return tuple(ordered)

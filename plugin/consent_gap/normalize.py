@@ -1,0 +1,656 @@
+"""FHIR R4 JSON -> domain objects: the only reader of FHIR shapes (CONTRACT.md 1.1 and 1.2).
+
+Reads plain dicts tolerantly and fast (no model validation on input): unknown elements and
+extensions are ignored, missing optional elements are absent values, and a resource that
+cannot be read (a date that is not a date, a shape that is not FHIR) becomes a `Problem` naming
+`Type/id` while the rest of the data set is still read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from consent_gap.domain import (
+    Actor,
+    Authorization,
+    Chart,
+    Coding,
+    Disclosure,
+    Entity,
+    Notice,
+    Person,
+    Problem,
+    Provision,
+    Representative,
+)
+from consent_gap.mappings import Rules
+
+
+class InputError(ValueError):
+    """The input is not usable at all (not JSON, not FHIR, a history Bundle...): one line."""
+
+
+class Unreadable(ValueError):
+    """One resource cannot be read; its message becomes a Problem."""
+
+
+_PARTIAL = re.compile(r"(\d{4})(?:-(\d{2}))?")
+_EMPTY: frozenset = frozenset()
+
+
+# --------------------------------------------------------------------------------------------
+# Primitive readers
+# --------------------------------------------------------------------------------------------
+
+
+def parse_instant(value: Any, where: str) -> datetime:
+    """A FHIR date, dateTime or instant as a UTC instant; a date alone is its first instant."""
+    if not isinstance(value, str):
+        raise Unreadable(f"{where} is not a date")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        match = _PARTIAL.fullmatch(value)
+        if match is None:
+            raise Unreadable(f"{where} is not a date") from None
+        try:
+            moment = datetime(int(match[1]), int(match[2] or 1), 1)
+        except ValueError:
+            raise Unreadable(f"{where} is not a date") from None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _optional_instant(value: Any, where: str) -> datetime | None:
+    return None if value is None else parse_instant(value, where)
+
+
+def format_instant(moment: datetime) -> str:
+    """An instant as ISO 8601 in UTC with a trailing Z."""
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _list(value: Any) -> list:
+    if isinstance(value, list):
+        return value
+    if value is None:
+        return []
+    return [value]
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _coding(value: Any) -> Coding | None:
+    if isinstance(value, dict):
+        system = value.get("system")
+        code = value.get("code")
+        if isinstance(system, str) and isinstance(code, str):
+            return (system, code)
+    return None
+
+
+def _codings(values: Any) -> list[Coding]:
+    """Codings of a list of Coding."""
+    out = []
+    for value in _list(values):
+        coding = _coding(value)
+        if coding is not None:
+            out.append(coding)
+    return out
+
+
+def _concept_codings(concepts: Any) -> list[Coding]:
+    """Codings of one CodeableConcept or a list of them."""
+    out = []
+    for concept in _list(concepts):
+        if isinstance(concept, dict):
+            for value in _list(concept.get("coding")):
+                coding = _coding(value)
+                if coding is not None:
+                    out.append(coding)
+    return out
+
+
+def _identifier(value: Any) -> str | None:
+    if isinstance(value, dict):
+        system = value.get("system")
+        val = value.get("value")
+        if isinstance(val, str) and val:
+            return f"{system if isinstance(system, str) else ''}|{val}"
+    return None
+
+
+class _References:
+    """Turns any reference form into the canonical 'Type/id' the index uses."""
+
+    def __init__(self) -> None:
+        self.alias: dict[str, str] = {}
+        self._cache: dict[str, str] = {}
+
+    def canonical(self, text: str) -> str:
+        found = self._cache.get(text)
+        if found is not None:
+            return found
+        value = self.alias.get(text, text)
+        if value.count("/") != 1 or value.startswith(("http:", "https:")):
+            if "/_history/" in value:
+                value = value.split("/_history/", 1)[0]
+            parts = value.rstrip("/").split("/")
+            if len(parts) >= 2 and not value.startswith(("urn:", "#")):
+                value = f"{parts[-2]}/{parts[-1]}"
+            value = self.alias.get(value, value)
+        self._cache[text] = value
+        return value
+
+    def of(self, reference: Any) -> str | None:
+        if isinstance(reference, dict):
+            text = reference.get("reference")
+            if isinstance(text, str) and text:
+                return self.canonical(text)
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# The data set
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Dataset:
+    """The normalized input: disclosures, one chart per patient, and what could not be read."""
+
+    disclosures: list[Disclosure] = field(default_factory=list)
+    charts: dict[str | None, Chart] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def resources_of(data: Any) -> tuple[list[tuple[dict, str | None]], list[Problem]]:
+    """The resources (with their Bundle fullUrl) of a Bundle or a list; InputError if unusable."""
+    problems: list[Problem] = []
+    out: list[tuple[dict, str | None]] = []
+    if isinstance(data, dict):
+        _bundle_into(data, out, problems, top=True)
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            if isinstance(item, dict) and item.get("resourceType") == "Bundle":
+                _bundle_into(item, out, problems, top=False, where=f"item {i}")
+            elif isinstance(item, dict) and isinstance(item.get("resourceType"), str):
+                out.append((item, None))
+            else:
+                problems.append(Problem(f"item {i}", "is not a FHIR resource"))
+    else:
+        raise InputError("the input is not a FHIR Bundle or a JSON array of resources")
+    return out, problems
+
+
+def _bundle_into(bundle: dict, out: list, problems: list[Problem], *, top: bool,
+                 where: str = "") -> None:
+    if bundle.get("resourceType") != "Bundle":
+        kind = bundle.get("resourceType")
+        what = f"a {kind} resource" if isinstance(kind, str) else "a JSON object"
+        raise InputError(f"the input is {what}, not a FHIR Bundle or a JSON array of resources")
+    if bundle.get("type") == "history":
+        message = "a history Bundle holds versions, not a data set; export the current resources"
+        if top:
+            raise InputError(message)
+        problems.append(Problem(f"Bundle/{bundle.get('id', where)}", message))
+        return
+    entries = bundle.get("entry", [])
+    if not isinstance(entries, list):
+        if top:
+            raise InputError("Bundle.entry is not a list")
+        problems.append(Problem(f"Bundle/{bundle.get('id', where)}", "entry is not a list"))
+        return
+    for i, entry in enumerate(entries):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if resource is None:
+            continue
+        if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
+            full_url = entry.get("fullUrl")
+            out.append((resource, full_url if isinstance(full_url, str) else None))
+        else:
+            problems.append(Problem(f"entry {i}", "is not a FHIR resource"))
+
+
+def parse_text(text: str) -> Any:
+    """JSON, or NDJSON (one resource per line); InputError when it is neither."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        first = f"{exc.msg} at line {exc.lineno}"
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) < 2:
+        raise InputError(f"the input is not JSON ({first})")
+    items = []
+    for number, line in enumerate(lines, 1):
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            raise InputError(f"the input is not JSON or NDJSON ({first})") from None
+        if not isinstance(item, dict):
+            raise InputError(f"NDJSON line {number} is not a FHIR resource")
+        items.append(item)
+    return items
+
+
+class _Reader:
+    """One pass over the resources: index, then read each kind into domain objects."""
+
+    def __init__(self, rules: Rules) -> None:
+        self.rules = rules
+        self.refs = _References()
+        self.index: dict[str, dict] = {}
+        self.by_type: dict[str, list[tuple[str, dict]]] = {}
+        self.problems: list[Problem] = []
+        self._entity_cache: dict[str, tuple[frozenset, frozenset, frozenset]] = {}
+        self._bad_dates: set[str] = set()
+        counted = rules.sensitivity.counted_systems
+        self.counted = counted
+        self.own_tag = rules.disclosures.own_tag
+
+    # ---- indexing -------------------------------------------------------------------------
+
+    def add(self, items: Iterable[tuple[dict, str | None]]) -> None:
+        for position, (resource, full_url) in enumerate(items):
+            kind = resource["resourceType"]
+            rid = resource.get("id")
+            if isinstance(rid, str) and rid:
+                key = f"{kind}/{rid}"
+                if full_url and full_url != key:
+                    self.refs.alias[full_url] = key
+            elif full_url:
+                key = full_url
+            else:
+                key = f"{kind}/#{position}"
+            self.index[key] = resource
+            self.by_type.setdefault(kind, []).append((key, resource))
+
+    def problem(self, resource: str, message: str) -> None:
+        self.problems.append(Problem(resource, message))
+
+    def each(self, kind: str) -> Iterable[tuple[str, dict]]:
+        return self.by_type.get(kind, ())
+
+    def tagged(self, resource: dict) -> bool:
+        meta = resource.get("meta")
+        if not isinstance(meta, dict):
+            return False
+        return self.own_tag in _codings(meta.get("tag"))
+
+    # ---- Provenance -> signature times ------------------------------------------------------
+
+    def signatures(self) -> dict[str, datetime | None]:
+        """Consent reference -> earliest signature `when` (None when signed without a time)."""
+        signed: dict[str, datetime | None] = {}
+        for key, resource in self.each("Provenance"):
+            try:
+                sigs = [s for s in _list(resource.get("signature")) if isinstance(s, dict)]
+                if not sigs:
+                    continue
+                times = [parse_instant(s["when"], "signature.when") for s in sigs
+                         if s.get("when") is not None]
+                when = min(times) if times else None
+                for target in _list(resource.get("target")):
+                    ref = self.refs.of(target)
+                    if ref is None:
+                        continue
+                    if ref in signed:
+                        old = signed[ref]
+                        when_here = when if old is None else (old if when is None else min(old,
+                                                                                           when))
+                        signed[ref] = when_here
+                    else:
+                        signed[ref] = when
+            except Unreadable as exc:
+                self.problem(key, str(exc))
+        return signed
+
+    # ---- Patient, RelatedPerson -------------------------------------------------------------
+
+    def people(self) -> dict[str, Person]:
+        out = {}
+        for key, resource in self.each("Patient"):
+            try:
+                birth = resource.get("birthDate")
+                born: date | None = None
+                if birth is not None:
+                    born = parse_instant(birth, "birthDate").date()
+                ids = frozenset(filter(None, map(_identifier, _list(resource.get("identifier")))))
+                out[key] = Person(reference=key, birth_date=born, identifiers=ids)
+            except Unreadable as exc:
+                self.problem(key, str(exc))
+            except (TypeError, AttributeError, KeyError, ValueError):
+                self.problem(key, "is not a readable Patient")
+        return out
+
+    def representatives(self) -> dict[str, Representative]:
+        out = {}
+        for key, resource in self.each("RelatedPerson"):
+            try:
+                out[key] = Representative(
+                    reference=key,
+                    patient=self.refs.of(resource.get("patient")),
+                    relationships=frozenset(_concept_codings(resource.get("relationship"))),
+                )
+            except (TypeError, AttributeError, KeyError, ValueError):
+                self.problem(key, "is not a readable RelatedPerson")
+        return out
+
+    # ---- documentation and notices (1.4) ----------------------------------------------------
+
+    def documented(self) -> frozenset[str]:
+        codes = self.rules.disclosures
+        out = set()
+        for key, resource in self.each("DocumentReference"):
+            status = resource.get("status")
+            doc_status = resource.get("docStatus")
+            if not isinstance(status, str) or status not in codes.documentation_status:
+                continue
+            if doc_status is not None and (not isinstance(doc_status, str)
+                                           or doc_status not in codes.documentation_doc_status):
+                continue
+            try:
+                if self.tagged(resource):
+                    continue
+                for related in _list(_dict(resource.get("context")).get("related")):
+                    ref = self.refs.of(related)
+                    if ref is not None:
+                        out.add(ref)
+            except (TypeError, AttributeError, KeyError, ValueError):
+                self.problem(key, "is not a readable DocumentReference")
+        return frozenset(out)
+
+    def notices(self) -> dict[str, tuple[Notice, ...]]:
+        out: dict[str, list[Notice]] = {}
+        for key, resource in self.each("Communication"):
+            try:
+                self.notice(key, resource, out)
+            except (TypeError, AttributeError, KeyError, ValueError):
+                self.problem(key, "is not a readable Communication")
+        return {ref: tuple(found) for ref, found in out.items()}
+
+    def notice(self, key: str, resource: dict, out: dict[str, list[Notice]]) -> None:
+        if self.tagged(resource):
+            return
+        about = [ref for ref in map(self.refs.of, _list(resource.get("about"))) if ref]
+        if not about:
+            return
+        status = resource.get("status")
+        notice = Notice(
+            reference=key,
+            recipients=tuple(r for r in map(self.refs.of, _list(resource.get("recipient")))
+                             if r),
+            status=status if isinstance(status, str) else None,
+            has_status_reason=bool(resource.get("statusReason")),
+        )
+        for ref in about:
+            out.setdefault(ref, []).append(notice)
+
+    # ---- Consent -----------------------------------------------------------------------------
+
+    def consents(self, signatures: dict[str, datetime | None]) -> list[Authorization]:
+        out = []
+        for key, resource in self.each("Consent"):
+            try:
+                out.append(self.consent(key, resource, signatures))
+            except Unreadable as exc:
+                self.problem(key, str(exc))
+            except (TypeError, AttributeError, KeyError, ValueError):
+                self.problem(key, "is not a readable Consent")
+        return out
+
+    def consent(self, key: str, resource: dict,
+                signatures: dict[str, datetime | None]) -> Authorization:
+        issued = _optional_instant(resource.get("dateTime"), "dateTime")
+        meta = _dict(resource.get("meta"))
+        last_updated = _optional_instant(meta.get("lastUpdated"), "meta.lastUpdated")
+        has_signature = key in signatures
+        signed = (has_signature or resource.get("sourceAttachment") is not None
+                  or resource.get("sourceReference") is not None)
+        signed_at = signatures.get(key) if has_signature else None
+        if signed_at is None:
+            signed_at = issued
+        raw = resource.get("provision")
+        provision = None
+        if isinstance(raw, dict):
+            provision = self.provision(raw, None, None, "provision", root=True)
+        elif raw is not None:
+            raise Unreadable("provision is not an object")
+        status = resource.get("status")
+        return Authorization(
+            reference=key,
+            patient=self.refs.of(resource.get("patient")),
+            status=status if isinstance(status, str) else None,
+            scopes=frozenset(_concept_codings(resource.get("scope"))),
+            categories=frozenset(_concept_codings(resource.get("category"))),
+            policy_rules=frozenset(_concept_codings(resource.get("policyRule"))),
+            policy_uris=tuple(p["uri"] for p in _list(resource.get("policy"))
+                              if isinstance(p, dict) and isinstance(p.get("uri"), str)),
+            signed=signed,
+            signed_at=signed_at,
+            last_updated=last_updated,
+            performers=tuple(r for r in map(self.refs.of, _list(resource.get("performer")))
+                             if r),
+            provision=provision,
+        )
+
+    def provision(self, node: dict, start: datetime | None, end: datetime | None, where: str,
+                  *, root: bool) -> Provision:
+        kind = node.get("type")
+        if kind is None and root:
+            kind = "permit"
+        period = node.get("period")
+        if isinstance(period, dict):
+            start = _optional_instant(period.get("start"), f"{where}.period.start")
+            end = _optional_instant(period.get("end"), f"{where}.period.end")
+        actors = []
+        for actor in _list(node.get("actor")):
+            if not isinstance(actor, dict):
+                continue
+            reference = actor.get("reference")
+            actors.append(Actor(
+                roles=frozenset(_concept_codings(actor.get("role"))),
+                reference=self.refs.of(reference),
+                identifier=_identifier(_dict(reference).get("identifier")),
+            ))
+        data = tuple(
+            (d.get("meaning") if isinstance(d.get("meaning"), str) else None,
+             self.refs.of(d.get("reference")))
+            for d in _list(node.get("data")) if isinstance(d, dict)
+        )
+        children = tuple(
+            self.provision(child, start, end, f"{where}.provision[{i}]", root=False)
+            for i, child in enumerate(_list(node.get("provision"))) if isinstance(child, dict)
+        )
+        return Provision(
+            type=kind if kind in ("permit", "deny") else "unknown",
+            start=start,
+            end=end,
+            actors=tuple(actors),
+            purposes=frozenset(_codings(node.get("purpose"))),
+            labels=frozenset(_codings(node.get("securityLabel"))),
+            classes=frozenset(_codings(node.get("class"))),
+            codes=frozenset(_concept_codings(node.get("code"))),
+            data=data,
+            has_data_period=node.get("dataPeriod") is not None,
+            actions=tuple(frozenset(_concept_codings(a)) for a in _list(node.get("action"))),
+            children=children,
+        )
+
+    # ---- AuditEvent --------------------------------------------------------------------------
+
+    def disclosures(self) -> list[Disclosure]:
+        out = []
+        for key, resource in self.each("AuditEvent"):
+            try:
+                if not self.is_disclosure(resource):
+                    continue
+                out.append(self.disclosure(key, resource))
+            except Unreadable as exc:
+                self.problem(key, str(exc))
+            except (TypeError, AttributeError, KeyError, ValueError):
+                self.problem(key, "is not a readable AuditEvent")
+        return out
+
+    def is_disclosure(self, resource: dict) -> bool:
+        codes = self.rules.disclosures
+        if _coding(resource.get("type")) not in codes.type:
+            return False
+        if codes.subtype.isdisjoint(_codings(resource.get("subtype"))):
+            return False
+        outcome = resource.get("outcome")
+        return outcome is None or (isinstance(outcome, str)
+                                   and outcome in codes.successful_outcomes)
+
+    def disclosure(self, key: str, resource: dict) -> Disclosure:
+        codes = self.rules.disclosures
+        period = _dict(resource.get("period"))
+        if period.get("start") is not None:
+            occurred = parse_instant(period["start"], "period.start")
+        elif resource.get("recorded") is not None:
+            occurred = parse_instant(resource["recorded"], "recorded")
+        else:
+            raise Unreadable("has neither period.start nor recorded")
+        recipient = None
+        recipient_ids: set[str] = set()
+        notify: list[str] = []
+        for agent in _list(resource.get("agent")):
+            if not isinstance(agent, dict):
+                continue
+            who = agent.get("who")
+            ref = self.refs.of(who)
+            if (recipient is None and not recipient_ids
+                    and not codes.recipient_agent_type.isdisjoint(
+                        _concept_codings(agent.get("type")))):
+                recipient = ref
+                ident = _identifier(_dict(who).get("identifier"))
+                if ident:
+                    recipient_ids.add(ident)
+            if ref is not None and ref.split("/", 1)[0] in codes.notify_types \
+                    and ref not in notify:
+                notify.append(ref)
+        purposes: list[str] = []
+        system = self.rules.purposes.system
+        for coding in _concept_codings(resource.get("purposeOfEvent")):
+            if coding[0] == system and coding[1] not in purposes:
+                purposes.append(coding[1])
+        patient = None
+        instruments: set[str] = set()
+        instrument_refs: list[str] = []
+        entities: list[Entity] = []
+        for entity in _list(resource.get("entity")):
+            if not isinstance(entity, dict):
+                continue
+            ref = self.refs.of(entity.get("what"))
+            if patient is None and ref is not None and ref.startswith("Patient/"):
+                patient = ref
+                continue
+            found = self.instrument(ref, occurred) if ref is not None else None
+            if found:
+                instruments.update(found)
+                instrument_refs.append(ref)
+                continue
+            entities.append(self.entity(ref, entity))
+        return Disclosure(
+            reference=key,
+            occurred=occurred,
+            patient=patient,
+            recipient=recipient,
+            recipient_identifiers=frozenset(recipient_ids),
+            purposes=tuple(purposes),
+            instruments=frozenset(instruments),
+            instrument_refs=tuple(instrument_refs),
+            entities=tuple(entities),
+            notify=tuple(notify),
+        )
+
+    def instrument(self, ref: str, occurred: datetime) -> list[str] | None:
+        """Legal-instrument codes of a dated DocumentReference not after the disclosure."""
+        if not ref.startswith("DocumentReference/"):
+            return None
+        resource = self.index.get(ref)
+        if resource is None:
+            return None
+        system = self.rules.instruments.system
+        known = self.rules.instruments.codes
+        found = [code for sys, code in _concept_codings(resource.get("type"))
+                 if sys == system and code in known]
+        if not found or resource.get("date") is None:
+            return None
+        try:
+            dated = parse_instant(resource["date"], "date")
+        except Unreadable as exc:
+            if ref not in self._bad_dates:
+                self._bad_dates.add(ref)
+                self.problem(ref, str(exc))
+            return None
+        return found if dated <= occurred else None
+
+    def entity(self, ref: str | None, entity: dict) -> Entity:
+        own = frozenset(c for c in _codings(entity.get("securityLabel")) if c[0] in self.counted)
+        resource = self.index.get(ref) if ref is not None else None
+        kind = ref.split("/", 1)[0] if ref is not None and "/" in ref else None
+        if resource is None:
+            classes = frozenset()
+            if kind is not None:
+                classes = frozenset(((self.rules.consents.resource_type_system, kind),))
+            return Entity(reference=ref, resource_type=kind, resolved=False, labels=own,
+                          classes=classes)
+        cached = self._entity_cache.get(ref)
+        if cached is None:
+            cached = self.describe(resource)
+            self._entity_cache[ref] = cached
+        labels, classes, codes = cached
+        return Entity(reference=ref, resource_type=resource["resourceType"], resolved=True,
+                      labels=labels | own if own else labels, classes=classes, codes=codes)
+
+    def describe(self, resource: dict) -> tuple[frozenset, frozenset, frozenset]:
+        """(counted labels, classes, codes) of a resource in the data set."""
+        kind = resource["resourceType"]
+        labels = [c for c in _codings(_dict(resource.get("meta")).get("security"))
+                  if c[0] in self.counted]
+        type_codings = _concept_codings(resource.get("type"))
+        classes = [(self.rules.consents.resource_type_system, kind)]
+        if kind == "DocumentReference":
+            labels.extend(c for c in _concept_codings(resource.get("securityLabel"))
+                          if c[0] in self.counted)
+            classes.extend(type_codings)
+        codes = type_codings + _concept_codings(resource.get("code"))
+        return frozenset(labels), frozenset(classes), frozenset(codes)
+
+
+def normalize(data: Any, rules: Rules) -> Dataset:
+    """Read a Bundle (any type but history) or a list of resources into a Dataset."""
+    items, problems = resources_of(data)
+    reader = _Reader(rules)
+    reader.problems.extend(problems)
+    reader.add(items)
+    signatures = reader.signatures()
+    people = reader.people()
+    representatives = reader.representatives()
+    documented = reader.documented()
+    notices = reader.notices()
+    consents_by_patient: dict[str | None, list[Authorization]] = {}
+    for consent in reader.consents(signatures):
+        consents_by_patient.setdefault(consent.patient, []).append(consent)
+    disclosures = reader.disclosures()
+    charts: dict[str | None, Chart] = {}
+    patients = {d.patient for d in disclosures}
+    for patient in patients:
+        charts[patient] = Chart(
+            patient=people.get(patient) if patient else None,
+            consents=tuple(consents_by_patient.get(patient, ())) if patient else (),
+            representatives=representatives,
+            documented=documented,
+            notices=notices,
+        )
+    return Dataset(disclosures=disclosures, charts=charts, problems=reader.problems)
