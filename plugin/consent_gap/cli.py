@@ -1,1 +1,272 @@
-def main(): print("hi")
+"""The `consent-gap` command: `evaluate` here; `scan`, `schedule`, `serve` register below.
+
+Each subcommand is a `Command` row: its arguments are declared here (cheap), and its module is
+imported only when it runs, so `consent-gap evaluate` never pays for Flask, requests or
+pydantic. To add one: write `def _x_arguments(p)`, append `Command("x", "...", "consent_gap.x",
+"run", _x_arguments)` to COMMANDS; `run(args) -> int` receives the parsed namespace.
+
+Exit codes: 0 evaluated (whatever was found); 1 with `--fail-on unauthorized` when such a
+finding exists; 2 on unusable input, with one line on standard error and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+PROG = "consent-gap"
+DEBUG_ENV = "CONSENT_GAP_DEBUG"  # set to 1 to see tracebacks of unexpected errors
+
+
+class UsageError(Exception):
+    """Unusable input or arguments: printed as one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (exit 2) instead of a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(2)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: name, one-line help, the module and function that run it (lazy)."""
+
+    name: str
+    help: str
+    module: str
+    function: str = "run"
+    arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    description: str | None = None
+    epilog: str | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# evaluate
+# --------------------------------------------------------------------------------------------
+
+EVALUATE_EPILOG = """\
+examples:
+  consent-gap evaluate chart.json --jurisdiction US-CA
+  consent-gap evaluate export.ndjson --format text
+  cat bundle.json | consent-gap evaluate - --fail-on unauthorized
+
+FILE is a FHIR R4 Bundle (any type but history), a JSON array of resources, or NDJSON.
+Without --jurisdiction only the federal rules apply and the age of majority is 18.
+exit status: 0 evaluated; 1 with --fail-on unauthorized and an unauthorized finding;
+2 unusable input (missing file, not JSON, not FHIR, history Bundle, unknown jurisdiction).
+"""
+
+
+def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="FHIR R4 Bundle, JSON array or NDJSON of "
+                        "resources; - reads standard input")
+    parser.add_argument("--jurisdiction", metavar="US-XX", help="ISO 3166-2 code of the state "
+                        "whose duty to warn and age of majority apply (default: federal only)")
+    parser.add_argument("--format", choices=("json", "text"), default="json",
+                        help="json (default, CONTRACT section 2) or text (a table for people)")
+    parser.add_argument("--fail-on", choices=("unauthorized",), dest="fail_on",
+                        help="exit 1 when any finding is unauthorized")
+    parser.add_argument("--mappings", metavar="DIR", help="another mappings folder "
+                        "(default: $CONSENT_GAP_MAPPINGS, else the packaged tables)")
+
+
+def read_input(name: str) -> Any:
+    """The parsed JSON (or NDJSON) of FILE or standard input; UsageError if unusable."""
+    from consent_gap.normalize import InputError, parse_text
+
+    try:
+        if name == "-":
+            raw = sys.stdin.buffer.read()
+        else:
+            with open(name, "rb") as handle:
+                raw = handle.read()
+    except FileNotFoundError:
+        raise UsageError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{name}: is a directory, not a file") from None
+    except OSError as exc:
+        raise UsageError(f"{name}: cannot be read ({exc.strerror or exc})") from None
+    if not raw.strip():
+        raise UsageError(f"{name}: is empty, expected a FHIR Bundle")
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        pass
+    try:
+        return parse_text(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise UsageError(f"{name}: is not UTF-8 text, expected FHIR JSON") from None
+    except InputError as exc:
+        raise UsageError(f"{name}: {exc}") from None
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from consent_gap.evaluate import evaluate
+    from consent_gap.mappings import MappingsError, load_rules
+    from consent_gap.normalize import InputError
+
+    try:
+        rules = load_rules(args.mappings)
+    except MappingsError as exc:
+        raise UsageError(str(exc)) from None
+    data = read_input(args.file)
+    try:
+        report = evaluate(data, args.jurisdiction, rules=rules)
+    except InputError as exc:
+        name = "standard input" if args.file == "-" else args.file
+        raise UsageError(f"{name}: {exc}") from None
+    if args.format == "text":
+        text = render_text(report)
+    else:
+        text = json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    if args.fail_on == "unauthorized" and any(
+            f.decision == "unauthorized" for f in report.findings):
+        return 1
+    return 0
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
+
+
+def render_text(report: Any) -> str:
+    """A table for a person at a terminal: one row per finding, then problems and a summary."""
+    headers = ("occurred", "disclosure", "recipient", "purposes", "decision",
+               "basis / reasons", "documentation / notice")
+    limits = (20, 36, 40, 18, 12, 60, 30)
+    rows = []
+    for f in report.findings:
+        why = f.basis or ", ".join(f.reasons) or "-"
+        if f.documentation == "not-required" and f.client_notice == "not-required":
+            owed = "-"
+        else:
+            owed = f"{f.documentation} / {f.client_notice}"
+        rows.append((f.occurred, f.disclosure, f.recipient or "-", " ".join(f.purposes) or "-",
+                     str(f.decision), why, owed))
+    widths = [min(limit, max([len(h)] + [len(r[i]) for r in rows]))
+              for i, (h, limit) in enumerate(zip(headers, limits, strict=True))]
+    lines = []
+    if rows:
+        lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+        lines.append("  ".join("-" * w for w in widths))
+        for row in rows:
+            cells = (_clip(c, w).ljust(w) for c, w in zip(row, widths, strict=True))
+            lines.append("  ".join(cells).rstrip())
+    else:
+        lines.append("No disclosures found.")
+    if report.problems:
+        lines.append("")
+        lines.append("Could not be read:")
+        lines.extend(f"  {p.resource}: {p.message}" for p in report.problems)
+    counts: dict[str, int] = {}
+    for f in report.findings:
+        counts[str(f.decision)] = counts.get(str(f.decision), 0) + 1
+    order = ("unauthorized", "review", "required", "permitted", "authorized")
+    parts = [f"{counts[d]} {d}" for d in order if counts.get(d)]
+    accountable = sum(1 for f in report.findings if f.accountable)
+    where = f", jurisdiction {report.jurisdiction}" if report.jurisdiction else ", federal rules"
+    summary = (f"{len(report.findings)} disclosure(s): {', '.join(parts) or 'none'}; "
+               f"{accountable} accountable; {len(report.problems)} problem(s); "
+               f"ruleset {report.ruleset}{where}")
+    lines.append("")
+    lines.append(summary)
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# serve (the app in the chart; consent_gap.web.serve)
+# --------------------------------------------------------------------------------------------
+
+def _serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8082, help="port (default 8082)")
+
+
+# --------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------
+
+COMMANDS: list[Command] = [
+    Command(
+        name="evaluate",
+        help="decide every disclosure in a FHIR file, offline",
+        module="consent_gap.cli",
+        function="run_evaluate",
+        arguments=_evaluate_arguments,
+        description="Check every recorded disclosure (BALP AuditEvent) in FILE against the "
+                    "client's signed authorizations and the legal exceptions, and print one "
+                    "finding per disclosure.",
+        epilog=EVALUATE_EPILOG,
+    ),
+    Command(
+        name="serve",
+        help="run the SMART app (panel and API) on the development server",
+        module="consent_gap.web.serve",
+        arguments=_serve_arguments,
+        description="Run the app in the chart for development (production: gunicorn, see "
+                    "the Dockerfile). Settings come from CONSENT_GAP_* variables (README).",
+    ),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Flags therapy disclosures that lack a signed authorization or a legal "
+                    "exception, and says why in plain words.",
+        epilog="run 'consent-gap COMMAND --help' for a command's options and examples",
+    )
+    from consent_gap import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for command in COMMANDS:
+        child = sub.add_parser(command.name, help=command.help,
+                               description=command.description or command.help,
+                               epilog=command.epilog,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+        if command.arguments is not None:
+            command.arguments(child)
+        child.set_defaults(_command=command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (the console script exits with it)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command: Command = args._command
+    try:
+        module = importlib.import_module(command.module)
+        return int(getattr(module, command.function)(args) or 0)
+    except UsageError as exc:
+        sys.stderr.write(f"{PROG}: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        sys.stderr.write(f"{PROG}: {command.name} failed: {type(exc).__name__}: {first} "
+                         f"(set {DEBUG_ENV}=1 for details)\n")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
