@@ -1,0 +1,145 @@
+"""The launcher's configuration: its addresses, the sandbox user and the registered clients.
+
+Clients are registered from a TOML file (sandbox/smart/clients.toml); see that file for the
+fields. Key files named there are relative to the keys folder and are generated when absent.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .keys import ensure_key, public_jwk
+
+CLIENT_TYPES = ("public", "confidential-asymmetric", "backend")
+SUPPORTED_ALGS = ("RS384", "ES384")
+
+
+class ConfigError(ValueError):
+    """A clients file that cannot be used; the message names the file and the client."""
+
+
+@dataclass(frozen=True)
+class ClientSpec:
+    """One registered client, as clients.toml describes it."""
+
+    client_id: str
+    client_type: str
+    name: str = ""
+    scope: str = ""
+    redirect_uris: tuple[str, ...] = ()
+    launch_url: str | None = None
+    auto_approve: bool = False
+    jwks: dict | None = None  # public keys by value
+    jwks_uri: str | None = None  # public keys by URL
+    key_file: Path | None = None  # the private key the launcher generated for this client
+    alg: str | None = None
+    grant_types: tuple[str, ...] = ()
+
+    @property
+    def auth_method(self) -> str:
+        return "none" if self.client_type == "public" else "private_key_jwt"
+
+
+@dataclass
+class LauncherConfig:
+    """Everything create_app needs. `origin` is the launcher's own scheme://host:port."""
+
+    origin: str
+    upstream: str
+    keys_dir: Path
+    clients: dict[str, ClientSpec] = field(default_factory=dict)
+    practitioner: str = "sandbox-practitioner"
+    practitioner_name: str = "Dana Sandbox"
+    access_token_lifetime: int = 3600
+    backend_token_lifetime: int = 300
+    published_jwks: dict[str, dict] = field(default_factory=dict)  # client_id -> JWKS served by us
+
+    @property
+    def fhir_base(self) -> str:
+        return f"{self.origin}/fhir"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.origin}/oauth/token"
+
+    @property
+    def authorize_url(self) -> str:
+        return f"{self.origin}/oauth/authorize"
+
+
+def load_config(
+    clients_file: Path, *, origin: str, upstream: str, keys_dir: Path
+) -> LauncherConfig:
+    """Read the clients file, creating the key pairs it names that do not exist yet."""
+    try:
+        data = tomllib.loads(clients_file.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{clients_file}: {exc}") from exc
+    launcher = data.get("launcher", {})
+    config = LauncherConfig(
+        origin=origin.rstrip("/"),
+        upstream=upstream.rstrip("/"),
+        keys_dir=keys_dir,
+        practitioner=str(launcher.get("practitioner", "sandbox-practitioner")),
+        practitioner_name=str(launcher.get("practitioner_name", "Dana Sandbox")),
+        access_token_lifetime=int(launcher.get("access_token_lifetime", 3600)),
+        backend_token_lifetime=int(launcher.get("backend_token_lifetime", 300)),
+    )
+    for index, entry in enumerate(data.get("clients", [])):
+        spec = _client(entry, index, clients_file, config)
+        if spec.client_id in config.clients:
+            raise ConfigError(f"{clients_file}: client {spec.client_id!r} is registered twice")
+        config.clients[spec.client_id] = spec
+    return config
+
+
+def _client(entry: dict, index: int, source: Path, config: LauncherConfig) -> ClientSpec:
+    client_id = entry.get("client_id")
+    where = f"{source}: clients[{index}] ({client_id or 'no client_id'})"
+    if not isinstance(client_id, str) or not client_id:
+        raise ConfigError(f"{where}: client_id is required")
+    client_type = entry.get("type", "public")
+    if client_type not in CLIENT_TYPES:
+        raise ConfigError(f"{where}: type must be one of {', '.join(CLIENT_TYPES)}")
+    defaults = {
+        "public": ("authorization_code", "refresh_token"),
+        "confidential-asymmetric": ("authorization_code", "refresh_token"),
+        "backend": ("client_credentials",),
+    }[client_type]
+    jwks, jwks_uri, key_file, alg = None, None, None, entry.get("alg")
+    if client_type != "public":
+        if alg not in SUPPORTED_ALGS:
+            raise ConfigError(f"{where}: alg must be one of {', '.join(SUPPORTED_ALGS)}")
+        jwks_uri = entry.get("jwks_uri")
+        if jwks_uri:
+            jwks_uri = str(jwks_uri).replace("{origin}", config.origin)
+        if "jwks" in entry:
+            jwks = {"keys": list(entry["jwks"])}
+        if entry.get("key"):
+            key_file = config.keys_dir / str(entry["key"])
+            key = ensure_key(key_file, alg)
+            published = {"keys": [public_jwk(key, alg)]}
+            if jwks_uri:
+                config.published_jwks[client_id] = published
+            elif jwks is None:
+                jwks = published
+        if jwks is None and not jwks_uri:
+            raise ConfigError(
+                f"{where}: a backend or confidential client needs key, jwks or jwks_uri"
+            )
+    return ClientSpec(
+        client_id=client_id,
+        client_type=client_type,
+        name=str(entry.get("name", client_id)),
+        scope=" ".join(str(entry.get("scope", "")).split()),
+        redirect_uris=tuple(entry.get("redirect_uris", ())),
+        launch_url=entry.get("launch_url"),
+        auto_approve=bool(entry.get("auto_approve", False)),
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        key_file=key_file,
+        alg=alg,
+        grant_types=tuple(entry.get("grant_types", defaults)),
+    )
