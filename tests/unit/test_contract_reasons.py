@@ -68,7 +68,7 @@ EVERY_CODE = [
     ("restricted-by-patient", scene(restriction(), purposes=("HPAYMT",)),
      ["restricted-by-patient", "not-an-authorization"]),
     ("data-unresolved", scene(purposes=("TREAT",), data=("DocumentReference/gone",)),
-     ["data-unresolved"]),
+     ["data-unresolved", "no-authorization"]),
     ("subpoena-without-court-order",
      scene(SUBPOENA, purposes=("HLEGAL",), instruments=("DocumentReference/sub",)),
      ["subpoena-without-court-order", "no-authorization"]),
