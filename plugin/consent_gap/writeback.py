@@ -60,6 +60,7 @@ class Kind(StrEnum):
     FINDING_NOTE = "finding-note"
     DOCUMENTATION_DRAFT = "documentation-draft"
     NOTICE_REMINDER = "notice-reminder"
+    CLIENT_NOTICE = "client-notice"  # the panel's record of a person's act (see below)
 
 
 class WritebackError(ValueError):
@@ -612,3 +613,66 @@ def draft_text(finding: Finding) -> str:
         "the other steps taken (safety plan, evaluation, follow-up).",
     ]
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- the panel's client notice
+
+def client_notice_record(
+    finding: Finding,
+    context: WriteContext,
+    *,
+    sent: bool,
+    reason: str | None = None,
+    author: str | None = None,
+) -> Write:
+    """The clinician's record, entered in the panel, that the client was told of a disclosure
+    (``sent``) or that telling was withheld and why: the client notice of CONTRACT 1.4.
+
+    Unlike every other write it carries NO consent-gap ``meta.tag``: it records what a person
+    did (the app only types it in), and 1.4 must count it; a tagged notice never would. It is
+    still idempotent (a deterministic identifier from the disclosure and the outcome, created
+    conditionally) and carries the security labels and a Provenance naming the author (the
+    launching user, when known) and the app.
+    """
+    if not finding.patient:
+        raise WritebackError("a client notice needs the disclosure's patient")
+    why = (reason or "").strip()
+    if not sent and not why:
+        raise WritebackError("a withheld client notice needs its reason")
+    outcome = "sent" if sent else "withheld"
+    key = "\n".join((finding.disclosure, str(Kind.CLIENT_NOTICE), outcome))
+    value = hashlib.sha256(key.encode()).hexdigest()[:32]
+    device = context.device or urn(f"{DEVICE_SYSTEM}|{DEVICE_VALUE}")
+    text = (
+        f"The client was informed of disclosure {finding.disclosure} on {finding.occurred}."
+        if sent else
+        f"The client was not informed of disclosure {finding.disclosure} on "
+        f"{finding.occurred}. Reason: {why}"
+    )
+    resource: dict[str, Any] = {
+        "resourceType": "Communication",
+        "meta": {"security": [dict(code) for code in SECURITY]},
+        "identifier": [{"system": FINDING_SYSTEM, "value": value}],
+        "status": "completed" if sent else "not-done",
+        **({} if sent else {"statusReason": {"text": why}}),
+        "category": [{"coding": [{"system": COMMUNICATION_CATEGORY, "code": "notification"}]}],
+        "subject": _ref(finding.patient),
+        "about": [_ref(finding.disclosure)],
+        **({"sent": context.timestamp} if sent else {}),
+        "recipient": [_ref(finding.patient)],
+        **({"sender": _ref(author)} if author else {}),
+        "payload": [{"contentString": text}],
+    }
+    provenance = _provenance(finding, context, device, value, urn(f"{FINDING_SYSTEM}|{value}"))
+    if author:
+        provenance["agent"].insert(0, {
+            "type": {"coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                "code": "author",
+            }]},
+            "who": _ref(author),
+        })
+        provenance["agent"][1]["type"]["coding"][0]["code"] = "assembler"
+    validate(resource)
+    validate(provenance)
+    return Write(Kind.CLIENT_NOTICE, value, resource, provenance)
