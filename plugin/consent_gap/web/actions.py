@@ -30,6 +30,7 @@ KIND_TEXT = {
     writeback.Kind.ALERT: "alert to the privacy officer",
     writeback.Kind.FINDING_NOTE: "finding note",
     writeback.Kind.NOTICE_REMINDER: "client-notice reminder",
+    writeback.Kind.CLIENT_NOTICE: "record of the client notice",
 }
 
 
@@ -67,6 +68,13 @@ def _write(launch: Launch, finding: Finding, kinds: Iterable[writeback.Kind]) ->
     )
     if not group:
         return []
+    return _send(launch, group, context)
+
+
+def _send(launch: Launch, group: writeback.FindingWrites,
+          context: writeback.WriteContext) -> list[str]:
+    """One transaction for ``group`` (conditional creates); a line per resource saying whether
+    it was created now or was already there."""
     bundle = writeback.transaction([group], context)
     with client_for(launch) as client:
         response = client.transaction(bundle)
@@ -76,12 +84,21 @@ def _write(launch: Launch, finding: Finding, kinds: Iterable[writeback.Kind]) ->
     for number, write in enumerate(group.writes):
         answer = (entries[offset + 2 * number].get("response") or {}) if entries else {}
         status = str(answer.get("status", ""))
-        where = "/".join(str(answer.get("location", "")).split("/")[:2]) or write.resource_type
+        where = _located(str(answer.get("location", "")), write.resource_type)
         verb = "saved in the chart" if status.startswith("201") else "was already in the chart"
         lines.append(f"The {KIND_TEXT.get(write.kind, write.kind)} {verb} ({where}).")
     log.info("panel action for launch %s wrote %s", launch.lid,
              ",".join(f"{w.kind}:{w.value[:8]}" for w in group.writes))
     return lines
+
+
+def _located(location: str, rtype: str) -> str:
+    """``Type/id`` from a transaction response's location (relative or absolute)."""
+    parts = [p for p in location.split("/") if p]
+    for index in range(len(parts) - 1):
+        if parts[index] == rtype:
+            return f"{rtype}/{parts[index + 1]}"
+    return rtype
 
 
 def _act(launch: Launch, kinds: tuple[writeback.Kind, ...], nothing: str):
@@ -135,20 +152,19 @@ def client_notice(launch: Launch):
         add_notice(launch.lid, "error", "That disclosure is not in this client's chart.")
         return _back(launch)
     index, finding = found
+    context = _context()
+    write = writeback.client_notice_record(
+        finding, context, sent=outcome == "sent", reason=reason or None,
+        author=_launch_user(launch),
+    )
     try:
-        resource = writeback.client_notice_record(
-            finding, _context(), sent=outcome == "sent", reason=reason or None,
-            author=_launch_user(launch),
-        )
-        with client_for(launch) as client:
-            result = client.conditional_create(resource.resource, resource.if_none_exist)
+        lines = _send(launch, writeback.FindingWrites(finding, (write,)), context)
     except FhirError as error:
         log.warning("client notice failed for launch %s: %s", launch.lid, type(error).__name__)
         add_notice(launch.lid, "error", "The EHR did not accept the write; nothing was saved.")
         return _back(launch, f"finding-{index}")
-    where = f"Communication/{result.resource.get('id')}"
-    verb = "recorded" if result.created else "was already recorded"
-    add_notice(launch.lid, "ok", f"The client notice ({outcome}) {verb} ({where}).")
+    for line in lines:
+        add_notice(launch.lid, "ok", line)
     return _back(launch, f"finding-{index}")
 
 

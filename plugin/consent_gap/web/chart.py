@@ -8,8 +8,9 @@ for what those reference) so that the panel costs little more than the bare read
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import requests
 from flask import current_app
 
-from consent_gap.fhir import BearerAuth, FhirClient, FhirError
+from consent_gap.fhir import BearerAuth, FhirClient, FhirError, FhirHttpError
 
 from . import oauth
 from .config import WebConfig
@@ -47,7 +48,7 @@ def fresh_launch(launch: Launch, config: WebConfig, http: requests.Session) -> L
     if not launch.refresh_token:
         raise SessionExpired("token expired and no refresh token")
     try:
-        tokens = oauth.refresh(config, http, launch.token_endpoint, launch.refresh_token)
+        tokens = oauth.refresh(config, http, launch.token_endpoint, launch.token_set())
     except oauth.LaunchError as error:
         raise SessionExpired(str(error)) from None
     updated = replace(
@@ -80,42 +81,73 @@ def _chunks(items: list[str], size: int = ID_CHUNK) -> Iterable[list[str]]:
         yield items[start : start + size]
 
 
+def _tolerant(call: Callable[[], list[dict[str, Any]]], what: str) -> list[dict[str, Any]]:
+    """A read the decision can do without: refused (outside the granted scopes) or absent
+    leaves the resources out, and the engine then reports what it could not resolve."""
+    try:
+        return call()
+    except FhirHttpError as error:
+        if error.status in (401, 403, 404, 410):
+            log.info("read of %s skipped: HTTP %s", what, error.status)
+            return []
+        raise
+
+
 def fetch_chart(client: FhirClient, patient_id: str, *, workers: int = 6) -> ChartData:
     """Everything the engine needs about one patient, as resource dicts (deduplicated).
 
-    Round 1: the Patient, their Consents, disclosure AuditEvents, DocumentReferences and
-    Communications (by subject and by recipient). Round 2: the Provenance that signs each
-    Consent, and any DocumentReference an AuditEvent names that round 1 did not bring.
+    Round 1: the Patient, their Consents, disclosure AuditEvents, DocumentReferences,
+    Communications (by subject and by recipient) and RelatedPersons. Round 2: the Provenance
+    that signs each Consent, and whatever the AuditEvents reference that round 1 did not bring
+    (disclosed records, legal instruments, recipients who are RelatedPersons): without them a
+    disclosed entity is unresolved (CONTRACT 1.1) and the decision would differ.
     """
     ref = f"Patient/{patient_id}"
-    round_one = {
+    round_one: dict[str, Callable[[], list[dict[str, Any]]]] = {
         "patient": lambda: [client.read("Patient", patient_id)],
         "consents": lambda: _search(client, "Consent", {"patient": ref}),
         "audit": lambda: _search(client, "AuditEvent", {"patient": ref}),
         "documents": lambda: _search(client, "DocumentReference", {"patient": ref}),
         "comm_subject": lambda: _search(client, "Communication", {"patient": ref}),
         "comm_recipient": lambda: _search(client, "Communication", {"recipient": ref}),
+        "related": lambda: _tolerant(
+            lambda: _search(client, "RelatedPerson", {"patient": ref}), "RelatedPerson"),
     }
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {name: pool.submit(call) for name, call in round_one.items()}
         got = {name: future.result() for name, future in futures.items()}
         have = {_key(r) for rs in got.values() for r in rs}
         consent_refs = [f"Consent/{c['id']}" for c in got["consents"] if c.get("id")]
-        wanted_docs = sorted(
-            ref.split("/", 1)[1]
-            for ref in _referenced(got["audit"], "DocumentReference")
-            if ref not in have
-        )
+        wanted = _missing_references(got["audit"], have)
         round_two = [
             pool.submit(_search, client, "Provenance", {"target": ",".join(chunk)})
             for chunk in _chunks(consent_refs)
         ] + [
-            pool.submit(_search, client, "DocumentReference", {"_id": ",".join(chunk)})
-            for chunk in _chunks(wanted_docs)
+            pool.submit(_tolerant,
+                        lambda t=rtype, c=chunk: _search(client, t, {"_id": ",".join(c)}), rtype)
+            for rtype, ids in sorted(wanted.items())
+            for chunk in _chunks(sorted(ids))
         ]
         extra = [r for future in round_two for r in future.result()]
     resources = _dedupe([r for rs in got.values() for r in rs] + extra)
     return ChartData(patient_id, resources)
+
+
+# Types an AuditEvent names that the engine reads by reference only (their resources add
+# nothing to a decision), so the panel does not fetch them.
+_NOT_FETCHED = frozenset({
+    "Patient", "Practitioner", "PractitionerRole", "Organization", "Device", "AuditEvent",
+    "Location", "Endpoint", "CareTeam", "HealthcareService",
+})
+
+
+def _missing_references(audits: list[dict[str, Any]], have: set[str]) -> dict[str, set[str]]:
+    wanted: dict[str, set[str]] = {}
+    for reference in _all_references(audits):
+        rtype, rid = reference.split("/", 1)
+        if rtype not in _NOT_FETCHED and reference not in have:
+            wanted.setdefault(rtype, set()).add(rid)
+    return wanted
 
 
 def _key(resource: dict[str, Any]) -> str:
@@ -129,17 +161,18 @@ def _dedupe(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
-def _referenced(resources: Iterable[dict[str, Any]], rtype: str) -> set[str]:
-    """References to ``rtype`` anywhere in ``resources`` (a generic walk: it reads no FHIR
-    element by name, so it stays outside normalize.py's job)."""
+_RELATIVE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
+
+
+def _all_references(resources: Iterable[dict[str, Any]]) -> set[str]:
+    """Every relative ``Type/id`` reference anywhere in ``resources``. A generic walk: it reads
+    no FHIR element by name (that is normalize.py's job), it only collects what to fetch."""
     found: set[str] = set()
-    prefix = rtype + "/"
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
             value = node.get("reference")
-            tail = value[len(prefix):] if isinstance(value, str) else ""
-            if isinstance(value, str) and value.startswith(prefix) and tail and "/" not in tail:
+            if isinstance(value, str) and _RELATIVE.match(value):
                 found.add(value)
             for child in node.values():
                 walk(child)

@@ -41,14 +41,6 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
-def normalize_issuer(iss: str) -> str:
-    """Issuers compare without a trailing slash and with a lower-case scheme and host, so that
-    ``http://EHR/fhir/`` and ``http://ehr/fhir`` are the same entry on the allowlist."""
-    parts = urlsplit(iss.strip())
-    path = parts.path.rstrip("/")
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{path}"
-
-
 @dataclass(frozen=True)
 class WebConfig:
     """Run-time configuration of the app (see README for the variables behind each field)."""
@@ -85,9 +77,6 @@ class WebConfig:
         if self.frame_ancestors:
             return tuple(dict.fromkeys(origin_of(item) for item in self.frame_ancestors))
         return tuple(dict.fromkeys(origin_of(iss) for iss in self.allowed_issuers))
-
-    def issuer_allowed(self, iss: str) -> bool:
-        return normalize_issuer(iss) in {normalize_issuer(item) for item in self.allowed_issuers}
 
     def resolved_secret(self) -> str:
         if self.secret_key:

@@ -15,6 +15,8 @@ from typing import Any
 
 from flask import session
 
+from consent_gap.smart.ehr_launch import PendingAuthorization, TokenSet, states_match
+
 MAX_LAUNCHES = 8
 MAX_PENDING = 8
 PENDING_TTL = 600  # seconds a user may spend at the EHR's login/consent screen
@@ -40,6 +42,24 @@ class Launch:
     need_patient_banner: bool = True
     fhir_user: str | None = None
     created: float = 0.0
+
+    @classmethod
+    def from_tokens(cls, lid: str, iss: str, token_endpoint: str, tokens: TokenSet) -> Launch:
+        return cls(
+            lid=lid, iss=iss, token_endpoint=token_endpoint, patient=tokens.patient,
+            access_token=tokens.access_token, expires_at=tokens.expires_at,
+            refresh_token=tokens.refresh_token, scope=tokens.scope, encounter=tokens.encounter,
+            need_patient_banner=tokens.need_patient_banner, fhir_user=tokens.fhir_user,
+            created=time.time(),
+        )
+
+    def token_set(self) -> TokenSet:
+        """The tokens in smart.ehr_launch's form (for a refresh)."""
+        return TokenSet(
+            access_token=self.access_token, expires_at=self.expires_at, scope=self.scope,
+            refresh_token=self.refresh_token, patient=self.patient, encounter=self.encounter,
+            need_patient_banner=self.need_patient_banner, fhir_user=self.fhir_user,
+        )
 
     @property
     def patient_ref(self) -> str | None:
@@ -81,29 +101,32 @@ def drop_launch(lid: str) -> None:
         session.pop("latest", None)
 
 
-def remember_pending(state: str, data: dict[str, Any]) -> None:
+def remember_pending(request: PendingAuthorization) -> None:
     """Bind an authorization request's ``state`` to this session, with its PKCE verifier."""
     now = time.time()
     pending = {
         key: value
         for key, value in (session.get("pending") or {}).items()
-        if value.get("created", 0) + PENDING_TTL > now
+        if not PendingAuthorization(**value).expired(now, PENDING_TTL)
     }
-    pending[state] = {**data, "created": now}
+    pending[request.state] = asdict(request)
     if len(pending) > MAX_PENDING:
-        for key in sorted(pending, key=lambda k: pending[k]["created"])[:-MAX_PENDING]:
+        for key in sorted(pending, key=lambda k: pending[k]["created_at"])[:-MAX_PENDING]:
             del pending[key]
     session["pending"] = pending
 
 
-def take_pending(state: str | None) -> dict[str, Any] | None:
-    """Pop the pending request for ``state``: single use, and only from the session that
-    started it, and only within PENDING_TTL. None when any of that fails."""
+def take_pending(state: str | None) -> PendingAuthorization | None:
+    """Pop the pending request for ``state``: single use, only from the session that started
+    it, only within PENDING_TTL. None when any of that fails."""
     if not state:
         return None
     pending = dict(session.get("pending") or {})
     data = pending.pop(state, None)
-    session["pending"] = pending
-    if data is None or data.get("created", 0) + PENDING_TTL < time.time():
+    if data is None:
         return None
-    return data
+    session["pending"] = pending
+    found = PendingAuthorization(**data)
+    if found.expired(time.time(), PENDING_TTL) or not states_match(found.state, state):
+        return None
+    return found

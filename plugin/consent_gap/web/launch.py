@@ -10,12 +10,11 @@ PKCE S256 verifier, kept server-side.
 from __future__ import annotations
 
 import logging
-import time
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 
 from . import oauth
-from .config import WebConfig, normalize_issuer
+from .config import WebConfig
 from .context import Launch, new_id, remember_pending, save_launch, take_pending
 
 bp = Blueprint("auth", __name__)
@@ -45,28 +44,24 @@ def launch():
     if not iss:
         return message(400, "No EHR named",
                        "The launch did not say which EHR it came from (the iss parameter).")
-    if not config.issuer_allowed(iss):
-        # Nothing is fetched from an issuer that is not on the allowlist.
+    try:
+        iss = oauth.allowed_issuer(config, iss)
+    except oauth.IssuerNotAllowed:
+        # Checked before anything is fetched: an issuer off the list causes no request.
         log.warning("launch refused: issuer not on the allowlist")
         return message(403, "This EHR is not allowed",
                        "consent-gap is not configured to accept launches from this EHR.",
                        "Ask your IT team to add it to CONSENT_GAP_ALLOWED_ISSUERS.",
                        detail=iss[:200], retry=False)
-    iss = normalize_issuer(iss)
     http = current_app.extensions["consent_gap.http"]
     try:
-        endpoints = oauth.discover(iss, http, config.http_timeout)
+        pending = oauth.begin(config, http, iss, launch_token or None)
     except oauth.LaunchError as error:
-        log.warning("launch failed at discovery: %s", error)
+        log.warning("launch failed before authorization: %s", error)
         return message(502, "The EHR could not be reached", f"Sign-in could not start: {error}.")
-    auth = oauth.authorization_request(config, endpoints, iss, launch_token)
-    remember_pending(
-        auth.state,
-        {"iss": iss, "verifier": auth.code_verifier, "token_endpoint": endpoints.token_endpoint,
-         "mode": "ehr" if launch_token else "standalone"},
-    )
+    remember_pending(pending)
     log.info("launch started (%s)", "ehr" if launch_token else "standalone")
-    return redirect(auth.url, code=302)
+    return redirect(pending.authorize_url, code=302)
 
 
 @bp.get("/callback")
@@ -93,21 +88,14 @@ def callback():
         return message(400, "Sign-in incomplete", "The EHR sent no authorization code.")
     http = current_app.extensions["consent_gap.http"]
     try:
-        tokens = oauth.exchange_code(config, http, pending["token_endpoint"], code,
-                                     pending["verifier"])
+        tokens = oauth.exchange_code(config, http, pending, code)
     except oauth.LaunchError as failure:
         log.warning("token exchange failed: %s", failure)
         return message(502, "Sign-in failed", f"{failure}.")
     if not tokens.patient:
         return message(400, "No client selected",
                        "The EHR did not say which client's chart to open.")
-    launch_ctx = Launch(
-        lid=new_id(), iss=pending["iss"], token_endpoint=pending["token_endpoint"],
-        patient=tokens.patient, access_token=tokens.access_token, expires_at=tokens.expires_at,
-        refresh_token=tokens.refresh_token, scope=tokens.scope, encounter=tokens.encounter,
-        need_patient_banner=tokens.need_patient_banner, fhir_user=tokens.fhir_user,
-        created=time.time(),
-    )
+    launch_ctx = Launch.from_tokens(new_id(), pending.iss, pending.token_endpoint, tokens)
     session.rotate()  # a fresh cookie after sign-in: no session fixation
     save_launch(launch_ctx)
     log.info("launch completed: launch %s", launch_ctx.lid)
