@@ -165,6 +165,12 @@ ROWS = [
      scene(("HLEGAL",), instruments={"court-order": None}), None, rev("legal-review-needed")),
     ("HLEGAL-court-order-dated-at-the-disclosure",
      scene(("HLEGAL",), instruments={"court-order": "2025-06-01T10:00:00Z"}), None, COURT),
+    ("HLEGAL-instrument-code-in-another-system-is-data",
+     [*scene(("HLEGAL",))[:-1],
+      {**instrument("DocumentReference/inst-x", "court-order"),
+       "type": {"coding": [{"system": "urn:local:instrument", "code": "court-order"}]}},
+      disclosure(purposes=("HLEGAL",), instruments=("DocumentReference/inst-x",))],
+     None, rev("legal-review-needed")),
     ("HLEGAL-subpoena-dated-after-is-data",
      scene(("HLEGAL",), instruments={"subpoena": AFTER}), None, rev("legal-review-needed")),
     # --- government, family, requests, the rest -------------------------------------------

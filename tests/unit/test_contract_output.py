@@ -205,3 +205,13 @@ def test_text_format_is_for_people(tmp_path, capsys):
     assert "AuditEvent/ae1" in out and "required" in out
     with pytest.raises(json.JSONDecodeError):
         json.loads(out)
+
+
+@pytest.mark.parametrize("bundle_type", ["collection", "searchset", "transaction", "batch",
+                                         "document", "transaction-response", "batch-response"])
+def test_any_bundle_type_but_history_is_evaluated(tmp_path, capsys, bundle_type):
+    data = {**COVERED, "type": bundle_type}
+    code, out, err = main(["evaluate", write(tmp_path, data)], capsys)
+    assert code == 0, err
+    [f] = json.loads(out)["findings"]
+    assert (f["decision"], f["basis"]) == ("authorized", "Consent/c1")
