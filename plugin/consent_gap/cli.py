@@ -194,6 +194,52 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# scan and schedule (consent_gap.scan, consent_gap.scheduler)
+# --------------------------------------------------------------------------------------------
+
+SCAN_EPILOG = """\
+examples:
+  consent-gap scan --fhir-base http://127.0.0.1:8080/fhir --full --dry-run
+  consent-gap scan --auth backend --jurisdiction US-CA          (incremental, from settings)
+  consent-gap scan --patient p-1 --patient p-2 --format json
+  consent-gap scan --status
+
+Without --patient, --since or --full the scan is incremental: the patients whose records
+changed since the last successful run (full when there is none). Settings: CONSENT_GAP_*
+variables (README). exit status: 0 ok; 1 errors during the scan (listed in the summary; a
+stopped scan resumes next time); 2 bad usage or configuration.
+"""
+
+
+def _scan_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fhir-base", metavar="URL",
+                        help="FHIR base URL (default: CONSENT_GAP_FHIR_BASE)")
+    parser.add_argument("--auth", choices=("none", "backend"),
+                        help="none, or SMART Backend Services (default: CONSENT_GAP_AUTH)")
+    parser.add_argument("--patient", action="append", default=[], metavar="ID",
+                        help="scan only this patient (repeatable)")
+    since = parser.add_mutually_exclusive_group()
+    since.add_argument("--since", metavar="TIME",
+                       help="patients whose records changed since TIME (date or date-time)")
+    since.add_argument("--full", action="store_true", help="every patient on the server")
+    parser.add_argument("--jurisdiction", metavar="US-XX",
+                        help="ISO 3166-2 state code (default: CONSENT_GAP_JURISDICTION)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="decide and print what would be written; write nothing")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--status", action="store_true",
+                        help="print the last run's outcome and exit")
+
+
+def _schedule_arguments(parser: argparse.ArgumentParser) -> None:
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--once", action="store_true", help="run one scan now and exit")
+    what.add_argument("--status", action="store_true",
+                      help="print the next run and the last run's outcome")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+
+
+# --------------------------------------------------------------------------------------------
 # Registry
 # --------------------------------------------------------------------------------------------
 
@@ -208,6 +254,25 @@ COMMANDS: list[Command] = [
                     "client's signed authorizations and the legal exceptions, and print one "
                     "finding per disclosure.",
         epilog=EVALUATE_EPILOG,
+    ),
+    Command(
+        name="scan",
+        help="check every disclosure on a FHIR server and write the findings back",
+        module="consent_gap.scan",
+        arguments=_scan_arguments,
+        description="Select patients, fetch their records in batches, decide every disclosure "
+                    "and write what is missing back to the chart (alerts, notes, drafts, "
+                    "reminders), conditionally, so a rerun writes nothing.",
+        epilog=SCAN_EPILOG,
+    ),
+    Command(
+        name="schedule",
+        help="run the scan on its schedule, in its own process (default nightly at 02:00)",
+        module="consent_gap.scheduler",
+        arguments=_schedule_arguments,
+        description="APScheduler in the foreground: one scan job on CONSENT_GAP_SCHEDULE (cron, "
+                    "in CONSENT_GAP_TIMEZONE), one run at a time, missed runs coalesced.",
+        epilog="exit status: 0 ok; 1 the --once scan had errors; 2 bad usage or configuration",
     ),
     Command(
         name="serve",

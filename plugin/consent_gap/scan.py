@@ -6,14 +6,15 @@ checkpoint.
                      [--format text|json] [--status]
 
 Selection: the patients named with ``--patient``; else, with ``--full``, every Patient; else
-(incremental, the default) the patients whose disclosure AuditEvents or Consents changed since
-``--since`` or, by default, since the start of the last successful run on this server (minus
-five minutes of overlap; with no such run the scan is full).
+(incremental, the default) the patients with a disclosure, Consent, signing Provenance, or
+someone's note or notice changed since ``--since`` or, by default, since the start of the last
+successful run on this server (minus five minutes of overlap; with no such run the scan is
+full).
 
-Fetching: per batch of patients (``CONSENT_GAP_BATCH_SIZE``) four searches, each across the
-whole batch (``patient=a,b,c``), paged: Patients with their RelatedPersons; Consents with the
-Provenance that signs them; disclosure AuditEvents with the resources they name and the
-DocumentReferences that document them; Communications to the patients or their
+Fetching (fhir/queries.py): per batch of patients (``CONSENT_GAP_BATCH_SIZE``) four searches,
+each across the whole batch (``patient=a,b,c``), paged: Patients with their RelatedPersons;
+Consents with the Provenance that signs them; disclosure AuditEvents with the resources they
+name and the DocumentReferences that document them; Communications to the patients or their
 representatives. The next batch is fetched while the current one is decided and written.
 
 Writing: each finding's resources go in one transaction of conditional creates
@@ -40,7 +41,7 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,7 @@ from typing import Any, TextIO
 from consent_gap import RULESET
 from consent_gap.checkpoint import ERRORS, FAILED, OK, CheckpointStore, RunRecord
 from consent_gap.domain import Finding
+from consent_gap.fhir import queries
 from consent_gap.fhir.client import FhirClient
 from consent_gap.fhir.errors import FhirError, FhirHttpError, FhirTransactionError
 from consent_gap.settings import Settings, SettingsError, load_settings, require
@@ -64,8 +66,6 @@ from consent_gap.writeback import (
 
 log = logging.getLogger("consent_gap.scan")
 
-DISCLOSE = "http://terminology.hl7.org/CodeSystem/iso-21089-lifecycle|disclose"
-OUR_TAG = "https://consent-gap.dev/fhir/tag|consent-gap"
 #: Findings per write transaction; a rejected group is retried one finding at a time.
 WRITE_GROUP = 20
 #: Overlap when the incremental scan starts from the last good run (clock skew, slow commits).
@@ -81,43 +81,7 @@ class UsageError(ValueError):
     """Bad arguments or configuration: exit 2 with one line."""
 
 
-# ------------------------------------------------------------------ queries (pure)
-
-def _refs(kind: str, ids: Iterable[str]) -> str:
-    return ",".join(f"{kind}/{rid}" for rid in ids)
-
-
-def batch_queries(patient_ids: Sequence[str]) -> list[tuple[str, list[tuple[str, str]]]]:
-    """The searches that fetch a batch's records, except the Communications (which need the
-    RelatedPerson ids the first search returns: see :func:`notice_query`). Public so that the
-    benchmark's bare sweep runs exactly the same searches."""
-    patients = _refs("Patient", patient_ids)
-    return [
-        ("Patient", [("_id", ",".join(patient_ids)), ("_revinclude", "RelatedPerson:patient")]),
-        ("Consent", [("patient", patients), ("_revinclude", "Provenance:target")]),
-        (
-            "AuditEvent",
-            [
-                ("patient", patients),
-                ("subtype", DISCLOSE),
-                ("_include", "AuditEvent:entity"),
-                ("_revinclude", "DocumentReference:related"),
-            ],
-        ),
-    ]
-
-
-def notice_query(
-    patient_ids: Sequence[str], related_person_ids: Sequence[str]
-) -> tuple[str, list[tuple[str, str]]]:
-    """Communications to the patients or their representatives (client notices, 1.4), except
-    our own reminders and alerts."""
-    recipients = ",".join(
-        part for part in (_refs("Patient", patient_ids),
-                          _refs("RelatedPerson", related_person_ids)) if part
-    )
-    return "Communication", [("recipient", recipients), ("_tag:not", OUR_TAG)]
-
+# ------------------------------------------------------------------ what the scan needs
 
 SCAN_REQUIREMENTS = {
     "Patient": {"interactions": ["search-type"], "search": ["_id"],
@@ -133,53 +97,16 @@ SCAN_REQUIREMENTS = {
 }
 
 
-# ------------------------------------------------------------------ fetching
-
-def _key(resource: dict[str, Any]) -> tuple[str, str]:
-    return str(resource.get("resourceType")), str(resource.get("id"))
-
-
 def fetch_batch(client: FhirClient, patient_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """Every resource the engine needs for these patients, each once."""
-    found: dict[tuple[str, str], dict[str, Any]] = {}
-    for rtype, params in batch_queries(patient_ids):
-        for resource in client.search(rtype, params, page_size=PAGE_SIZE):
-            found.setdefault(_key(resource), resource)
-    related = sorted(rid for (rtype, rid) in found if rtype == "RelatedPerson")
-    rtype, params = notice_query(patient_ids, related)
-    for resource in client.search(rtype, params, page_size=PAGE_SIZE):
-        found.setdefault(_key(resource), resource)
-    return list(found.values())
-
-
-def _patient_ids(resources: Iterable[dict[str, Any]]) -> set[str]:
-    return {str(r["id"]) for r in resources if r.get("resourceType") == "Patient" and r.get("id")}
+    """Every resource the engine needs for these patients, each once (fhir/queries.py)."""
+    return queries.fetch_charts(client, patient_ids, page_size=PAGE_SIZE)
 
 
 def select_patients(client: FhirClient, since: str | None) -> list[str]:
-    """Patients to scan: all of them (``since`` None), or those whose disclosure AuditEvents or
-    Consents changed since then (found through ``_include`` of their Patient, so only resource
-    types and ids are read here)."""
+    """Every patient (``since`` None), or those with a relevant change since then."""
     if since is None:
-        ids = _patient_ids(client.search("Patient", [("_elements", "id")], page_size=1000))
-        return sorted(ids)
-    changed = _patient_ids(
-        client.search(
-            "AuditEvent",
-            [("_lastUpdated", f"ge{since}"), ("subtype", DISCLOSE),
-             ("_include", "AuditEvent:patient"), ("_elements", "id")],
-            page_size=PAGE_SIZE,
-        )
-    )
-    changed |= _patient_ids(
-        client.search(
-            "Consent",
-            [("_lastUpdated", f"ge{since}"), ("_include", "Consent:patient"),
-             ("_elements", "id")],
-            page_size=PAGE_SIZE,
-        )
-    )
-    return sorted(changed)
+        return queries.all_patient_ids(client)
+    return queries.changed_patient_ids(client, since, page_size=PAGE_SIZE)
 
 
 # ------------------------------------------------------------------ progress
@@ -612,34 +539,17 @@ def run_scan(settings: Settings, *, patients: Sequence[str] = (), since: str | N
         store.close()
 
 
-def add_parser(subparsers: Any) -> None:
-    """Register ``consent-gap scan`` (called from cli.py)."""
-    parser = subparsers.add_parser(
-        "scan",
-        help="check every disclosure on a FHIR server and write the findings back",
-        description=__doc__.split("\n\n", 1)[0],
-        epilog="exit status: 0 ok, 1 errors during the scan, 2 bad usage or configuration",
-    )
-    parser.add_argument("--fhir-base", help="FHIR base URL (default: CONSENT_GAP_FHIR_BASE)")
-    parser.add_argument("--auth", choices=("none", "backend"),
-                        help="authentication (default: CONSENT_GAP_AUTH or none)")
-    parser.add_argument("--patient", action="append", default=[], metavar="ID",
-                        help="scan only this patient (repeatable)")
-    since = parser.add_mutually_exclusive_group()
-    since.add_argument("--since", metavar="TIME",
-                       help="patients whose disclosures or Consents changed since TIME")
-    since.add_argument("--full", action="store_true", help="every patient")
-    parser.add_argument("--jurisdiction", metavar="US-XX",
-                        help="ISO 3166-2 state code (default: CONSENT_GAP_JURISDICTION)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="decide and print what would be written; write nothing")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.add_argument("--status", action="store_true",
-                        help="print the last run's outcome and exit")
-    parser.set_defaults(handler=command)
+def configure_logging() -> None:
+    """Progress and outcome lines on standard error (ids and counts only)."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """``consent-gap scan`` (arguments declared in cli.py)."""
+    configure_logging()
     try:
         settings = scan_settings(args)
         if args.status:

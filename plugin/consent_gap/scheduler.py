@@ -209,26 +209,12 @@ def status(settings: Settings, fmt: str, out: TextIO | None = None) -> int:
     return EXIT_OK
 
 
-def add_parser(subparsers: Any) -> None:
-    """Register ``consent-gap schedule`` (called from cli.py)."""
-    parser = subparsers.add_parser(
-        "schedule",
-        help="run the scan on its schedule (its own process; default nightly at 02:00)",
-        description=__doc__.split("\n\n", 1)[0],
-        epilog="exit status: 0 ok, 1 the --once scan had errors, 2 bad usage or configuration",
-    )
-    what = parser.add_mutually_exclusive_group()
-    what.add_argument("--once", action="store_true", help="run one scan now and exit")
-    what.add_argument("--status", action="store_true",
-                      help="print the next run and the last run's outcome")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.set_defaults(handler=command)
-
-
-def command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """``consent-gap schedule`` (arguments declared in cli.py)."""
     from consent_gap.fhir.errors import FhirError
-    from consent_gap.scan import UsageError
+    from consent_gap.scan import UsageError, configure_logging
 
+    configure_logging()
     try:
         settings = load_settings()
         if args.status:

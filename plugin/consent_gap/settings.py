@@ -117,8 +117,19 @@ class Settings:
         return f"sqlite:///{self.state_dir / 'consent-gap.db'}"
 
     def with_overrides(self, **values: Any) -> Settings:
-        """A copy with command-line values applied (``None`` means: keep the setting)."""
-        changes = {key: value for key, value in values.items() if value is not None}
+        """A copy with command-line values applied (``None`` means: keep the setting). Text
+        values go through the setting's parser; an error names the option (``--fhir-base``)."""
+        parsers = {var.name: var.parse for var in VARIABLES}
+        changes = {}
+        for key, value in values.items():
+            if value is None:
+                continue
+            if isinstance(value, str) and key in parsers:
+                try:
+                    value = parsers[key](value)
+                except ValueError as error:
+                    raise SettingsError(f"--{key.replace('_', '-')}: {error}") from None
+            changes[key] = value
         merged = replace(self, **changes)
         _check(merged)
         return merged

@@ -134,6 +134,13 @@ def test_overrides_keep_unset_values_and_require_names_missing():
     require(changed, "fhir_base")
 
 
+def test_overrides_are_parsed_and_errors_name_the_option():
+    changed = Settings().with_overrides(fhir_base="http://h/fhir/", jurisdiction="us-ny")
+    assert (changed.fhir_base, changed.jurisdiction) == ("http://h/fhir", "US-NY")
+    with pytest.raises(SettingsError, match="--fhir-base: must be an http"):
+        Settings().with_overrides(fhir_base="ftp://x")
+
+
 def test_describe_hides_database_passwords():
     settings = Settings(checkpoint_url="postgresql://scan:s3cret@db/consent")
     shown = describe(settings)
