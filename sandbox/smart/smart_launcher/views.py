@@ -180,7 +180,7 @@ def create_blueprint(smart: Smart, upstream: Upstream) -> Blueprint:
         pending = Pending(
             params, request.base_url, user, needs_patient, time.time() + PENDING_LIFETIME
         )
-        return redirect(url_for(".consent", txn=store.put_pending(pending)))
+        return redirect(config.origin + url_for(".consent", txn=store.put_pending(pending)))
 
     @bp.get("/oauth/authorize/consent")
     def consent() -> str | tuple[str, int]:
