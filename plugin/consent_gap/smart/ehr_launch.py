@@ -178,9 +178,10 @@ def start_authorization(
 class TokenSet:
     """A token response with its SMART launch context. Tokens are hidden from repr.
 
-    `fhir_user` comes from the token response, or else from the id_token's claims, which are
-    read here WITHOUT signature verification: good for display and for choosing whom to
-    notify, never for an authorization decision."""
+    `fhir_user` comes from the token response, or else from the id_token's claims, read
+    without checking the signature. OpenID Connect Core 3.1.3.7 allows that for an id_token
+    received directly from the token endpoint over TLS, which is the only way one gets here;
+    still, use it to show and to address people, never to grant access."""
 
     access_token: str = field(repr=False)
     expires_at: float
