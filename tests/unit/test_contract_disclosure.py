@@ -117,6 +117,8 @@ LABEL_ROWS = [
      document(labels=(), meta_labels=("PSYTHPN",)), True),
     ("uslaw-HIPAAPsyNotes", disclosure(purposes=("TREAT",)),
      document(labels=((US_PRIVACY_LAW, "HIPAAPsyNotes"),)), True),
+    ("PSYTHPN-counts-only-in-actcode", disclosure(purposes=("TREAT",)),
+     document(labels=((US_PRIVACY_LAW, "PSYTHPN"),)), False),
     ("other-system-ignored", disclosure(purposes=("TREAT",)),
      document(labels=(("urn:local:labels", "PSYTHPN"),)), False),
 ]
