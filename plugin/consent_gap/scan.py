@@ -549,6 +549,9 @@ def configure_logging() -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``consent-gap scan`` (arguments declared in cli.py)."""
+    from consent_gap.smart.discovery import DiscoveryError
+    from consent_gap.smart.keys import KeyFileError
+
     configure_logging()
     try:
         settings = scan_settings(args)
@@ -558,10 +561,10 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--patient cannot be combined with --since or --full")
         summary = run_scan(settings, patients=args.patient, since=args.since, full=args.full,
                            dry_run=args.dry_run)
-    except (SettingsError, UsageError) as error:
+    except (SettingsError, UsageError, KeyFileError) as error:
         print(f"consent-gap scan: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except FhirError as error:
+    except (FhirError, DiscoveryError) as error:
         print(f"consent-gap scan: {error}", file=sys.stderr)
         return EXIT_ERRORS
     if args.format == "json":

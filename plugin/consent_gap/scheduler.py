@@ -213,6 +213,8 @@ def run(args: argparse.Namespace) -> int:
     """``consent-gap schedule`` (arguments declared in cli.py)."""
     from consent_gap.fhir.errors import FhirError
     from consent_gap.scan import UsageError, configure_logging
+    from consent_gap.smart.discovery import DiscoveryError
+    from consent_gap.smart.keys import KeyFileError
 
     configure_logging()
     try:
@@ -222,9 +224,9 @@ def run(args: argparse.Namespace) -> int:
         if args.once:
             return scheduled_scan()
         return serve(settings)
-    except (SettingsError, UsageError) as error:
+    except (SettingsError, UsageError, KeyFileError) as error:
         print(f"consent-gap schedule: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except FhirError as error:
+    except (FhirError, DiscoveryError) as error:
         print(f"consent-gap schedule: {error}", file=sys.stderr)
         return EXIT_ERRORS

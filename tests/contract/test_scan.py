@@ -431,37 +431,42 @@ def test_explicit_patients_only(fake, store):
 
 
 def test_expired_token_is_renewed_mid_scan(fake, store):
-    """The FHIR server starts refusing the first token after a few calls; the client's auth
-    is asked again (as BackendServicesAuth does on 401) and the scan finishes."""
-    from requests.auth import AuthBase
+    """SMART Backend Services for real (private_key_jwt against a mocked token endpoint): the
+    server stops accepting the first token half-way through the scan (it expired); the auth
+    renews it on the 401 and the scan finishes with everything written."""
+    from consent_gap.smart.backend import BackendServicesAuth
+    from consent_gap.smart.keys import generate_signing_key
 
-    tokens = {"issued": 0, "valid": "t1"}
+    token_url = "https://auth.test/token"
+    issued: list[str] = []
 
-    class RenewingAuth(AuthBase):
-        token = None
+    def token_endpoint(request):
+        form = dict(parse_qsl(request.body))
+        assert form["grant_type"] == "client_credentials"
+        assert form["client_assertion_type"].endswith("jwt-bearer")
+        issued.append(f"token-{len(issued) + 1}")
+        return 200, {"Content-Type": "application/json"}, json.dumps(
+            {"access_token": issued[-1], "token_type": "bearer", "expires_in": 3600,
+             "scope": "system/*.rs"})
 
-        def __call__(self, request):
-            if self.token != tokens["valid"]:
-                tokens["issued"] += 1
-                self.token = tokens["valid"]
-            request.headers["Authorization"] = f"Bearer {self.token}"
-            return request
+    seen = {"requests": 0}
 
-    seen = {"n": 0}
+    def accepts(headers):
+        seen["requests"] += 1
+        current = issued[-1] if seen["requests"] < 8 else "token-2"  # token-1 expires
+        return headers.get("Authorization") == f"Bearer {current}"
 
-    def check(headers):
-        seen["n"] += 1
-        if seen["n"] == 6:
-            tokens["valid"] = "t2"  # the first token expires here
-        return headers.get("Authorization") == f"Bearer {tokens['valid']}" or seen["n"] == 6
-
-    fake.auth_check = check
+    fake.auth_check = accepts
+    auth = BackendServicesAuth(token_url, "consent-gap-scan", scope="system/Consent.rs",
+                               key=generate_signing_key("RS384"))
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
+        mocked.add_callback("POST", token_url, callback=token_endpoint)
         fake.install(mocked)
-        summary, _ = scan(store, full=True, client=make_client(RenewingAuth()))
+        summary, _ = scan(store, full=True, client=make_client(auth))
     assert summary.status == "ok", summary.errors
-    assert tokens["issued"] == 2
+    assert issued == ["token-1", "token-2"]
     assert len(fake.written("Communication")) == 7
+    assert len(fake.of_type("Provenance")) == 14
 
 
 def test_preflight_names_what_is_missing(fake):
