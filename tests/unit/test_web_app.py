@@ -129,3 +129,25 @@ def test_panel_marks_decisions_with_words_and_symbols_not_colour_alone():
     assert "Needs review" in html  # the decision in words
     assert STYLES[Decision.REVIEW].symbol in html  # and its symbol
     assert 'role="img"' in html and "<desc" in html  # the SVG is described
+
+
+def test_a_shared_session_store_needs_a_secret_key(tmp_path):
+    import pytest
+
+    with pytest.raises(ValueError, match="CONSENT_GAP_SECRET_KEY"):
+        create_app(config=WebConfig(session_store=f"sqlite:{tmp_path / 's.db'}"))
+    create_app(config=WebConfig(session_store=f"sqlite:{tmp_path / 's.db'}", secret_key="k"))
+
+
+def test_request_logs_lose_their_query_strings():
+    import logging
+
+    from consent_gap.web.redact import QueryRedactingFilter
+
+    record = logging.LogRecord("werkzeug", logging.INFO, __file__, 1, '%s - - "%s" %s',
+                               ("127.0.0.1", "GET /callback?code=SECRET&state=S HTTP/1.1", 303),
+                               None)
+    assert QueryRedactingFilter().filter(record)
+    line = record.getMessage()
+    assert "SECRET" not in line and "state=S" not in line
+    assert "GET /callback?\u2026 HTTP/1.1" in line

@@ -36,6 +36,10 @@ def create_app(
             settings = load_settings()
         config = from_settings(settings)
 
+    if store is None and config.session_store != "memory" and not config.secret_key:
+        # Several workers share the store; a random key per worker would seal rows the others
+        # cannot open, and every other request would look like an expired session.
+        raise ValueError("CONSENT_GAP_SECRET_KEY is required with a shared session store")
     app = Flask(__name__)
     secret = config.resolved_secret()
     app.config.update(

@@ -14,13 +14,15 @@ import sys
 def run(args: argparse.Namespace) -> int:
     from consent_gap.settings import SettingsError, load_settings
 
+    from . import redact
     from .app import create_app
 
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    redact.install()
     try:
         app = create_app(load_settings())
-    except SettingsError as error:
+    except (SettingsError, ValueError) as error:
         print(f"consent-gap serve: {error}", file=sys.stderr)
         return 2
     app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
