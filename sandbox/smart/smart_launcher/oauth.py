@@ -250,8 +250,9 @@ class SmartClientCredentialsGrant(ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["private_key_jwt"]  # noqa: RUF012
 
     def create_token_response(self) -> tuple[int, dict, list]:
-        scope = self.client.get_allowed_scope(self.request.payload.scope)
-        if not any(s.startswith("system/") for s in split_scope(scope)):
+        allowed = self.client.get_allowed_scope(self.request.payload.scope)
+        scope = " ".join(s for s in split_scope(allowed) if s.startswith("system/"))
+        if not scope:
             raise InvalidScopeError(
                 "None of the requested system/ scopes is allowed for this client."
             )
