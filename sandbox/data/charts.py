@@ -151,7 +151,8 @@ def _baseline(chart: Chart) -> None:
                          rng.choice(FIRST), gender, chart.birth,
                          fb.address(chart.state, city, f"{rng.randint(10, 9999)} Quarry Bend Road",
                                     f"{postal}{rng.randint(10, 99)}")))
-    intake = chart.anchor - rng.randint(200, 260) * dt.timedelta(days=1)
+    back = (95, 110) if chart.profile == "young" else (200, 260)  # young: stay inside the band
+    intake = chart.anchor - rng.randint(*back) * dt.timedelta(days=1)
     signer = chart.patient
     if chart.profile == "minor":
         signer = chart.relative(rng.choice(["MTH", "FTH", "PRN"]), "parent")
