@@ -48,6 +48,9 @@ DOC_ROWS = [
      scene(("THREAT",), {**documentation_note(),
                          "meta": {"tag": [{"system": "urn:local:tag", "code": "reviewed"}]}}),
      "present"),
+    ("note-without-subject",
+     scene(("THREAT",), {k: v for k, v in documentation_note().items() if k != "subject"}),
+     "present"),
     ("no-note", scene(("THREAT",)), "missing"),
     ("one-good-note-among-drafts",
      scene(("THREAT",), documentation_note(doc_status="preliminary"),
@@ -72,6 +75,8 @@ NOTICE_ROWS = [
      scene(("THREAT",), {**notice(), "recipient": [{"reference": "Practitioner/pr-src"},
                                                    {"reference": PATIENT}]}),
      "US-CA", "sent"),
+    ("without-subject", scene(("THREAT",), {k: v for k, v in notice().items()
+                                            if k != "subject"}), "US-CA", "sent"),
     ("to-a-practitioner-only", scene(("THREAT",), notice(recipient="Practitioner/pr-src")),
      "US-CA", "missing"),
     ("to-a-guardian",

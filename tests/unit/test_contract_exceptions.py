@@ -117,6 +117,13 @@ ROWS = [
      scene(recipient=RP, relationship="MTH", birth_date=TURNS_18), None, unauth()),
     ("access-parent-of-18-year-old-in-AL",
      scene(recipient=RP, relationship="PRN", birth_date=AGE_18), "US-AL", ACCESS),
+    ("not-access-guardian-of-another-patient",
+     [*scene(recipient=RP)[:-1], related_person(RP, "GUARD", patient_ref="Patient/p2"),
+      patient("Patient/p2"), disclosure(recipient=RP)], None, unauth()),
+    ("not-access-another-patient",
+     [*scene(("TREAT",), recipient="Patient/p2")[:-1], patient("Patient/p2"),
+      disclosure(purposes=("TREAT",), recipient="Patient/p2")], None,
+     rev("recipient-not-a-provider")),
     ("not-access-sibling", scene(("FAMRQT",), recipient=RP, relationship="SIB"), None,
      rev("family-involvement-review")),
     # --- treatment -------------------------------------------------------------------------
