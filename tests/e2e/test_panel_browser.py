@@ -1,0 +1,112 @@
+"""The panel in the sandbox EHR's iframe, in real Chromium: it shows the findings `evaluate`
+decides on the same patient's data (read straight from HAPI here), a drafted documentation note
+lands in HAPI, and a screenshot of the panel is kept in test-artifacts/panel.png."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import requests
+from consent_gap.evaluate import evaluate
+from consent_gap.fhir import FhirClient
+from consent_gap.fhir.queries import fetch_chart
+
+PANEL_TIMEOUT_MS = 60_000
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def decided(fhir_base: str, patient_id: str):
+    """`evaluate` on the patient's records read from HAPI itself (no proxy, no app code)."""
+    with FhirClient(fhir_base) as client:
+        return evaluate(fetch_chart(client, patient_id))
+
+
+@pytest.fixture(scope="module")
+def patient(sandbox) -> tuple[str, object]:
+    """A seeded patient with several disclosures, one of them missing its documentation."""
+    fhir = sandbox["fhir"]
+    bundle = requests.get(f"{fhir}/AuditEvent", timeout=30, params={
+        "subtype": "http://terminology.hl7.org/CodeSystem/iso-21089-lifecycle|disclose",
+        "_count": "300", "_elements": "entity"}).json()
+    counts: dict[str, int] = {}
+    for entry in bundle.get("entry") or []:
+        for entity in entry["resource"].get("entity") or []:
+            ref = (entity.get("what") or {}).get("reference") or ""
+            if ref.startswith("Patient/"):
+                counts[ref.split("/", 1)[1]] = counts.get(ref.split("/", 1)[1], 0) + 1
+    for patient_id in sorted(counts, key=lambda p: (-counts[p], p))[:25]:
+        report = decided(fhir, patient_id)
+        if any(f.documentation == "missing" for f in report.findings):
+            return patient_id, report
+    pytest.fail("no seeded patient has a disclosure missing its documentation; "
+                "the sandbox data changed", pytrace=False)
+
+
+def open_panel(page, sandbox, patient_id: str):
+    page.goto(f"{sandbox['launcher']}/ehr?patient={patient_id}&need_patient_banner=1")
+    frame = page.frame_locator("#smart-app")
+    frame.locator("#counts-h").wait_for(timeout=PANEL_TIMEOUT_MS)
+    return frame
+
+
+def test_panel_shows_what_evaluate_decides(page, sandbox, app_server, patient):
+    patient_id, report = patient
+    page.set_viewport_size({"width": 1000, "height": 1400})
+    frame = open_panel(page, sandbox, patient_id)
+    items = frame.locator("li.finding")
+    shown = [(items.nth(i).get_attribute("data-disclosure"),
+              items.nth(i).get_attribute("data-decision")) for i in range(items.count())]
+    expected = [(f.disclosure, str(f.decision)) for f in report.findings]
+    assert shown == expected
+    for decision in ("authorized", "permitted", "required", "unauthorized", "review"):
+        n = sum(1 for _, d in expected if d == decision)
+        assert frame.locator(f'.counts strong[data-decision="{decision}"]').inner_text() == str(n)
+    assert frame.locator("svg[role=img] .mark").count() == len(expected)
+    # the explanation a clinician reads is the engine's
+    first = report.findings[0]
+    assert first.explanation in frame.locator("li.finding .explanation").first.inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "panel.png"), full_page=True)
+    assert (ARTIFACTS / "panel.png").stat().st_size > 10_000
+
+
+def test_api_in_the_same_session_returns_the_contract_json(page, sandbox, app_server, patient):
+    patient_id, report = patient
+    open_panel(page, sandbox, patient_id)
+    app_frame = next(f for f in page.frames if f.url.startswith(app_server))
+    body = app_frame.evaluate("fetch('/api/findings').then(r => r.json())")
+    assert body == report.to_json()
+
+
+def test_drafting_the_documentation_note_lands_in_hapi(page, sandbox, app_server, patient):
+    patient_id, report = patient
+    missing = next(f for f in report.findings if f.documentation == "missing")
+    frame = open_panel(page, sandbox, patient_id)
+    item = frame.locator(f'li.finding[data-disclosure="{missing.disclosure}"]')
+    button = item.get_by_role("button", name="Draft the documentation note")
+    button.focus()
+    page.keyboard.press("Enter")  # keyboard reachable, not only clickable
+    notice = frame.locator(".notice-ok").first
+    notice.wait_for(timeout=PANEL_TIMEOUT_MS)
+    text = notice.inner_text()
+    found = re.search(r"\((DocumentReference/[A-Za-z0-9\-.]+)\)", text)
+    assert found, text
+    doc = requests.get(f"{sandbox['fhir']}/{found.group(1)}", timeout=30).json()
+    assert doc["resourceType"] == "DocumentReference"
+    assert doc["docStatus"] == "preliminary"
+    assert {"reference": missing.disclosure} in doc["context"]["related"]
+    assert doc["subject"]["reference"] == f"Patient/{patient_id}"
+    # idempotent: pressing again finds the same note instead of writing another
+    frame.locator(f'li.finding[data-disclosure="{missing.disclosure}"]').get_by_role(
+        "button", name="Draft the documentation note").click()
+    again = frame.locator(".notice-ok").first
+    again.wait_for(timeout=PANEL_TIMEOUT_MS)
+    assert "already in the chart" in again.inner_text()
+    assert found.group(1) in again.inner_text()
+
+
+def test_issuer_off_the_allowlist_is_refused_in_the_browser(page, app_server):
+    page.goto(f"{app_server}/launch?iss=http://127.0.0.1:9/fhir&launch=x")
+    assert "This EHR is not allowed" in page.content()
