@@ -204,6 +204,22 @@ def test_patient_scope_results_outside_the_compartment_are_refused(sandbox, pati
     assert "compartment" in issue["diagnostics"]
 
 
+def test_included_resources_the_token_may_not_see_are_left_out(sandbox):
+    narrow = patient_token(sandbox, "launch patient/Consent.rs")
+    params = {"patient": PATIENT, "_revinclude": "Provenance:target"}
+    page = get(sandbox, "Consent", narrow, **params)
+    assert page.status_code == 200
+    modes = {e["search"]["mode"] for e in page.json()["entry"]}
+    assert modes == {"match"}
+    wider = patient_token(sandbox, "launch patient/Consent.rs patient/Provenance.rs")
+    included = [
+        e["resource"]["id"]
+        for e in get(sandbox, "Consent", wider, **params).json()["entry"]
+        if e["search"]["mode"] == "include"
+    ]
+    assert included == ["prov-a"]
+
+
 def test_patient_scope_write_for_another_patient_is_403(sandbox, patient_scoped):
     other = {"resourceType": "Consent", "patient": {"reference": f"Patient/{OTHER_PATIENT}"}}
     response = requests.post(

@@ -19,7 +19,7 @@ from .scopes import ScopeSet
 Query = Mapping[str, Sequence[str]]
 
 _TYPE_RE = re.compile(r"^[A-Z][A-Za-z]+$")
-_ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_ID_RE = re.compile(r"^(?!\.+$)[A-Za-z0-9\-.]{1,64}$")
 _PATIENT_REF_RE = re.compile(r"(?:^|/)Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 
 # Search parameters that name the patient a resource belongs to.
@@ -393,6 +393,32 @@ def check_resources(
             if not in_compartment(resource, patient):
                 return f"The response holds a {rtype} outside the launch patient's compartment."
     return None
+
+
+def drop_unreadable_includes(
+    scopes: ScopeSet, patient: str | None, bundle: Any, query: Query | None = None
+) -> int:
+    """Remove `search.mode = include` entries the token may not see; return how many.
+
+    As EHRs do: an `_include`/`_revinclude` of a type (or a patient) outside the token's reach is
+    left out of the page rather than failing the search. Matches are never dropped: a match the
+    token may not see fails the request in check_resources.
+    """
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        return 0
+    entries = bundle.get("entry") or []
+    kept = [
+        entry
+        for entry in entries
+        if not (
+            isinstance(entry, dict)
+            and (entry.get("search") or {}).get("mode") == "include"
+            and check_resources(scopes, patient, entry.get("resource"), query) is not None
+        )
+    ]
+    if len(kept) != len(entries):
+        bundle["entry"] = kept
+    return len(entries) - len(kept)
 
 
 def _widest(contexts: list[str]) -> str | None:

@@ -24,6 +24,7 @@ from .access import (
     check_resources,
     classify,
     decide,
+    drop_unreadable_includes,
     in_compartment,
 )
 from .store import TokenRecord
@@ -225,6 +226,8 @@ class FhirProxy:
             except ValueError:
                 return outcome(502, "exception", "The upstream FHIR server returned invalid JSON.")
             if check and record is not None:
+                if drop_unreadable_includes(record.scopes, record.patient, parsed, query):
+                    payload = json.dumps(parsed).encode()
                 problem = check_resources(record.scopes, record.patient, parsed, query)
                 if problem:
                     log.info("refused response of %s: %s", inter.kind if inter else "?", problem)

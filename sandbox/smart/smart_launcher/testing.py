@@ -81,7 +81,12 @@ def fake_fhir_app(resources: list[dict[str, Any]], page_size: int = 2) -> Flask:
     def base() -> str:
         return request.host_url.rstrip("/") + "/fhir"
 
-    def page(matches: list[dict[str, Any]], search_id: str, offset: int) -> Response:
+    def page(
+        matches: list[dict[str, Any]],
+        search_id: str,
+        offset: int,
+        includes: list[dict[str, Any]] | None = None,
+    ) -> Response:
         entries = matches[offset : offset + page_size]
         links = [
             {"relation": "self", "url": f"{base()}?_getpages={search_id}&_getpagesoffset={offset}"}
@@ -101,6 +106,14 @@ def fake_fhir_app(resources: list[dict[str, Any]], page_size: int = 2) -> Flask:
                     "search": {"mode": "match"},
                 }
                 for r in entries
+            ]
+            + [
+                {
+                    "fullUrl": f"{base()}/{r['resourceType']}/{r['id']}",
+                    "resource": r,
+                    "search": {"mode": "include"},
+                }
+                for r in includes or []
             ],
         }
         return fhir_json(bundle)
@@ -134,9 +147,19 @@ def fake_fhir_app(resources: list[dict[str, Any]], page_size: int = 2) -> Flask:
         if request.method == "POST":
             return create(rtype, request.get_json(force=True))
         matches = [r for (t, _), r in sorted(store.items()) if t == rtype and matches_query(r)]
+        includes = revincluded(matches, request.args.getlist("_revinclude"))
         search_id = uuid.uuid4().hex
         searches[search_id] = matches
-        return page(matches, search_id, 0)
+        return page(matches, search_id, 0, includes)
+
+    def revincluded(matches: list[dict[str, Any]], specs: list[str]) -> list[dict[str, Any]]:
+        from .access import _references
+
+        wanted = {f"{r['resourceType']}/{r['id']}" for r in matches}
+        types = {spec.split(":", 1)[0] for spec in specs}
+        return [
+            r for (t, _), r in sorted(store.items()) if t in types and wanted & set(_references(r))
+        ]
 
     @app.route("/fhir/<rtype>/<rid>", methods=["GET", "PUT", "DELETE"])
     def instance(rtype: str, rid: str) -> Response:
@@ -362,6 +385,7 @@ def sample_resources() -> list[dict[str, Any]]:
             "patient": ref(OTHER_PATIENT),
         },
         {"resourceType": "Provenance", "id": "prov-b", "target": [ref(OTHER_PATIENT)]},
+        {"resourceType": "Provenance", "id": "prov-a", "target": [{"reference": "Consent/c-a1"}]},
         {"resourceType": "Encounter", "id": "enc-a", "status": "finished", "subject": ref(PATIENT)},
         {"resourceType": "Observation", "id": "obs-a", "status": "final", "subject": ref(PATIENT)},
         {"resourceType": "Device", "id": "dev-app", "status": "active"},
