@@ -213,7 +213,8 @@ def _decide_in_compartment(
     if inter.kind == "history-type":
         return refuse("Type-level history is not available with patient/ scopes.")
     if letter == "s":
-        problem = _check_patient_params(rtype, patient, query)
+        in_path = inter.compartment_of is not None  # Patient/<launch patient>/<Type>
+        problem = _check_patient_params(rtype, patient, query, named=in_path)
         return refuse(problem) if problem else allow()
     if inter.conditional:
         problem = _check_patient_params(rtype, patient, query, required=True)
@@ -226,10 +227,9 @@ def _decide_in_compartment(
 
 
 def _check_patient_params(
-    rtype: str, patient: str, query: Query, *, required: bool = False
+    rtype: str, patient: str, query: Query, *, required: bool = False, named: bool = False
 ) -> str | None:
     """A refusal reason when a patient-level search could reach another patient, else None."""
-    named = False
     for name, values in query.items():
         base = name.split(":", 1)[0]
         root = base.split(".", 1)[0]

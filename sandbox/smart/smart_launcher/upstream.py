@@ -78,12 +78,13 @@ class Upstream:
         entries = bundle.get("entry") or []
         return str(entries[0]["resource"]["id"]) if entries else None
 
-    def ensure_practitioner(self, practitioner_id: str, display: str) -> None:
+    def ensure_practitioner(self, practitioner_id: str, display: str) -> bool:
         """Create the sandbox user's Practitioner (client-assigned id) if it does not exist, so an
-        app can read its `fhirUser`. Best effort: a failure is logged, the launch goes on."""
+        app can read its `fhirUser`. Best effort: a failure is logged (False); the launch goes
+        on."""
         try:
             if self._get(f"Practitioner/{practitioner_id}") is not None:
-                return
+                return True
             *given, family = display.split() or ["Sandbox"]
             resource = {
                 "resourceType": "Practitioner",
@@ -99,5 +100,7 @@ class Upstream:
             )
             response.raise_for_status()
             log.info("created Practitioner/%s for the sandbox user", practitioner_id)
+            return True
         except (requests.RequestException, ValueError) as exc:
             log.warning("could not ensure Practitioner/%s: %s", practitioner_id, type(exc).__name__)
+            return False

@@ -268,8 +268,9 @@ def create_blueprint(smart: Smart, upstream: Upstream) -> Blueprint:
             return _error_page(502, "The FHIR server could not be reached.")
         if encounter and not _ID_RE.match(encounter):
             return _error_page(400, "Not an Encounter id.")
-        if practitioner not in ensured_practitioners:
-            upstream.ensure_practitioner(practitioner, config.practitioner_name)
+        if practitioner not in ensured_practitioners and upstream.ensure_practitioner(
+            practitioner, config.practitioner_name
+        ):
             ensured_practitioners.add(practitioner)
         launch_id = store.new_launch(
             Launch(
