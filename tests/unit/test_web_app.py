@@ -6,7 +6,15 @@ from consent_gap.domain import ClientNotice, Decision, Documentation, Finding
 from consent_gap.web import create_app
 from consent_gap.web.config import PANEL_SCOPES, WebConfig, from_settings
 from consent_gap.web.timeline import STYLES, layout
-from consent_gap.web.view import Banner, ConsentChecked, FindingView, PanelView, Reason, counts
+from consent_gap.web.view import (
+    AuthorizationRow,
+    Banner,
+    ConsentsChecked,
+    FindingView,
+    PanelView,
+    Reason,
+    counts,
+)
 from flask import render_template
 
 ISS = "https://ehr.test/fhir"
@@ -99,12 +107,16 @@ def hostile_view() -> PanelView:
         index=1, anchor="finding-1", finding=finding, style=STYLES[Decision.REVIEW],
         occurred="2025-04-02 10:00:00 UTC", purposes="HLEGAL",
         reasons=(Reason("legal-review-needed", "needs legal review"),),
-        consents=(ConsentChecked("Consent/c1", "expired", f"Consent text {HOSTILE}"),),
+        consents=(ConsentsChecked("authorization-expired", "expired", ("Consent/c1",)),),
+        consents_total=1,
         can_draft=True, can_notice=True, can_alert=True,
     )
     return PanelView(
         lid="L1", patient="Patient/p1", banner=Banner(f"Name {HOSTILE}", "1990-01-01", "female"),
-        counts=counts([finding]), timeline=layout([finding], []), findings=(item,),
+        counts=counts([finding]), timeline=layout([finding], []),
+        authorizations=(AuthorizationRow("Consent/c1", "2025-01-01 to 2025-03-01", "active",
+                                         f"Consent text {HOSTILE}"),),
+        findings=(item,),
         problems=(), jurisdiction=None, ruleset="2026.2",
     )
 

@@ -77,9 +77,22 @@ class Reason:
 
 
 @dataclass(frozen=True)
-class ConsentChecked:
-    ref: str
+class ConsentsChecked:
+    """The Consents a finding checked that failed for one reason (grouped: a chart with 30
+    Consents and 200 disclosures would otherwise repeat 6,000 lines)."""
+
+    reason: str
     label: str
+    refs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AuthorizationRow:
+    """One Consent on file, listed once under the timeline."""
+
+    ref: str
+    period: str
+    state: str
     text: str
 
 
@@ -92,7 +105,8 @@ class FindingView:
     occurred: str
     purposes: str
     reasons: tuple[Reason, ...]
-    consents: tuple[ConsentChecked, ...]
+    consents: tuple[ConsentsChecked, ...]
+    consents_total: int
     can_draft: bool
     can_notice: bool
     can_alert: bool
@@ -105,6 +119,7 @@ class PanelView:
     banner: Banner | None
     counts: tuple[Count, ...]
     timeline: Timeline
+    authorizations: tuple[AuthorizationRow, ...]
     findings: tuple[FindingView, ...]
     problems: tuple[Problem, ...]
     jurisdiction: str | None
@@ -141,14 +156,31 @@ def spans_of(authorizations: list[Authorization], summaries: dict[str, str]) -> 
     return out
 
 
-def _finding_view(index: int, finding: Finding, summaries: dict[str, str],
-                  officer: bool) -> FindingView:
-    decision = Decision(finding.decision)
-    consents = tuple(
-        ConsentChecked(ref, REASON_TEXT.get(reason or "", reason or "covers it"),
-                       summaries.get(ref, ""))
-        for ref, reason in finding.consents_checked
+def _grouped(checked: tuple[tuple[str, str | None], ...]) -> tuple[ConsentsChecked, ...]:
+    groups: dict[str, list[str]] = {}
+    for ref, reason in checked:
+        groups.setdefault(reason or "", []).append(ref)
+    return tuple(
+        ConsentsChecked(reason, REASON_TEXT.get(reason, reason) if reason else "covers it",
+                        tuple(refs))
+        for reason, refs in groups.items()
     )
+
+
+def authorization_rows(spans: list[Span],
+                       summaries: dict[str, str]) -> tuple[AuthorizationRow, ...]:
+    def day(when) -> str:
+        return when.strftime("%Y-%m-%d") if when else "open"
+
+    return tuple(
+        AuthorizationRow(s.ref, f"{day(s.start)} to {day(s.end)}", s.state,
+                         summaries.get(s.ref, ""))
+        for s in spans
+    )
+
+
+def _finding_view(index: int, finding: Finding, officer: bool) -> FindingView:
+    decision = Decision(finding.decision)
     return FindingView(
         index=index,
         anchor=f"finding-{index}",
@@ -157,7 +189,8 @@ def _finding_view(index: int, finding: Finding, summaries: dict[str, str],
         occurred=finding.occurred.replace("T", " ").replace("Z", " UTC"),
         purposes=", ".join(finding.purposes) or "none recorded",
         reasons=tuple(Reason(code, REASON_TEXT.get(code, "")) for code in finding.reasons),
-        consents=consents,
+        consents=_grouped(finding.consents_checked),
+        consents_total=len(finding.consents_checked),
         can_draft=finding.documentation == Documentation.MISSING,
         can_notice=finding.client_notice == ClientNotice.MISSING,
         can_alert=officer and decision in (Decision.UNAUTHORIZED, Decision.REVIEW),
@@ -176,15 +209,18 @@ def build_view(launch: Launch, resources: list[dict[str, Any]], report: Any,
     chart = dataset.charts.get(patient_ref)
     authorizations = list(chart.consents) if chart else []
     summaries = consent_summaries(resources)
+    spans = spans_of(authorizations, summaries)
     findings = list(report.findings)
     return PanelView(
         lid=launch.lid,
         patient=patient_ref,
         banner=banner_of(resources, launch.patient) if launch.need_patient_banner else None,
         counts=counts(findings),
-        timeline=layout(findings, spans_of(authorizations, summaries)),
+        timeline=layout(findings, spans),
+        authorizations=authorization_rows(spans, summaries),
         findings=tuple(
-            _finding_view(i, f, summaries, True) for i, f in enumerate(findings, start=1)
+            _finding_view(i, f, bool(config.privacy_officer))
+            for i, f in enumerate(findings, start=1)
         ),
         problems=tuple(report.problems),
         jurisdiction=config.jurisdiction,
