@@ -163,3 +163,9 @@ def test_request_logs_lose_their_query_strings():
     line = record.getMessage()
     assert "SECRET" not in line and "state=S" not in line
     assert "GET /callback?\u2026 HTTP/1.1" in line
+
+
+def test_start_page_offers_a_standalone_launch_per_allowed_issuer():
+    html = make_app().test_client().get("/").get_data(as_text=True)
+    assert f'href="/launch?iss={ISS}"' in html
+    assert "<form" not in html  # a form's redirect to the EHR would break CSP form-action
