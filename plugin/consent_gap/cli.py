@@ -12,6 +12,7 @@ finding exists; 2 on unusable input, with one line on standard error and no trac
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import os
@@ -110,6 +111,9 @@ def read_input(name: str) -> Any:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    # A short batch run that builds millions of objects and frees none until it exits: the
+    # cyclic collector would only rescan the parsed JSON again and again.
+    gc.disable()
     from consent_gap.evaluate import evaluate
     from consent_gap.mappings import MappingsError, load_rules
     from consent_gap.normalize import InputError

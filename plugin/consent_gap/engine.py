@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from consent_gap.domain import (
+    Actor,
     Authorization,
     Chart,
     ClientNotice,
@@ -107,186 +108,62 @@ def may_sign(ctx: _Context, reference: str, moment: datetime | None) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
-# Provision matching helpers
+# Consents, prepared once: what the checks read that does not depend on the disclosure
 # --------------------------------------------------------------------------------------------
 
 
-def _recipient_actors(ctx: _Context, node: Provision) -> list:
-    roles = ctx.rules.consents.recipient_roles
-    return [a for a in node.actors if not a.roles.isdisjoint(roles)]
+@dataclass(frozen=True, slots=True)
+class _Node:
+    """A provision node with its recipient actors, ActReason purposes and data references."""
+
+    node: Provision
+    actors: tuple[Actor, ...]
+    purposes: frozenset[str]
+    refs: frozenset[str]
 
 
-def _recipient_matches(ctx: _Context, actors: Iterable) -> bool:
-    d = ctx.disclosure
-    for actor in actors:
-        if actor.reference is not None and actor.reference == d.recipient:
-            return True
-        if actor.identifier is not None and actor.identifier in d.recipient_identifiers:
-            return True
-    return False
+@dataclass(frozen=True, slots=True)
+class _Path:
+    """A permit path (1.2) with what check 6 and check 11 need from it alone."""
+
+    node: _Node
+    complete: bool  # check 11
+    lists_adolescent: bool
 
 
-def _listed_purposes(ctx: _Context, node: Provision) -> frozenset[str]:
-    system = ctx.rules.purposes.system
-    return frozenset(code for sys, code in node.purposes if sys == system)
+@dataclass(frozen=True, slots=True)
+class _Consent:
+    consent: Authorization
+    candidate: bool
+    early: tuple[int, str] | None  # a failure of check 1 or 2 (status), whatever the time
+    unsigned: bool  # check 3
+    revoked_at: datetime | None  # inactive: when the revocation took effect (None: unknown)
+    paths: tuple[_Path, ...]
+    denies: tuple[_Node, ...]
+    restriction: tuple[_Node, ...]  # an active restriction's deny nodes (root included)
+
+
+def _node(rules: Rules, node: Provision) -> _Node:
+    roles = rules.consents.recipient_roles
+    system = rules.purposes.system
+    return _Node(
+        node=node,
+        actors=tuple(a for a in node.actors if not a.roles.isdisjoint(roles)),
+        purposes=frozenset(code for sys, code in node.purposes if sys == system),
+        refs=frozenset(ref for _meaning, ref in node.data if ref),
+    )
 
 
 def _deny_nodes(root: Provision) -> list[Provision]:
     """Every deny node under the root (the root itself is the default, not a deny rule)."""
     out = []
-    stack = list(root.children)
+    stack = list(reversed(root.children))
     while stack:
         node = stack.pop()
         if node.type == "deny":
             out.append(node)
-        stack.extend(node.children)
+        stack.extend(reversed(node.children))
     return out
-
-
-def deny_matches(ctx: _Context, node: Provision) -> bool:
-    """A deny node matches when each constraint it sets holds (1.2 check 10)."""
-    d = ctx.disclosure
-    actors = _recipient_actors(ctx, node)
-    if actors and not _recipient_matches(ctx, actors):
-        return False
-    if node.purposes:
-        listed = _listed_purposes(ctx, node)
-        covered = ctx.rules.purposes.covered
-        if not any(covered(p, listed) for p in d.purposes):
-            return False
-    if node.start is not None and node.start > d.occurred:
-        return False
-    if node.end is not None and node.end < d.occurred:
-        return False
-    entities = d.entities
-    if node.labels and not any(not e.labels.isdisjoint(node.labels) for e in entities):
-        return False
-    if node.classes and not any(not e.classes.isdisjoint(node.classes) for e in entities):
-        return False
-    if node.codes and not any(not e.codes.isdisjoint(node.codes) for e in entities):
-        return False
-    if node.data:
-        listed_refs = {ref for _meaning, ref in node.data if ref}
-        if not any(e.reference in listed_refs for e in entities):
-            return False
-    return True
-
-
-# --------------------------------------------------------------------------------------------
-# The eleven checks (1.2)
-# --------------------------------------------------------------------------------------------
-
-
-def is_authorization(rules: Rules, consent: Authorization) -> bool:
-    codes = rules.consents
-    claims = (not consent.policy_rules.isdisjoint(codes.authorization_policy)
-              or not consent.categories.isdisjoint(codes.authorization_category))
-    excluded = (not consent.categories.isdisjoint(codes.notice_category)
-                or not consent.policy_rules.isdisjoint(codes.notice_policy)
-                or not consent.policy_rules.isdisjoint(codes.restriction_policy))
-    return claims and not excluded
-
-
-def _consent_level(ctx: _Context, c: Authorization) -> tuple[int, str] | None:
-    """Checks 1-3 and the signing time of check 4: the same for every permit path."""
-    occurred = ctx.disclosure.occurred
-    if not is_authorization(ctx.rules, c):
-        return 1, "not-an-authorization"
-    if c.status == "inactive":
-        revoked = c.provision.end if c.provision is not None else None
-        if revoked is None:
-            revoked = c.last_updated
-        if revoked is None or not occurred < revoked:
-            return 2, "authorization-revoked"
-    elif c.status != "active":
-        return 2, "authorization-not-active"
-    if not c.signed:
-        return 3, "authorization-unsigned"
-    if c.signed_at is None or c.signed_at > occurred:
-        return 4, "authorization-not-yet-valid"
-    return None
-
-
-def _signer(ctx: _Context, c: Authorization, path: Provision) -> str | None:
-    """Check 6: the patient (adult at signing) or a personal representative signed."""
-    moment = c.signed_at
-    patient_signed = c.patient is not None and c.patient in c.performers
-    lists_adolescent = not path.labels.isdisjoint(ctx.rules.sensitivity.adolescent)
-    representative = any(may_sign(ctx, ref, moment) for ref in c.performers
-                         if ref.startswith("RelatedPerson/"))
-    if patient_signed:
-        if is_minor(ctx, moment) is False or lists_adolescent:
-            return None
-        if representative and not ctx.adolescent:
-            return None
-        return "authorizer-not-permitted" if representative else "minor-self-authorization"
-    if representative and not ctx.adolescent:
-        return None
-    return "authorizer-not-permitted"
-
-
-def _data(ctx: _Context, c: Authorization, path: Provision) -> str | None:
-    """Check 9: the path's data lists hold every disclosed entity; then the special data."""
-    entities = ctx.disclosure.entities
-    if path.labels and any(not e.labels or not e.labels <= path.labels for e in entities):
-        return "data-not-covered"
-    if path.classes and any(e.classes.isdisjoint(path.classes) for e in entities):
-        return "data-not-covered"
-    if path.codes and any(e.codes.isdisjoint(path.codes) for e in entities):
-        return "data-not-covered"
-    if path.data:
-        refs = {ref for _meaning, ref in path.data if ref}
-        if any(e.reference not in refs for e in entities):
-            return "data-not-covered"
-    sens = ctx.rules.sensitivity
-    if ctx.psychotherapy_notes and path.labels.isdisjoint(sens.psychotherapy_notes):
-        return sens.psychotherapy_reason
-    if (ctx.part2 and path.labels.isdisjoint(sens.part2)
-            and not any(uri.startswith(sens.part2_policy_prefix) for uri in c.policy_uris)):
-        return sens.part2_reason
-    return None
-
-
-def _complete(ctx: _Context, path: Provision) -> bool:
-    """Check 11: recipient, purpose and expiry named; nothing the engine cannot read."""
-    codes = ctx.rules.consents
-    if not _recipient_actors(ctx, path) or not path.purposes or path.end is None:
-        return False
-    if path.has_data_period:
-        return False
-    if any(codes.disclose_action not in action for action in path.actions):
-        return False
-    return all(meaning == codes.data_meaning for meaning, _ref in path.data)
-
-
-def _path_failures(ctx: _Context, c: Authorization, path: Provision,
-                   denies: list[Provision]) -> list[tuple[int, str]]:
-    """Every failing check of checks 4-11 for one permit path, in check order."""
-    d = ctx.disclosure
-    failures: list[tuple[int, str]] = []
-    if path.start is not None and path.start > d.occurred:
-        failures.append((4, "authorization-not-yet-valid"))
-    if path.end is not None and path.end < d.occurred:
-        failures.append((5, "authorization-expired"))
-    signer = _signer(ctx, c, path)
-    if signer is not None:
-        failures.append((6, signer))
-    actors = _recipient_actors(ctx, path)
-    if actors and not _recipient_matches(ctx, actors):
-        failures.append((7, "recipient-not-covered"))
-    if path.purposes:
-        listed = _listed_purposes(ctx, path)
-        covered = ctx.rules.purposes.covered
-        if not d.purposes or not all(covered(p, listed) for p in d.purposes):
-            failures.append((8, "purpose-not-covered"))
-    data = _data(ctx, c, path)
-    if data is not None:
-        failures.append((9, data))
-    if any(deny_matches(ctx, node) for node in denies):
-        failures.append((10, "denied-by-provision"))
-    if not _complete(ctx, path):
-        failures.append((11, "authorization-incomplete"))
-    return failures
 
 
 def permit_paths(root: Provision | None) -> list[Provision]:
@@ -300,38 +177,233 @@ def permit_paths(root: Provision | None) -> list[Provision]:
     return []
 
 
-def check_candidate(ctx: _Context, c: Authorization) -> CandidateResult:
-    """Run the eleven checks; the reason comes from the path that got furthest."""
-    early = _consent_level(ctx, c)
+def is_authorization(rules: Rules, consent: Authorization) -> bool:
+    codes = rules.consents
+    claims = (not consent.policy_rules.isdisjoint(codes.authorization_policy)
+              or not consent.categories.isdisjoint(codes.authorization_category))
+    excluded = (not consent.categories.isdisjoint(codes.notice_category)
+                or not consent.policy_rules.isdisjoint(codes.notice_policy)
+                or not consent.policy_rules.isdisjoint(codes.restriction_policy))
+    return claims and not excluded
+
+
+def _complete(rules: Rules, path: _Node) -> bool:
+    """Check 11: recipient, purpose and expiry named; nothing the engine cannot read."""
+    codes = rules.consents
+    node = path.node
+    if not path.actors or not node.purposes or node.end is None or node.has_data_period:
+        return False
+    if any(codes.disclose_action not in action for action in node.actions):
+        return False
+    return all(meaning == codes.data_meaning for meaning, _ref in node.data)
+
+
+def prepare(rules: Rules, c: Authorization) -> _Consent:
+    """Everything about a Consent the checks need that does not depend on the disclosure."""
+    early: tuple[int, str] | None = None
+    revoked_at = None
+    if not is_authorization(rules, c):
+        early = (1, "not-an-authorization")
+    elif c.status == "inactive":
+        revoked_at = c.provision.end if c.provision is not None else None
+        if revoked_at is None:
+            revoked_at = c.last_updated
+        if revoked_at is None:
+            early = (2, "authorization-revoked")
+    elif c.status != "active":
+        early = (2, "authorization-not-active")
+    adolescent = rules.sensitivity.adolescent
+    paths = []
+    for node in permit_paths(c.provision):
+        prepared = _node(rules, node)
+        paths.append(_Path(prepared, _complete(rules, prepared),
+                           not node.labels.isdisjoint(adolescent)))
+    denies = tuple(_node(rules, n) for n in _deny_nodes(c.provision)) if c.provision else ()
+    restriction: tuple[_Node, ...] = ()
+    if (c.status == "active" and c.provision is not None
+            and not c.policy_rules.isdisjoint(rules.consents.restriction_policy)):
+        restriction = denies + ((_node(rules, c.provision),) if c.provision.type == "deny"
+                                else ())
+    return _Consent(
+        consent=c,
+        candidate=not c.scopes.isdisjoint(rules.consents.scope),
+        early=early,
+        unsigned=not c.signed,
+        revoked_at=revoked_at,
+        paths=tuple(paths),
+        denies=denies,
+        restriction=restriction,
+    )
+
+
+class Prepared:
+    """A cache of prepared Consents for one evaluation run (keeps each Consent alive)."""
+
+    def __init__(self, rules: Rules) -> None:
+        self.rules = rules
+        self._by_id: dict[int, _Consent] = {}
+
+    def __call__(self, c: Authorization) -> _Consent:
+        found = self._by_id.get(id(c))
+        if found is None or found.consent is not c:
+            found = prepare(self.rules, c)
+            self._by_id[id(c)] = found
+        return found
+
+
+# --------------------------------------------------------------------------------------------
+# Matching a disclosure
+# --------------------------------------------------------------------------------------------
+
+
+def _recipient_matches(d: Disclosure, actors: Iterable[Actor]) -> bool:
+    for actor in actors:
+        if actor.reference is not None and actor.reference == d.recipient:
+            return True
+        if actor.identifier is not None and actor.identifier in d.recipient_identifiers:
+            return True
+    return False
+
+
+def deny_matches(ctx: _Context, deny: _Node) -> bool:
+    """A deny node matches when each constraint it sets holds (1.2 check 10)."""
+    d = ctx.disclosure
+    node = deny.node
+    if deny.actors and not _recipient_matches(d, deny.actors):
+        return False
+    if node.purposes:
+        covered = ctx.rules.purposes.covered
+        if not any(covered(p, deny.purposes) for p in d.purposes):
+            return False
+    if node.start is not None and node.start > d.occurred:
+        return False
+    if node.end is not None and node.end < d.occurred:
+        return False
+    entities = d.entities
+    if node.labels and not any(not e.labels.isdisjoint(node.labels) for e in entities):
+        return False
+    if node.classes and not any(not e.classes.isdisjoint(node.classes) for e in entities):
+        return False
+    if node.codes and not any(not e.codes.isdisjoint(node.codes) for e in entities):
+        return False
+    return not node.data or any(e.reference in deny.refs for e in entities)
+
+
+# --------------------------------------------------------------------------------------------
+# The eleven checks (1.2)
+# --------------------------------------------------------------------------------------------
+
+
+def _signer(ctx: _Context, c: Authorization, path: _Path) -> str | None:
+    """Check 6: the patient (adult at signing) or a personal representative signed."""
+    moment = c.signed_at
+    patient_signed = c.patient is not None and c.patient in c.performers
+    representative = any(may_sign(ctx, ref, moment) for ref in c.performers
+                         if ref.startswith("RelatedPerson/"))
+    if patient_signed:
+        if is_minor(ctx, moment) is False or path.lists_adolescent:
+            return None
+        if representative and not ctx.adolescent:
+            return None
+        return "authorizer-not-permitted" if representative else "minor-self-authorization"
+    if representative and not ctx.adolescent:
+        return None
+    return "authorizer-not-permitted"
+
+
+def _data(ctx: _Context, c: Authorization, path: _Node) -> str | None:
+    """Check 9: the path's data lists hold every disclosed entity; then the special data."""
+    entities = ctx.disclosure.entities
+    node = path.node
+    if node.labels and any(not e.labels or not e.labels <= node.labels for e in entities):
+        return "data-not-covered"
+    if node.classes and any(e.classes.isdisjoint(node.classes) for e in entities):
+        return "data-not-covered"
+    if node.codes and any(e.codes.isdisjoint(node.codes) for e in entities):
+        return "data-not-covered"
+    if node.data and any(e.reference not in path.refs for e in entities):
+        return "data-not-covered"
+    sens = ctx.rules.sensitivity
+    if ctx.psychotherapy_notes and node.labels.isdisjoint(sens.psychotherapy_notes):
+        return sens.psychotherapy_reason
+    if (ctx.part2 and node.labels.isdisjoint(sens.part2)
+            and not any(uri.startswith(sens.part2_policy_prefix) for uri in c.policy_uris)):
+        return sens.part2_reason
+    return None
+
+
+def _path_checks(ctx: _Context, prepared: _Consent, path: _Path):
+    """Checks 4-11 of one permit path, lazily, in order: yields (check, reason) failures."""
+    d = ctx.disclosure
+    c = prepared.consent
+    node = path.node.node
+    if node.start is not None and node.start > d.occurred:
+        yield 4, "authorization-not-yet-valid"
+    if node.end is not None and node.end < d.occurred:
+        yield 5, "authorization-expired"
+    signer = _signer(ctx, c, path)
+    if signer is not None:
+        yield 6, signer
+    if path.node.actors and not _recipient_matches(d, path.node.actors):
+        yield 7, "recipient-not-covered"
+    if node.purposes:
+        covered = ctx.rules.purposes.covered
+        listed = path.node.purposes
+        if not d.purposes or not all(covered(p, listed) for p in d.purposes):
+            yield 8, "purpose-not-covered"
+    data = _data(ctx, c, path.node)
+    if data is not None:
+        yield 9, data
+    if any(deny_matches(ctx, deny) for deny in prepared.denies):
+        yield 10, "denied-by-provision"
+    if not path.complete:
+        yield 11, "authorization-incomplete"
+
+
+def check_candidate(ctx: _Context, prepared: _Consent) -> CandidateResult:
+    """Run the eleven checks; the reason comes from the path that got furthest.
+
+    A path stops at its first failure, except a minor's own signature (check 6), where the
+    rest is still checked: a candidate that failed only there, or only at check 11, turns an
+    unauthorized decision into review (1.2)."""
+    c = prepared.consent
+    occurred = ctx.disclosure.occurred
+    early = prepared.early
+    if early is None and prepared.revoked_at is not None and not occurred < prepared.revoked_at:
+        early = (2, "authorization-revoked")
+    if early is None and prepared.unsigned:
+        early = (3, "authorization-unsigned")
+    if early is None and (c.signed_at is None or c.signed_at > occurred):
+        early = (4, "authorization-not-yet-valid")
     if early is not None:
         return CandidateResult(c.reference, early[1], early[0], False)
-    paths = permit_paths(c.provision)
-    if not paths:
+    if not prepared.paths:
         if c.provision is not None and c.provision.type == "deny":
             return CandidateResult(c.reference, "denied-by-provision", 10, False)
         return CandidateResult(c.reference, "authorization-incomplete", 11, False)
-    denies = _deny_nodes(c.provision)
     best: tuple[int, str] | None = None
     near_miss = False
-    for path in paths:
-        failures = _path_failures(ctx, c, path, denies)
-        if not failures:
+    for path in prepared.paths:
+        failures = _path_checks(ctx, prepared, path)
+        first = next(failures, None)
+        if first is None:
             return CandidateResult(c.reference, None, 13, False)
-        first = failures[0]
         if best is None or first[0] > best[0]:
             best = first
-        if len(failures) == 1 and (first == (6, "minor-self-authorization") or first[0] == 11):
+        if first[0] == 11 or (first == (6, "minor-self-authorization")
+                              and next(failures, None) is None):
             near_miss = True
     assert best is not None
     return CandidateResult(c.reference, best[1], best[0], near_miss)
 
 
-def candidates(rules: Rules, chart: Chart) -> list[Authorization]:
+def candidates(rules: Rules, chart: Chart, prepared: Prepared | None = None) -> list[_Consent]:
     """The patient-privacy Consents, by signing time (unknown last), then id."""
-    scope = rules.consents.scope
-    found = [c for c in chart.consents if not c.scopes.isdisjoint(scope)]
-    found.sort(key=lambda c: (c.signed_at is None,
-                              c.signed_at.timestamp() if c.signed_at else 0.0, c.reference))
+    prepare_one = prepared if prepared is not None else Prepared(rules)
+    found = [p for p in map(prepare_one, chart.consents) if p.candidate]
+    found.sort(key=lambda p: (p.consent.signed_at is None,
+                              p.consent.signed_at.timestamp() if p.consent.signed_at else 0.0,
+                              p.consent.reference))
     return found
 
 
@@ -431,21 +503,9 @@ def exception_decision(ctx: _Context) -> tuple[_RowDecision, list[_RowDecision]]
     return winner, decided
 
 
-def restricted(ctx: _Context) -> bool:
+def restricted(ctx: _Context, consents: Iterable[_Consent]) -> bool:
     """An active hipaa-restrictions / hipaa-self-pay Consent with a deny that matches."""
-    policy = ctx.rules.consents.restriction_policy
-    for consent in ctx.chart.consents:
-        if consent.status != "active" or consent.policy_rules.isdisjoint(policy):
-            continue
-        root = consent.provision
-        if root is None:
-            continue
-        nodes = _deny_nodes(root)
-        if root.type == "deny":
-            nodes.append(root)
-        if any(deny_matches(ctx, node) for node in nodes):
-            return True
-    return False
+    return any(deny_matches(ctx, node) for p in consents for node in p.restriction)
 
 
 # --------------------------------------------------------------------------------------------
@@ -503,10 +563,14 @@ def context(rules: Rules, disclosure: Disclosure, chart: Chart,
 
 
 def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
-           jurisdiction: Jurisdiction | None = None) -> Outcome:
-    """Decide one disclosure (CONTRACT.md 1.2-1.4, reasons as section 3 orders them)."""
+           jurisdiction: Jurisdiction | None = None, *,
+           prepared: Prepared | None = None) -> Outcome:
+    """Decide one disclosure (CONTRACT.md 1.2-1.4, reasons as section 3 orders them).
+
+    `prepared` caches per-Consent work across the disclosures of one run (optional)."""
     ctx = context(rules, disclosure, chart, jurisdiction)
-    results = tuple(check_candidate(ctx, c) for c in candidates(rules, chart))
+    prepared = prepared if prepared is not None else Prepared(rules)
+    results = tuple(check_candidate(ctx, p) for p in candidates(rules, chart, prepared))
     sensitive = tuple(name for name, present in (("psychotherapy-notes", ctx.psychotherapy_notes),
                                                  ("part2", ctx.part2)) if present)
     covering = next((r for r in results if r.reason is None), None)
@@ -524,7 +588,7 @@ def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
             decision, basis, converted = Decision.REVIEW, None, "near-miss"
         permitted_rows = [item.row for item in decided if item.decision is Decision.PERMITTED]
         if (decision is Decision.PERMITTED and all(r.restrictable for r in permitted_rows)
-                and restricted(ctx)):
+                and restricted(ctx, map(prepared, chart.consents))):
             decision, basis, accountable = Decision.UNAUTHORIZED, None, True
             cause, converted = rules.consents.restriction_reason, "restriction"
     if decision in (Decision.AUTHORIZED, Decision.PERMITTED) and (

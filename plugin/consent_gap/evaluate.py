@@ -11,7 +11,7 @@ from typing import Any
 
 from consent_gap import RULESET
 from consent_gap.domain import Chart, Finding, Problem
-from consent_gap.engine import decide
+from consent_gap.engine import Prepared, decide
 from consent_gap.explain import explain
 from consent_gap.mappings import Jurisdiction, Rules, load_rules
 from consent_gap.normalize import InputError, format_instant, normalize
@@ -61,10 +61,11 @@ def evaluate(data: Any, jurisdiction: str | None = None, *, rules: Rules | None 
     dataset = normalize(data, rules)
     disclosures = sorted(dataset.disclosures, key=lambda d: (d.occurred, d.reference))
     empty = Chart(patient=None)
+    prepared = Prepared(rules)
     findings = []
     for disclosure in disclosures:
         chart = dataset.charts.get(disclosure.patient, empty)
-        outcome = decide(rules, disclosure, chart, place)
+        outcome = decide(rules, disclosure, chart, place, prepared=prepared)
         findings.append(Finding(
             disclosure=disclosure.reference,
             patient=disclosure.patient,
