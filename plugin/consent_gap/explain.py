@@ -79,6 +79,13 @@ def _join(parts: list[str]) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+def _checked(outcome: Outcome) -> str:
+    """'Consent/c1 (the authorization had expired)' for each candidate that did not cover."""
+    parts = [f"{r.reference} ({_phrase(r.reason)})" for r in outcome.candidates
+             if r.reason is not None]
+    return "; ".join(parts[:3]) + ("; ..." if len(parts) > 3 else "")
+
+
 def explain(disclosure: Disclosure, outcome: Outcome) -> str:
     """One or two sentences: what was decided and why, then what is still owed."""
     when = disclosure.occurred.date().isoformat()
@@ -92,16 +99,24 @@ def explain(disclosure: Disclosure, outcome: Outcome) -> str:
         first = f"No authorization covers the disclosure on {when}, but it {verb}: {why}."
     else:
         word = "is not permitted" if decision is Decision.UNAUTHORIZED else "needs review"
-        reasons = [_phrase(code) for code in outcome.reasons[:3]]
-        because = f" because {_join(reasons)}" if reasons else ""
-        first = f"The disclosure on {when} {word}{because}."
+        cause = f" because {_phrase(outcome.cause)}" if outcome.cause else ""
+        if outcome.converted == "near-miss" and not outcome.cause:
+            cause = " because an authorization on file may cover it but the record cannot show it"
+        elif not cause and outcome.candidates:
+            cause = " because no authorization covers it"
+        elif not cause:
+            cause = f" because {_phrase('no-authorization')}"
+        first = f"The disclosure on {when} {word}{cause}."
     if outcome.documentation is not Documentation.NOT_REQUIRED:
-        second = (f" Because it broke confidentiality, {_DOCUMENTATION[outcome.documentation]}"
-                  f" and {_NOTICE[outcome.client_notice]}.")
-        return first + second
-    if decision in (Decision.UNAUTHORIZED, Decision.REVIEW):
-        if decision is Decision.UNAUTHORIZED:
-            return first + " Notify the privacy officer and record it in the accounting of " \
-                           "disclosures."
-        return first + " A privacy officer should confirm whether it was allowed."
+        return (f"{first} Because it broke confidentiality, "
+                f"{_DOCUMENTATION[outcome.documentation]} and {_NOTICE[outcome.client_notice]}.")
+    checked = _checked(outcome)
+    if decision in (Decision.UNAUTHORIZED, Decision.REVIEW) and checked:
+        return f"{first} Authorizations checked: {checked}."
+    if decision is Decision.UNAUTHORIZED:
+        return f"{first} Tell the privacy officer; it belongs in the accounting of disclosures."
+    if decision is Decision.REVIEW:
+        return f"{first} A privacy officer should confirm whether it was allowed."
+    if outcome.accountable:
+        return f"{first} It belongs in the client's accounting of disclosures."
     return first
