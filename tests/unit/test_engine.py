@@ -279,3 +279,20 @@ def test_instrument_refs_reach_the_finding():
     assert report.findings[0].instruments == ("DocumentReference/co",)
     assert report.findings[0].decision is Decision.REQUIRED
     assert INSTRUMENT.endswith("legal-instrument")
+
+
+def _sentences(text: str) -> int:
+    return sum(text.count(mark) for mark in (". ", ".\n")) + (1 if text.endswith(".") else 0)
+
+
+def test_explanations_are_short_and_name_what_was_checked():
+    expired = consent(prov=provision(end="2025-03-01T00:00:00Z"))
+    unauthorized = evaluate(world(expired, disclosure())).findings[0]
+    assert unauthorized.consents_checked == (("Consent/c1", "authorization-expired"),)
+    assert "not permitted" in unauthorized.explanation
+    assert "Consent/c1 (the authorization had expired)" in unauthorized.explanation
+    threat = evaluate(world(disclosure(purposes=("THREAT",))), "US-TX").findings[0]
+    assert "serious and imminent threat" in threat.explanation
+    assert "missing" in threat.explanation
+    for f in (unauthorized, threat):
+        assert 1 <= _sentences(f.explanation) <= 2, f.explanation
