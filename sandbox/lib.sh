@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # the URL variables are used by the scripts that source this
 # Shell helpers shared by sandbox/up, sandbox/down and sandbox/hapi/{build,run}. Sourced, not run.
 # Everything here works from any current directory: paths are derived from this file's location.
 
@@ -44,6 +45,17 @@ pid_of() {
   printf '%s\n' "$pid"
 }
 
+# take_lock : one sandbox/up or sandbox/down at a time (fd 9 on sandbox/var/run/lock), so two
+# callers never start two servers or overwrite each other's pid files. Waits up to 10 minutes.
+take_lock() {
+  mkdir -p "$RUN_DIR"
+  exec 9>"$RUN_DIR/lock"
+  if ! flock -n 9; then
+    say "another sandbox/up or sandbox/down is running; waiting for it"
+    flock -w 600 9 || { warn "gave up waiting for the other sandbox/up or sandbox/down"; return 1; }
+  fi
+}
+
 # start_service NAME MARKER LOGFILE CMD... : run CMD in the background in its own session (so its
 # pid is also its process-group id and down can stop its children too), record pid and marker.
 start_service() {
@@ -51,7 +63,7 @@ start_service() {
   shift 3
   mkdir -p "$RUN_DIR" "$LOG_DIR"
   : >"$log"
-  setsid "$@" >>"$log" 2>&1 </dev/null &
+  setsid "$@" >>"$log" 2>&1 </dev/null 9>&- &
   local pid=$!
   printf '%s\n%s\n' "$pid" "$marker" >"$RUN_DIR/$name.pid"
 }
