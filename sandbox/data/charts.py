@@ -156,12 +156,12 @@ def _baseline(chart: Chart) -> None:
     signer = chart.patient
     if chart.profile == "minor":
         signer = chart.relative(rng.choice(["MTH", "FTH", "PRN"]), "parent")
-    if rng.random() < 0.5:
+    if rng.random() < 0.4:
         chart.consent("baseline-consent-to-treat", intake, fb.provision(start=intake, action=None),
                       signer=signer, scope="treatment", policy_rule=None,
                       categories=[fb.concept(fb.LOINC, "59284-0", "Patient Consent")],
                       policy_uri="https://clinic.example/forms/consent-to-treatment/v2")
-    if rng.random() < 0.35:
+    if rng.random() < 0.3:
         chart.consent("baseline-npp", intake, fb.provision(start=intake), signer=signer,
                       policy_rule="hipaa-npp",
                       categories=[fb.concept(fb.CONSENT_CATEGORY, "npp",

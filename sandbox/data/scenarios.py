@@ -293,7 +293,7 @@ def government(ch: Chart) -> None:
 
 # ---- situational: treatment, consultation, billing, family ---------------------------------
 
-@scenario("treatment-coordination", profiles=ANYONE, seed="Treatment coordination", weight=4)
+@scenario("treatment-coordination", profiles=ANYONE, seed="Treatment coordination", weight=7)
 def treatment(ch: Chart) -> None:
     t = ch.slot()
     to_org = ch.rng.random() < 0.4
@@ -337,7 +337,7 @@ def supervision(ch: Chart) -> None:
                 const(permitted(OPERATIONS)))
 
 
-@scenario("billing", profiles=ANYONE, seed="Insurance and billing", weight=4)
+@scenario("billing", profiles=ANYONE, seed="Insurance and billing", weight=7)
 def billing(ch: Chart) -> None:
     t = ch.slot()
     ch.disclose("billing", t, [ch.rng.choice(["HPAYMT", "CLMATTCH", "COVAUTH"])],
@@ -378,7 +378,8 @@ def emergency_part2(ch: Chart) -> None:
     ch.cases[-1].expect = const(permitted(EMERGENCY, documentation=doc, client_notice=notice))
 
 
-@scenario("client-access", profiles=ANYONE, seed="Client requests own records (164.524)")
+@scenario("client-access", profiles=ANYONE, seed="Client requests own records (164.524)",
+          weight=3)
 def client_access(ch: Chart) -> None:
     t = ch.slot()
     ch.disclose("client-access", t, ["PATRQT"], ch.patient, [ch.data("summary", t)],
