@@ -38,6 +38,7 @@ FORWARD_REQUEST_HEADERS = (
     "If-None-Match",
     "If-None-Exist",
     "If-Modified-Since",
+    "Cache-Control",  # no-cache: HAPI then skips its 60 s search-result cache
     "X-Request-Id",
 )
 FORWARD_RESPONSE_HEADERS = (
