@@ -188,7 +188,8 @@ class Chart:
                       nested: list[Json] | None = None, kind: str | None = "permit",
                       data: list[str] | None = None, data_period: tuple[dt.datetime,
                       dt.datetime] | None = None, action: str | None = "disclose",
-                      end: dt.datetime | None = None, **kwargs: object) -> str:
+                      end: dt.datetime | None = None, classes: list[Json] | None = None,
+                      codes: list[Json] | None = None, **kwargs: object) -> str:
         """A release-of-information authorization with one root permit (the common shape)."""
         actors = None
         if recipient is not None:
@@ -200,7 +201,7 @@ class Chart:
         prov = fb.provision(kind=kind, start=begin, end=end, actors=actors,
                             purposes=["PATRQT"] if purposes is None else purposes,
                             labels=labels, nested=nested, data=data, data_period=data_period,
-                            action=action)
+                            action=action, classes=classes, codes=codes)
         return self.consent(scenario, signed, prov, **kwargs)
 
     # disclosures --------------------------------------------------------------------------

@@ -60,6 +60,7 @@ class World:
             for sc in self._choose(chart, pending):
                 chart.scenarios.append(sc.name)
                 sc.build(chart)
+            self._tag_expected(chart)
             yield chart
 
     def expectations(self, chart: Chart) -> Iterator[dict[str, Any]]:
@@ -115,6 +116,16 @@ class World:
             chosen.append(sc)
             room -= sc.disclosures
         return chosen
+
+    def _tag_expected(self, chart: Chart) -> None:
+        """Put the federal decision on each AuditEvent too, for tests that only see a server."""
+        events = {f"AuditEvent/{r['id']}": r for r in chart.resources
+                  if r["resourceType"] == "AuditEvent"}
+        for case in chart.cases:
+            federal = self._final(chart, case.expect(FEDERAL))
+            code = federal.decision if federal else "not-a-disclosure"
+            events[case.disclosure]["meta"]["tag"].append(
+                fb.coding(fb.EXPECTED_TAG, code, "decision expected without a jurisdiction"))
 
     def _final(self, chart: Chart, expected: Expected | None) -> Expected | None:
         """Patient-level reason: `no-authorization` when the chart has no candidate Consent."""

@@ -28,6 +28,7 @@ LIFECYCLE = "http://terminology.hl7.org/CodeSystem/iso-21089-lifecycle"
 COMM_CATEGORY = "http://terminology.hl7.org/CodeSystem/communication-category"
 LEGAL_INSTRUMENT = "https://consent-gap.dev/fhir/CodeSystem/legal-instrument"
 SCENARIO_TAG = "https://consent-gap.dev/fhir/sandbox-scenario"
+EXPECTED_TAG = "https://consent-gap.dev/fhir/sandbox-expected"
 PART2_POLICY = "https://www.ecfr.gov/current/title-42/chapter-I/subchapter-A/part-2"
 EHR = "https://ehr.example/fhir"
 
@@ -182,7 +183,8 @@ def provision(*, kind: str | None = "permit", start: dt.datetime | None = None,
               purposes: list[str] | None = None, labels: list[str] | None = None,
               action: str | None = "disclose", nested: list[Json] | None = None,
               data: list[str] | None = None, data_period: tuple[dt.datetime, dt.datetime]
-              | None = None, classes: list[Json] | None = None) -> Json:
+              | None = None, classes: list[Json] | None = None,
+              codes: list[Json] | None = None) -> Json:
     """One provision node; None leaves the element out (the contract distinguishes absence)."""
     node: Json = {}
     if kind:
@@ -199,6 +201,8 @@ def provision(*, kind: str | None = "permit", start: dt.datetime | None = None,
         node["purpose"] = [coding(ACT_REASON, p) for p in purposes]
     if classes:
         node["class"] = classes
+    if codes:
+        node["code"] = codes
     if data_period:
         node["dataPeriod"] = {"start": instant(data_period[0]), "end": instant(data_period[1])}
     if data:

@@ -994,3 +994,63 @@ def action_access(ch: Chart) -> None:
                      action="access")
     ch.disclose("authorization-action-not-disclose", t, ["PATRQT"], recipient,
                 [ch.data("summary", t)], const(review("authorization-incomplete")))
+
+
+# ---- data limits (check 9) and a paused authorization (check 10) ---------------------------
+
+@scenario("authorization-limited-to-a-document", profiles=ADULT, disclosures=2,
+          seed="Authorization for one named document: that one covered, another not")
+def data_reference(ch: Chart) -> None:
+    t = ch.slot()
+    recipient = ch.org("insurer")
+    named = ch.data("summary", t - 20 * DAY, name="Discharge summary named on the form")
+    cid = ch.authorization("authorization-limited-to-a-document", signed_before(ch, t, 40, 90),
+                           recipient, data=[named["what"]["reference"]])
+    ch.disclose("authorization-limited-to-a-document", t - 20 * DAY, ["PATRQT"], recipient,
+                [named], const(authorized(cid)))
+    ch.disclose("authorization-limited-to-a-document", t, ["PATRQT"], recipient,
+                [ch.data("progress", t)], const(unauthorized("data-not-covered")))
+
+
+@scenario("authorization-limited-by-class", profiles=ADULT, disclosures=2,
+          seed="Authorization for treatment summaries only (class, or code)")
+def data_class(ch: Chart) -> None:
+    t = ch.slot()
+    recipient = ch.org("law")
+    summary = fb.coding(fb.LOINC, "34133-9", "Summary of episode note")
+    limit = {"classes": [summary]} if ch.rng.random() < 0.5 else {"codes": [{"coding": [summary]}]}
+    cid = ch.authorization("authorization-limited-by-class", signed_before(ch, t, 40, 90),
+                           recipient, **limit)  # type: ignore[arg-type]
+    ch.disclose("authorization-limited-by-class", t - 15 * DAY, ["PATRQT"], recipient,
+                [ch.data("summary", t - 15 * DAY)], const(authorized(cid)))
+    ch.disclose("authorization-limited-by-class", t, ["PATRQT"], recipient,
+                [ch.observation_entity(t, "Depression screening", "PHQ-9 score 14")],
+                const(unauthorized("data-not-covered")))
+
+
+@scenario("authorization-limited-by-label", profiles=ADULT, disclosures=2,
+          seed="Authorization for mental health records only (security label)")
+def data_label(ch: Chart) -> None:
+    t = ch.slot()
+    recipient = ch.org("insurer")
+    cid = ch.authorization("authorization-limited-by-label", signed_before(ch, t, 40, 90),
+                           recipient, labels=["MH"])
+    ch.disclose("authorization-limited-by-label", t - 15 * DAY, ["PATRQT"], recipient,
+                [ch.data("progress", t - 15 * DAY)], const(authorized(cid)))
+    ch.disclose("authorization-limited-by-label", t, ["PATRQT"], recipient,
+                [ch.data(ch.rng.choice(["sdv", "claim"]), t)],
+                const(unauthorized("data-not-covered")))
+
+
+@scenario("deny-period", profiles=ADULT, disclosures=2,
+          seed="Client paused an authorization for a month: before covered, during denied")
+def deny_period(ch: Chart) -> None:
+    t = ch.slot()
+    recipient = ch.org("law")
+    pause = fb.provision(kind="deny", action=None, start=t - 10 * DAY, end=t + 20 * DAY)
+    cid = ch.authorization("deny-period", signed_before(ch, t, 60, 90), recipient,
+                           nested=[pause])
+    ch.disclose("deny-period", t - 30 * DAY, ["PATRQT"], recipient,
+                [ch.data("summary", t - 30 * DAY)], const(authorized(cid)))
+    ch.disclose("deny-period", t, ["PATRQT"], recipient, [ch.data("summary", t)],
+                const(unauthorized("denied-by-provision")))

@@ -28,7 +28,7 @@ from sandbox.data import output  # noqa: E402
 from sandbox.data.charts import World, expected_for  # noqa: E402
 from sandbox.data.directory import STATES  # noqa: E402
 from sandbox.data.expect import FEDERAL, load_jurisdictions  # noqa: E402
-from sandbox.data.fhirbuild import SCENARIO_TAG  # noqa: E402
+from sandbox.data.fhirbuild import EXPECTED_TAG, SCENARIO_TAG  # noqa: E402
 from sandbox.data.scenarios import SCENARIOS  # noqa: E402
 
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -165,8 +165,15 @@ def test_side_table_lists_every_audit_event(tmp_path: Path) -> None:
     bundle = json.loads((tmp_path / "c.json").read_text())
     events = {f"AuditEvent/{e['resource']['id']}" for e in bundle["entry"]
               if e["resource"]["resourceType"] == "AuditEvent"}
-    lines = (tmp_path / "c.expected.ndjson").read_text().splitlines()
-    assert {json.loads(line)["disclosure"] for line in lines} == events
+    records = [json.loads(line) for line in
+               (tmp_path / "c.expected.ndjson").read_text().splitlines()]
+    assert {rec["disclosure"] for rec in records} == events
+    tags = {f"AuditEvent/{e['resource']['id']}": [t["code"] for t in e["resource"]["meta"]["tag"]
+                                                  if t["system"] == EXPECTED_TAG]
+            for e in bundle["entry"] if e["resource"]["resourceType"] == "AuditEvent"}
+    for rec in records:
+        want = rec["expected"]["decision"] if rec["expected"] else "not-a-disclosure"
+        assert tags[rec["disclosure"]] == [want]
 
 
 def test_batches_hold_at_most_the_batch_size() -> None:
