@@ -242,6 +242,7 @@ class Prepared:
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
         self._by_id: dict[int, _Consent] = {}
+        self._charts: dict[int, tuple[Chart, list[_Consent], list[_Consent]]] = {}
 
     def __call__(self, c: Authorization) -> _Consent:
         found = self._by_id.get(id(c))
@@ -249,6 +250,20 @@ class Prepared:
             found = prepare(self.rules, c)
             self._by_id[id(c)] = found
         return found
+
+    def chart(self, chart: Chart) -> tuple[list[_Consent], list[_Consent]]:
+        """(candidates in order, active restrictions) of a chart, computed once per chart."""
+        found = self._charts.get(id(chart))
+        if found is None or found[0] is not chart:
+            prepared = list(map(self, chart.consents))
+            ordered = [p for p in prepared if p.candidate]
+            ordered.sort(key=lambda p: (p.consent.signed_at is None,
+                                        p.consent.signed_at.timestamp()
+                                        if p.consent.signed_at else 0.0,
+                                        p.consent.reference))
+            found = (chart, ordered, [p for p in prepared if p.restriction])
+            self._charts[id(chart)] = found
+        return found[1], found[2]
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,12 +414,7 @@ def check_candidate(ctx: _Context, prepared: _Consent) -> CandidateResult:
 
 def candidates(rules: Rules, chart: Chart, prepared: Prepared | None = None) -> list[_Consent]:
     """The patient-privacy Consents, by signing time (unknown last), then id."""
-    prepare_one = prepared if prepared is not None else Prepared(rules)
-    found = [p for p in map(prepare_one, chart.consents) if p.candidate]
-    found.sort(key=lambda p: (p.consent.signed_at is None,
-                              p.consent.signed_at.timestamp() if p.consent.signed_at else 0.0,
-                              p.consent.reference))
-    return found
+    return (prepared if prepared is not None else Prepared(rules)).chart(chart)[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -570,7 +580,8 @@ def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
     `prepared` caches per-Consent work across the disclosures of one run (optional)."""
     ctx = context(rules, disclosure, chart, jurisdiction)
     prepared = prepared if prepared is not None else Prepared(rules)
-    results = tuple(check_candidate(ctx, p) for p in candidates(rules, chart, prepared))
+    ordered, restrictions = prepared.chart(chart)
+    results = tuple(check_candidate(ctx, p) for p in ordered)
     sensitive = tuple(name for name, present in (("psychotherapy-notes", ctx.psychotherapy_notes),
                                                  ("part2", ctx.part2)) if present)
     covering = next((r for r in results if r.reason is None), None)
@@ -588,7 +599,7 @@ def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
             decision, basis, converted = Decision.REVIEW, None, "near-miss"
         permitted_rows = [item.row for item in decided if item.decision is Decision.PERMITTED]
         if (decision is Decision.PERMITTED and all(r.restrictable for r in permitted_rows)
-                and restricted(ctx, map(prepared, chart.consents))):
+                and restricted(ctx, restrictions)):
             decision, basis, accountable = Decision.UNAUTHORIZED, None, True
             cause, converted = rules.consents.restriction_reason, "restriction"
     if decision in (Decision.AUTHORIZED, Decision.PERMITTED) and (

@@ -99,24 +99,39 @@ def _coding(value: Any) -> Coding | None:
 
 
 def _codings(values: Any) -> list[Coding]:
-    """Codings of a list of Coding."""
+    """Codings of a list of Coding (written out flat: this runs for every resource read)."""
+    if values.__class__ is dict:
+        values = (values,)
+    elif values.__class__ is not list:
+        return []
     out = []
-    for value in _list(values):
-        coding = _coding(value)
-        if coding is not None:
-            out.append(coding)
+    for value in values:
+        if value.__class__ is dict:
+            system = value.get("system")
+            code = value.get("code")
+            if system.__class__ is str and code.__class__ is str:
+                out.append((system, code))
     return out
 
 
 def _concept_codings(concepts: Any) -> list[Coding]:
     """Codings of one CodeableConcept or a list of them."""
+    if concepts.__class__ is dict:
+        concepts = (concepts,)
+    elif concepts.__class__ is not list:
+        return []
     out = []
-    for concept in _list(concepts):
-        if isinstance(concept, dict):
-            for value in _list(concept.get("coding")):
-                coding = _coding(value)
-                if coding is not None:
-                    out.append(coding)
+    for concept in concepts:
+        if concept.__class__ is dict:
+            codings = concept.get("coding")
+            if codings.__class__ is not list:
+                continue
+            for value in codings:
+                if value.__class__ is dict:
+                    system = value.get("system")
+                    code = value.get("code")
+                    if system.__class__ is str and code.__class__ is str:
+                        out.append((system, code))
     return out
 
 
