@@ -94,10 +94,11 @@ class World:
 
     def _choose(self, chart: Chart, pending: list[str]) -> list[Scenario]:
         chosen: list[Scenario] = []
+        taken: set[str] = set()
         room = self.per_patient
 
         def fits(sc: Scenario) -> bool:
-            return (chart.profile in sc.profiles and sc not in chosen
+            return (chart.profile in sc.profiles and sc.name not in taken
                     and sc.disclosures <= room)
 
         for name in list(pending):
@@ -106,6 +107,7 @@ class World:
                 break
             if fits(sc):
                 chosen.append(sc)
+                taken.add(sc.name)
                 pending.remove(name)
                 room -= sc.disclosures
         while room > 0:
@@ -114,6 +116,7 @@ class World:
                 break
             sc = chart.rng.choices(options, [o.weight for o in options])[0]
             chosen.append(sc)
+            taken.add(sc.name)
             room -= sc.disclosures
         return chosen
 
