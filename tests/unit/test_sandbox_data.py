@@ -274,3 +274,8 @@ def test_engine_agrees_on_a_larger_mixed_set() -> None:
     for jurisdiction in (None, "US-MS"):
         report = evaluate(resources, jurisdiction).to_json()
         assert _compare(records, report["findings"], jurisdiction) == []
+
+
+def test_readme_lists_every_scenario() -> None:
+    text = (ROOT / "sandbox" / "data" / "README.md").read_text()
+    assert [n for n in SCENARIOS if f"| `{n}` |" not in text] == []
