@@ -184,6 +184,7 @@ class Dataset:
     """The normalized input: disclosures, one chart per patient, and what could not be read."""
 
     disclosures: list[Disclosure] = field(default_factory=list)
+    # one per patient named by a disclosure, a Consent or a Patient resource (None: no patient)
     charts: dict[str | None, Chart] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
@@ -659,7 +660,8 @@ def normalize(data: Any, rules: Rules) -> Dataset:
         consents_by_patient.setdefault(consent.patient, []).append(consent)
     disclosures = reader.disclosures()
     charts: dict[str | None, Chart] = {}
-    patients = {d.patient for d in disclosures}
+    # Every patient the data names (the panel shows a chart's Consents even without disclosures).
+    patients = {d.patient for d in disclosures} | set(consents_by_patient) | set(people)
     for patient in patients:
         charts[patient] = Chart(
             patient=people.get(patient) if patient else None,

@@ -178,3 +178,11 @@ def test_shuffling_entries_changes_nothing():
     forward = evaluate(bundle(resources)).to_json()
     backward = evaluate(bundle(list(reversed(resources)))).to_json()
     assert forward == backward
+
+
+def test_every_patient_gets_a_chart_even_without_disclosures():
+    dataset = normalize(world(consent()), load_rules())
+    chart = dataset.charts["Patient/p1"]
+    assert [c.reference for c in chart.consents] == ["Consent/c1"]
+    assert chart.patient is not None and chart.patient.birth_date.isoformat() == "1980-04-01"
+    assert dataset.disclosures == []
