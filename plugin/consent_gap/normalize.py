@@ -265,7 +265,7 @@ class _Reader:
         self.rules = rules
         self.refs = _References()
         self.index: dict[str, dict] = {}
-        self.by_type: dict[str, list[tuple[str, dict]]] = {}
+        self.by_type: dict[str, dict[str, dict]] = {}  # a resource listed twice counts once
         self.problems: list[Problem] = []
         self._entity_cache: dict[str, tuple[frozenset, frozenset, frozenset]] = {}
         self._bad_dates: set[str] = set()
@@ -288,13 +288,14 @@ class _Reader:
             else:
                 key = f"{kind}/#{position}"
             self.index[key] = resource
-            self.by_type.setdefault(kind, []).append((key, resource))
+            self.by_type.setdefault(kind, {})[key] = resource
 
     def problem(self, resource: str, message: str) -> None:
         self.problems.append(Problem(resource, message))
 
     def each(self, kind: str) -> Iterable[tuple[str, dict]]:
-        return self.by_type.get(kind, ())
+        found = self.by_type.get(kind)
+        return found.items() if found else ()
 
     def tagged(self, resource: dict) -> bool:
         meta = resource.get("meta")

@@ -186,3 +186,9 @@ def test_every_patient_gets_a_chart_even_without_disclosures():
     assert [c.reference for c in chart.consents] == ["Consent/c1"]
     assert chart.patient is not None and chart.patient.birth_date.isoformat() == "1980-04-01"
     assert dataset.disclosures == []
+
+
+def test_a_resource_listed_twice_is_decided_once():
+    ae = disclosure()
+    report = evaluate(bundle(world(consent(), ae, ae)))
+    assert [f.disclosure for f in report.findings] == ["AuditEvent/ae1"]
