@@ -109,7 +109,10 @@ def fetch_chart(client: FhirClient, patient_id: str, *, workers: int = 6) -> Cha
         "audit": lambda: _search(client, "AuditEvent", {"patient": ref}),
         "documents": lambda: _search(client, "DocumentReference", {"patient": ref}),
         "comm_subject": lambda: _search(client, "Communication", {"patient": ref}),
-        "comm_recipient": lambda: _search(client, "Communication", {"recipient": ref}),
+        # Notices sent to the patient without a subject; a patient-scoped server may refuse
+        # a search not narrowed by patient=, and then the subject search above is all there is.
+        "comm_recipient": lambda: _tolerant(
+            lambda: _search(client, "Communication", {"recipient": ref}), "Communication"),
         "related": lambda: _tolerant(
             lambda: _search(client, "RelatedPerson", {"patient": ref}), "RelatedPerson"),
     }
@@ -124,13 +127,28 @@ def fetch_chart(client: FhirClient, patient_id: str, *, workers: int = 6) -> Cha
             for chunk in _chunks(consent_refs)
         ] + [
             pool.submit(_tolerant,
-                        lambda t=rtype, c=chunk: _search(client, t, {"_id": ",".join(c)}), rtype)
+                        lambda t=rtype, c=chunk: _search(client, t, _by_id(t, c, ref)), rtype)
             for rtype, ids in sorted(wanted.items())
             for chunk in _chunks(sorted(ids))
         ]
         extra = [r for future in round_two for r in future.result()]
     resources = _dedupe([r for rs in got.values() for r in rs] + extra)
     return ChartData(patient_id, resources)
+
+
+# Types whose search takes `patient` (so a patient-scoped server accepts the search by id).
+_PATIENT_SEARCH = frozenset({
+    "DocumentReference", "Observation", "Condition", "Communication", "RelatedPerson",
+    "Procedure", "MedicationRequest", "MedicationStatement", "Encounter", "DiagnosticReport",
+    "CarePlan", "AllergyIntolerance", "Immunization", "ServiceRequest", "QuestionnaireResponse",
+})
+
+
+def _by_id(rtype: str, ids: list[str], patient_ref: str) -> dict[str, str]:
+    params = {"_id": ",".join(ids)}
+    if rtype in _PATIENT_SEARCH:
+        params["patient"] = patient_ref
+    return params
 
 
 # Types an AuditEvent names that the engine reads by reference only (their resources add

@@ -16,6 +16,10 @@ from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 
+# INTERFACES' panel scopes plus two reads the contract needs: RelatedPerson (who may sign for
+# a minor or as guardian, CONTRACT 1.2 check 6, 1.3 first row, 1.4) and Observation (a disclosed
+# record such as a risk assessment; unreadable, it is unresolved and the decision is review).
+# A server that does not grant them leaves those reads out; the panel then decides on less.
 PANEL_SCOPES = " ".join(
     [
         "launch",
@@ -29,6 +33,8 @@ PANEL_SCOPES = " ".join(
         "patient/DocumentReference.crus",
         "patient/Communication.crs",
         "patient/Device.crs",
+        "patient/RelatedPerson.rs",
+        "patient/Observation.rs",
     ]
 )
 
