@@ -83,6 +83,11 @@ class Chart:
         return f"Practitioner/{pool[self.index % len(pool)]}"
 
     @property
+    def therapist_role(self) -> str:
+        """The therapist's PractitionerRole (some systems log the role, not the person)."""
+        return self.therapist.replace("Practitioner/pr-", "PractitionerRole/prr-")
+
+    @property
     def clinic(self) -> str:
         return f"Organization/{clinic_id(self.state)}"
 
@@ -213,7 +218,9 @@ class Chart:
         destination = fb.ref(recipient) if isinstance(recipient, str) else recipient
         purpose_json = [fb.concept(fb.ACT_REASON, p) for p in purposes] + (raw_purposes or [])
         patient = fb.audit_entity(fb.ref(self.patient), person=True)
-        self.add(fb.disclosure_event(aid, t, purpose_json, source or self.therapist, destination,
+        if source is None:
+            source = self.therapist_role if self.rng.random() < 0.2 else self.therapist
+        self.add(fb.disclosure_event(aid, t, purpose_json, source, destination,
                                      [patient, *entities], self.clinic, scenario,
                                      outcome=outcome, outcome_desc=outcome_desc))
         self.cases.append(Case(f"AuditEvent/{aid}", scenario, expect))
