@@ -94,17 +94,30 @@ def is_minor(ctx: _Context, moment: datetime | None) -> bool | None:
 
 
 def may_sign(ctx: _Context, reference: str, moment: datetime | None) -> bool:
-    """A RelatedPerson who may sign for the patient at `moment` (1.2 check 6)."""
+    """A RelatedPerson who may sign for the patient at `moment` (1.2 check 6).
+
+    The RelatedPerson must name this patient: one that names no patient cannot show whose
+    representative it is, and what the record cannot show never authorizes."""
     person = ctx.chart.representatives.get(reference)
-    if person is None:
-        return False
-    if person.patient is not None and person.patient != ctx.disclosure.patient:
+    if person is None or person.patient is None or person.patient != ctx.disclosure.patient:
         return False
     reps = ctx.rules.representatives
     codes = {code for system, code in person.relationships if system == reps.system}
     if not codes.isdisjoint(reps.always):
         return True
     return not codes.isdisjoint(reps.while_minor) and is_minor(ctx, moment) is True
+
+
+def speaks_for(ctx: _Context, reference: str, moment: datetime | None) -> bool:
+    """The patient, or a RelatedPerson who may sign for the patient for this data (check 6).
+
+    Used by the first row of 1.3 and the client notice of 1.4: care a minor consented to
+    (ADOL) can be authorized only by the Patient, so a parent does not stand in for the
+    patient when such data is disclosed."""
+    if reference == ctx.disclosure.patient:
+        return True
+    return (reference.startswith("RelatedPerson/") and not ctx.adolescent
+            and may_sign(ctx, reference, moment))
 
 
 # --------------------------------------------------------------------------------------------
@@ -428,11 +441,7 @@ def _recipient_may_access(ctx: _Context) -> bool:
     if d.patient is None:
         return False
     if d.recipient is not None:
-        if d.recipient == d.patient:
-            return True
-        if d.recipient.startswith("RelatedPerson/"):
-            return may_sign(ctx, d.recipient, d.occurred)
-        return False
+        return speaks_for(ctx, d.recipient, d.occurred)
     patient = ctx.chart.patient
     return patient is not None and not patient.identifiers.isdisjoint(d.recipient_identifiers)
 
@@ -537,9 +546,7 @@ def documentation_and_notice(ctx: _Context, decision: Decision,
     codes = ctx.rules.disclosures
     notice = ClientNotice.MISSING
     for item in ctx.chart.notices.get(d.reference, ()):
-        to_client = any(r == d.patient or (r.startswith("RelatedPerson/")
-                                           and may_sign(ctx, r, d.occurred))
-                        for r in item.recipients)
+        to_client = any(speaks_for(ctx, r, d.occurred) for r in item.recipients)
         if not to_client or d.patient is None:
             continue
         if item.status in codes.notice_sent_status:
