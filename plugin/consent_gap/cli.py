@@ -12,7 +12,6 @@ finding exists; 2 on unusable input, with one line on standard error and no trac
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib
 import json
 import os
@@ -111,9 +110,15 @@ def read_input(name: str) -> Any:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    # A short batch run that builds millions of objects and frees none until it exits: the
-    # cyclic collector would only rescan the parsed JSON again and again.
-    gc.disable()
+    """Read, decide, print. The collector is paused from reading to printing (`gc_paused`:
+    parsing a large file builds millions of objects it would rescan for nothing)."""
+    from consent_gap.evaluate import gc_paused
+
+    with gc_paused():
+        return _run_evaluate(args)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
     from consent_gap.evaluate import evaluate
     from consent_gap.mappings import MappingsError, load_rules
     from consent_gap.normalize import InputError

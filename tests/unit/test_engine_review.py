@@ -5,6 +5,8 @@ Each test names the contract line it holds the engine to. Built with tests/suppo
 
 from __future__ import annotations
 
+import gc
+
 from support.engine import expect, finding
 from support.fhir import (
     PATIENT,
@@ -86,3 +88,36 @@ def test_patient_of_unknown_age_who_signed_alone_is_review():
     got = finding(world(consent(), disclosure(), birth_date=None))
     expect(got, decision="review", basis=None, reasons=["minor-self-authorization"])
 
+
+
+def test_evaluate_restores_the_cyclic_collector():
+    """evaluate pauses the cyclic GC for speed; a library caller gets it back as it was."""
+    from consent_gap.evaluate import evaluate
+    from support.fhir import bundle
+
+    data = bundle(world(consent(), disclosure()))
+    assert gc.isenabled()
+    evaluate(data)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        evaluate(data)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_cli_evaluate_restores_the_cyclic_collector(tmp_path, capsys):
+    """`consent-gap evaluate` also pauses the collector; called in-process (tests, other
+    tools) it must leave it as it found it."""
+    import json
+
+    from consent_gap.cli import main
+    from support.fhir import bundle
+
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(bundle(world(consent(), disclosure()))))
+    assert gc.isenabled()
+    assert main(["evaluate", str(path)]) == 0
+    assert gc.isenabled()
+    capsys.readouterr()
