@@ -12,19 +12,22 @@ runs before and after the scan and the ratio uses their mean, so HAPI's warm-up 
 neither. Goals (issue 4): ratio <= 1.5, <= 3 requests per patient.
 
 `--load` first loads the synthetic charts (sandbox/data, the data helper's generator) for that
-seed and size; without it the charts must already be on the server. The generator's patient ids
-do not depend on the seed (p-000001...), so loading the bench set replaces the sandbox's
-default charts of the same ids: reload the default set (sandbox/up --reset) before the tests.
+seed and size; without it they must be on the server from an earlier `--load`. Every id is
+given the suffix `--suffix` (default `-b<seed>`), so the bench set never replaces the sandbox's
+default charts (the generator's ids do not depend on the seed).
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import json
+import resource as rusage
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -42,11 +45,55 @@ from sandbox.data.charts import World  # noqa: E402
 
 def rss_mib() -> float:
     """Peak resident set size of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return rusage.getrusage(rusage.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def patient_ids(world: World) -> list[str]:
-    return sorted(chart.patient for chart in world.charts())
+def renamed(value: Any, suffix: str) -> Any:
+    """Every relative reference `Type/id` gets the suffix (ids are renamed by the caller)."""
+    if isinstance(value, dict):
+        return {key: (_suffixed(item, suffix) if key == "reference" and isinstance(item, str)
+                      else renamed(item, suffix))
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [renamed(item, suffix) for item in value]
+    return value
+
+
+def _suffixed(reference: Any, suffix: str) -> Any:
+    if not isinstance(reference, str) or "/" not in reference or reference.startswith(
+            ("http", "urn:", "#")):
+        return reference
+    return f"{reference}{suffix}"
+
+
+def bench_batches(world: World, suffix: str, size: int = 50) -> Iterator[list[dict]]:
+    """The generator's transactions' resources, every id and reference suffixed."""
+    for batch in output.batches(world, size):
+        out = []
+        for resource in batch:
+            resource = renamed(resource, suffix)
+            resource["id"] = f"{resource['id']}{suffix}"
+            out.append(resource)
+        yield out
+
+
+def load(world: World, base: str, suffix: str) -> tuple[int, float]:
+    http = requests.Session()
+    started = time.perf_counter()
+    count = 0
+    for batch in bench_batches(world, suffix):
+        response = http.post(base, data=json.dumps(output.transaction(batch)), timeout=600,
+                             headers={"Content-Type": "application/fhir+json",
+                                      "Accept": "application/fhir+json"})
+        if response.status_code >= 300:
+            raise SystemExit(f"load refused: HTTP {response.status_code} {response.text[:300]}")
+        count += len(batch)
+        print(f"loaded {count} resources", file=sys.stderr)
+    return count, time.perf_counter() - started
+
+
+def patient_ids(world: World, suffix: str) -> list[str]:
+    return sorted(f"{chart.pid}{suffix}" for chart in world.charts())
 
 
 def bare_sweep(base: str, batches: list[list[str]]) -> tuple[float, int]:
@@ -115,16 +162,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load", action="store_true", help="load the charts first")
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--jurisdiction", default="US-CA")
+    parser.add_argument("--suffix", help="suffix of every id (default -b<seed>)")
     args = parser.parse_args(argv)
     base = args.fhir_base.rstrip("/")
+    suffix = args.suffix or f"-b{args.seed}"
 
     world = World(seed=args.seed, patients=args.patients, per_patient=args.per_patient)
     if args.load:
-        started = time.perf_counter()
-        loaded = output.load(world, base, 50, progress=sys.stderr)
-        print(f"loaded {loaded.patients} patients, {loaded.disclosures} AuditEvents, "
-              f"{loaded.resources} resources in {time.perf_counter() - started:.0f} s")
-    patients = patient_ids(world)
+        count, seconds = load(world, base, suffix)
+        print(f"loaded {count} resources in {seconds:.0f} s")
+    patients = patient_ids(world, suffix)
     batches = [patients[i:i + args.batch_size] for i in range(0, len(patients), args.batch_size)]
 
     before_scan = rss_mib()

@@ -60,6 +60,7 @@ from consent_gap.writeback import (
     device_resource,
     device_search,
     plan,
+    preview,
     read_response,
     transaction,
 )
@@ -403,13 +404,13 @@ class Scanner:
         report = self.evaluate(resources, self.options.jurisdiction)
         findings: list[Finding] = list(report.findings)
         decisions = Counter(str(f.decision) for f in findings)
-        groups = [group for group in (plan(f, context) for f in findings) if group]
         written: Counter[str] = Counter()
         errors: list[str] = []
         if self.options.dry_run:
-            for group in groups:
-                summary.would_write += group.describe()
+            for finding in findings:
+                summary.would_write += preview(finding, context.ruleset)
         else:
+            groups = [group for group in (plan(f, context) for f in findings) if group]
             written, errors = self._write(groups, context)
         summary.disclosures += len(findings)
         summary.decisions.update(decisions)

@@ -165,6 +165,31 @@ def identifier_value(finding: Finding, kind: Kind, ruleset: str = RULESET) -> st
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
+#: The resource type written for each kind.
+RESOURCE_TYPE = {
+    Kind.ALERT: "Communication",
+    Kind.FINDING_NOTE: "DocumentReference",
+    Kind.DOCUMENTATION_DRAFT: "DocumentReference",
+    Kind.NOTICE_REMINDER: "Communication",
+    Kind.CLIENT_NOTICE: "Communication",
+}
+
+
+def preview(finding: Finding, ruleset: str = RULESET) -> list[dict[str, str]]:
+    """What :func:`plan` would write for this finding (the rows of ``FindingWrites.describe``)
+    without building or validating the resources: for dry runs, where nothing is sent and
+    building every note would cost more than fetching the charts."""
+    return [
+        {
+            "disclosure": finding.disclosure,
+            "kind": str(kind),
+            "resourceType": RESOURCE_TYPE[kind],
+            "identifier": f"{FINDING_SYSTEM}|{identifier_value(finding, kind, ruleset)}",
+        }
+        for kind in kinds_for(finding)
+    ]
+
+
 def urn(key: str) -> str:
     return f"urn:uuid:{uuid.uuid5(_NAMESPACE, key)}"
 

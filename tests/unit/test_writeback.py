@@ -17,6 +17,7 @@ from consent_gap.writeback import (
     identifier_value,
     kinds_for,
     plan,
+    preview,
     read_response,
     transaction,
     validate,
@@ -292,6 +293,19 @@ def test_read_response_counts_created_and_matched():
     assert outcome.created == {"Communication": 1, "Provenance": 1}
     assert outcome.matched == {"Device": 1, "DocumentReference": 1}
     assert outcome.created_total == 2
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"decision": Decision.REVIEW},
+     {"decision": Decision.REQUIRED, "documentation": Documentation.MISSING,
+      "client_notice": ClientNotice.MISSING},
+     {"decision": Decision.AUTHORIZED, "reasons": ()}],
+)
+def test_preview_is_what_plan_would_write(changes):
+    item = finding(**changes)
+    assert preview(item) == plan(item, CONTEXT).describe()
+    assert preview(item, "2030.1") == plan(item, replace(CONTEXT, ruleset="2030.1")).describe()
 
 
 def test_describe_lists_identifiers_without_text():
