@@ -103,10 +103,13 @@ def test_drafting_the_documentation_note_lands_in_hapi(page, sandbox, app_server
     # idempotent: pressing again finds the same note instead of writing another
     frame.locator(f'li.finding[data-disclosure="{missing.disclosure}"]').get_by_role(
         "button", name="Draft the documentation note").click()
-    again = frame.locator(".notice-ok").first
+    again = frame.locator(".notice-ok", has_text="already in the chart").first
     again.wait_for(timeout=PANEL_TIMEOUT_MS)
-    assert "already in the chart" in again.inner_text()
     assert found.group(1) in again.inner_text()
+    identifier = doc["identifier"][0]
+    same = requests.get(f"{sandbox['fhir']}/DocumentReference", timeout=30, params={
+        "identifier": f"{identifier['system']}|{identifier['value']}"}).json()
+    assert same.get("total") == 1
 
 
 def test_issuer_off_the_allowlist_is_refused_in_the_browser(page, app_server):
