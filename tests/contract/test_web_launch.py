@@ -239,3 +239,22 @@ def test_expired_session_without_refresh_token_asks_to_launch_again(mocked):
     assert page.status_code == 401 and b"Your session has ended" in page.data
     api = client.get("/api/findings")
     assert api.status_code == 401
+
+
+def test_logs_carry_no_tokens_codes_or_names(mocked, caplog):
+    import logging
+
+    ehr = FakeEhr(mocked, example_resources("02-authorization-expired.json"), "p-pnholt",
+                  expires_in=30)
+    client = make_app(privacy_officer="Practitioner/po-1").test_client()
+    with caplog.at_level(logging.DEBUG):
+        _, params = start(client)
+        panel = client.get(f"/callback?code=secret-code-42&state={params['state']}")
+        client.get(panel.headers["Location"])
+        client.get("/api/findings")
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert ehr.tokens_issued >= 2  # the code exchange and refreshes happened
+    tokens = [f"at-{n}" for n in range(1, ehr.tokens_issued + 1)]
+    for secret in ("secret-code-42", params["state"], "rt-1", "Nandakumar", "Priya", *tokens):
+        assert secret not in text, secret
+    assert "launch completed" in text  # the logs do say what happened
