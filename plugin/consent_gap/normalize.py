@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from consent_gap.domain import (
     Actor,
@@ -39,8 +39,8 @@ class Unreadable(ValueError):
     """One resource cannot be read; its message becomes a Problem."""
 
 
+_T = TypeVar("_T")
 _PARTIAL = re.compile(r"(\d{4})(?:-(\d{2}))?")
-_EMPTY: frozenset = frozenset()
 
 
 # --------------------------------------------------------------------------------------------
@@ -78,7 +78,8 @@ def format_instant(moment: datetime) -> str:
 
 
 def _list(value: Any) -> list:
-    if isinstance(value, list):
+    """A FHIR repeating element as a list (tolerant: a single value is a list of one)."""
+    if value.__class__ is list:
         return value
     if value is None:
         return []
@@ -89,49 +90,40 @@ def _dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _coding(value: Any) -> Coding | None:
-    if isinstance(value, dict):
-        system = value.get("system")
-        code = value.get("code")
-        if isinstance(system, str) and isinstance(code, str):
-            return (system, code)
-    return None
+def _add_codings(values: Any, out: list[Coding]) -> None:
+    """Append the (system, code) of each Coding in `values` that has both as strings.
 
-
-def _codings(values: Any) -> list[Coding]:
-    """Codings of a list of Coding (written out flat: this runs for every resource read)."""
-    if values.__class__ is dict:
+    Written flat, with class checks: it runs for every coded element of every resource read.
+    """
+    if values.__class__ is not list:
+        if values.__class__ is not dict:
+            return
         values = (values,)
-    elif values.__class__ is not list:
-        return []
-    out = []
     for value in values:
         if value.__class__ is dict:
             system = value.get("system")
             code = value.get("code")
             if system.__class__ is str and code.__class__ is str:
                 out.append((system, code))
+
+
+def _codings(values: Any) -> list[Coding]:
+    """Codings of a Coding or a list of them."""
+    out: list[Coding] = []
+    _add_codings(values, out)
     return out
 
 
 def _concept_codings(concepts: Any) -> list[Coding]:
     """Codings of one CodeableConcept or a list of them."""
-    if concepts.__class__ is dict:
+    if concepts.__class__ is not list:
+        if concepts.__class__ is not dict:
+            return []
         concepts = (concepts,)
-    elif concepts.__class__ is not list:
-        return []
-    out = []
+    out: list[Coding] = []
     for concept in concepts:
         if concept.__class__ is dict:
-            codings = concept.get("coding")
-            if codings.__class__ is not list:
-                continue
-            for value in codings:
-                if value.__class__ is dict:
-                    system = value.get("system")
-                    code = value.get("code")
-                    if system.__class__ is str and code.__class__ is str:
-                        out.append((system, code))
+            _add_codings(concept.get("coding"), out)
     return out
 
 
@@ -269,8 +261,7 @@ class _Reader:
         self.problems: list[Problem] = []
         self._entity_cache: dict[str, tuple[frozenset, frozenset, frozenset]] = {}
         self._bad_dates: set[str] = set()
-        counted = rules.sensitivity.counted_systems
-        self.counted = counted
+        self.counted = rules.sensitivity.counted_systems
         self.own_tag = rules.disclosures.own_tag
 
     # ---- indexing -------------------------------------------------------------------------
@@ -293,137 +284,106 @@ class _Reader:
     def problem(self, resource: str, message: str) -> None:
         self.problems.append(Problem(resource, message))
 
-    def each(self, kind: str) -> Iterable[tuple[str, dict]]:
+    def read_all(self, kind: str, read: Callable[[str, dict], _T | None]) -> list[_T]:
+        """`read` applied to each resource of `kind`; None results are left out.
+
+        This is the one place where a resource that cannot be read becomes a Problem naming
+        it (its own message for a bad value, else 'is not a readable <kind>' for a shape that
+        is not FHIR) while every other resource is still read."""
+        out: list[_T] = []
         found = self.by_type.get(kind)
-        return found.items() if found else ()
+        for key, resource in found.items() if found else ():
+            try:
+                value = read(key, resource)
+            except Unreadable as exc:
+                self.problem(key, str(exc))
+            except (TypeError, AttributeError, KeyError, ValueError):
+                self.problem(key, f"is not a readable {kind}")
+            else:
+                if value is not None:
+                    out.append(value)
+        return out
 
     def tagged(self, resource: dict) -> bool:
-        meta = resource.get("meta")
-        if not isinstance(meta, dict):
-            return False
-        return self.own_tag in _codings(meta.get("tag"))
+        """Written by consent-gap itself (never documentation or a notice, 1.4)."""
+        return self.own_tag in _codings(_dict(resource.get("meta")).get("tag"))
 
     # ---- Provenance -> signature times ------------------------------------------------------
 
     def signatures(self) -> dict[str, datetime | None]:
         """Consent reference -> earliest signature `when` (None when signed without a time)."""
         signed: dict[str, datetime | None] = {}
-        for key, resource in self.each("Provenance"):
-            try:
-                sigs = [s for s in _list(resource.get("signature")) if isinstance(s, dict)]
-                if not sigs:
-                    continue
-                times = [parse_instant(s["when"], "signature.when") for s in sigs
-                         if s.get("when") is not None]
-                when = min(times) if times else None
-                for target in _list(resource.get("target")):
-                    ref = self.refs.of(target)
-                    if ref is None:
-                        continue
-                    if ref in signed:
-                        old = signed[ref]
-                        when_here = when if old is None else (old if when is None else min(old,
-                                                                                           when))
-                        signed[ref] = when_here
-                    else:
-                        signed[ref] = when
-            except Unreadable as exc:
-                self.problem(key, str(exc))
+        for when, targets in self.read_all("Provenance", self.signature):
+            for ref in targets:
+                if ref not in signed:
+                    signed[ref] = when
+                elif when is not None:
+                    earlier = signed[ref]
+                    signed[ref] = when if earlier is None else min(earlier, when)
         return signed
+
+    def signature(self, _key: str, resource: dict) -> tuple[datetime | None, list[str]] | None:
+        """(earliest signature time, target references) of a Provenance with a signature."""
+        sigs = [s for s in _list(resource.get("signature")) if isinstance(s, dict)]
+        if not sigs:
+            return None
+        times = [parse_instant(s["when"], "signature.when") for s in sigs
+                 if s.get("when") is not None]
+        targets = [ref for ref in map(self.refs.of, _list(resource.get("target"))) if ref]
+        return (min(times) if times else None), targets
 
     # ---- Patient, RelatedPerson -------------------------------------------------------------
 
-    def people(self) -> dict[str, Person]:
-        out = {}
-        for key, resource in self.each("Patient"):
-            try:
-                birth = resource.get("birthDate")
-                born: date | None = None
-                if birth is not None:
-                    born = parse_instant(birth, "birthDate").date()
-                ids = frozenset(filter(None, map(_identifier, _list(resource.get("identifier")))))
-                out[key] = Person(reference=key, birth_date=born, identifiers=ids)
-            except Unreadable as exc:
-                self.problem(key, str(exc))
-            except (TypeError, AttributeError, KeyError, ValueError):
-                self.problem(key, "is not a readable Patient")
-        return out
+    def person(self, key: str, resource: dict) -> Person:
+        birth = resource.get("birthDate")
+        return Person(
+            reference=key,
+            birth_date=None if birth is None else parse_instant(birth, "birthDate").date(),
+            identifiers=frozenset(filter(None, map(_identifier,
+                                                   _list(resource.get("identifier"))))),
+        )
 
-    def representatives(self) -> dict[str, Representative]:
-        out = {}
-        for key, resource in self.each("RelatedPerson"):
-            try:
-                out[key] = Representative(
-                    reference=key,
-                    patient=self.refs.of(resource.get("patient")),
-                    relationships=frozenset(_concept_codings(resource.get("relationship"))),
-                )
-            except (TypeError, AttributeError, KeyError, ValueError):
-                self.problem(key, "is not a readable RelatedPerson")
-        return out
+    def representative(self, key: str, resource: dict) -> Representative:
+        return Representative(
+            reference=key,
+            patient=self.refs.of(resource.get("patient")),
+            relationships=frozenset(_concept_codings(resource.get("relationship"))),
+        )
 
     # ---- documentation and notices (1.4) ----------------------------------------------------
 
-    def documented(self) -> frozenset[str]:
+    def documents(self, _key: str, resource: dict) -> list[str] | None:
+        """The references in `context.related` of a DocumentReference that documents them."""
         codes = self.rules.disclosures
-        out = set()
-        for key, resource in self.each("DocumentReference"):
-            status = resource.get("status")
-            doc_status = resource.get("docStatus")
-            if not isinstance(status, str) or status not in codes.documentation_status:
-                continue
-            if doc_status is not None and (not isinstance(doc_status, str)
-                                           or doc_status not in codes.documentation_doc_status):
-                continue
-            try:
-                if self.tagged(resource):
-                    continue
-                for related in _list(_dict(resource.get("context")).get("related")):
-                    ref = self.refs.of(related)
-                    if ref is not None:
-                        out.add(ref)
-            except (TypeError, AttributeError, KeyError, ValueError):
-                self.problem(key, "is not a readable DocumentReference")
-        return frozenset(out)
-
-    def notices(self) -> dict[str, tuple[Notice, ...]]:
-        out: dict[str, list[Notice]] = {}
-        for key, resource in self.each("Communication"):
-            try:
-                self.notice(key, resource, out)
-            except (TypeError, AttributeError, KeyError, ValueError):
-                self.problem(key, "is not a readable Communication")
-        return {ref: tuple(found) for ref, found in out.items()}
-
-    def notice(self, key: str, resource: dict, out: dict[str, list[Notice]]) -> None:
+        status = resource.get("status")
+        doc_status = resource.get("docStatus")
+        if status.__class__ is not str or status not in codes.documentation_status:
+            return None
+        if doc_status is not None and (doc_status.__class__ is not str
+                                       or doc_status not in codes.documentation_doc_status):
+            return None
         if self.tagged(resource):
-            return
+            return None
+        related = _list(_dict(resource.get("context")).get("related"))
+        return [ref for ref in map(self.refs.of, related) if ref]
+
+    def notice(self, key: str, resource: dict) -> tuple[list[str], Notice] | None:
+        """(the AuditEvents it is about, the notice) of a Communication not written by us."""
+        if self.tagged(resource):
+            return None
         about = [ref for ref in map(self.refs.of, _list(resource.get("about"))) if ref]
         if not about:
-            return
+            return None
         status = resource.get("status")
-        notice = Notice(
+        return about, Notice(
             reference=key,
             recipients=tuple(r for r in map(self.refs.of, _list(resource.get("recipient")))
                              if r),
             status=status if isinstance(status, str) else None,
             has_status_reason=bool(resource.get("statusReason")),
         )
-        for ref in about:
-            out.setdefault(ref, []).append(notice)
 
     # ---- Consent -----------------------------------------------------------------------------
-
-    def consents(self, signatures: dict[str, datetime | None]) -> list[Authorization]:
-        out = []
-        for key, resource in self.each("Consent"):
-            try:
-                out.append(self.consent(key, resource, signatures))
-            except Unreadable as exc:
-                self.problem(key, str(exc))
-            except (TypeError, AttributeError, KeyError, ValueError):
-                self.problem(key, "is not a readable Consent")
-        return out
 
     def consent(self, key: str, resource: dict,
                 signatures: dict[str, datetime | None]) -> Authorization:
@@ -505,22 +465,32 @@ class _Reader:
 
     # ---- AuditEvent --------------------------------------------------------------------------
 
-    def disclosures(self) -> list[Disclosure]:
-        out = []
-        for key, resource in self.each("AuditEvent"):
-            try:
-                if not self.is_disclosure(resource):
-                    continue
-                out.append(self.disclosure(key, resource))
-            except Unreadable as exc:
-                self.problem(key, str(exc))
-            except (TypeError, AttributeError, KeyError, ValueError):
-                self.problem(key, "is not a readable AuditEvent")
-        return out
+    def disclosure(self, key: str, resource: dict) -> Disclosure | None:
+        """A BALP PrivacyDisclosure AuditEvent read as in 1.1; None for any other AuditEvent."""
+        if not self.is_disclosure(resource):
+            return None
+        occurred = self.occurred(resource)
+        recipient, identifiers, notify = self.agents(resource)
+        patient, entities, instruments, instrument_refs = self.entities(resource, occurred)
+        system = self.rules.purposes.system
+        purposes = [code for sys, code in _concept_codings(resource.get("purposeOfEvent"))
+                    if sys == system]
+        return Disclosure(
+            reference=key,
+            occurred=occurred,
+            patient=patient,
+            recipient=recipient,
+            recipient_identifiers=identifiers,
+            purposes=tuple(dict.fromkeys(purposes)),
+            instruments=frozenset(instruments),
+            instrument_refs=tuple(instrument_refs),
+            entities=tuple(entities),
+            notify=notify,
+        )
 
     def is_disclosure(self, resource: dict) -> bool:
         codes = self.rules.disclosures
-        if _coding(resource.get("type")) not in codes.type:
+        if codes.type.isdisjoint(_codings(resource.get("type"))):
             return False
         if codes.subtype.isdisjoint(_codings(resource.get("subtype"))):
             return False
@@ -528,42 +498,46 @@ class _Reader:
         return outcome is None or (isinstance(outcome, str)
                                    and outcome in codes.successful_outcomes)
 
-    def disclosure(self, key: str, resource: dict) -> Disclosure:
+    @staticmethod
+    def occurred(resource: dict) -> datetime:
+        """`period.start`, else `recorded`."""
+        start = _dict(resource.get("period")).get("start")
+        if start is not None:
+            return parse_instant(start, "period.start")
+        if resource.get("recorded") is not None:
+            return parse_instant(resource["recorded"], "recorded")
+        raise Unreadable("has neither period.start nor recorded")
+
+    def agents(self, resource: dict) -> tuple[str | None, frozenset[str], tuple[str, ...]]:
+        """(recipient reference, recipient identifiers, people to notify) of an AuditEvent.
+
+        The recipient is the first Destination Role agent that names someone."""
         codes = self.rules.disclosures
-        period = _dict(resource.get("period"))
-        if period.get("start") is not None:
-            occurred = parse_instant(period["start"], "period.start")
-        elif resource.get("recorded") is not None:
-            occurred = parse_instant(resource["recorded"], "recorded")
-        else:
-            raise Unreadable("has neither period.start nor recorded")
-        recipient = None
-        recipient_ids: set[str] = set()
+        recipient: str | None = None
+        identifier: str | None = None
         notify: list[str] = []
         for agent in _list(resource.get("agent")):
             if not isinstance(agent, dict):
                 continue
             who = agent.get("who")
             ref = self.refs.of(who)
-            if (recipient is None and not recipient_ids
+            if (recipient is None and identifier is None
                     and not codes.recipient_agent_type.isdisjoint(
                         _concept_codings(agent.get("type")))):
                 recipient = ref
-                ident = _identifier(_dict(who).get("identifier"))
-                if ident:
-                    recipient_ids.add(ident)
-            if ref is not None and ref.split("/", 1)[0] in codes.notify_types \
-                    and ref not in notify:
+                identifier = _identifier(_dict(who).get("identifier"))
+            if ref is not None and ref.split("/", 1)[0] in codes.notify_types:
                 notify.append(ref)
-        purposes: list[str] = []
-        system = self.rules.purposes.system
-        for coding in _concept_codings(resource.get("purposeOfEvent")):
-            if coding[0] == system and coding[1] not in purposes:
-                purposes.append(coding[1])
+        identifiers = frozenset((identifier,)) if identifier else frozenset()
+        return recipient, identifiers, tuple(dict.fromkeys(notify))
+
+    def entities(self, resource: dict, occurred: datetime
+                 ) -> tuple[str | None, list[Entity], set[str], list[str]]:
+        """(patient, data disclosed, legal-instrument codes, instrument references)."""
         patient = None
+        entities: list[Entity] = []
         instruments: set[str] = set()
         instrument_refs: list[str] = []
-        entities: list[Entity] = []
         for entity in _list(resource.get("entity")):
             if not isinstance(entity, dict):
                 continue
@@ -575,20 +549,9 @@ class _Reader:
             if found:
                 instruments.update(found)
                 instrument_refs.append(ref)
-                continue
-            entities.append(self.entity(ref, entity))
-        return Disclosure(
-            reference=key,
-            occurred=occurred,
-            patient=patient,
-            recipient=recipient,
-            recipient_identifiers=frozenset(recipient_ids),
-            purposes=tuple(purposes),
-            instruments=frozenset(instruments),
-            instrument_refs=tuple(instrument_refs),
-            entities=tuple(entities),
-            notify=tuple(notify),
-        )
+            else:
+                entities.append(self.entity(ref, entity))
+        return patient, entities, instruments, instrument_refs
 
     def instrument(self, ref: str, occurred: datetime) -> list[str] | None:
         """Legal-instrument codes of a dated DocumentReference not after the disclosure."""
@@ -652,23 +615,28 @@ def normalize(data: Any, rules: Rules) -> Dataset:
     reader.problems.extend(problems)
     reader.add(items)
     signatures = reader.signatures()
-    people = reader.people()
-    representatives = reader.representatives()
-    documented = reader.documented()
-    notices = reader.notices()
+    people = {p.reference: p for p in reader.read_all("Patient", reader.person)}
+    representatives = {r.reference: r
+                       for r in reader.read_all("RelatedPerson", reader.representative)}
+    documented = frozenset(ref for refs in reader.read_all("DocumentReference", reader.documents)
+                           for ref in refs)
+    notices: dict[str, list[Notice]] = {}
+    for about, notice in reader.read_all("Communication", reader.notice):
+        for ref in about:
+            notices.setdefault(ref, []).append(notice)
     consents_by_patient: dict[str | None, list[Authorization]] = {}
-    for consent in reader.consents(signatures):
+    for consent in reader.read_all("Consent",
+                                   lambda key, res: reader.consent(key, res, signatures)):
         consents_by_patient.setdefault(consent.patient, []).append(consent)
-    disclosures = reader.disclosures()
-    charts: dict[str | None, Chart] = {}
+    disclosures = reader.read_all("AuditEvent", reader.disclosure)
     # Every patient the data names (the panel shows a chart's Consents even without disclosures).
     patients = {d.patient for d in disclosures} | set(consents_by_patient) | set(people)
-    for patient in patients:
-        charts[patient] = Chart(
-            patient=people.get(patient) if patient else None,
-            consents=tuple(consents_by_patient.get(patient, ())) if patient else (),
-            representatives=representatives,
-            documented=documented,
-            notices=notices,
-        )
+    notices_by_event = {ref: tuple(found) for ref, found in notices.items()}
+    charts = {patient: Chart(
+        patient=people.get(patient) if patient else None,
+        consents=tuple(consents_by_patient.get(patient, ())) if patient else (),
+        representatives=representatives,
+        documented=documented,
+        notices=notices_by_event,
+    ) for patient in patients}
     return Dataset(disclosures=disclosures, charts=charts, problems=reader.problems)
