@@ -1,0 +1,77 @@
+"""The panel's view model on the example charts: bars from Consent periods, grouped reasons,
+which actions apply, the banner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from consent_gap.evaluate import evaluate
+from consent_gap.web.config import WebConfig
+from consent_gap.web.context import Launch
+from consent_gap.web.view import _grouped, banner_of, build_view
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "examples"
+
+
+def resources(name: str) -> list[dict]:
+    return [e["resource"] for e in json.loads((EXAMPLES / name).read_text())["entry"]]
+
+
+def launch(patient: str, banner: bool = True) -> Launch:
+    return Launch(lid="L", iss="https://ehr.test/fhir", token_endpoint="t", patient=patient,
+                  access_token="a", expires_at=0, need_patient_banner=banner)
+
+
+def test_revoked_consent_is_a_revoked_bar_ending_at_its_revocation():
+    data = resources("03-authorization-revoked.json")
+    view = build_view(launch("p-mferris"), data, evaluate(data, "US-CA"),
+                      WebConfig(jurisdiction="US-CA"))
+    (bar,) = view.timeline.bars
+    assert bar.ref == "Consent/c-mferris-family" and bar.state == "revoked"
+    (row,) = view.authorizations
+    assert row.period == "2025-01-15 to 2025-04-30" and row.state == "revoked"
+    (item,) = view.findings
+    assert item.finding.decision == "review"
+    assert [g.reason for g in item.consents] == ["authorization-revoked"]
+    assert item.reasons[0].code == "family-involvement-review"
+    assert item.reasons[0].text == "family involvement needs review"
+    assert not item.can_alert  # no privacy officer configured
+    counts = {c.decision: c.n for c in view.counts}
+    assert counts == {"unauthorized": 0, "review": 1, "required": 0, "permitted": 0,
+                      "authorized": 0}
+
+
+def test_missing_documentation_offers_the_draft_and_an_officer_enables_alerts():
+    data = resources("07-duty-to-warn-tx.json")
+    view = build_view(launch("p-lteague"), data, evaluate(data, "US-TX"),
+                      WebConfig(jurisdiction="US-TX", privacy_officer="Practitioner/po"))
+    (item,) = view.findings
+    assert item.finding.documentation == "missing" and item.can_draft
+    assert not item.can_notice  # the notice was sent
+    assert not item.can_alert  # permitted: nothing to alert about
+    assert view.banner is not None and view.banner.birth_date
+
+
+def test_banner_only_when_the_ehr_asks():
+    data = resources("07-duty-to-warn-tx.json")
+    view = build_view(launch("p-lteague", banner=False), data, evaluate(data, "US-TX"),
+                      WebConfig())
+    assert view.banner is None
+    assert banner_of(data, "nobody") is None
+
+
+def test_reasons_group_consents_in_first_seen_order():
+    groups = _grouped((("Consent/a", "authorization-expired"), ("Consent/b", None),
+                       ("Consent/c", "authorization-expired")))
+    assert [(g.reason, g.refs) for g in groups] == [
+        ("authorization-expired", ("Consent/a", "Consent/c")), ("", ("Consent/b",))]
+    assert groups[1].label == "covers it"
+
+
+def test_timeline_marks_match_the_findings_in_order():
+    data = resources("02-authorization-expired.json")
+    report = evaluate(data)
+    view = build_view(launch("p-pnholt"), data, report, WebConfig())
+    assert [m.anchor for m in view.timeline.marks] == [f.anchor for f in view.findings]
+    assert [m.decision for m in view.timeline.marks] == [str(f.decision) for f in report.findings]
