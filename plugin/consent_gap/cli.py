@@ -16,6 +16,7 @@ import importlib
 import json
 import os
 import sys
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -60,6 +61,7 @@ examples:
   cat bundle.json | consent-gap evaluate - --fail-on unauthorized
 
 FILE is a FHIR R4 Bundle (any type but history), a JSON array of resources, or NDJSON.
+A resource that cannot be read is listed under "problems"; everything else is still decided.
 Without --jurisdiction only the federal rules apply and the age of majority is 18.
 exit status: 0 evaluated; 1 with --fail-on unauthorized and an unauthorized finding;
 2 unusable input (missing file, not JSON, not FHIR, history Bundle, unknown jurisdiction).
@@ -83,6 +85,7 @@ def read_input(name: str) -> Any:
     """The parsed JSON (or NDJSON) of FILE or standard input; UsageError if unusable."""
     from consent_gap.normalize import InputError, parse_text
 
+    shown = "standard input" if name == "-" else name
     try:
         if name == "-":
             raw = sys.stdin.buffer.read()
@@ -96,17 +99,11 @@ def read_input(name: str) -> Any:
     except OSError as exc:
         raise UsageError(f"{name}: cannot be read ({exc.strerror or exc})") from None
     if not raw.strip():
-        raise UsageError(f"{name}: is empty, expected a FHIR Bundle")
+        raise UsageError(f"{shown}: is empty, expected a FHIR Bundle")
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        pass
-    try:
-        return parse_text(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise UsageError(f"{name}: is not UTF-8 text, expected FHIR JSON") from None
+        return parse_text(raw)
     except InputError as exc:
-        raise UsageError(f"{name}: {exc}") from None
+        raise UsageError(f"{shown}: {exc}") from None
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -119,13 +116,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from consent_gap.evaluate import evaluate
+    from consent_gap.evaluate import evaluate, resolve_jurisdiction
     from consent_gap.mappings import MappingsError, load_rules
     from consent_gap.normalize import InputError
 
-    try:
+    try:  # the arguments first: a typo should not wait for a large file to be read
         rules = load_rules(args.mappings)
-    except MappingsError as exc:
+        resolve_jurisdiction(rules, args.jurisdiction)
+    except (MappingsError, InputError) as exc:
         raise UsageError(str(exc)) from None
     data = read_input(args.file)
     try:
@@ -308,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for command in COMMANDS:
         child = sub.add_parser(command.name, help=command.help,
-                               description=command.description or command.help,
+                               description=textwrap.fill(command.description or command.help,
+                                                         79),
                                epilog=command.epilog,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
         if command.arguments is not None:

@@ -41,16 +41,22 @@ class Report:
 
 
 def resolve_jurisdiction(rules: Rules, code: str | None) -> Jurisdiction | None:
-    """The jurisdiction for a code, or InputError naming the codes that exist."""
+    """The jurisdiction for a code, or InputError saying what a code looks like."""
     if code is None:
         return None
     try:
         return rules.jurisdiction(code)
     except KeyError:
-        known = ", ".join(sorted(rules.jurisdictions)[:3])
-        hint = f" (known: {known}, ...)" if known else " (no jurisdiction table is installed)"
-        raise InputError(f"unknown jurisdiction {code!r}: expected an ISO 3166-2 code such "
-                         f"as US-CA{hint}") from None
+        pass
+    guess = f"US-{code.strip().upper()}"
+    if guess in rules.jurisdictions:
+        hint = f"did you mean {guess}?"
+    elif rules.jurisdictions:
+        hint = (f"expected the ISO 3166-2 code of one of the {len(rules.jurisdictions)} "
+                f"jurisdictions in the table, such as US-CA")
+    else:
+        hint = "no jurisdiction table is installed"
+    raise InputError(f"unknown jurisdiction {code!r}; {hint}")
 
 
 @contextmanager

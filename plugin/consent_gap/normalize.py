@@ -202,50 +202,78 @@ def resources_of(data: Any) -> tuple[list[tuple[dict, str | None]], list[Problem
 
 def _bundle_into(bundle: dict, out: list, problems: list[Problem], *, top: bool,
                  where: str = "") -> None:
+    """Append a Bundle's resources to `out`. At the top an unusable Bundle is an InputError;
+    nested in a list it is a Problem and the rest of the list is still read."""
     if bundle.get("resourceType") != "Bundle":
         kind = bundle.get("resourceType")
         what = f"a {kind} resource" if isinstance(kind, str) else "a JSON object"
         raise InputError(f"the input is {what}, not a FHIR Bundle or a JSON array of resources")
+    bundle_id = bundle.get("id")
+    label = f"Bundle/{bundle_id}" if isinstance(bundle_id, str) and bundle_id else where
+    entries = bundle.get("entry", [])
     if bundle.get("type") == "history":
         message = "a history Bundle holds versions, not a data set; export the current resources"
+    elif not isinstance(entries, list):
+        message = "Bundle.entry is not a list"
+    else:
+        message = ""
+    if message:
         if top:
             raise InputError(message)
-        problems.append(Problem(f"Bundle/{bundle.get('id', where)}", message))
+        problems.append(Problem(label, message))
         return
-    entries = bundle.get("entry", [])
-    if not isinstance(entries, list):
-        if top:
-            raise InputError("Bundle.entry is not a list")
-        problems.append(Problem(f"Bundle/{bundle.get('id', where)}", "entry is not a list"))
-        return
+    prefix = f"{where} " if where else ""
     for i, entry in enumerate(entries):
         resource = entry.get("resource") if isinstance(entry, dict) else None
-        if resource is None:
-            continue
         if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
             full_url = entry.get("fullUrl")
             out.append((resource, full_url if isinstance(full_url, str) else None))
+            continue
+        if not isinstance(entry, dict):
+            why = "is not a Bundle entry"
+        elif resource is None:
+            why = "has no resource"
         else:
-            problems.append(Problem(f"entry {i}", "is not a FHIR resource"))
+            why = "is not a FHIR resource"
+        problems.append(Problem(f"{prefix}entry {i}", why))
 
 
-def parse_text(text: str) -> Any:
-    """JSON, or NDJSON (one resource per line); InputError when it is neither."""
+def parse_text(text: str | bytes) -> Any:
+    """JSON, or NDJSON (one resource per line); InputError, one line, when it is neither.
+
+    Bytes are decoded as `json` does (UTF-8, -16 or -32, with or without a BOM). NDJSON is
+    recognised by its first line being a JSON object, so a broken JSON document is reported
+    as broken JSON and a broken NDJSON line by its number."""
+    if isinstance(text, str):
+        text = text.removeprefix("\ufeff")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        first = f"{exc.msg} at line {exc.lineno}"
-    lines = [line for line in text.splitlines() if line.strip()]
+        whole = f"the input is not JSON ({exc.msg} at line {exc.lineno})"
+    except UnicodeDecodeError:
+        raise InputError("the input is not UTF-8 text, expected FHIR JSON") from None
+    except RecursionError:
+        raise InputError("the input is not JSON (nested too deeply)") from None
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise InputError("the input is not UTF-8 text, expected FHIR JSON") from None
+    lines = [(number, line) for number, line in enumerate(text.splitlines(), 1)
+             if line.strip()]
     if len(lines) < 2:
-        raise InputError(f"the input is not JSON ({first})")
-    items = []
-    for number, line in enumerate(lines, 1):
+        raise InputError(whole)
+    items: list[dict] = []
+    for number, line in lines:
         try:
             item = json.loads(line)
-        except json.JSONDecodeError:
-            raise InputError(f"the input is not JSON or NDJSON ({first})") from None
+        except (json.JSONDecodeError, RecursionError) as exc:
+            detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+            raise InputError(f"NDJSON line {number} is not JSON ({detail})" if items
+                             else whole) from None
         if not isinstance(item, dict):
-            raise InputError(f"NDJSON line {number} is not a FHIR resource")
+            raise InputError(f"NDJSON line {number} is not a FHIR resource" if items
+                             else whole)
         items.append(item)
     return items
 

@@ -53,11 +53,44 @@ def test_exit_codes(tmp_path, capsys, data, flags, code):
     ('{"resourceType": "Bundle", "type": "history"}', [], "history Bundle"),
     (json.dumps(COVERED), ["--jurisdiction", "US-ZZ"], "unknown jurisdiction 'US-ZZ'"),
     ('"text"', [], "not a FHIR Bundle"),
+    (json.dumps(COVERED), ["--jurisdiction", "CA"],
+     "unknown jurisdiction 'CA'; did you mean US-CA?"),
+    ('{"resourceType": "Patient"}\n{"resourceType": "Consent"\n', [],
+     "NDJSON line 2 is not JSON"),
+    ('{"resourceType": "Patient"}\n\n[1]\n', [], "NDJSON line 3 is not a FHIR resource"),
+    ("[" * 100_000, [], "not JSON (nested too deeply)"),
+    ('{"resourceType": "Bundle", "type": "collection", "entry": {}}', [],
+     "Bundle.entry is not a list"),
 ])
 def test_unusable_input_is_one_line_and_exit_2(tmp_path, capsys, content, flags, says):
     code, out, err = run(["evaluate", write(tmp_path, content), *flags], capsys)
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and says in err and "Traceback" not in err
+
+
+def test_unknown_jurisdiction_is_not_blamed_on_the_file(tmp_path, capsys):
+    code, _, err = run(["evaluate", write(tmp_path, COVERED), "--jurisdiction", "US-XX"], capsys)
+    assert code == 2 and err.startswith("consent-gap: unknown jurisdiction 'US-XX'")
+
+
+def test_binary_garbage_and_a_directory_are_one_line(tmp_path, capsys):
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(bytes(range(256)) * 3)
+    for target, says in ((garbage, "is not UTF-8 text"), (tmp_path, "is a directory")):
+        code, out, err = run(["evaluate", str(target)], capsys)
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and says in err
+
+
+def test_entries_without_a_resource_are_problems_not_silence(tmp_path, capsys):
+    data = {"resourceType": "Bundle", "type": "collection",
+            "entry": [{"fullUrl": "urn:x:1"}, "junk", *COVERED["entry"]]}
+    code, out, _ = run(["evaluate", write(tmp_path, data)], capsys)
+    report = json.loads(out)
+    assert code == 0 and len(report["findings"]) == 1
+    assert report["problems"] == [
+        {"resource": "entry 0", "message": "has no resource"},
+        {"resource": "entry 1", "message": "is not a Bundle entry"},
+    ]
 
 
 def test_missing_file(capsys, tmp_path):
