@@ -12,7 +12,8 @@ measures, in the same run:
 1. launch to rendered panel: from opening the launch URL the sandbox EHR page puts in its
    iframe to the panel's HTML received (the app's /launch, discovery, the launcher's authorize
    redirect, /callback with the code exchange, then the panel: its FHIR reads through the
-   launcher's scope-checking proxy, the engine, the template), over plain HTTP;
+   launcher's scope-checking proxy, the engine, the template), over plain HTTP; and the same
+   in Chromium up to the page's load event (when --browser names a Chromium);
 2. the bare reads that panel needs: the same read plan (web.chart.fetch_chart) through the same
    proxy with an access token obtained beforehand, and nothing else;
 3. /api/findings requests per second under N concurrent clients sharing one launched session
@@ -177,6 +178,33 @@ def launch_to_panel(launcher: str) -> tuple[float, requests.Session]:
     return elapsed, http
 
 
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def browser_rounds(launcher: str, rounds: int, chromium: str) -> list[float]:
+    """Seconds from opening the launch URL in Chromium to the panel laid out (its `load`
+    event: styles, script and the SVG done), one fresh browser context per round."""
+    from playwright.sync_api import sync_playwright
+
+    times = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            for _ in range(rounds + 1):  # the first is a warm-up, dropped
+                context = browser.new_context(viewport={"width": 600, "height": 900})
+                page = context.new_page()
+                url = launch_url(requests.Session(), launcher)
+                started = time.perf_counter()
+                page.goto(url, wait_until="load", timeout=120_000)
+                page.locator("#counts-h").wait_for(timeout=120_000)
+                times.append(time.perf_counter() - started)
+                context.close()
+        finally:
+            browser.close()
+    return times[1:]
+
+
 def access_token(launcher: str, iss: str, app: str) -> str:
     """A token for the panel's client and scopes, by the same EHR launch done by hand."""
     http = requests.Session()
@@ -242,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--per-client", type=int, default=10)
     parser.add_argument("--server", choices=("gunicorn", "serve"), default="gunicorn")
+    parser.add_argument("--browser", default="/usr/bin/chromium",
+                        help="Chromium for the rendered-panel rounds ('' to skip them)")
     args = parser.parse_args(argv)
     for url in (args.fhir_base, args.launcher, args.app):
         host = urlsplit(url).hostname
@@ -271,6 +301,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bare FHIR reads the panel needs: median {bare * 1000:.0f} ms "
               f"(min {min(bare_times) * 1000:.0f}, max {max(bare_times) * 1000:.0f})")
         print(f"ratio panel / bare reads: {panel / bare:.2f} (goal <= 1.5)")
+        if args.browser and Path(args.browser).exists():
+            shown = browser_rounds(args.launcher, args.rounds, args.browser)
+            rendered = statistics.median(shown)
+            print(f"launch to panel rendered in Chromium: median {rendered * 1000:.0f} ms "
+                  f"(min {min(shown) * 1000:.0f}, max {max(shown) * 1000:.0f}); "
+                  f"ratio to bare reads {rendered / bare:.2f}")
         assert session is not None
         rate, ok, failed = api_throughput(args.app, session, args.clients, args.per_client)
         print(f"/api/findings: {rate:.1f} requests/s with {args.clients} concurrent clients "
