@@ -7,8 +7,8 @@ mappings/; this module holds only the logic that combines them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from consent_gap.domain import (
@@ -26,7 +26,7 @@ from consent_gap.mappings import ExceptionRow, Jurisdiction, Rules
 
 # Strictest wins (1.3): unauthorized, review, required, permitted.
 _RANK = {Decision.PERMITTED: 1, Decision.REQUIRED: 2, Decision.REVIEW: 3,
-         Decision.UNAUTHORIZED: 4, Decision.AUTHORIZED: 0}
+         Decision.UNAUTHORIZED: 4}
 
 NO_AUTHORIZATION = "no-authorization"
 DATA_UNRESOLVED = "data-unresolved"
@@ -38,7 +38,6 @@ class CandidateResult:
 
     reference: str
     reason: str | None
-    check: int  # the check that gave the reason (13 when it covers)
     near_miss: bool  # failed only at check 6 (minor-self-authorization) or only at check 11
 
 
@@ -55,7 +54,6 @@ class Outcome:
     candidates: tuple[CandidateResult, ...]
     row: ExceptionRow | None  # the exception row that decided (None when authorized)
     cause: str | None  # the code the decision came from (section 3), if any
-    sensitive: tuple[str, ...]  # "psychotherapy-notes", "part2" present in the data
     converted: str | None = None  # "near-miss" | "restriction" | "data-unresolved"
 
 
@@ -68,7 +66,6 @@ class _Context:
     chart: Chart
     majority: int
     duty: str
-    labels: frozenset[Coding]
     psychotherapy_notes: bool
     part2: bool
     adolescent: bool
@@ -148,7 +145,7 @@ class _Path:
 class _Consent:
     consent: Authorization
     candidate: bool
-    early: tuple[int, str] | None  # a failure of check 1 or 2 (status), whatever the time
+    early: str | None  # the reason of a failure of check 1 or 2 (status), whatever the time
     unsigned: bool  # check 3
     revoked_at: datetime | None  # inactive: when the revocation took effect (None: unknown)
     paths: tuple[_Path, ...]
@@ -191,6 +188,8 @@ def permit_paths(root: Provision | None) -> list[Provision]:
 
 
 def is_authorization(rules: Rules, consent: Authorization) -> bool:
+    """Check 1: it claims to authorize, and is not a notice of privacy practices or a
+    restriction (which may carry the same category)."""
     codes = rules.consents
     claims = (not consent.policy_rules.isdisjoint(codes.authorization_policy)
               or not consent.categories.isdisjoint(codes.authorization_category))
@@ -213,18 +212,18 @@ def _complete(rules: Rules, path: _Node) -> bool:
 
 def prepare(rules: Rules, c: Authorization) -> _Consent:
     """Everything about a Consent the checks need that does not depend on the disclosure."""
-    early: tuple[int, str] | None = None
+    early: str | None = None
     revoked_at = None
     if not is_authorization(rules, c):
-        early = (1, "not-an-authorization")
+        early = "not-an-authorization"
     elif c.status == "inactive":
         revoked_at = c.provision.end if c.provision is not None else None
         if revoked_at is None:
             revoked_at = c.last_updated
-        if revoked_at is None:
-            early = (2, "authorization-revoked")
+        if revoked_at is None:  # revoked at an unknown time: covers nothing
+            early = "authorization-revoked"
     elif c.status != "active":
-        early = (2, "authorization-not-active")
+        early = "authorization-not-active"
     adolescent = rules.sensitivity.adolescent
     paths = []
     for node in permit_paths(c.provision):
@@ -249,31 +248,28 @@ def prepare(rules: Rules, c: Authorization) -> _Consent:
     )
 
 
+def _signing_order(p: _Consent) -> tuple[bool, float, str]:
+    """Candidate order (1.2): signing time (unknown last), then id."""
+    signed_at = p.consent.signed_at
+    return signed_at is None, signed_at.timestamp() if signed_at else 0.0, p.consent.reference
+
+
 class Prepared:
-    """A cache of prepared Consents for one evaluation run (keeps each Consent alive)."""
+    """Prepared Consents for one evaluation run: each chart's, worked out once.
+
+    Keyed by the chart's identity (and holding the chart, so the key stays valid): the
+    disclosures of one patient share one chart object."""
 
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
-        self._by_id: dict[int, _Consent] = {}
         self._charts: dict[int, tuple[Chart, list[_Consent], list[_Consent]]] = {}
 
-    def __call__(self, c: Authorization) -> _Consent:
-        found = self._by_id.get(id(c))
-        if found is None or found.consent is not c:
-            found = prepare(self.rules, c)
-            self._by_id[id(c)] = found
-        return found
-
     def chart(self, chart: Chart) -> tuple[list[_Consent], list[_Consent]]:
-        """(candidates in order, active restrictions) of a chart, computed once per chart."""
+        """(candidates in order, active restrictions) of a chart."""
         found = self._charts.get(id(chart))
         if found is None or found[0] is not chart:
-            prepared = list(map(self, chart.consents))
-            ordered = [p for p in prepared if p.candidate]
-            ordered.sort(key=lambda p: (p.consent.signed_at is None,
-                                        p.consent.signed_at.timestamp()
-                                        if p.consent.signed_at else 0.0,
-                                        p.consent.reference))
+            prepared = [prepare(self.rules, c) for c in chart.consents]
+            ordered = sorted((p for p in prepared if p.candidate), key=_signing_order)
             found = (chart, ordered, [p for p in prepared if p.restriction])
             self._charts[id(chart)] = found
         return found[1], found[2]
@@ -328,14 +324,12 @@ def _signer(ctx: _Context, c: Authorization, path: _Path) -> str | None:
     patient_signed = c.patient is not None and c.patient in c.performers
     representative = any(may_sign(ctx, ref, moment) for ref in c.performers
                          if ref.startswith("RelatedPerson/"))
-    if patient_signed:
-        if is_minor(ctx, moment) is False or path.lists_adolescent:
-            return None
-        if representative and not ctx.adolescent:
-            return None
-        return "authorizer-not-permitted" if representative else "minor-self-authorization"
-    if representative and not ctx.adolescent:
+    if patient_signed and (is_minor(ctx, moment) is False or path.lists_adolescent):
         return None
+    if representative and not ctx.adolescent:  # only the Patient may authorize ADOL data
+        return None
+    if patient_signed and not representative:
+        return "minor-self-authorization"
     return "authorizer-not-permitted"
 
 
@@ -360,7 +354,7 @@ def _data(ctx: _Context, c: Authorization, path: _Node) -> str | None:
     return None
 
 
-def _path_checks(ctx: _Context, prepared: _Consent, path: _Path):
+def _path_checks(ctx: _Context, prepared: _Consent, path: _Path) -> Iterator[tuple[int, str]]:
     """Checks 4-11 of one permit path, lazily, in order: yields (check, reason) failures."""
     d = ctx.disclosure
     c = prepared.consent
@@ -388,6 +382,22 @@ def _path_checks(ctx: _Context, prepared: _Consent, path: _Path):
         yield 11, "authorization-incomplete"
 
 
+def _before_paths(prepared: _Consent, occurred: datetime) -> str | None:
+    """Checks 1-4 that do not depend on a path, in order: the first failure's reason.
+
+    A revocation takes effect at its instant: a disclosure at that instant is revoked."""
+    if prepared.early is not None:
+        return prepared.early
+    if prepared.revoked_at is not None and occurred >= prepared.revoked_at:
+        return "authorization-revoked"
+    if prepared.unsigned:
+        return "authorization-unsigned"
+    signed_at = prepared.consent.signed_at
+    if signed_at is None or signed_at > occurred:
+        return "authorization-not-yet-valid"
+    return None
+
+
 def check_candidate(ctx: _Context, prepared: _Consent) -> CandidateResult:
     """Run the eleven checks; the reason comes from the path that got furthest.
 
@@ -395,39 +405,27 @@ def check_candidate(ctx: _Context, prepared: _Consent) -> CandidateResult:
     rest is still checked: a candidate that failed only there, or only at check 11, turns an
     unauthorized decision into review (1.2)."""
     c = prepared.consent
-    occurred = ctx.disclosure.occurred
-    early = prepared.early
-    if early is None and prepared.revoked_at is not None and not occurred < prepared.revoked_at:
-        early = (2, "authorization-revoked")
-    if early is None and prepared.unsigned:
-        early = (3, "authorization-unsigned")
-    if early is None and (c.signed_at is None or c.signed_at > occurred):
-        early = (4, "authorization-not-yet-valid")
+    early = _before_paths(prepared, ctx.disclosure.occurred)
     if early is not None:
-        return CandidateResult(c.reference, early[1], early[0], False)
-    if not prepared.paths:
-        if c.provision is not None and c.provision.type == "deny":
-            return CandidateResult(c.reference, "denied-by-provision", 10, False)
-        return CandidateResult(c.reference, "authorization-incomplete", 11, False)
+        return CandidateResult(c.reference, early, False)
+    if not prepared.paths:  # a deny root with no permit under it, or no provision at all
+        denied = c.provision is not None and c.provision.type == "deny"
+        return CandidateResult(
+            c.reference, "denied-by-provision" if denied else "authorization-incomplete", False)
     best: tuple[int, str] | None = None
     near_miss = False
     for path in prepared.paths:
         failures = _path_checks(ctx, prepared, path)
         first = next(failures, None)
         if first is None:
-            return CandidateResult(c.reference, None, 13, False)
+            return CandidateResult(c.reference, None, False)
         if best is None or first[0] > best[0]:
             best = first
         if first[0] == 11 or (first == (6, "minor-self-authorization")
                               and next(failures, None) is None):
             near_miss = True
     assert best is not None
-    return CandidateResult(c.reference, best[1], best[0], near_miss)
-
-
-def candidates(rules: Rules, chart: Chart, prepared: Prepared | None = None) -> list[_Consent]:
-    """The patient-privacy Consents, by signing time (unknown last), then id."""
-    return (prepared if prepared is not None else Prepared(rules)).chart(chart)[0]
+    return CandidateResult(c.reference, best[1], near_miss)
 
 
 # --------------------------------------------------------------------------------------------
@@ -465,6 +463,8 @@ def _row_applies(ctx: _Context, row: ExceptionRow, instruments: frozenset[str]) 
 
 
 def row_for(ctx: _Context, purpose: str, instruments: frozenset[str]) -> ExceptionRow:
+    """The first row that lists the purpose exactly and whose conditions hold, else the row
+    for any other ActReason code."""
     table = ctx.rules.exceptions
     for row in table.by_purpose.get(purpose, ()):
         if _row_applies(ctx, row, instruments):
@@ -473,37 +473,41 @@ def row_for(ctx: _Context, purpose: str, instruments: frozenset[str]) -> Excepti
 
 
 @dataclass(frozen=True, slots=True)
-class _RowDecision:
-    row: ExceptionRow
+class _Verdict:
+    """A decision on its way to an Outcome: a row's, then perhaps converted (1.2, 1.3)."""
+
     decision: Decision
     basis: str | None
     accountable: bool
-    cause: str | None
+    cause: str | None  # the code the decision came from (section 3)
+    row: ExceptionRow | None = None
+    converted: str | None = None
 
 
-def _narrow(ctx: _Context, row: ExceptionRow, instruments: frozenset[str]) -> _RowDecision:
-    """Psychotherapy notes and Part 2 data narrow a row when no Consent covers (1.3)."""
+def _narrow(ctx: _Context, row: ExceptionRow, instruments: frozenset[str]) -> _Verdict:
+    """Psychotherapy notes and Part 2 data narrow a row when no Consent covers (1.3).
+
+    Each sensitive kind present gives the row's narrowed decision ("stand" keeps the row);
+    the strictest applies when it is at least as strict as the row itself."""
     sens = ctx.rules.sensitivity
-    effects: list[tuple[str, str]] = []
+    effects = []
     if ctx.psychotherapy_notes:
         effects.append((row.psychotherapy_notes, sens.psychotherapy_reason))
-    if ctx.part2:
-        stands = not row.part2_stands_with.isdisjoint(instruments)
-        effects.append(("stand" if stands else row.part2, sens.part2_reason))
-    narrowed: tuple[Decision, str] | None = None
-    for effect, reason in effects:
-        if effect == "stand":
-            continue
-        decision = Decision(effect)
-        if narrowed is None or _RANK[decision] > _RANK[narrowed[0]]:
-            narrowed = (decision, reason)
-    if narrowed is not None and _RANK[narrowed[0]] >= _RANK[row.decision]:
-        return _RowDecision(row, narrowed[0], None, True, narrowed[1])
-    return _RowDecision(row, row.decision, row.basis, row.accountable, row.reason)
+    if ctx.part2 and row.part2_stands_with.isdisjoint(instruments):
+        effects.append((row.part2, sens.part2_reason))
+    narrowed = [(Decision(effect), reason) for effect, reason in effects if effect != "stand"]
+    if narrowed:
+        decision, reason = max(narrowed, key=lambda item: _RANK[item[0]])  # first on a tie
+        if _RANK[decision] >= _RANK[row.decision]:
+            return _Verdict(decision, None, True, reason, row)
+    return _Verdict(row.decision, row.basis, row.accountable, row.reason, row)
 
 
-def exception_decision(ctx: _Context) -> tuple[_RowDecision, list[_RowDecision]]:
-    """The winning row decision and every purpose's row decision, in purpose order."""
+def exception_decision(ctx: _Context) -> tuple[_Verdict, list[_Verdict]]:
+    """The winning row's verdict and every purpose's, in purpose order (1.3).
+
+    The first row goes before all others; request codes count only when nothing else is
+    listed; the strictest wins, and on a tie the first purpose listed gives the basis."""
     table = ctx.rules.exceptions
     instruments = _instruments(ctx)
     if _recipient_may_access(ctx):
@@ -511,15 +515,9 @@ def exception_decision(ctx: _Context) -> tuple[_RowDecision, list[_RowDecision]]
     else:
         purposes = ctx.disclosure.purposes
         kept = [p for p in purposes if p not in table.request_codes] or list(purposes)
-        if not kept:
-            decided = [_narrow(ctx, table.no_purpose, instruments)]
-        else:
-            decided = [_narrow(ctx, row_for(ctx, p, instruments), instruments) for p in kept]
-    winner = decided[0]
-    for item in decided[1:]:
-        if _RANK[item.decision] > _RANK[winner.decision]:
-            winner = item
-    return winner, decided
+        rows = [row_for(ctx, p, instruments) for p in kept] or [table.no_purpose]
+        decided = [_narrow(ctx, row, instruments) for row in rows]
+    return max(decided, key=lambda v: _RANK[v.decision]), decided
 
 
 def restricted(ctx: _Context, consents: Iterable[_Consent]) -> bool:
@@ -563,6 +561,7 @@ def documentation_and_notice(ctx: _Context, decision: Decision,
 
 def context(rules: Rules, disclosure: Disclosure, chart: Chart,
             jurisdiction: Jurisdiction | None) -> _Context:
+    """The facts every check of one disclosure reads, worked out once."""
     labels: frozenset[Coding] = frozenset().union(*(e.labels for e in disclosure.entities))
     sens = rules.sensitivity
     return _Context(
@@ -572,7 +571,6 @@ def context(rules: Rules, disclosure: Disclosure, chart: Chart,
         majority=(jurisdiction.age_of_majority if jurisdiction is not None
                   else rules.representatives.default_age_of_majority),
         duty=jurisdiction.duty if jurisdiction is not None else "none-given",
-        labels=labels,
         psychotherapy_notes=not labels.isdisjoint(sens.psychotherapy_notes),
         part2=not labels.isdisjoint(sens.part2),
         adolescent=not labels.isdisjoint(sens.adolescent),
@@ -589,44 +587,52 @@ def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
     prepared = prepared if prepared is not None else Prepared(rules)
     ordered, restrictions = prepared.chart(chart)
     results = tuple(check_candidate(ctx, p) for p in ordered)
-    sensitive = tuple(name for name, present in (("psychotherapy-notes", ctx.psychotherapy_notes),
-                                                 ("part2", ctx.part2)) if present)
     covering = next((r for r in results if r.reason is None), None)
-    row: ExceptionRow | None = None
-    converted: str | None = None
     if covering is not None:
-        decision, basis, accountable, cause = (Decision.AUTHORIZED, covering.reference,
-                                               ctx.part2, None)
+        # Authorized disclosures are accountable only with Part 2 data (42 CFR 2.24).
+        verdict = _Verdict(Decision.AUTHORIZED, covering.reference, ctx.part2, None)
     else:
-        winner, decided = exception_decision(ctx)
-        row = winner.row
-        decision, basis, accountable, cause = (winner.decision, winner.basis,
-                                               winner.accountable, winner.cause)
-        if decision is Decision.UNAUTHORIZED and any(r.near_miss for r in results):
-            decision, basis, converted = Decision.REVIEW, None, "near-miss"
-        permitted_rows = [item.row for item in decided if item.decision is Decision.PERMITTED]
-        if (decision is Decision.PERMITTED and all(r.restrictable for r in permitted_rows)
-                and restricted(ctx, restrictions)):
-            decision, basis, accountable = Decision.UNAUTHORIZED, None, True
-            cause, converted = rules.consents.restriction_reason, "restriction"
-    if decision in (Decision.AUTHORIZED, Decision.PERMITTED) and (
-            not disclosure.entities or any(e.unresolved for e in disclosure.entities)):
-        decision, basis, cause, converted = Decision.REVIEW, None, DATA_UNRESOLVED, \
-            "data-unresolved"
-    documentation, notice = documentation_and_notice(ctx, decision, row)
+        verdict = _without_authorization(ctx, results, restrictions)
+    verdict = _unless_data_unresolved(verdict, disclosure)
+    documentation, notice = documentation_and_notice(ctx, verdict.decision, verdict.row)
     return Outcome(
-        decision=decision,
-        basis=basis,
-        reasons=_reasons(decision, cause, results),
-        accountable=accountable,
+        decision=verdict.decision,
+        basis=verdict.basis,
+        reasons=_reasons(verdict.decision, verdict.cause, results),
+        accountable=verdict.accountable,
         documentation=documentation,
         client_notice=notice,
         candidates=results,
-        row=row,
-        cause=cause,
-        sensitive=sensitive,
-        converted=converted,
+        row=verdict.row,
+        cause=verdict.cause,
+        converted=verdict.converted,
     )
+
+
+def _without_authorization(ctx: _Context, results: tuple[CandidateResult, ...],
+                           restrictions: Iterable[_Consent]) -> _Verdict:
+    """1.3 decides; then a near miss turns unauthorized into review, and a patient's
+    restriction turns a treatment, payment or operations permission into unauthorized."""
+    winner, decided = exception_decision(ctx)
+    if winner.decision is Decision.UNAUTHORIZED and any(r.near_miss for r in results):
+        return replace(winner, decision=Decision.REVIEW, basis=None, converted="near-miss")
+    if (winner.decision is Decision.PERMITTED
+            and all(v.row.restrictable for v in decided if v.decision is Decision.PERMITTED)
+            and restricted(ctx, restrictions)):
+        return replace(winner, decision=Decision.UNAUTHORIZED, basis=None, accountable=True,
+                       cause=ctx.rules.consents.restriction_reason, converted="restriction")
+    return winner
+
+
+def _unless_data_unresolved(verdict: _Verdict, disclosure: Disclosure) -> _Verdict:
+    """Authorized or permitted needs to know what was sent (1.2, last paragraph); otherwise
+    review, keeping the accountable value of the decision it replaces."""
+    if verdict.decision not in (Decision.AUTHORIZED, Decision.PERMITTED):
+        return verdict
+    if disclosure.entities and not any(e.unresolved for e in disclosure.entities):
+        return verdict
+    return replace(verdict, decision=Decision.REVIEW, basis=None, cause=DATA_UNRESOLVED,
+                   converted="data-unresolved")
 
 
 def _reasons(decision: Decision, cause: str | None,
