@@ -25,6 +25,11 @@ from consent_gap.domain import REASON_CODES, Coding, Decision
 ENV_FOLDER = "CONSENT_GAP_MAPPINGS"
 NARROWING = ("stand", "review", "unauthorized")
 DUTIES = ("mandatory", "permissive", "none")
+_ROW_KEYS = frozenset({
+    "id", "decision", "basis", "accountable", "reason", "purposes", "recipient_types", "duty",
+    "instruments_any", "instruments_all", "psychotherapy_notes", "part2", "part2_stands_with",
+    "restrictable", "breaks_confidentiality", "notice_exempt_minor",
+})
 
 
 class MappingsError(ValueError):
@@ -91,7 +96,6 @@ class ExceptionTable:
 @dataclass(frozen=True)
 class Sensitivity:
     counted_systems: frozenset[str]
-    ignored_systems: frozenset[str]
     psychotherapy_notes: frozenset[Coding]
     psychotherapy_reason: str
     part2: frozenset[Coding]
@@ -223,6 +227,22 @@ class _Table:
             raise self.fail(entry, f"{key} must be a list of non-empty strings")
         return frozenset(value)
 
+    def reason(self, where: Mapping[str, Any], entry: str, *,
+               required: bool = True) -> str | None:
+        """A `reason` that is one of CONTRACT.md section 3's codes."""
+        value = self.text(where, "reason", entry, required=required)
+        if value is not None and value not in REASON_CODES:
+            raise self.fail(entry, f"unknown reason code {value!r}")
+        return value
+
+    def known(self, codes: Iterable[str], allowed: Iterable[str], entry: str,
+              message: str) -> None:
+        """Every code is one of `allowed` (a purpose, a legal instrument...); else fail with
+        `message` formatted with the first unknown code's repr."""
+        for code in codes:
+            if code not in allowed:
+                raise self.fail(entry, message.format(repr(code)))
+
     def flag(self, where: Mapping[str, Any], key: str, entry: str, default: bool) -> bool:
         value = where.get(key, default)
         if not isinstance(value, bool):
@@ -299,82 +319,77 @@ def _purposes(t: _Table) -> PurposeHierarchy:
 
 def _row(t: _Table, raw: Any, entry: str, purposes: PurposeHierarchy,
          instruments: LegalInstruments, *, with_purposes: bool) -> ExceptionRow:
+    """One exception row, checked against the contract: an exception never authorizes, a
+    permitted or required row names its basis and the others have none."""
     if not isinstance(raw, dict):
         raise t.fail(entry, "must be a table")
     row_id = t.text(raw, "id", entry)
     entry = f"{entry} {row_id}"
-    try:
-        decision = Decision(t.text(raw, "decision", entry))
-    except ValueError:
-        raise t.fail(entry, f"unknown decision {raw.get('decision')!r}") from None
-    if decision is Decision.AUTHORIZED:
-        raise t.fail(entry, "an exception row cannot authorize")
+    unknown = sorted(set(raw) - _ROW_KEYS)
+    if unknown:
+        raise t.fail(entry, f"unknown key {unknown[0]!r}")
+    decision = _decision(t, raw, entry)
     basis = t.text(raw, "basis", entry, required=False)
     if decision in (Decision.PERMITTED, Decision.REQUIRED) and basis is None:
         raise t.fail(entry, f"a {decision} row needs a basis")
     if decision in (Decision.REVIEW, Decision.UNAUTHORIZED) and basis is not None:
         raise t.fail(entry, f"a {decision} row has no basis")
-    reason = t.text(raw, "reason", entry, required=False)
-    if reason is not None and reason not in REASON_CODES:
-        raise t.fail(entry, f"unknown reason code {reason!r}")
     if "accountable" not in raw:
         raise t.fail(entry, "missing accountable")
     codes = t.texts(raw, "purposes", entry, required=with_purposes) or frozenset()
     if not with_purposes and codes:
         raise t.fail(entry, "this row takes no purposes")
-    for code in codes:
-        if code not in purposes.parents:
-            raise t.fail(entry, f"purpose {code!r} is not in purposes.toml")
+    t.known(codes, purposes.parents, entry, "purpose {} is not in purposes.toml")
     duty = t.texts(raw, "duty", entry, required=False)
-    for value in duty or ():
-        if value not in (*DUTIES, "none-given"):
-            raise t.fail(entry, f"unknown duty {value!r}")
-    narrowing = {}
-    for key in ("psychotherapy_notes", "part2"):
-        value = raw.get(key, "unauthorized")
-        if value not in NARROWING:
-            raise t.fail(entry, f"{key} must be one of {', '.join(NARROWING)}")
-        narrowing[key] = value
-    found: dict[str, frozenset[str] | None] = {}
-    for key in ("instruments_any", "instruments_all", "part2_stands_with"):
-        found[key] = t.texts(raw, key, entry, required=False)
-        for code in found[key] or ():
-            if code not in instruments.codes:
-                raise t.fail(entry, f"{key}: unknown legal instrument {code!r}")
-    known = {"id", "decision", "basis", "accountable", "reason", "purposes", "recipient_types",
-             "duty", "instruments_any", "instruments_all", "psychotherapy_notes", "part2",
-             "part2_stands_with", "restrictable", "breaks_confidentiality",
-             "notice_exempt_minor"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise t.fail(entry, f"unknown key {unknown[0]!r}")
+    t.known(duty or (), (*DUTIES, "none-given"), entry, "unknown duty {}")
+    listed = {key: t.texts(raw, key, entry, required=False)
+              for key in ("instruments_any", "instruments_all", "part2_stands_with")}
+    for key, found in listed.items():
+        t.known(found or (), instruments.codes, entry, key + ": unknown legal instrument {}")
     return ExceptionRow(
         id=row_id,
         decision=decision,
         basis=basis,
         accountable=t.flag(raw, "accountable", entry, False),
-        reason=reason,
+        reason=t.reason(raw, entry, required=False),
         purposes=codes,
         recipient_types=t.texts(raw, "recipient_types", entry, required=False),
         duty=duty,
-        instruments_any=found["instruments_any"],
-        instruments_all=found["instruments_all"],
-        psychotherapy_notes=narrowing["psychotherapy_notes"],
-        part2=narrowing["part2"],
-        part2_stands_with=found["part2_stands_with"] or frozenset(),
+        instruments_any=listed["instruments_any"],
+        instruments_all=listed["instruments_all"],
+        psychotherapy_notes=_narrowing(t, raw, "psychotherapy_notes", entry),
+        part2=_narrowing(t, raw, "part2", entry),
+        part2_stands_with=listed["part2_stands_with"] or frozenset(),
         restrictable=t.flag(raw, "restrictable", entry, False),
         breaks_confidentiality=t.flag(raw, "breaks_confidentiality", entry, False),
         notice_exempt_minor=t.flag(raw, "notice_exempt_minor", entry, False),
     )
 
 
+def _decision(t: _Table, raw: Mapping[str, Any], entry: str) -> Decision:
+    try:
+        decision = Decision(t.text(raw, "decision", entry))
+    except ValueError:
+        raise t.fail(entry, f"unknown decision {raw.get('decision')!r}") from None
+    if decision is Decision.AUTHORIZED:
+        raise t.fail(entry, "an exception row cannot authorize")
+    return decision
+
+
+def _narrowing(t: _Table, raw: Mapping[str, Any], key: str, entry: str) -> str:
+    """What sensitive data does to a row (1.3): stand, review or unauthorized (default)."""
+    value = raw.get(key, "unauthorized")
+    if value not in NARROWING:
+        raise t.fail(entry, f"{key} must be one of {', '.join(NARROWING)}")
+    return value
+
+
 def _exceptions(t: _Table, purposes: PurposeHierarchy,
                 instruments: LegalInstruments) -> ExceptionTable:
     meta = t.section("meta")
     request_codes = t.texts(meta, "request_codes", "[meta]")
-    for code in request_codes:
-        if code not in purposes.parents:
-            raise t.fail("[meta] request_codes", f"purpose {code!r} is not in purposes.toml")
+    t.known(request_codes, purposes.parents, "[meta] request_codes",
+            "purpose {} is not in purposes.toml")
     ignored_alone = t.texts(meta, "ignored_alone", "[meta]", required=False) or frozenset()
     access = _row(t, t.section("access"), "[access]", purposes, instruments, with_purposes=False)
     raw_rows = t.data.get("row")
@@ -416,20 +431,12 @@ def _sensitivity(t: _Table) -> Sensitivity:
     psy = t.section("psychotherapy_notes")
     part2 = t.section("part2")
     adol = t.section("adolescent")
-    reasons = {}
-    for name, sec in (("psychotherapy_notes", psy), ("part2", part2)):
-        reason = t.text(sec, "reason", f"[{name}]")
-        if reason not in REASON_CODES:
-            raise t.fail(f"[{name}]", f"unknown reason code {reason!r}")
-        reasons[name] = reason
     return Sensitivity(
         counted_systems=t.texts(labels, "counted_systems", "[labels]"),
-        ignored_systems=t.texts(labels, "ignored_systems", "[labels]", required=False)
-        or frozenset(),
         psychotherapy_notes=t.codings(psy, "labels", "[psychotherapy_notes]"),
-        psychotherapy_reason=reasons["psychotherapy_notes"],
+        psychotherapy_reason=t.reason(psy, "[psychotherapy_notes]"),
         part2=t.codings(part2, "labels", "[part2]"),
-        part2_reason=reasons["part2"],
+        part2_reason=t.reason(part2, "[part2]"),
         part2_policy_prefix=t.text(part2, "policy_uri_prefix", "[part2]"),
         adolescent=t.codings(adol, "labels", "[adolescent]"),
     )
@@ -465,9 +472,6 @@ def _consents(t: _Table) -> ConsentCodes:
     notice = t.section("notice")
     restriction = t.section("restriction")
     provision = t.section("provision")
-    reason = t.text(restriction, "reason", "[restriction]")
-    if reason not in REASON_CODES:
-        raise t.fail("[restriction]", f"unknown reason code {reason!r}")
     return ConsentCodes(
         scope=t.codings(t.section("candidate"), "scope", "[candidate]"),
         authorization_policy=t.codings(auth, "policy_rule", "[authorization]"),
@@ -475,7 +479,7 @@ def _consents(t: _Table) -> ConsentCodes:
         notice_policy=t.codings(notice, "policy_rule", "[notice]"),
         notice_category=t.codings(notice, "category", "[notice]"),
         restriction_policy=t.codings(restriction, "policy_rule", "[restriction]"),
-        restriction_reason=reason,
+        restriction_reason=t.reason(restriction, "[restriction]"),
         recipient_roles=t.codings(provision, "recipient_roles", "[provision]"),
         disclose_action=t.coding(provision.get("disclose_action"),
                                  "[provision].disclose_action"),
