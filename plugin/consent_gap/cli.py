@@ -149,9 +149,20 @@ def _clip(text: str, width: int) -> str:
 
 def render_text(report: Any) -> str:
     """A table for a person at a terminal: one row per finding, then problems and a summary."""
-    headers = ("occurred", "disclosure", "recipient", "purposes", "decision",
-               "basis / reasons", "documentation / notice")
-    limits = (20, 36, 40, 18, 12, 60, 30)
+    lines = _table(report) if report.findings else ["No disclosures found."]
+    if report.problems:
+        lines += ["", "Could not be read:"]
+        lines.extend(f"  {p.resource}: {p.message}" for p in report.problems)
+    lines += ["", _summary(report)]
+    return "\n".join(lines) + "\n"
+
+
+_HEADERS = ("occurred", "disclosure", "recipient", "purposes", "decision", "basis / reasons",
+            "documentation / notice")
+_WIDTHS = (20, 36, 40, 18, 12, 60, 30)  # the widest a column grows; longer cells are clipped
+
+
+def _table(report: Any) -> list[str]:
     rows = []
     for f in report.findings:
         why = f.basis or ", ".join(f.reasons) or "-"
@@ -162,20 +173,16 @@ def render_text(report: Any) -> str:
         rows.append((f.occurred, f.disclosure, f.recipient or "-", " ".join(f.purposes) or "-",
                      str(f.decision), why, owed))
     widths = [min(limit, max([len(h)] + [len(r[i]) for r in rows]))
-              for i, (h, limit) in enumerate(zip(headers, limits, strict=True))]
-    lines = []
-    if rows:
-        lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
-        lines.append("  ".join("-" * w for w in widths))
-        for row in rows:
-            cells = (_clip(c, w).ljust(w) for c, w in zip(row, widths, strict=True))
-            lines.append("  ".join(cells).rstrip())
-    else:
-        lines.append("No disclosures found.")
-    if report.problems:
-        lines.append("")
-        lines.append("Could not be read:")
-        lines.extend(f"  {p.resource}: {p.message}" for p in report.problems)
+              for i, (h, limit) in enumerate(zip(_HEADERS, _WIDTHS, strict=True))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(_HEADERS, widths, strict=True)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    for row in rows:
+        cells = (_clip(c, w).ljust(w) for c, w in zip(row, widths, strict=True))
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def _summary(report: Any) -> str:
     counts: dict[str, int] = {}
     for f in report.findings:
         counts[str(f.decision)] = counts.get(str(f.decision), 0) + 1
@@ -183,12 +190,9 @@ def render_text(report: Any) -> str:
     parts = [f"{counts[d]} {d}" for d in order if counts.get(d)]
     accountable = sum(1 for f in report.findings if f.accountable)
     where = f", jurisdiction {report.jurisdiction}" if report.jurisdiction else ", federal rules"
-    summary = (f"{len(report.findings)} disclosure(s): {', '.join(parts) or 'none'}; "
-               f"{accountable} accountable; {len(report.problems)} problem(s); "
-               f"ruleset {report.ruleset}{where}")
-    lines.append("")
-    lines.append(summary)
-    return "\n".join(lines) + "\n"
+    return (f"{len(report.findings)} disclosure(s): {', '.join(parts) or 'none'}; "
+            f"{accountable} accountable; {len(report.problems)} problem(s); "
+            f"ruleset {report.ruleset}{where}")
 
 
 # --------------------------------------------------------------------------------------------

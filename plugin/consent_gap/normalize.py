@@ -450,6 +450,10 @@ class _Reader:
 
     def provision(self, node: dict, start: datetime | None, end: datetime | None, where: str,
                   *, root: bool) -> Provision:
+        """A provision node; a node without a period inherits its parent's (`start`, `end`).
+
+        The root is a permit when its type is absent; a nested node without a known type is
+        neither a permit nor a deny (1.2)."""
         kind = node.get("type")
         if kind is None and root:
             kind = "permit"
@@ -457,16 +461,6 @@ class _Reader:
         if isinstance(period, dict):
             start = _optional_instant(period.get("start"), f"{where}.period.start")
             end = _optional_instant(period.get("end"), f"{where}.period.end")
-        actors = []
-        for actor in _list(node.get("actor")):
-            if not isinstance(actor, dict):
-                continue
-            reference = actor.get("reference")
-            actors.append(Actor(
-                roles=frozenset(_concept_codings(actor.get("role"))),
-                reference=self.refs.of(reference),
-                identifier=_identifier(_dict(reference).get("identifier")),
-            ))
         data = tuple(
             (d.get("meaning") if isinstance(d.get("meaning"), str) else None,
              self.refs.of(d.get("reference")))
@@ -480,7 +474,7 @@ class _Reader:
             type=kind if kind in ("permit", "deny") else "unknown",
             start=start,
             end=end,
-            actors=tuple(actors),
+            actors=tuple(self.actor(a) for a in _list(node.get("actor")) if isinstance(a, dict)),
             purposes=frozenset(_codings(node.get("purpose"))),
             labels=frozenset(_codings(node.get("securityLabel"))),
             classes=frozenset(_codings(node.get("class"))),
@@ -489,6 +483,15 @@ class _Reader:
             has_data_period=node.get("dataPeriod") is not None,
             actions=tuple(frozenset(_concept_codings(a)) for a in _list(node.get("action"))),
             children=children,
+        )
+
+    def actor(self, actor: dict) -> Actor:
+        """A provision actor: its roles, and whom it names by reference and/or identifier."""
+        reference = actor.get("reference")
+        return Actor(
+            roles=frozenset(_concept_codings(actor.get("role"))),
+            reference=self.refs.of(reference),
+            identifier=_identifier(_dict(reference).get("identifier")),
         )
 
     # ---- AuditEvent --------------------------------------------------------------------------
