@@ -17,10 +17,9 @@ PANEL_TIMEOUT_MS = 60_000
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-@pytest.fixture(scope="module")
-def patient(sandbox) -> tuple[str, object]:
-    """A seeded patient with several disclosures, one of them missing its documentation."""
-    fhir = sandbox["fhir"]
+def candidates(fhir: str):
+    """Seeded patients with disclosures, most disclosures first, with `evaluate`'s report on
+    their records read from HAPI itself (no proxy, no app code)."""
     bundle = requests.get(f"{fhir}/AuditEvent", timeout=30, params={
         "subtype": "http://terminology.hl7.org/CodeSystem/iso-21089-lifecycle|disclose",
         "_count": "300", "_elements": "entity"}).json()
@@ -30,17 +29,33 @@ def patient(sandbox) -> tuple[str, object]:
             ref = (entity.get("what") or {}).get("reference") or ""
             if ref.startswith("Patient/"):
                 counts[ref.split("/", 1)[1]] = counts.get(ref.split("/", 1)[1], 0) + 1
-    for patient_id in sorted(counts, key=lambda p: (-counts[p], p))[:40]:
+    for patient_id in sorted(counts, key=lambda p: (-counts[p], p))[:60]:
         with FhirClient(fhir) as client:
             resources = fetch_chart(client, patient_id)
         # The sandbox registers the panel without Observation reads: a disclosure naming an
         # Observation is unresolved through the launcher (review) but not from HAPI itself.
         if any(r["resourceType"] == "Observation" for r in resources):
             continue
-        report = evaluate(resources)
+        yield patient_id, evaluate(resources)
+
+
+@pytest.fixture(scope="module")
+def patient(sandbox) -> tuple[str, object]:
+    """A seeded patient with several disclosures, one of them missing its documentation."""
+    for patient_id, report in candidates(sandbox["fhir"]):
         if any(f.documentation == "missing" for f in report.findings):
             return patient_id, report
     pytest.fail("no seeded patient has a disclosure missing its documentation; "
+                "the sandbox data changed", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def patient_without_notice(sandbox) -> tuple[str, object]:
+    """A seeded patient with a disclosure whose client notice is missing."""
+    for patient_id, report in candidates(sandbox["fhir"]):
+        if any(f.client_notice == "missing" for f in report.findings):
+            return patient_id, report
+    pytest.fail("no seeded patient has a disclosure missing its client notice; "
                 "the sandbox data changed", pytrace=False)
 
 
@@ -115,3 +130,25 @@ def test_drafting_the_documentation_note_lands_in_hapi(page, sandbox, app_server
 def test_issuer_off_the_allowlist_is_refused_in_the_browser(page, app_server):
     page.goto(f"{app_server}/launch?iss=http://127.0.0.1:9/fhir&launch=x")
     assert "This EHR is not allowed" in page.content()
+
+
+def test_recording_a_withheld_client_notice_counts_as_the_notice(page, sandbox, app_server,
+                                                                 patient_without_notice):
+    patient_id, report = patient_without_notice
+    missing = next(f for f in report.findings if f.client_notice == "missing")
+    frame = open_panel(page, sandbox, patient_id)
+    item = frame.locator(f'li.finding[data-disclosure="{missing.disclosure}"]')
+    item.get_by_role("radio", name="Withheld").check()
+    item.get_by_label("Reason (required when withheld)").fill(
+        "Telling the client now would put the person warned at risk.")
+    item.get_by_role("button", name="Record the client notice").click()
+    notice = frame.locator(".notice-ok", has_text="client notice (withheld) ").first
+    notice.wait_for(timeout=PANEL_TIMEOUT_MS)
+    found = re.search(r"\((Communication/[A-Za-z0-9\-.]+)\)", notice.inner_text())
+    assert found, notice.inner_text()
+    record = requests.get(f"{sandbox['fhir']}/{found.group(1)}", timeout=30).json()
+    assert record["status"] == "not-done" and record["statusReason"]["text"]
+    assert {"reference": missing.disclosure} in record["about"]
+    # CONTRACT 1.4 now finds the notice: the panel (re-read after the write) says withheld
+    after = frame.locator(f'li.finding[data-disclosure="{missing.disclosure}"]')
+    assert after.locator(".status-withheld").inner_text() == "withheld"

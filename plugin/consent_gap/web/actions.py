@@ -72,7 +72,7 @@ def _write(launch: Launch, finding: Finding, kinds: Iterable[writeback.Kind]) ->
 
 
 def _send(launch: Launch, group: writeback.FindingWrites,
-          context: writeback.WriteContext) -> list[str]:
+          context: writeback.WriteContext, label: str | None = None) -> list[str]:
     """One transaction for ``group`` (conditional creates); a line per resource saying whether
     it was created now or was already there."""
     bundle = writeback.transaction([group], context)
@@ -86,7 +86,8 @@ def _send(launch: Launch, group: writeback.FindingWrites,
         status = str(answer.get("status", ""))
         where = _located(str(answer.get("location", "")), write.resource_type)
         verb = "saved in the chart" if status.startswith("201") else "was already in the chart"
-        lines.append(f"The {KIND_TEXT.get(write.kind, write.kind)} {verb} ({where}).")
+        what = label or KIND_TEXT.get(write.kind, write.kind)
+        lines.append(f"The {what} {verb} ({where}).")
     log.info("panel action for launch %s wrote %s", launch.lid,
              ",".join(f"{w.kind}:{w.value[:8]}" for w in group.writes))
     return lines
@@ -158,7 +159,8 @@ def client_notice(launch: Launch):
         author=_launch_user(launch),
     )
     try:
-        lines = _send(launch, writeback.FindingWrites(finding, (write,)), context)
+        lines = _send(launch, writeback.FindingWrites(finding, (write,)), context,
+                      label=f"record of the client notice ({outcome})")
     except FhirError as error:
         log.warning("client notice failed for launch %s: %s", launch.lid, type(error).__name__)
         add_notice(launch.lid, "error", "The EHR did not accept the write; nothing was saved.")
