@@ -532,6 +532,8 @@ def restricted(ctx: _Context, consents: Iterable[_Consent]) -> bool:
 
 def documentation_and_notice(ctx: _Context, decision: Decision,
                              row: ExceptionRow | None) -> tuple[Documentation, ClientNotice]:
+    """1.4: owed for required decisions and for permitted ones under a row that breaks
+    confidentiality (emergency treatment, serious threat); not required for the rest."""
     breaks = decision is Decision.REQUIRED or (
         decision is Decision.PERMITTED and row is not None and row.breaks_confidentiality)
     if not breaks:
@@ -541,17 +543,21 @@ def documentation_and_notice(ctx: _Context, decision: Decision,
                      else Documentation.MISSING)
     if row is not None and row.notice_exempt_minor and is_minor(ctx, d.occurred) is True:
         return documentation, ClientNotice.NOT_REQUIRED
+    return documentation, _client_notice(ctx)
+
+
+def _client_notice(ctx: _Context) -> ClientNotice:
+    """Sent if a completed notice reached the client; withheld if one was not done for a
+    stated reason; else missing. Notices to anyone else do not count."""
+    d = ctx.disclosure
     codes = ctx.rules.disclosures
-    notice = ClientNotice.MISSING
-    for item in ctx.chart.notices.get(d.reference, ()):
-        to_client = any(speaks_for(ctx, r, d.occurred) for r in item.recipients)
-        if not to_client or d.patient is None:
-            continue
-        if item.status in codes.notice_sent_status:
-            return documentation, ClientNotice.SENT
-        if item.status in codes.notice_withheld_status and item.has_status_reason:
-            notice = ClientNotice.WITHHELD
-    return documentation, notice
+    to_client = [n for n in ctx.chart.notices.get(d.reference, ())
+                 if any(speaks_for(ctx, r, d.occurred) for r in n.recipients)]
+    if any(n.status in codes.notice_sent_status for n in to_client):
+        return ClientNotice.SENT
+    if any(n.status in codes.notice_withheld_status and n.has_status_reason for n in to_client):
+        return ClientNotice.WITHHELD
+    return ClientNotice.MISSING
 
 
 # --------------------------------------------------------------------------------------------

@@ -65,11 +65,11 @@ def gc_paused() -> Iterator[None]:
 
     A run builds hundreds of thousands of small objects (domain objects, findings) and frees
     none until it returns, and none of them form cycles: every automatic collection would
-    only rescan the growing heap, parsed JSON included, for nothing (with it on, evaluate
-    takes about 1.7 times as long on bench/evaluate.py's 20,000 disclosures). Reference
-    counting still frees everything. The previous state is
-    restored even on an exception, so a library caller (the scan, the panel, tests) keeps its
-    collector; nested uses leave it as the outer one set it.
+    only rescan the growing heap, parsed JSON included, for nothing. With the collector on,
+    evaluate takes about 1.7 times as long on bench/evaluate.py's 20,000 disclosures.
+    Reference counting still frees everything. The previous state is restored even on an
+    exception, so a library caller (the scan, the panel, tests) keeps its collector; nested
+    uses leave it as the outer one set it.
     """
     was_enabled = gc.isenabled()
     gc.disable()
