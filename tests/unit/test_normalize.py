@@ -192,3 +192,23 @@ def test_a_resource_listed_twice_is_decided_once():
     ae = disclosure()
     report = evaluate(bundle(world(consent(), ae, ae)))
     assert [f.disclosure for f in report.findings] == ["AuditEvent/ae1"]
+
+
+def test_problems_name_the_entry_and_the_bundle_it_sits_in():
+    nested = {"resourceType": "Bundle", "type": "collection",
+              "entry": [{"fullUrl": "urn:x"}, {"resource": {"id": "no-type"}}]}
+    history = {"resourceType": "Bundle", "id": "h1", "type": "history", "entry": []}
+    _items, problems = resources_of([nested, history])
+    assert [(p.resource, p.message) for p in problems] == [
+        ("item 0 entry 0", "has no resource"),
+        ("item 0 entry 1", "is not a FHIR resource"),
+        ("Bundle/h1", "a history Bundle holds versions, not a data set; export the current "
+                      "resources"),
+    ]
+
+
+def test_ndjson_bytes_with_a_bom_and_blank_lines():
+    text = "\ufeff" + "\n\n".join(json.dumps(r) for r in world(consent(), disclosure()))
+    assert len(parse_text(text.encode("utf-8"))) == 6
+    with pytest.raises(InputError, match="not UTF-8"):
+        parse_text(b"\xff\xfe\xfa" * 10)
