@@ -40,6 +40,11 @@ def create_app(
         # Several workers share the store; a random key per worker would seal rows the others
         # cannot open, and every other request would look like an expired session.
         raise ValueError("CONSENT_GAP_SECRET_KEY is required with a shared session store")
+    # Load (and so validate) the rule tables now: a broken table stops the boot with a
+    # MappingsError naming it, instead of failing every panel; the result stays cached.
+    from consent_gap.mappings import load_rules
+
+    load_rules(config.mappings)
     app = Flask(__name__)
     secret = config.resolved_secret()
     app.config.update(
