@@ -182,7 +182,9 @@ class Dataset:
 
 
 def resources_of(data: Any) -> tuple[list[tuple[dict, str | None]], list[Problem]]:
-    """The resources (with their Bundle fullUrl) of a Bundle or a list; InputError if unusable."""
+    """The resources (with their Bundle fullUrl) of a Bundle or a list, and the items that are
+    not resources. InputError when the input is not one of these, or holds items and not one
+    of them is a resource; an empty Bundle or list is an empty data set."""
     problems: list[Problem] = []
     out: list[tuple[dict, str | None]] = []
     if isinstance(data, dict):
@@ -197,6 +199,9 @@ def resources_of(data: Any) -> tuple[list[tuple[dict, str | None]], list[Problem
                 problems.append(Problem(f"item {i}", "is not a FHIR resource"))
     else:
         raise InputError("the input is not a FHIR Bundle or a JSON array of resources")
+    if problems and not out:  # something was there, and none of it is FHIR
+        first = problems[0]
+        raise InputError(f"the input holds no FHIR resource ({first.resource} {first.message})")
     return out, problems
 
 

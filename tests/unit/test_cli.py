@@ -61,6 +61,9 @@ def test_exit_codes(tmp_path, capsys, data, flags, code):
     ("[" * 100_000, [], "not JSON (nested too deeply)"),
     ('{"resourceType": "Bundle", "type": "collection", "entry": {}}', [],
      "Bundle.entry is not a list"),
+    ('[1, "x", {"a": 1}]', [], "the input holds no FHIR resource (item 0 is not a FHIR resource)"),
+    ('{"resourceType": "Bundle", "type": "transaction-response", "entry": [{"response": {}}]}',
+     [], "the input holds no FHIR resource (entry 0 has no resource)"),
 ])
 def test_unusable_input_is_one_line_and_exit_2(tmp_path, capsys, content, flags, says):
     code, out, err = run(["evaluate", write(tmp_path, content), *flags], capsys)
@@ -91,6 +94,12 @@ def test_entries_without_a_resource_are_problems_not_silence(tmp_path, capsys):
         {"resource": "entry 0", "message": "has no resource"},
         {"resource": "entry 1", "message": "is not a Bundle entry"},
     ]
+
+
+@pytest.mark.parametrize("content", ["[]", '{"resourceType": "Bundle", "type": "searchset"}'])
+def test_an_empty_data_set_is_evaluated(tmp_path, capsys, content):
+    code, out, _ = run(["evaluate", write(tmp_path, content)], capsys)
+    assert code == 0 and json.loads(out) == {"ruleset": "2026.2", "findings": [], "problems": []}
 
 
 def test_missing_file(capsys, tmp_path):

@@ -198,7 +198,8 @@ def test_problems_name_the_entry_and_the_bundle_it_sits_in():
     nested = {"resourceType": "Bundle", "type": "collection",
               "entry": [{"fullUrl": "urn:x"}, {"resource": {"id": "no-type"}}]}
     history = {"resourceType": "Bundle", "id": "h1", "type": "history", "entry": []}
-    _items, problems = resources_of([nested, history])
+    items, problems = resources_of([nested, history, patient()])
+    assert [resource["id"] for resource, _url in items] == ["p1"]
     assert [(p.resource, p.message) for p in problems] == [
         ("item 0 entry 0", "has no resource"),
         ("item 0 entry 1", "is not a FHIR resource"),
