@@ -81,11 +81,16 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: $CONSENT_GAP_MAPPINGS, else the packaged tables)")
 
 
+def _shown(name: str) -> str:
+    """FILE as error messages name it."""
+    return "standard input" if name == "-" else name
+
+
 def read_input(name: str) -> Any:
     """The parsed JSON (or NDJSON) of FILE or standard input; UsageError if unusable."""
     from consent_gap.normalize import InputError, parse_text
 
-    shown = "standard input" if name == "-" else name
+    shown = _shown(name)
     try:
         if name == "-":
             raw = sys.stdin.buffer.read()
@@ -129,8 +134,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     try:
         report = evaluate(data, args.jurisdiction, rules=rules)
     except InputError as exc:
-        name = "standard input" if args.file == "-" else args.file
-        raise UsageError(f"{name}: {exc}") from None
+        raise UsageError(f"{_shown(args.file)}: {exc}") from None
     if args.format == "text":
         text = render_text(report)
     else:
