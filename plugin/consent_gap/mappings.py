@@ -187,89 +187,135 @@ class Rules:
 # --------------------------------------------------------------------------------------------
 
 
-class _Table:
-    """A parsed TOML file plus the label used in error messages."""
+class _Section:
+    """A table of a mappings file with the words its errors start with.
 
-    def __init__(self, label: str, data: dict[str, Any]) -> None:
-        self.label = label
+    Every reader below checks one value and, when it is wrong, fails with the file and the
+    entry ('mappings/exceptions.toml: [[row]] #12 subpoena-only: unknown decision ...'), so a
+    bad edit says where it is. The file itself is the section labelled 'file'."""
+
+    def __init__(self, file: str, entry: str, data: Mapping[str, Any]) -> None:
+        self.file = file
+        self.entry = entry
         self.data = data
 
-    def fail(self, entry: str, what: str) -> MappingsError:
-        return MappingsError(f"{self.label}: {entry}: {what}")
+    def fail(self, what: str, entry: str | None = None) -> MappingsError:
+        return MappingsError(f"{self.file}: {entry or self.entry}: {what}")
 
-    def section(self, name: str, *, required: bool = True) -> dict[str, Any]:
+    def table(self, name: str) -> _Section:
+        """The required table `[name]`."""
         value = self.data.get(name)
-        if value is None and not required:
-            return {}
         if not isinstance(value, dict):
-            raise self.fail(f"[{name}]", "missing table" if value is None else "must be a table")
+            raise self.fail("missing table" if value is None else "must be a table", f"[{name}]")
+        return _Section(self.file, f"[{name}]", value)
+
+    def tables(self, name: str, *, required: bool) -> list[_Section]:
+        """The tables of the array `[[name]]`, each labelled '[[name]] #n'."""
+        value = self.data.get(name)
+        entry = f"[[{name}]]"
+        if value is None and not required:
+            return []
+        if required and (not isinstance(value, list) or not value):
+            raise self.fail("missing rows", entry)
+        if not isinstance(value, list):
+            raise self.fail("must be an array of tables", entry)
+        out = []
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise self.fail("must be a table", f"{entry} #{i + 1}")
+            out.append(_Section(self.file, f"{entry} #{i + 1}", item))
+        return out
+
+    def named(self, key: str) -> tuple[str, _Section]:
+        """This table's name (`key`, an id or code) and the table labelled with it."""
+        name = self.text(key)
+        return name, _Section(self.file, f"{self.entry} {name}", self.data)
+
+    def text(self, key: str) -> str:
+        value = self.optional_text(key)
+        if value is None:
+            raise self.fail(f"missing {key}")
         return value
 
-    def text(self, where: Mapping[str, Any], key: str, entry: str, *, required: bool = True,
-             default: str | None = None) -> str | None:
-        value = where.get(key)
+    def optional_text(self, key: str, default: str | None = None) -> str | None:
+        value = self.data.get(key)
         if value is None:
-            if required:
-                raise self.fail(entry, f"missing {key}")
             return default
         if not isinstance(value, str) or not value.strip():
-            raise self.fail(entry, f"{key} must be a non-empty string")
+            raise self.fail(f"{key} must be a non-empty string")
         return value
 
-    def texts(self, where: Mapping[str, Any], key: str, entry: str, *,
-              required: bool = True) -> frozenset[str] | None:
-        value = where.get(key)
+    def texts(self, key: str, *, required: bool = True) -> frozenset[str] | None:
+        value = self.data.get(key)
         if value is None:
             if required:
-                raise self.fail(entry, f"missing {key}")
+                raise self.fail(f"missing {key}")
             return None
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise self.fail(entry, f"{key} must be a list of non-empty strings")
+            raise self.fail(f"{key} must be a list of non-empty strings")
         return frozenset(value)
 
-    def reason(self, where: Mapping[str, Any], entry: str, *,
-               required: bool = True) -> str | None:
-        """A `reason` that is one of CONTRACT.md section 3's codes."""
-        value = self.text(where, "reason", entry, required=required)
-        if value is not None and value not in REASON_CODES:
-            raise self.fail(entry, f"unknown reason code {value!r}")
+    def reason(self) -> str:
+        """The `reason`: one of CONTRACT.md section 3's codes."""
+        value = self.optional_reason()
+        if value is None:
+            raise self.fail("missing reason")
         return value
 
-    def known(self, codes: Iterable[str], allowed: Iterable[str], entry: str,
-              message: str) -> None:
+    def optional_reason(self) -> str | None:
+        value = self.optional_text("reason")
+        if value is not None and value not in REASON_CODES:
+            raise self.fail(f"unknown reason code {value!r}")
+        return value
+
+    def known(self, codes: Iterable[str], allowed: Iterable[str], message: str,
+              entry: str | None = None) -> None:
         """Every code is one of `allowed` (a purpose, a legal instrument...); else fail with
         `message` formatted with the first unknown code's repr."""
         for code in codes:
             if code not in allowed:
-                raise self.fail(entry, message.format(repr(code)))
+                raise self.fail(message.format(repr(code)), entry)
 
-    def flag(self, where: Mapping[str, Any], key: str, entry: str, default: bool) -> bool:
-        value = where.get(key, default)
+    def choice(self, key: str, allowed: tuple[str, ...], default: str | None = None) -> str:
+        value = self.data.get(key, default)
+        if value not in allowed:
+            raise self.fail(f"{key} must be one of {', '.join(allowed)}")
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
         if not isinstance(value, bool):
-            raise self.fail(entry, f"{key} must be true or false")
+            raise self.fail(f"{key} must be true or false")
         return value
 
-    def integer(self, where: Mapping[str, Any], key: str, entry: str, low: int, high: int) -> int:
-        value = where.get(key)
+    def integer(self, key: str, low: int, high: int) -> int:
+        value = self.data.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            raise self.fail(entry, f"{key} must be an integer from {low} to {high}")
+            raise self.fail(f"{key} must be an integer from {low} to {high}")
         return value
 
-    def coding(self, value: Any, entry: str) -> Coding:
+    def coding(self, key: str | None = None) -> Coding:
+        """The coding at `key`, or this table as a coding when no key is given."""
+        if key is None:
+            return self._coding(self.data, self.entry)
+        return self._coding(self.data.get(key), f"{self.entry}.{key}")
+
+    def codings(self, key: str) -> frozenset[Coding]:
+        value = self.data.get(key)
+        if not isinstance(value, list) or not value:
+            raise self.fail(f"{key} must be a non-empty list of codings")
+        return frozenset(self._coding(v, f"{self.entry}.{key}[{i}]") for i, v in enumerate(value))
+
+    def _coding(self, value: Any, entry: str) -> Coding:
         if (not isinstance(value, dict) or not isinstance(value.get("system"), str)
                 or not isinstance(value.get("code"), str) or not value["system"]
                 or not value["code"]):
-            raise self.fail(entry, "a coding needs a non-empty system and code")
+            raise self.fail("a coding needs a non-empty system and code", entry)
         return (value["system"], value["code"])
 
-    def codings(self, where: Mapping[str, Any], key: str, entry: str) -> frozenset[Coding]:
-        value = where.get(key)
-        if not isinstance(value, list) or not value:
-            raise self.fail(entry, f"{key} must be a non-empty list of codings")
-        return frozenset(self.coding(v, f"{entry}.{key}[{i}]") for i, v in enumerate(value))
 
-
-def _read(folder: Traversable, label: str, name: str) -> _Table:
+def _read(folder: Traversable, label: str, name: str) -> _Section:
+    """A mappings file, parsed, with its [meta] source and date checked."""
     path = folder.joinpath(name)
     where = f"{label}/{name}"
     try:
@@ -280,13 +326,12 @@ def _read(folder: Traversable, label: str, name: str) -> _Table:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise MappingsError(f"{where}: file: not valid TOML ({exc})") from exc
-    table = _Table(where, data)
-    meta = table.section("meta")
-    table.text(meta, "source", "[meta]")
-    date = table.text(meta, "date", "[meta]")
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date or ""):
-        raise table.fail("[meta]", "date must be YYYY-MM-DD")
-    return table
+    file = _Section(where, "file", data)
+    meta = file.table("meta")
+    meta.text("source")
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", meta.text("date")):
+        raise meta.fail("date must be YYYY-MM-DD")
+    return file
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,16 +339,15 @@ def _read(folder: Traversable, label: str, name: str) -> _Table:
 # --------------------------------------------------------------------------------------------
 
 
-def _purposes(t: _Table) -> PurposeHierarchy:
-    meta = t.section("meta")
-    system = t.text(meta, "system", "[meta]")
-    top = t.text(meta, "top", "[meta]")
-    parents = t.section("parent")
+def _purposes(file: _Section) -> PurposeHierarchy:
+    meta = file.table("meta")
+    top = meta.text("top")
+    parents = file.table("parent").data
     for code, parent in parents.items():
         if not isinstance(parent, str) or not parent:
-            raise t.fail(f"[parent] {code}", "the parent must be a code")
+            raise file.fail("the parent must be a code", f"[parent] {code}")
         if parent != top and parent not in parents:
-            raise t.fail(f"[parent] {code}", f"unknown parent {parent!r}")
+            raise file.fail(f"unknown parent {parent!r}", f"[parent] {code}")
     lineage: dict[str, frozenset[str]] = {}
     for code in parents:
         seen = [code]
@@ -311,100 +355,88 @@ def _purposes(t: _Table) -> PurposeHierarchy:
         while parents.get(current, top) != top:
             current = parents[current]
             if current in seen:
-                raise t.fail(f"[parent] {code}", "the hierarchy has a cycle")
+                raise file.fail("the hierarchy has a cycle", f"[parent] {code}")
             seen.append(current)
         lineage[code] = frozenset(seen)
-    return PurposeHierarchy(system=system, parents=dict(parents), lineage_of=lineage)
+    return PurposeHierarchy(system=meta.text("system"), parents=dict(parents),
+                            lineage_of=lineage)
 
 
-def _row(t: _Table, raw: Any, entry: str, purposes: PurposeHierarchy,
-         instruments: LegalInstruments, *, with_purposes: bool) -> ExceptionRow:
+def _row(table: _Section, purposes: PurposeHierarchy, instruments: LegalInstruments, *,
+         with_purposes: bool) -> ExceptionRow:
     """One exception row, checked against the contract: an exception never authorizes, a
     permitted or required row names its basis and the others have none."""
-    if not isinstance(raw, dict):
-        raise t.fail(entry, "must be a table")
-    row_id = t.text(raw, "id", entry)
-    entry = f"{entry} {row_id}"
-    unknown = sorted(set(raw) - _ROW_KEYS)
+    row_id, row = table.named("id")
+    unknown = sorted(set(row.data) - _ROW_KEYS)
     if unknown:
-        raise t.fail(entry, f"unknown key {unknown[0]!r}")
-    decision = _decision(t, raw, entry)
-    basis = t.text(raw, "basis", entry, required=False)
+        raise row.fail(f"unknown key {unknown[0]!r}")
+    decision = _decision(row)
+    basis = row.optional_text("basis")
     if decision in (Decision.PERMITTED, Decision.REQUIRED) and basis is None:
-        raise t.fail(entry, f"a {decision} row needs a basis")
+        raise row.fail(f"a {decision} row needs a basis")
     if decision in (Decision.REVIEW, Decision.UNAUTHORIZED) and basis is not None:
-        raise t.fail(entry, f"a {decision} row has no basis")
-    if "accountable" not in raw:
-        raise t.fail(entry, "missing accountable")
-    codes = t.texts(raw, "purposes", entry, required=with_purposes) or frozenset()
+        raise row.fail(f"a {decision} row has no basis")
+    if "accountable" not in row.data:
+        raise row.fail("missing accountable")
+    codes = row.texts("purposes", required=with_purposes) or frozenset()
     if not with_purposes and codes:
-        raise t.fail(entry, "this row takes no purposes")
-    t.known(codes, purposes.parents, entry, "purpose {} is not in purposes.toml")
-    duty = t.texts(raw, "duty", entry, required=False)
-    t.known(duty or (), (*DUTIES, "none-given"), entry, "unknown duty {}")
-    listed = {key: t.texts(raw, key, entry, required=False)
+        raise row.fail("this row takes no purposes")
+    row.known(codes, purposes.parents, "purpose {} is not in purposes.toml")
+    duty = row.texts("duty", required=False)
+    row.known(duty or (), (*DUTIES, "none-given"), "unknown duty {}")
+    listed = {key: row.texts(key, required=False)
               for key in ("instruments_any", "instruments_all", "part2_stands_with")}
     for key, found in listed.items():
-        t.known(found or (), instruments.codes, entry, key + ": unknown legal instrument {}")
+        row.known(found or (), instruments.codes, key + ": unknown legal instrument {}")
     return ExceptionRow(
         id=row_id,
         decision=decision,
         basis=basis,
-        accountable=t.flag(raw, "accountable", entry, False),
-        reason=t.reason(raw, entry, required=False),
+        accountable=row.flag("accountable", False),
+        reason=row.optional_reason(),
         purposes=codes,
-        recipient_types=t.texts(raw, "recipient_types", entry, required=False),
+        recipient_types=row.texts("recipient_types", required=False),
         duty=duty,
         instruments_any=listed["instruments_any"],
         instruments_all=listed["instruments_all"],
-        psychotherapy_notes=_narrowing(t, raw, "psychotherapy_notes", entry),
-        part2=_narrowing(t, raw, "part2", entry),
+        # What sensitive data does to the row (1.3): stand, review or unauthorized.
+        psychotherapy_notes=row.choice("psychotherapy_notes", NARROWING, "unauthorized"),
+        part2=row.choice("part2", NARROWING, "unauthorized"),
         part2_stands_with=listed["part2_stands_with"] or frozenset(),
-        restrictable=t.flag(raw, "restrictable", entry, False),
-        breaks_confidentiality=t.flag(raw, "breaks_confidentiality", entry, False),
-        notice_exempt_minor=t.flag(raw, "notice_exempt_minor", entry, False),
+        restrictable=row.flag("restrictable", False),
+        breaks_confidentiality=row.flag("breaks_confidentiality", False),
+        notice_exempt_minor=row.flag("notice_exempt_minor", False),
     )
 
 
-def _decision(t: _Table, raw: Mapping[str, Any], entry: str) -> Decision:
+def _decision(row: _Section) -> Decision:
     try:
-        decision = Decision(t.text(raw, "decision", entry))
+        decision = Decision(row.text("decision"))
     except ValueError:
-        raise t.fail(entry, f"unknown decision {raw.get('decision')!r}") from None
+        raise row.fail(f"unknown decision {row.data.get('decision')!r}") from None
     if decision is Decision.AUTHORIZED:
-        raise t.fail(entry, "an exception row cannot authorize")
+        raise row.fail("an exception row cannot authorize")
     return decision
 
 
-def _narrowing(t: _Table, raw: Mapping[str, Any], key: str, entry: str) -> str:
-    """What sensitive data does to a row (1.3): stand, review or unauthorized (default)."""
-    value = raw.get(key, "unauthorized")
-    if value not in NARROWING:
-        raise t.fail(entry, f"{key} must be one of {', '.join(NARROWING)}")
-    return value
-
-
-def _exceptions(t: _Table, purposes: PurposeHierarchy,
+def _exceptions(file: _Section, purposes: PurposeHierarchy,
                 instruments: LegalInstruments) -> ExceptionTable:
-    meta = t.section("meta")
-    request_codes = t.texts(meta, "request_codes", "[meta]")
-    t.known(request_codes, purposes.parents, "[meta] request_codes",
-            "purpose {} is not in purposes.toml")
-    ignored_alone = t.texts(meta, "ignored_alone", "[meta]", required=False) or frozenset()
-    access = _row(t, t.section("access"), "[access]", purposes, instruments, with_purposes=False)
-    raw_rows = t.data.get("row")
-    if not isinstance(raw_rows, list) or not raw_rows:
-        raise t.fail("[[row]]", "missing rows")
-    rows = tuple(_row(t, raw, f"[[row]] #{i + 1}", purposes, instruments, with_purposes=True)
-                 for i, raw in enumerate(raw_rows))
-    other = _row(t, t.section("other_purpose"), "[other_purpose]", purposes, instruments,
-                 with_purposes=False)
-    none = _row(t, t.section("no_purpose"), "[no_purpose]", purposes, instruments,
-                with_purposes=False)
+    meta = file.table("meta")
+    request_codes = meta.texts("request_codes")
+    meta.known(request_codes, purposes.parents, "purpose {} is not in purposes.toml",
+               "[meta] request_codes")
+
+    def read(table: _Section, with_purposes: bool = False) -> ExceptionRow:
+        return _row(table, purposes, instruments, with_purposes=with_purposes)
+
+    access = read(file.table("access"))
+    rows = tuple(read(table, True) for table in file.tables("row", required=True))
+    other = read(file.table("other_purpose"))
+    none = read(file.table("no_purpose"))
     by_id: dict[str, ExceptionRow] = {}
     for row in (access, *rows, other, none):
         if row.id in by_id:
-            raise t.fail(f"row {row.id}", "duplicate id")
+            raise file.fail("duplicate id", f"row {row.id}")
         by_id[row.id] = row
     by_purpose: dict[str, list[ExceptionRow]] = {}
     for row in rows:
@@ -413,10 +445,10 @@ def _exceptions(t: _Table, purposes: PurposeHierarchy,
     for code, listed in by_purpose.items():
         last = listed[-1]
         if any((last.recipient_types, last.duty, last.instruments_any, last.instruments_all)):
-            raise t.fail(f"row {last.id}", f"the last row for {code} must have no condition")
+            raise file.fail(f"the last row for {code} must have no condition", f"row {last.id}")
     return ExceptionTable(
         request_codes=request_codes,
-        ignored_alone=ignored_alone,
+        ignored_alone=meta.texts("ignored_alone", required=False) or frozenset(),
         access=access,
         rows=rows,
         other_purpose=other,
@@ -426,111 +458,98 @@ def _exceptions(t: _Table, purposes: PurposeHierarchy,
     )
 
 
-def _sensitivity(t: _Table) -> Sensitivity:
-    labels = t.section("labels")
-    psy = t.section("psychotherapy_notes")
-    part2 = t.section("part2")
-    adol = t.section("adolescent")
+def _sensitivity(file: _Section) -> Sensitivity:
+    psy = file.table("psychotherapy_notes")
+    part2 = file.table("part2")
     return Sensitivity(
-        counted_systems=t.texts(labels, "counted_systems", "[labels]"),
-        psychotherapy_notes=t.codings(psy, "labels", "[psychotherapy_notes]"),
-        psychotherapy_reason=t.reason(psy, "[psychotherapy_notes]"),
-        part2=t.codings(part2, "labels", "[part2]"),
-        part2_reason=t.reason(part2, "[part2]"),
-        part2_policy_prefix=t.text(part2, "policy_uri_prefix", "[part2]"),
-        adolescent=t.codings(adol, "labels", "[adolescent]"),
+        counted_systems=file.table("labels").texts("counted_systems"),
+        psychotherapy_notes=psy.codings("labels"),
+        psychotherapy_reason=psy.reason(),
+        part2=part2.codings("labels"),
+        part2_reason=part2.reason(),
+        part2_policy_prefix=part2.text("policy_uri_prefix"),
+        adolescent=file.table("adolescent").codings("labels"),
     )
 
 
-def _representatives(t: _Table) -> Representatives:
-    meta = t.section("meta")
-    rel = t.section("relationships")
-    always = t.texts(rel, "always", "[relationships]")
-    minor = t.texts(rel, "while_minor", "[relationships]")
+def _representatives(file: _Section) -> Representatives:
+    meta = file.table("meta")
+    rel = file.table("relationships")
+    always = rel.texts("always")
+    minor = rel.texts("while_minor")
     both = always & minor
     if both:
-        raise t.fail("[relationships]", f"{sorted(both)[0]} is listed twice")
+        raise rel.fail(f"{sorted(both)[0]} is listed twice")
     return Representatives(
-        system=t.text(meta, "relationship_system", "[meta]"),
+        system=meta.text("relationship_system"),
         always=always,
         while_minor=minor,
-        default_age_of_majority=t.integer(meta, "default_age_of_majority", "[meta]", 1, 30),
+        default_age_of_majority=meta.integer("default_age_of_majority", 1, 30),
     )
 
 
-def _instruments(t: _Table) -> LegalInstruments:
-    meta = t.section("meta")
-    codes = t.section("codes")
+def _instruments(file: _Section) -> LegalInstruments:
+    codes = file.table("codes").data
     for code, text in codes.items():
         if not isinstance(text, str) or not text:
-            raise t.fail(f"[codes] {code}", "needs a description")
-    return LegalInstruments(system=t.text(meta, "system", "[meta]"), codes=dict(codes))
+            raise file.fail("needs a description", f"[codes] {code}")
+    return LegalInstruments(system=file.table("meta").text("system"), codes=dict(codes))
 
 
-def _consents(t: _Table) -> ConsentCodes:
-    auth = t.section("authorization")
-    notice = t.section("notice")
-    restriction = t.section("restriction")
-    provision = t.section("provision")
+def _consents(file: _Section) -> ConsentCodes:
+    auth = file.table("authorization")
+    notice = file.table("notice")
+    restriction = file.table("restriction")
+    provision = file.table("provision")
     return ConsentCodes(
-        scope=t.codings(t.section("candidate"), "scope", "[candidate]"),
-        authorization_policy=t.codings(auth, "policy_rule", "[authorization]"),
-        authorization_category=t.codings(auth, "category", "[authorization]"),
-        notice_policy=t.codings(notice, "policy_rule", "[notice]"),
-        notice_category=t.codings(notice, "category", "[notice]"),
-        restriction_policy=t.codings(restriction, "policy_rule", "[restriction]"),
-        restriction_reason=t.reason(restriction, "[restriction]"),
-        recipient_roles=t.codings(provision, "recipient_roles", "[provision]"),
-        disclose_action=t.coding(provision.get("disclose_action"),
-                                 "[provision].disclose_action"),
-        data_meaning=t.text(provision, "data_meaning", "[provision]"),
-        resource_type_system=t.text(provision, "resource_type_system", "[provision]"),
+        scope=file.table("candidate").codings("scope"),
+        authorization_policy=auth.codings("policy_rule"),
+        authorization_category=auth.codings("category"),
+        notice_policy=notice.codings("policy_rule"),
+        notice_category=notice.codings("category"),
+        restriction_policy=restriction.codings("policy_rule"),
+        restriction_reason=restriction.reason(),
+        recipient_roles=provision.codings("recipient_roles"),
+        disclose_action=provision.coding("disclose_action"),
+        data_meaning=provision.text("data_meaning"),
+        resource_type_system=provision.text("resource_type_system"),
     )
 
 
-def _disclosures(t: _Table) -> DisclosureCodes:
-    ae = t.section("audit_event")
-    doc = t.section("documentation")
-    notice = t.section("client_notice")
+def _disclosures(file: _Section) -> DisclosureCodes:
+    ae = file.table("audit_event")
+    doc = file.table("documentation")
+    notice = file.table("client_notice")
     return DisclosureCodes(
-        type=t.codings(ae, "type", "[audit_event]"),
-        subtype=t.codings(ae, "subtype", "[audit_event]"),
-        successful_outcomes=t.texts(ae, "successful_outcomes", "[audit_event]"),
-        recipient_agent_type=t.codings(ae, "recipient_agent_type", "[audit_event]"),
-        notify_types=t.texts(ae, "notify_types", "[audit_event]"),
-        documentation_status=t.texts(doc, "status", "[documentation]"),
-        documentation_doc_status=t.texts(doc, "doc_status", "[documentation]"),
-        notice_sent_status=t.texts(notice, "sent_status", "[client_notice]"),
-        notice_withheld_status=t.texts(notice, "withheld_status", "[client_notice]"),
-        own_tag=t.coding(t.section("own_tag"), "[own_tag]"),
+        type=ae.codings("type"),
+        subtype=ae.codings("subtype"),
+        successful_outcomes=ae.texts("successful_outcomes"),
+        recipient_agent_type=ae.codings("recipient_agent_type"),
+        notify_types=ae.texts("notify_types"),
+        documentation_status=doc.texts("status"),
+        documentation_doc_status=doc.texts("doc_status"),
+        notice_sent_status=notice.texts("sent_status"),
+        notice_withheld_status=notice.texts("withheld_status"),
+        own_tag=file.table("own_tag").coding(),
     )
 
 
-def _jurisdictions(t: _Table, into: dict[str, Jurisdiction]) -> None:
-    raw = t.data.get("jurisdiction", [])
-    if not isinstance(raw, list):
-        raise t.fail("[[jurisdiction]]", "must be an array of tables")
-    for i, item in enumerate(raw):
-        entry = f"[[jurisdiction]] #{i + 1}"
-        if not isinstance(item, dict):
-            raise t.fail(entry, "must be a table")
-        code = t.text(item, "code", entry)
-        entry = f"{entry} {code}"
+def _jurisdictions(file: _Section, into: dict[str, Jurisdiction]) -> None:
+    for table in file.tables("jurisdiction", required=False):
+        code, item = table.named("code")
         if not re.fullmatch(r"[A-Z]{2}-[A-Z0-9]{1,3}", code):
-            raise t.fail(entry, "code must be ISO 3166-2, like US-CA")
+            raise item.fail("code must be ISO 3166-2, like US-CA")
         if code in into:
-            raise t.fail(entry, "duplicate code")
-        duty = t.text(item, "duty", entry)
-        if duty not in DUTIES:
-            raise t.fail(entry, f"duty must be one of {', '.join(DUTIES)}")
+            raise item.fail("duplicate code")
+        note = item.data.get("note", "")
         into[code] = Jurisdiction(
             code=code,
-            name=t.text(item, "name", entry),
-            duty=duty,
-            basis=t.text(item, "basis", entry, required=False, default="") or "",
-            disputed=t.flag(item, "disputed", entry, False),
-            note=item.get("note", "") if isinstance(item.get("note", ""), str) else "",
-            age_of_majority=t.integer(item, "age_of_majority", entry, 14, 25),
+            name=item.text("name"),
+            duty=item.choice("duty", DUTIES),
+            basis=item.optional_text("basis", "") or "",
+            disputed=item.flag("disputed", False),
+            note=note if isinstance(note, str) else "",
+            age_of_majority=item.integer("age_of_majority", 14, 25),
         )
 
 
