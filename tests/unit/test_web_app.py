@@ -129,8 +129,9 @@ def test_consent_and_finding_text_holding_script_renders_inert():
     assert html.count("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") == 3
     # the only script element is the local panel.js
     assert html.count("<script") == 1 and 'src="/static/panel.js"' in html
-    # every action form carries the CSRF token; every control has a label
-    assert html.count('name="csrf_token"') == 3
+    # the finding's action form carries the CSRF token once; every control has a label
+    assert html.count('name="csrf_token"') == 1
+    assert html.count('formaction="/panel/L1/') == 3
     assert 'for="reason-1"' in html and 'id="reason-1"' in html
 
 

@@ -2,7 +2,7 @@
 (function () {
   "use strict";
   // A withheld client notice needs its reason: say so before the round trip.
-  document.querySelectorAll("form.notice-form").forEach(function (form) {
+  document.querySelectorAll("form.actions fieldset.notice-fields").forEach(function (form) {
     var reason = form.querySelector("input[name=reason]");
     function sync() {
       var withheld = form.querySelector("input[name=outcome][value=withheld]").checked;
@@ -12,11 +12,13 @@
     form.querySelectorAll("input[name=outcome]").forEach(function (r) { r.addEventListener("change", sync); });
     sync();
   });
-  // Disable a submit button once pressed so a double click does not send twice.
-  document.querySelectorAll(".actions form").forEach(function (form) {
-    form.addEventListener("submit", function () {
-      var button = form.querySelector("button[type=submit]");
-      if (button) { button.disabled = true; button.textContent = "Saving\u2026"; }
+  // Disable the pressed button once the form goes, so a double click does not send twice.
+  document.querySelectorAll("form.actions").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      var button = event.submitter;
+      if (button) {
+        setTimeout(function () { button.disabled = true; button.textContent = "Saving\u2026"; }, 0);
+      }
     });
   });
   // Move focus to a confirmation so keyboard and screen-reader users hear it.
