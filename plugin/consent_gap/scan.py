@@ -73,7 +73,10 @@ WRITE_GROUP = 20
 OVERLAP = timedelta(minutes=5)
 #: Seconds between progress log lines when stderr is not a terminal.
 LOG_EVERY = 10.0
-PAGE_SIZE = 500
+#: Matches per search page. HAPI loads at most 1,000 `_include`d resources per page and drops
+#: the rest silently (its maximumIncludesToLoadPerPage): 500 disclosures with their entities
+#: and notes overflow it, 100 stay well under.
+PAGE_SIZE = 100
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
