@@ -15,12 +15,17 @@ from consent_gap.web import create_app
 from consent_gap.web.config import PANEL_SCOPES, WebConfig
 from webfakes import AUTHORIZE, ISS, TOKEN, FakeEhr, example_resources
 
+APPS: list = []
+
 
 @pytest.fixture(autouse=True)
 def _fresh_discovery_cache():
     discovery.clear_cache()
     yield
     discovery.clear_cache()
+    # Prefetches started at /callback run on: let them end inside this test's HTTP mock.
+    while APPS:
+        APPS.pop().extensions["consent_gap.prefetch"].wait_idle()
 
 
 @pytest.fixture
@@ -32,7 +37,9 @@ def mocked():
 def make_app(**overrides):
     values = {"allowed_issuers": (ISS,), "secret_key": "test-secret",
               "public_url": "https://app.test", **overrides}
-    return create_app(config=WebConfig(**values))
+    app = create_app(config=WebConfig(**values))
+    APPS.append(app)
+    return app
 
 
 def start(client, launch="launch-123", iss=ISS):

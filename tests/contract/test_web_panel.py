@@ -14,11 +14,16 @@ from consent_gap.web import create_app
 from consent_gap.web.config import WebConfig
 from webfakes import ISS, FakeEhr, example_resources
 
+APPS: list = []
+
 
 @pytest.fixture(autouse=True)
 def _fresh_discovery_cache():
     discovery.clear_cache()
     yield
+    # Prefetches started at /callback run on: let them end inside this test's HTTP mock.
+    while APPS:
+        APPS.pop().extensions["consent_gap.prefetch"].wait_idle()
 
 
 @pytest.fixture
@@ -33,6 +38,7 @@ def launch(mocked, example, patient, jurisdiction=None, resources=None, **ehr):
     app = create_app(config=WebConfig(
         allowed_issuers=(ISS,), secret_key="k", public_url="https://app.test",
         jurisdiction=jurisdiction, privacy_officer="Practitioner/po-1"))
+    APPS.append(app)
     client = app.test_client()
     response = client.get(f"/launch?iss={ISS}&launch=L")
     state = re.search(r"state=([^&]+)", response.headers["Location"]).group(1)
@@ -185,3 +191,25 @@ def test_a_launch_id_of_another_session_is_useless(mocked):
     other = client.application.test_client()
     assert other.get(panel_url).status_code == 401
     assert other.post(f"{panel_url}/draft-note", data={"disclosure": "x"}).status_code == 403
+
+
+def test_first_panel_uses_the_chart_prefetched_at_callback_then_reads_afresh(mocked):
+    resources = example_resources("02-authorization-expired.json")
+    fake = FakeEhr(mocked, resources, "p-pnholt")
+    app = create_app(config=WebConfig(allowed_issuers=(ISS,), secret_key="k",
+                                      public_url="https://app.test"))
+    APPS.append(app)
+    client = app.test_client()
+    state = re.search(r"state=([^&]+)",
+                      client.get(f"/launch?iss={ISS}&launch=L").headers["Location"]).group(1)
+    panel_url = client.get(f"/callback?code=c&state={state}").headers["Location"]
+    lid = panel_url.rsplit("/", 1)[1]
+    prefetched = app.extensions["consent_gap.prefetch"]._pending[lid][1]
+    prefetched.result(timeout=10)  # the reads started at /callback
+    reads_at_callback = len(fake.fhir_calls())
+    assert reads_at_callback > 0
+    first = client.get(panel_url).get_data(as_text=True)
+    assert len(fake.fhir_calls()) == reads_at_callback  # nothing read again
+    assert 'data-decision="unauthorized"' in first
+    client.get(panel_url)
+    assert len(fake.fhir_calls()) == 2 * reads_at_callback  # taken once: later pages read anew

@@ -62,6 +62,9 @@ def create_app(
     app.json.sort_keys = False  # keep the contract's key order in /api/findings
     app.extensions["consent_gap"] = config
     app.extensions["consent_gap.http"] = http or _http_session()
+    from .chart import Prefetcher
+
+    app.extensions["consent_gap.prefetch"] = Prefetcher()
     app.session_interface = ServerSessionInterface(
         store or make_store(config.session_store), secret, config.session_ttl
     )

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -203,24 +204,77 @@ def _all_references(resources: Iterable[dict[str, Any]]) -> set[str]:
     return found
 
 
-def load_report(launch: Launch) -> tuple[ChartData, Any]:
-    """Fetch the launched patient's chart and decide it. Returns (chart, engine Report)."""
+def _decide(client: FhirClient, launch: Launch, jurisdiction: str | None,
+            rules: Any) -> tuple[ChartData, Any]:
+    """Fetch and decide; runs in the request or in the prefetch pool (no Flask context)."""
     from consent_gap.evaluate import evaluate
 
-    config: WebConfig = current_app.extensions["consent_gap"]
-    if not launch.patient:
-        raise FhirError("the launch has no patient")
     started = time.perf_counter()
-    with client_for(launch) as client:
-        chart = fetch_chart(client, launch.patient)
+    with client:
+        chart = fetch_chart(client, launch.patient or "")
     fetched = time.perf_counter()
-    report = evaluate(chart.resources, config.jurisdiction, rules=_rules(config))
+    report = evaluate(chart.resources, jurisdiction, rules=rules)
     log.info(
         "chart for launch %s: %d resources, %d findings, fetch %.0f ms, decide %.0f ms",
         launch.lid, len(chart.resources), len(report.findings),
         (fetched - started) * 1000, (time.perf_counter() - fetched) * 1000,
     )
     return chart, report
+
+
+class Prefetcher:
+    """Starts a launch's first fetch-and-decide as soon as its token arrives (at /callback),
+    so that it overlaps the redirect to the panel; the panel then takes the result instead of
+    starting over. Per process: a panel request served by another worker fetches for itself.
+    Results are taken once and expire after ``ttl`` seconds, so nothing stale is shown."""
+
+    def __init__(self, workers: int = 4, ttl: float = 20.0) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prefetch")
+        self._lock = threading.Lock()
+        self._pending: dict[str, tuple[float, Future]] = {}
+        self.ttl = ttl
+
+    def start(self, launch: Launch) -> None:
+        config: WebConfig = current_app.extensions["consent_gap"]
+        if not launch.patient:
+            return
+        try:
+            client = client_for(launch)
+        except SessionExpired:
+            return  # the panel will say the session ended
+        future = self._pool.submit(_decide, client, launch, config.jurisdiction,
+                                   _rules(config))
+        now = time.monotonic()
+        with self._lock:
+            for lid in [k for k, (t, _) in self._pending.items() if now - t > self.ttl]:
+                del self._pending[lid]
+            self._pending[launch.lid] = (now, future)
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Wait for every prefetch started so far (shutdown, tests)."""
+        with self._lock:
+            futures = [future for _, future in self._pending.values()]
+        wait(futures, timeout=timeout)  # failures are reported to whoever takes them
+
+    def take(self, lid: str) -> Future | None:
+        with self._lock:
+            entry = self._pending.pop(lid, None)
+        if entry is None or time.monotonic() - entry[0] > self.ttl:
+            return None
+        return entry[1]
+
+
+def load_report(launch: Launch) -> tuple[ChartData, Any]:
+    """The launched patient's chart and its engine Report: the prefetched ones right after
+    the launch, else fetched and decided now."""
+    config: WebConfig = current_app.extensions["consent_gap"]
+    if not launch.patient:
+        raise FhirError("the launch has no patient")
+    prefetcher: Prefetcher | None = current_app.extensions.get("consent_gap.prefetch")
+    future = prefetcher.take(launch.lid) if prefetcher else None
+    if future is not None:
+        return future.result()
+    return _decide(client_for(launch), launch, config.jurisdiction, _rules(config))
 
 
 def _rules(config: WebConfig) -> Any:

@@ -98,5 +98,6 @@ def callback():
     launch_ctx = Launch.from_tokens(new_id(), pending.iss, pending.token_endpoint, tokens)
     session.rotate()  # a fresh cookie after sign-in: no session fixation
     save_launch(launch_ctx)
+    current_app.extensions["consent_gap.prefetch"].start(launch_ctx)
     log.info("launch completed: launch %s", launch_ctx.lid)
     return redirect(url_for("panel.show", lid=launch_ctx.lid), code=303)
