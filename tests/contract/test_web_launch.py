@@ -147,7 +147,7 @@ def test_callback_with_the_right_state_exchanges_the_code_with_the_verifier(mock
     assert form["grant_type"] == "authorization_code" and form["code"] == "c-1"
     assert form["redirect_uri"] == "https://app.test/callback"
     assert s256_challenge(form["code_verifier"]) == params["code_challenge"]
-    # the session id changes at sign-in (no fixation)
+    # the session id (and the CSRF token) change at sign-in (no fixation)
     assert response.headers["Set-Cookie"].split(";")[0] != first.headers["Set-Cookie"].split(";")[0]
 
 
@@ -265,3 +265,15 @@ def test_logs_carry_no_tokens_codes_or_names(mocked, caplog):
     for secret in ("secret-code-42", params["state"], "rt-1", "Nandakumar", "Priya", *tokens):
         assert secret not in text, secret
     assert "launch completed" in text  # the logs do say what happened
+
+
+def test_sign_in_replaces_the_csrf_token(mocked):
+    FakeEhr(mocked, example_resources("02-authorization-expired.json"), "p-pnholt")
+    client = make_app(privacy_officer="Practitioner/po-1").test_client()
+    _, params = start(client)
+    with client.session_transaction() as sess:
+        sess["csrf"] = "planted-before-sign-in"
+    panel = client.get(f"/callback?code=c&state={params['state']}").headers["Location"]
+    html = client.get(panel).get_data(as_text=True)
+    assert "planted-before-sign-in" not in html
+    assert 'name="csrf_token" value="' in html

@@ -97,6 +97,7 @@ def callback():
                        "The EHR did not say which client's chart to open.")
     launch_ctx = Launch.from_tokens(new_id(), pending.iss, pending.token_endpoint, tokens)
     session.rotate()  # a fresh cookie after sign-in: no session fixation
+    session.pop("csrf", None)  # and a fresh CSRF token with it
     save_launch(launch_ctx)
     current_app.extensions["consent_gap.prefetch"].start(launch_ctx)
     log.info("launch completed: launch %s", launch_ctx.lid)
