@@ -152,3 +152,29 @@ def test_recording_a_withheld_client_notice_counts_as_the_notice(page, sandbox, 
     # CONTRACT 1.4 now finds the notice: the panel (re-read after the write) says withheld
     after = frame.locator(f'li.finding[data-disclosure="{missing.disclosure}"]')
     assert after.locator(".status-withheld").inner_text() == "withheld"
+
+
+def test_standalone_launch_lets_the_user_pick_the_patient(page, sandbox, app_server, patient):
+    patient_id, report = patient
+    family = requests.get(f"{sandbox['fhir']}/Patient/{patient_id}",
+                          timeout=30).json()["name"][0]["family"]
+    page.goto(f"{app_server}/")
+    page.get_by_role("link", name=re.compile("Sign in to")).click()
+    # the launcher's consent page: find the patient by name, pick them, approve
+    page.locator("input[name=name]").fill(family)
+    page.get_by_role("button", name="Search").click()
+    page.locator(f'input[name=patient][value="{patient_id}"]').check()
+    page.locator("#approve").click()
+    page.locator("#counts-h").wait_for(timeout=PANEL_TIMEOUT_MS)
+    shown = page.locator("li.finding").evaluate_all(
+        "items => items.map(i => [i.dataset.disclosure, i.dataset.decision])")
+    assert shown == [[f.disclosure, str(f.decision)] for f in report.findings]
+
+
+def test_denied_consent_gets_its_page(page, sandbox, app_server, patient):
+    patient_id, _ = patient
+    page.goto(f"{sandbox['launcher']}/ehr?patient={patient_id}&auto_approve=0")
+    page.goto(page.locator("#smart-app").get_attribute("src"))  # the launch, top level
+    page.locator("#deny").click()
+    page.get_by_role("heading", name="Access was not granted").wait_for(
+        timeout=PANEL_TIMEOUT_MS)
