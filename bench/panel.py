@@ -188,26 +188,28 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 def browser_rounds(launcher: str, rounds: int, chromium: str,
                    bare: Callable[[], float]) -> tuple[list[float], list[float]]:
     """Seconds from opening the launch URL in Chromium to the panel laid out (its `load`
-    event: styles, script and the SVG done), one fresh browser context per round; and the bare
-    reads timed between those rounds with the browser open, since on a small machine Chromium
-    takes CPU from the FHIR server too."""
+    event: styles, script and the SVG done). One warm tab, as a clinician's browser is, with its
+    cookies cleared each round (a new session, a new launch); a new tab per round would time
+    Chromium starting a renderer process, which on two cores also slows the FHIR server. The
+    bare reads are timed between the rounds with the browser open, for the same reason."""
     from playwright.sync_api import sync_playwright
 
     times, bares = [], []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 600, "height": 900})
+        page = context.new_page()
         try:
             for _ in range(rounds + 1):  # the first is a warm-up, dropped
-                context = browser.new_context(viewport={"width": 600, "height": 900})
-                page = context.new_page()
+                context.clear_cookies()
                 url = launch_url(requests.Session(), launcher)
                 started = time.perf_counter()
                 page.goto(url, wait_until="load", timeout=120_000)
                 page.locator("#counts-h").wait_for(timeout=120_000)
                 times.append(time.perf_counter() - started)
-                context.close()
                 bares.append(bare())
         finally:
+            context.close()
             browser.close()
     return times[1:], bares[1:]
 
