@@ -65,6 +65,10 @@ SCAN_SCOPES = " ".join(
         "DocumentReference.crus",
         "Communication.crs",
         "Device.crs",
+        # Beyond DESIGN.md's list, as the panel (web/config.py): who may sign for the patient
+        # (check 6) and a disclosed Observation's labels; unreadable, it is unresolved (review).
+        "RelatedPerson.rs",
+        "Observation.rs",
     )
 )
 

@@ -32,10 +32,6 @@ def candidates(fhir: str):
     for patient_id in sorted(counts, key=lambda p: (-counts[p], p))[:60]:
         with FhirClient(fhir) as client:
             resources = fetch_chart(client, patient_id)
-        # The sandbox registers the panel without Observation reads: a disclosure naming an
-        # Observation is unresolved through the launcher (review) but not from HAPI itself.
-        if any(r["resourceType"] == "Observation" for r in resources):
-            continue
         yield patient_id, evaluate(resources)
 
 
