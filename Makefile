@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test lint clean
+.PHONY: venv demo evaluate-example test lint clean
 
 $(BIN)/consent-gap: setup.cfg pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -15,6 +15,9 @@ $(BIN)/consent-gap: setup.cfg pyproject.toml
 venv: $(BIN)/consent-gap
 
 demo: venv
+	scripts/demo
+
+evaluate-example: venv
 	$(BIN)/consent-gap evaluate tests/fixtures/examples/06-duty-to-warn-ca.json --jurisdiction US-CA --format text
 
 test: venv
