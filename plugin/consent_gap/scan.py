@@ -59,10 +59,13 @@ from consent_gap.writeback import (
     WriteContext,
     device_resource,
     device_search,
+    existing_searches,
+    identifier_values,
     plan,
     preview,
     read_response,
     transaction,
+    without,
 )
 
 log = logging.getLogger("consent_gap.scan")
@@ -429,6 +432,7 @@ class Scanner:
         """Write the groups, several findings per transaction; isolate rejections."""
         written: Counter[str] = Counter()
         errors: list[str] = []
+        groups = self._missing(groups)
         size = max(1, self.options.write_group)
         for start in range(0, len(groups), size):
             chunk = groups[start:start + size]
@@ -446,6 +450,16 @@ class Scanner:
                     except FhirTransactionError as single:
                         errors.append(self._rejected(group, single))
         return written, errors
+
+    def _missing(self, groups: list[FindingWrites]) -> list[FindingWrites]:
+        """Drop the writes already on the server: a nightly rerun then costs one search per
+        resource type and batch instead of a transaction per group of findings."""
+        present: set[str] = set()
+        for rtype, params in existing_searches(groups):
+            present |= identifier_values(self.client.search(rtype, params, page_size=PAGE_SIZE))
+        if not present:
+            return groups
+        return [left for left in (without(group, present) for group in groups) if left]
 
     def _send(self, groups: list[FindingWrites], context: WriteContext) -> Counter[str]:
         bundle = transaction(groups, context)

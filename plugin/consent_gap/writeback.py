@@ -190,6 +190,39 @@ def preview(finding: Finding, ruleset: str = RULESET) -> list[dict[str, str]]:
     ]
 
 
+def existing_searches(
+    groups: Iterable[FindingWrites], chunk: int = 100
+) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Searches that find which of these writes are already on the server (by identifier),
+    so a rerun skips them without a transaction; the conditional create stays the guard."""
+    values: dict[str, list[str]] = {}
+    for group in groups:
+        for write in group.writes:
+            values.setdefault(write.resource_type, []).append(write.value)
+    searches = []
+    for rtype, wanted in sorted(values.items()):
+        for start in range(0, len(wanted), chunk):
+            tokens = ",".join(f"{FINDING_SYSTEM}|{v}" for v in wanted[start:start + chunk])
+            searches.append((rtype, [("identifier", tokens), ("_elements", "identifier")]))
+    return searches
+
+
+def identifier_values(resources: Iterable[dict[str, Any]]) -> set[str]:
+    """The consent-gap identifier values of (our own) resources, as a search returned them."""
+    return {
+        str(identifier.get("value"))
+        for resource in resources
+        for identifier in resource.get("identifier") or []
+        if isinstance(identifier, dict) and identifier.get("system") == FINDING_SYSTEM
+    }
+
+
+def without(group: FindingWrites, present: set[str]) -> FindingWrites:
+    """The group less the writes whose identifier is already present."""
+    return FindingWrites(group.finding,
+                         tuple(w for w in group.writes if w.value not in present))
+
+
 def urn(key: str) -> str:
     return f"urn:uuid:{uuid.uuid5(_NAMESPACE, key)}"
 
