@@ -88,6 +88,11 @@ class UsageError(ValueError):
     """Bad arguments or configuration: exit 2 with one line."""
 
 
+class ScanStopped(Exception):
+    """Asked to stop (the scheduler got SIGTERM): the run ends between two batches, recorded
+    as failed, and the next run of the same selection resumes it."""
+
+
 # ------------------------------------------------------------------ what the scan needs
 
 SCAN_REQUIREMENTS = {
@@ -288,6 +293,7 @@ class Scanner:
         organization: str | None = None,
         evaluator: Evaluator | None = None,
         progress_stream: TextIO | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         self.client = client
         self.store = store
@@ -296,6 +302,7 @@ class Scanner:
         self.organization = organization
         self.evaluate = evaluator or _default_evaluator()
         self.progress_stream = progress_stream
+        self.should_stop = should_stop or (lambda: False)
 
     # -- the run
 
@@ -317,7 +324,7 @@ class Scanner:
             self.store.set_total(run.id, len(patients))
             context = self._context()
             self._scan(run, todo, context, summary)
-        except (FhirError, OSError) as error:
+        except (FhirError, OSError, ScanStopped) as error:
             summary.errors.append(f"scan stopped: {error}")
             summary.status = FAILED
             log.error("scan stopped after %d patients: %s", summary.patients_done, error)
@@ -398,6 +405,8 @@ class Scanner:
             for index, batch in enumerate(batches):
                 assert pending is not None
                 resources = pending.result()
+                if self.should_stop():
+                    raise ScanStopped("scan stopped on request; the next run resumes it")
                 pending = (pool.submit(fetch_batch, self.client, batches[index + 1])
                            if index + 1 < len(batches) else None)
                 self._batch(run, batch, resources, context, summary)
@@ -531,7 +540,8 @@ def scan_settings(args: argparse.Namespace, environ: dict[str, str] | None = Non
 
 def run_scan(settings: Settings, *, patients: Sequence[str] = (), since: str | None = None,
              full: bool = False, dry_run: bool = False, check: bool = True,
-             progress_stream: TextIO | None = None) -> ScanSummary:
+             progress_stream: TextIO | None = None,
+             should_stop: Callable[[], bool] | None = None) -> ScanSummary:
     """One scan with these settings (used by the command and by the scheduler)."""
     require(settings, "fhir_base")
     assert settings.fhir_base is not None
@@ -550,6 +560,7 @@ def run_scan(settings: Settings, *, patients: Sequence[str] = (), since: str | N
             organization=settings.organization,
             evaluator=_default_evaluator(settings.mappings),
             progress_stream=progress_stream,
+            should_stop=should_stop,
         )
         return scanner.run()
     finally:

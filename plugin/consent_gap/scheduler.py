@@ -28,6 +28,7 @@ import logging
 import re
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -41,6 +42,8 @@ log = logging.getLogger("consent_gap.scheduler")
 JOB_ID = "consent-gap-scan"
 JOB_TABLE = "consent_gap_jobs"
 MISFIRE_GRACE_SECONDS = 6 * 3600
+#: Set on SIGTERM: a running scan stops between two batches (resumable) instead of being cut.
+STOP = threading.Event()
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
 
@@ -93,7 +96,7 @@ def scheduled_scan() -> int:
     from consent_gap.scan import run_scan
 
     settings = load_settings()
-    summary = run_scan(settings)
+    summary = run_scan(settings, should_stop=STOP.is_set)
     log.info("scheduled scan %s: run %s, %d patients, %d written, %d errors",
              summary.status, summary.run, summary.patients_done,
              sum(summary.written.values()), len(summary.errors))
@@ -153,7 +156,9 @@ def serve(settings: Settings) -> int:
         scheduler = build_scheduler(settings)
 
         def stop(signum: int, _frame: Any) -> None:
-            log.info("signal %d: stopping the scheduler", signum)
+            log.info("signal %d: stopping the scheduler (a running scan stops after its "
+                     "current batch and resumes next time)", signum)
+            STOP.set()
             scheduler.shutdown(wait=False)
 
         signal.signal(signal.SIGTERM, stop)

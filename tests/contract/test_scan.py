@@ -497,3 +497,25 @@ def test_preflight_names_what_is_missing(fake):
 
         with pytest.raises(UsageError, match="CONSENT_GAP_PRIVACY_OFFICER: Practitioner/nobody"):
             preflight(client, Settings(fhir_base=BASE, privacy_officer="Practitioner/nobody"))
+
+
+def test_a_stop_request_ends_the_run_between_batches_and_it_resumes(fake, store):
+    asked = {"n": 0}
+
+    def stop_after_first_batch():
+        asked["n"] += 1
+        return asked["n"] >= 2
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
+        fake.install(mocked)
+        scanner = Scanner(make_client(), store, ScanOptions(BASE, full=True, batch_size=3),
+                          privacy_officer="Practitioner/po-1", evaluator=stub_evaluate,
+                          should_stop=stop_after_first_batch)
+        stopped = scanner.run()
+        assert stopped.status == "failed"
+        assert stopped.patients_done == 3
+        assert "stopped on request" in stopped.errors[-1]
+        resumed, _ = scan(store, full=True)
+    assert resumed.resumed and resumed.run == stopped.run
+    assert resumed.patients_done == 4
+    assert len(fake.written("Communication")) == 7

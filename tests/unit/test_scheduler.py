@@ -115,7 +115,7 @@ def test_once_runs_one_scan_with_current_settings(tmp_path, monkeypatch):
     class Summary:
         status, run, patients_done, written, errors = "ok", 1, 3, {"Communication": 1}, []
 
-    def fake_run_scan(settings):
+    def fake_run_scan(settings, should_stop=None):
         calls.append(settings.fhir_base)
         return Summary()
 
