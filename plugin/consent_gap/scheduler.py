@@ -191,6 +191,7 @@ def status(settings: Settings, fmt: str, out: TextIO | None = None) -> int:
         "job": JOB_ID if job else None,
         "schedule": settings.schedule,
         "timezone": settings.timezone,
+        "registered_trigger": str(job.trigger) if job else None,
         "next_run": next_run,
         "last_run": runs[0].to_json() if runs else None,
     }
@@ -201,8 +202,9 @@ def status(settings: Settings, fmt: str, out: TextIO | None = None) -> int:
     if job is None:
         print("the scan job is not registered (start `consent-gap schedule` once)", file=stream)
     else:
-        print(f"job {JOB_ID}: schedule {settings.schedule!r} ({settings.timezone}), "
-              f"next run {next_run or 'paused'}", file=stream)
+        print(f"job {JOB_ID}: registered as {job.trigger}, next run {next_run or 'paused'} "
+              f"(the settings say {settings.schedule!r} in {settings.timezone}; a running "
+              "scheduler re-registers on its next start)", file=stream)
     last = record["last_run"]
     if last is None:
         print("no scan has run yet", file=stream)
