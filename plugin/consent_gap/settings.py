@@ -58,7 +58,7 @@ CONFIG_VARIABLE = "CONSENT_GAP_CONFIG"
 SCAN_SCOPES = " ".join(
     f"system/{grant}"
     for grant in (
-        "Patient.r",
+        "Patient.rs",  # .s too: the scan searches Patients by batch (`_id=a,b,c`)
         "Consent.rs",
         "Provenance.crs",
         "AuditEvent.rs",
@@ -69,6 +69,9 @@ SCAN_SCOPES = " ".join(
         # (check 6) and a disclosed Observation's labels; unreadable, it is unresolved (review).
         "RelatedPerson.rs",
         "Observation.rs",
+        # The scan reads the configured privacy officer and organization before it starts.
+        "Practitioner.rs",
+        "Organization.rs",
     )
 )
 
