@@ -261,3 +261,19 @@ def test_dry_run_on_the_command_line_writes_nothing(fhir_base, tmp_path, fmt):
     assert {row["identifier"].split("|")[1] for row in summary["would_write"]} == set(
         charts.expected())
     assert charts.written() == {"Communication": [], "DocumentReference": [], "Provenance": []}
+
+
+def test_backend_services_scan_through_the_launcher(fhir_base, proxy_base, tmp_path):
+    """SMART Backend Services for real: discovery on the proxy's base, a private_key_jwt
+    assertion with the key the launcher registered, system/ scopes enforced by the proxy."""
+    key = Path(__file__).parents[2] / "sandbox" / "var" / "keys" / "consent-gap-scan.pem"
+    if not key.exists():
+        pytest.fail(f"{key} is missing: the launcher creates it on its first start")
+    charts = load(fhir_base)
+    expected = charts.expected()
+    settings = charts.settings(tmp_path, fhir_base=proxy_base, auth="backend",
+                               private_key=key, client_id="consent-gap-scan")
+    summary = run_scan(settings, patients=charts.patients)
+    assert summary.status == "ok", summary.errors
+    assert summary.written["Provenance"] == len(expected)
+    assert_exactly(charts, expected)
