@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
+    delete,
     event,
     insert,
     select,
@@ -294,6 +295,10 @@ class CheckpointStore:
             connection.execute(
                 update(runs).where(runs.c.id == run_id).values(status=status, finished=_now())
             )
+            if status in (OK, ERRORS):
+                # A finished run is never resumed: its per-patient rows would only grow the
+                # database night after night (its counters stay in scan_runs).
+                connection.execute(delete(progress).where(progress.c.run_id == run_id))
         return self.run(run_id)
 
 

@@ -88,6 +88,8 @@ def test_a_killed_or_failed_run_is_resumable_by_the_same_selection_only(store):
     assert store.done_patients(killed.id) == {"p1"}
     store.finish(killed.id, OK)
     assert store.resumable(BASE, "sel-1") is None
+    assert store.done_patients(killed.id) == set()  # pruned once finished
+    assert store.run(killed.id).patients_done == 1
 
 
 def test_dry_runs_are_never_resumed(store):
