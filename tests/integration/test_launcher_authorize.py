@@ -276,7 +276,7 @@ def test_granted_scope_is_cut_down_to_the_registration(sandbox):
     started = start_authorization(
         sandbox,
         "consent-gap",
-        "launch patient/Consent.rs patient/Observation.rs",
+        "launch patient/Consent.rs patient/Immunization.rs",
         launch=ehr_launch(sandbox, PATIENT, "consent-gap"),
         redirect_uri=APP_REDIRECT,
     )
