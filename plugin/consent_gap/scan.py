@@ -549,6 +549,16 @@ def run_scan(settings: Settings, *, patients: Sequence[str] = (), since: str | N
     """One scan with these settings (used by the command and by the scheduler)."""
     require(settings, "fhir_base")
     assert settings.fhir_base is not None
+    from consent_gap.mappings import MappingsError
+
+    try:
+        evaluator = _default_evaluator(settings.mappings)
+    except MappingsError as error:
+        raise UsageError(f"CONSENT_GAP_MAPPINGS: {error}") from None
+    try:
+        evaluator([], settings.jurisdiction)  # an unknown jurisdiction fails now, not mid-scan
+    except ValueError as error:
+        raise UsageError(f"--jurisdiction / CONSENT_GAP_JURISDICTION: {error}") from None
     store = CheckpointStore(settings.database_url)
     client = make_client(settings)
     try:
@@ -562,7 +572,7 @@ def run_scan(settings: Settings, *, patients: Sequence[str] = (), since: str | N
                         batch_size=settings.batch_size),
             privacy_officer=settings.privacy_officer,
             organization=settings.organization,
-            evaluator=_default_evaluator(settings.mappings),
+            evaluator=evaluator,
             progress_stream=progress_stream,
             should_stop=should_stop,
         )
