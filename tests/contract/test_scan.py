@@ -524,6 +524,8 @@ def test_a_stop_request_ends_the_run_between_batches_and_it_resumes(fake, store)
 def test_unknown_jurisdiction_is_a_usage_error_before_any_request(tmp_path):
     from consent_gap.scan import UsageError, run_scan
 
-    with responses.RequestsMock(assert_all_requests_are_fired=False):  # no request allowed
-        with pytest.raises(UsageError, match="unknown jurisdiction 'US-ZZ'"):
-            run_scan(Settings(fhir_base=BASE, jurisdiction="US-ZZ", state_dir=tmp_path))
+    with (
+        responses.RequestsMock(assert_all_requests_are_fired=False),  # no request allowed
+        pytest.raises(UsageError, match="unknown jurisdiction 'US-ZZ'"),
+    ):
+        run_scan(Settings(fhir_base=BASE, jurisdiction="US-ZZ", state_dir=tmp_path))
