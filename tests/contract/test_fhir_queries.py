@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlsplit
 
-from consent_gap.fhir import CapabilityIndex
+import pytest
+from consent_gap.fhir import CapabilityIndex, FhirHttpError
 from consent_gap.fhir.queries import (
     CONSENT_GAP_TAG,
     DISCLOSE_SUBTYPE,
@@ -14,7 +15,8 @@ from consent_gap.fhir.queries import (
     fetch_chart,
     fetch_charts,
 )
-from fhirfakes import BASE, bundle
+from fhirfakes import BASE, bundle, outcome
+from responses import matchers
 
 
 def R(rtype, rid, **kw):
@@ -103,3 +105,141 @@ def test_changed_patients_come_from_included_patients(mocked, client):
     assert ("_lastUpdated", "ge2026-11-28T00:00:00Z") in asked["Consent"]
     assert ("_include:iterate", "Consent:patient") in asked["Provenance"]
     assert ("_tag:not", CONSENT_GAP_TAG) in asked["DocumentReference"]
+
+
+# -- completeness: what the server left out of its includes is fetched afterwards ------------
+
+def _ref(text):
+    return {"reference": text}
+
+
+def _disclosure(aid, *entities, agents=()):
+    return R("AuditEvent", aid, entity=[{"what": _ref(e)} for e in entities],
+             agent=[{"who": _ref(a)} for a in agents])
+
+
+def _q(**params):
+    return [matchers.query_param_matcher(params)]
+
+
+def _batch(mocked, audit, consent=(), notices=()):
+    """The four batch searches for p1, answering `audit` for the AuditEvent search."""
+    mocked.get(f"{BASE}/Patient", json=bundle([R("Patient", "p1")]))
+    mocked.get(f"{BASE}/Consent", json=bundle(list(consent)))
+    mocked.get(f"{BASE}/AuditEvent", json=bundle(audit))
+    mocked.get(f"{BASE}/Communication", json=bundle(list(notices)))
+
+
+def _keys(resources):
+    return {(r["resourceType"], r["id"]) for r in resources}
+
+
+def test_nothing_missing_means_no_follow_up(mocked, client):
+    ae = _disclosure("ae1", "Patient/p1", "DocumentReference/d1", "Observation/o1",
+                     agents=["Practitioner/dr1", "Organization/org1", "Device/dev1"])
+    _batch(mocked, [ae, R("DocumentReference", "d1"), R("Observation", "o1")])
+    got = fetch_charts(client, ["p1"], page_size=50)
+    assert client.request_count == 4  # referenced-by-type-only resources are never fetched
+    assert ("Observation", "o1") in _keys(got)
+
+
+def test_absent_recipient_is_fetched_by_id_in_one_follow_up(mocked, client):
+    ae = _disclosure("ae1", "Patient/p1", "DocumentReference/d1",
+                     agents=["Practitioner/dr1", "RelatedPerson/rp9"])
+    _batch(mocked, [ae, R("DocumentReference", "d1")])
+    mocked.get(f"{BASE}/RelatedPerson", json=bundle([R("RelatedPerson", "rp9")]),
+               match=_q(_id="rp9", _count="50"))
+    got = fetch_charts(client, ["p1"], page_size=50)
+    assert ("RelatedPerson", "rp9") in _keys(got)
+    # 4 searches + 1 by _id; the recipient is not an `_include`d entity, so nothing says the
+    # server dropped includes and no reverse search follows
+    assert client.request_count == 5
+    assert _query(mocked.calls[3]) == ("RelatedPerson", [("_id", "rp9"), ("_count", "50")])
+    # the notice search, run after the follow-up, covers the recipient found late
+    assert ("recipient", "Patient/p1,RelatedPerson/rp9") in _query(mocked.calls[4])[1]
+
+
+def test_dropped_include_is_fetched_and_reverse_includes_searched_again(mocked, client):
+    """HAPI's include cap: the page came back without d2 (and, as HAPI spends its budget on
+    reverse includes first, without the note n2 that documents ae2)."""
+    ae1 = _disclosure("ae1", "Patient/p1", "DocumentReference/d1")
+    ae2 = _disclosure("ae2", "Patient/p1", "DocumentReference/d2")
+    _batch(mocked, [ae1, ae2, R("DocumentReference", "d1"), R("DocumentReference", "n1")])
+    mocked.get(f"{BASE}/DocumentReference", json=bundle([R("DocumentReference", "d2")]),
+               match=_q(_id="d2", _count="50"))
+    mocked.get(f"{BASE}/DocumentReference",
+               json=bundle([R("DocumentReference", "n1"), R("DocumentReference", "n2")]),
+               match=_q(related="AuditEvent/ae1,AuditEvent/ae2", _count="50"))
+    got = fetch_charts(client, ["p1"], page_size=50)
+    assert {("DocumentReference", d) for d in ("d1", "d2", "n1", "n2")} <= _keys(got)
+    assert len(got) == len(_keys(got))  # each once
+    assert client.request_count == 6  # 4 searches + 1 by _id + 1 reverse search
+
+
+def test_refused_follow_up_leaves_the_resource_out(mocked, client):
+    ae = _disclosure("ae1", "Patient/p1", "Observation/o9", agents=["RelatedPerson/rp9"])
+    note = R("Communication", "n1", recipient=[_ref("RelatedPerson/rp9")])
+    _batch(mocked, [ae], notices=[note])
+    mocked.get(f"{BASE}/Observation", status=403, json=outcome("forbidden"))
+    mocked.get(f"{BASE}/RelatedPerson", status=404, json=outcome("gone"))
+    got = fetch_charts(client, ["p1"], page_size=50)
+    assert _keys(got) == {("Patient", "p1"), ("AuditEvent", "ae1"), ("Communication", "n1")}
+    # each absent resource is asked for once, even when the notice names it again
+    assert client.request_count == 6
+
+
+def test_follow_up_ids_go_in_chunks(mocked, client):
+    ids = [f"o{i:03d}" for i in range(120)]
+    _batch(mocked, [_disclosure("ae1", "Patient/p1", *(f"Observation/{i}" for i in ids))])
+    for chunk in (ids[:50], ids[50:100], ids[100:]):
+        mocked.get(f"{BASE}/Observation", json=bundle([R("Observation", i) for i in chunk]),
+                   match=_q(_id=",".join(chunk), _count="50"))
+    mocked.get(f"{BASE}/DocumentReference", json=bundle([]),
+               match=_q(related="AuditEvent/ae1", _count="50"))
+    got = fetch_charts(client, ["p1"], page_size=50)
+    assert {("Observation", i) for i in ids} <= _keys(got)
+    asked = [dict(_query(c)[1])["_id"].count(",") + 1 for c in mocked.calls
+             if _query(c)[0] == "Observation"]
+    assert asked == [50, 50, 20]
+    assert client.request_count == 4 + 3 + 1  # searches, _id chunks, one reverse search
+
+
+def test_server_saying_incomplete_triggers_the_reverse_search(mocked, client):
+    consents = [R("Consent", f"c{i}") for i in range(3)]
+    warning = {"resourceType": "OperationOutcome", "id": "w", "issue": [
+        {"severity": "warning", "code": "incomplete",
+         "diagnostics": "Include result was truncated"}]}
+    _batch(mocked, [], consent=[*consents, R("Provenance", "pv0"), warning])
+    mocked.get(f"{BASE}/Provenance", json=bundle([R("Provenance", "pv0"), R("Provenance", "pv2")]),
+               match=_q(target="Consent/c0,Consent/c1,Consent/c2", _count="50"))
+    got = fetch_charts(client, ["p1"], page_size=50)
+    assert {("Provenance", "pv0"), ("Provenance", "pv2")} <= _keys(got)
+    assert not any(r["resourceType"] == "OperationOutcome" for r in got)
+    assert client.request_count == 5
+
+
+def test_reverse_search_refused_fails_the_batch(mocked, client):
+    """A note or signature left out cannot be reported as unresolved: no silent decision."""
+    warning = {"resourceType": "OperationOutcome", "id": "w",
+               "issue": [{"severity": "warning", "code": "incomplete"}]}
+    _batch(mocked, [], consent=[R("Consent", "c1"), warning])
+    mocked.get(f"{BASE}/Provenance", status=403, json=outcome("forbidden"))
+    with pytest.raises(FhirHttpError):
+        fetch_charts(client, ["p1"], page_size=50)
+
+
+def test_versioned_references_and_late_notice_recipients_are_followed_up(mocked, client):
+    ae = _disclosure("ae1", "Patient/p1", "DocumentReference/d2/_history/3")
+    note = R("Communication", "n1", recipient=[_ref("Patient/p1"), _ref("RelatedPerson/rp7")])
+    _batch(mocked, [ae], notices=[note])
+    mocked.get(f"{BASE}/DocumentReference", json=bundle([R("DocumentReference", "d2")]),
+               match=_q(_id="d2", _count="50"))
+    mocked.get(f"{BASE}/DocumentReference", json=bundle([]),
+               match=_q(related="AuditEvent/ae1", _count="50"))
+    mocked.get(f"{BASE}/RelatedPerson", json=bundle([R("RelatedPerson", "rp7")]),
+               match=_q(_id="rp7", _count="50"))
+    got = fetch_charts(client, ["p1"], page_size=50)
+    assert {("DocumentReference", "d2"), ("RelatedPerson", "rp7")} <= _keys(got)
+    assert [_query(c)[0] for c in mocked.calls] == [
+        "Patient", "Consent", "AuditEvent", "DocumentReference", "DocumentReference",
+        "Communication", "RelatedPerson"]

@@ -17,20 +17,69 @@ For a batch of patients, four searches each covering the whole batch (`patient=a
 
 The plans are pure data (`Search`), so the benchmark's bare sweep can run exactly the same
 searches. Results are plain resource dicts, each once; what they mean is normalize.py's job:
-only `resourceType` and `id` are looked at here.
+here only `resourceType`, `id`, the `reference` strings (a generic walk, no element read by
+name except the one `_include` follows) and a search's OperationOutcome are looked at.
+
+Completeness does not rest on the page size. A server may return fewer `_include`d or
+`_revinclude`d resources than exist (HAPI caps them per page, 1,000 by default, and says
+nothing), so after the searches:
+
+- Referenced but absent (always): every relative reference in the disclosures to a type the
+  engine looks up in the data set (anything but Patient, Practitioner, PractitionerRole,
+  Organization, Device, Location, Endpoint, CareTeam, HealthcareService, AuditEvent: those are
+  read by reference only), and every RelatedPerson named by a Consent or a notice, that is not
+  in the results is fetched by `Type?_id=a,b,c` (`ID_CHUNK` ids per search). Nothing missing,
+  no request. A 401/403/404/410 leaves it out, and the engine reports the entity unresolved.
+- Reverse includes (only when a truncation is detectable): a search's `_revinclude`s are
+  re-run as plain searches (`DocumentReference?related=AuditEvent/a,...`,
+  `Provenance?target=Consent/...`, `RelatedPerson?patient=...`) for all its matches when
+  (a) the server put an OperationOutcome with issue code `incomplete` in the results (as the
+  Microsoft FHIR server does), or (b) a resource the search's `_include` should have brought
+  was absent and then found by `_id`: the server dropped includes, and HAPI, which loads the
+  reverse includes first and the forward ones from what is left of its budget, has then run
+  out on the reverse ones too. A refusal here raises (the batch fails): a missing note or
+  signature cannot be reported as unresolved, it would silently change a decision.
+
+Still undetectable, so still bounded by the page size (the scan asks 100 at a time, well
+under HAPI's 1,000): a server that drops reverse includes and says nothing, on a search with
+no `_include` to give it away (the Patient search's RelatedPersons, the Consent search's
+Provenance: a Consent may legitimately have no Provenance, so an absent one proves nothing),
+or on the AuditEvent search when the server spends its budget on forward includes first, or
+when the disclosures name no data (only their Patient). Absolute references
+(`http://.../Type/id`) are not followed up: they may name another server.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from consent_gap.fhir.capabilities import CapabilityIndex
+from consent_gap.fhir.errors import FhirHttpError
+
+log = logging.getLogger("consent_gap.fhir")
 
 DISCLOSE_SUBTYPE = "http://terminology.hl7.org/CodeSystem/iso-21089-lifecycle|disclose"
 CONSENT_GAP_TAG = "https://consent-gap.dev/fhir/tag|consent-gap"
 DEFAULT_PAGE_SIZE = 200
+#: Ids (or references) per follow-up search: short enough for a GET on any server.
+ID_CHUNK = 50
+#: Types the engine reads by reference only (normalize.py never looks them up in the data
+#: set, or the batch brings them anyway): never fetched in a follow-up.
+NOT_FETCHED = frozenset({
+    "Patient", "Practitioner", "PractitionerRole", "Organization", "Device", "AuditEvent",
+    "Location", "Endpoint", "CareTeam", "HealthcareService",
+})
+#: The element each `_include` we send follows (R4 search parameter -> element path).
+_INCLUDED_ELEMENT = {"AuditEvent:entity": "entity"}
+#: Statuses that mean "not for you" or "not there": the resource is left out.
+_LEFT_OUT = (401, 403, 404, 410)
+#: A relative reference, possibly to a version (`Type/id/_history/v`): what is fetched is `Type/id`.
+_RELATIVE = re.compile(
+    r"^([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?$")
 
 
 class SearchClient(Protocol):
@@ -87,8 +136,27 @@ def notice_search(patient_ids: Sequence[str], related_person_ids: Sequence[str])
     return Search("Communication", (("recipient", recipients), ("_tag:not", CONSENT_GAP_TAG)))
 
 
-def _key(resource: dict[str, Any]) -> tuple[str, str]:
+Key = tuple[str, str]
+
+
+def _key(resource: dict[str, Any]) -> Key:
     return str(resource.get("resourceType")), str(resource.get("id"))
+
+
+def _chunks(items: Sequence[str], size: int = ID_CHUNK) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield list(items[start:start + size])
+
+
+def _run(client: SearchClient, search: Search, found: dict[Key, dict[str, Any]],
+         page_size: int) -> list[dict[str, Any]]:
+    """One search across all its pages: every resource it returned (OperationOutcomes
+    included), each data resource also added once to `found`."""
+    got = list(client.search(search.type, list(search.params), page_size=page_size))
+    for resource in got:
+        if resource.get("resourceType") != "OperationOutcome":
+            found.setdefault(_key(resource), resource)
+    return got
 
 
 def run_searches(
@@ -97,8 +165,112 @@ def run_searches(
 ) -> None:
     """Run each search across all its pages, adding each resource once to `found`."""
     for s in searches:
-        for resource in client.search(s.type, list(s.params), page_size=page_size):
-            found.setdefault(_key(resource), resource)
+        _run(client, s, found, page_size)
+
+
+def references(node: Any) -> set[Key]:
+    """Every relative `Type/id` reference anywhere under `node`, as (type, id). A generic walk:
+    it reads no element by name, it only collects what may have to be fetched."""
+    found: set[Key] = set()
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            value = item.get("reference")
+            match = _RELATIVE.match(value) if isinstance(value, str) else None
+            if match:
+                found.add((match[1], match[2]))
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def wanted_references(found: dict[Key, dict[str, Any]]) -> set[Key]:
+    """What the engine may look up in the data set: whatever a disclosure names (disclosed
+    data, legal instruments, recipients) but the types in NOT_FETCHED, and the RelatedPersons
+    a Consent or a notice names (who signs, who is told)."""
+    wanted: set[Key] = set()
+    for (rtype, _rid), resource in found.items():
+        if rtype == "AuditEvent":
+            wanted |= {r for r in references(resource) if r[0] not in NOT_FETCHED}
+        elif rtype in ("Consent", "Communication"):
+            wanted |= {r for r in references(resource) if r[0] == "RelatedPerson"}
+    return wanted
+
+
+def _tolerant_search(client: SearchClient, rtype: str, params: list[tuple[str, str]],
+                     page_size: int) -> list[dict[str, Any]]:
+    """A follow-up the decision can do without: refused or absent leaves it out (the engine
+    then reports what it could not resolve)."""
+    try:
+        return list(client.search(rtype, params, page_size=page_size))
+    except FhirHttpError as error:
+        if error.status in _LEFT_OUT:
+            log.info("follow-up search of %s skipped: HTTP %s", rtype, error.status)
+            return []
+        raise
+
+
+def fetch_missing(
+    client: SearchClient, found: dict[Key, dict[str, Any]], tried: set[Key],
+    page_size: int = DEFAULT_PAGE_SIZE,
+) -> set[Key]:
+    """Fetch by `_id` what `wanted_references` names and `found` lacks (each at most once over
+    the calls sharing `tried`); returns the keys it added to `found`."""
+    missing = wanted_references(found) - found.keys() - tried
+    tried |= missing
+    by_type: dict[str, list[str]] = {}
+    for rtype, rid in sorted(missing):
+        by_type.setdefault(rtype, []).append(rid)
+    added: set[Key] = set()
+    for rtype, ids in by_type.items():
+        for chunk in _chunks(ids):
+            for resource in _tolerant_search(client, rtype, [("_id", ",".join(chunk))],
+                                             page_size):
+                key = _key(resource)
+                if key not in found and resource.get("resourceType") != "OperationOutcome":
+                    found[key] = resource
+                    added.add(key)
+    if missing:
+        log.info("follow-up: %d referenced resource(s) absent from the searches, %d fetched",
+                 len(missing), len(added))
+    return added
+
+
+def _says_incomplete(results: Iterable[dict[str, Any]]) -> bool:
+    """The server put an OperationOutcome with an `incomplete` issue among the results."""
+    return any(
+        r.get("resourceType") == "OperationOutcome" and any(
+            isinstance(i, dict) and i.get("code") == "incomplete" for i in r.get("issue") or [])
+        for r in results)
+
+
+def includes_lost(search: Search, results: list[dict[str, Any]], recovered: set[Key]) -> bool:
+    """True when this search's results are known to lack included resources: the server said
+    so, or something its `_include` should have brought was found later by `_id`."""
+    if _says_incomplete(results):
+        return True
+    for name, value in search.params:
+        element = _INCLUDED_ELEMENT.get(value) if name == "_include" else None
+        if element and any(references(r.get(element)) & recovered
+                           for r in results if r.get("resourceType") == search.type):
+            return True
+    return False
+
+
+def reverse_searches(search: Search, results: list[dict[str, Any]]) -> list[Search]:
+    """Each `_revinclude=Type:param` of `search` as a plain search `Type?param=<matches>`,
+    `ID_CHUNK` references at a time."""
+    matches = sorted({f"{search.type}/{r['id']}" for r in results
+                      if r.get("resourceType") == search.type and r.get("id")})
+    out = []
+    for name, value in search.params:
+        if name != "_revinclude":
+            continue
+        rtype, param = value.split(":")[:2]
+        out += [Search(rtype, ((param, ",".join(chunk)),)) for chunk in _chunks(matches)]
+    return out
 
 
 def fetch_charts(
@@ -109,16 +281,27 @@ def fetch_charts(
     page_size: int = DEFAULT_PAGE_SIZE,
     disclosed_since: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Every resource the engine needs for these patients, each once (see the module doc).
-    Pass the server's CapabilityIndex to use `_revinclude=Communication:about` where declared.
-    Feed the result to `evaluate()` as a list of resources."""
+    """Every resource the engine needs for these patients, each once (see the module doc:
+    the four searches, then the follow-ups that make the result complete whatever the server
+    left out of its includes). Pass the server's CapabilityIndex to use
+    `_revinclude=Communication:about` where declared. Feed the result to `evaluate()` as a
+    list of resources."""
     about = communication_about_supported(caps)
-    found: dict[tuple[str, str], dict[str, Any]] = {}
-    run_searches(client, chart_searches(patient_ids, communication_about=about,
-                                        disclosed_since=disclosed_since), found, page_size)
+    found: dict[Key, dict[str, Any]] = {}
+    searches = chart_searches(patient_ids, communication_about=about,
+                              disclosed_since=disclosed_since)
+    results = [(s, _run(client, s, found, page_size)) for s in searches]
+    tried: set[Key] = set()
+    recovered = fetch_missing(client, found, tried, page_size)
+    for search, got in results:
+        if includes_lost(search, got, recovered):
+            log.warning("%s search: the server left out included resources; searching "
+                        "for its reverse includes one by one", search.type)
+            run_searches(client, reverse_searches(search, got), found, page_size)
     if not about and patient_ids:
         related = sorted(rid for rtype, rid in found if rtype == "RelatedPerson")
         run_searches(client, [notice_search(patient_ids, related)], found, page_size)
+        fetch_missing(client, found, tried, page_size)
     return list(found.values())
 
 
