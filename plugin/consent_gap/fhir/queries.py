@@ -139,11 +139,21 @@ def notice_search(patient_ids: Sequence[str], related_person_ids: Sequence[str])
 Key = tuple[str, str]
 
 
-def _key(resource: dict[str, Any]) -> Key:
+def resource_key(resource: dict[str, Any]) -> Key:
+    """A resource's identity in a result set: (type, id)."""
     return str(resource.get("resourceType")), str(resource.get("id"))
 
 
-def _chunks(items: Sequence[str], size: int = ID_CHUNK) -> Iterator[list[str]]:
+def collect(found: dict[Key, dict[str, Any]], resources: Iterable[dict[str, Any]]) -> None:
+    """Add each data resource to `found` once (the first copy wins): a resource included by
+    several searches or pages is the same resource. OperationOutcomes are not data."""
+    for resource in resources:
+        if resource.get("resourceType") != "OperationOutcome":
+            found.setdefault(resource_key(resource), resource)
+
+
+def chunks(items: Sequence[str], size: int = ID_CHUNK) -> Iterator[list[str]]:
+    """`items` in runs of at most `size`: one follow-up search per run."""
     for start in range(0, len(items), size):
         yield list(items[start:start + size])
 
@@ -153,9 +163,7 @@ def _run(client: SearchClient, search: Search, found: dict[Key, dict[str, Any]],
     """One search across all its pages: every resource it returned (OperationOutcomes
     included), each data resource also added once to `found`."""
     got = list(client.search(search.type, list(search.params), page_size=page_size))
-    for resource in got:
-        if resource.get("resourceType") != "OperationOutcome":
-            found.setdefault(_key(resource), resource)
+    collect(found, got)
     return got
 
 
@@ -199,15 +207,16 @@ def wanted_references(found: dict[Key, dict[str, Any]]) -> set[Key]:
     return wanted
 
 
-def _tolerant_search(client: SearchClient, rtype: str, params: list[tuple[str, str]],
-                     page_size: int) -> list[dict[str, Any]]:
-    """A follow-up the decision can do without: refused or absent leaves it out (the engine
-    then reports what it could not resolve)."""
+def tolerant_search(client: SearchClient, rtype: str, params: Any,
+                    page_size: int = DEFAULT_PAGE_SIZE) -> list[dict[str, Any]]:
+    """A search the decision can do without (a follow-up, or one outside the granted scopes):
+    refused or absent leaves its resources out (the engine then reports what it could not
+    resolve); any other failure raises. `params` as `client.search` takes them."""
     try:
         return list(client.search(rtype, params, page_size=page_size))
     except FhirHttpError as error:
         if error.status in _LEFT_OUT:
-            log.info("follow-up search of %s skipped: HTTP %s", rtype, error.status)
+            log.info("search of %s skipped: HTTP %s", rtype, error.status)
             return []
         raise
 
@@ -225,10 +234,10 @@ def fetch_missing(
         by_type.setdefault(rtype, []).append(rid)
     added: set[Key] = set()
     for rtype, ids in by_type.items():
-        for chunk in _chunks(ids):
-            for resource in _tolerant_search(client, rtype, [("_id", ",".join(chunk))],
-                                             page_size):
-                key = _key(resource)
+        for chunk in chunks(ids):
+            for resource in tolerant_search(client, rtype, [("_id", ",".join(chunk))],
+                                            page_size):
+                key = resource_key(resource)
                 if key not in found and resource.get("resourceType") != "OperationOutcome":
                     found[key] = resource
                     added.add(key)
@@ -269,7 +278,7 @@ def reverse_searches(search: Search, results: list[dict[str, Any]]) -> list[Sear
         if name != "_revinclude":
             continue
         rtype, param = value.split(":")[:2]
-        out += [Search(rtype, ((param, ",".join(chunk)),)) for chunk in _chunks(matches)]
+        out += [Search(rtype, ((param, ",".join(chunk)),)) for chunk in chunks(matches)]
     return out
 
 

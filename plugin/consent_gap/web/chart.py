@@ -8,10 +8,9 @@ for what those reference) so that the panel costs little more than the bare read
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Any
@@ -19,7 +18,8 @@ from typing import Any
 import requests
 from flask import current_app
 
-from consent_gap.fhir import BearerAuth, FhirClient, FhirError, FhirHttpError
+from consent_gap.fhir import BearerAuth, FhirClient, FhirError
+from consent_gap.fhir.queries import Key, chunks, collect, tolerant_search, wanted_references
 
 from . import oauth
 from .config import WebConfig
@@ -28,7 +28,6 @@ from .context import Launch, save_launch
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 200
-ID_CHUNK = 40
 
 
 class SessionExpired(Exception):
@@ -77,31 +76,20 @@ def _search(client: FhirClient, rtype: str, params: dict[str, str]) -> list[dict
     return list(client.search(rtype, params, page_size=PAGE_SIZE))
 
 
-def _chunks(items: list[str], size: int = ID_CHUNK) -> Iterable[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _tolerant(call: Callable[[], list[dict[str, Any]]], what: str) -> list[dict[str, Any]]:
-    """A read the decision can do without: refused (outside the granted scopes) or absent
-    leaves the resources out, and the engine then reports what it could not resolve."""
-    try:
-        return call()
-    except FhirHttpError as error:
-        if error.status in (401, 403, 404, 410):
-            log.info("read of %s skipped: HTTP %s", what, error.status)
-            return []
-        raise
+def _tolerant(client: FhirClient, rtype: str, params: dict[str, str]) -> list[dict[str, Any]]:
+    return tolerant_search(client, rtype, params, PAGE_SIZE)
 
 
 def fetch_chart(client: FhirClient, patient_id: str, *, workers: int = 6) -> ChartData:
-    """Everything the engine needs about one patient, as resource dicts (deduplicated).
+    """Everything the engine needs about one patient, as resource dicts (each once).
 
     Round 1: the Patient, their Consents, disclosure AuditEvents, DocumentReferences,
     Communications (by subject and by recipient) and RelatedPersons. Round 2: the Provenance
-    that signs each Consent, and whatever the AuditEvents reference that round 1 did not bring
-    (disclosed records, legal instruments, recipients who are RelatedPersons): without them a
-    disclosed entity is unresolved (CONTRACT 1.1) and the decision would differ.
+    that signs each Consent, and what round 1 references but did not bring, as the scan's
+    `wanted_references` defines it (disclosed records, legal instruments, recipients who are
+    RelatedPersons, the RelatedPersons a Consent or notice names): without them a disclosed
+    entity is unresolved (CONTRACT 1.1) and the decision would differ. Every search names the
+    patient, as a patient-scoped server (or the launcher's proxy) refuses one that does not.
     """
     ref = f"Patient/{patient_id}"
     round_one: dict[str, Callable[[], list[dict[str, Any]]]] = {
@@ -112,29 +100,30 @@ def fetch_chart(client: FhirClient, patient_id: str, *, workers: int = 6) -> Cha
         "comm_subject": lambda: _search(client, "Communication", {"patient": ref}),
         # Notices sent to the patient without a subject; a patient-scoped server may refuse
         # a search not narrowed by patient=, and then the subject search above is all there is.
-        "comm_recipient": lambda: _tolerant(
-            lambda: _search(client, "Communication", {"recipient": ref}), "Communication"),
-        "related": lambda: _tolerant(
-            lambda: _search(client, "RelatedPerson", {"patient": ref}), "RelatedPerson"),
+        "comm_recipient": lambda: _tolerant(client, "Communication", {"recipient": ref}),
+        "related": lambda: _tolerant(client, "RelatedPerson", {"patient": ref}),
     }
+    found: dict[Key, dict[str, Any]] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {name: pool.submit(call) for name, call in round_one.items()}
         got = {name: future.result() for name, future in futures.items()}
-        have = {_key(r) for rs in got.values() for r in rs}
+        for resources in got.values():
+            collect(found, resources)
         consent_refs = [f"Consent/{c['id']}" for c in got["consents"] if c.get("id")]
-        wanted = _missing_references(got["audit"], have)
+        wanted: dict[str, list[str]] = {}
+        for rtype, rid in sorted(wanted_references(found) - found.keys()):
+            wanted.setdefault(rtype, []).append(rid)
         round_two = [
             pool.submit(_search, client, "Provenance", {"target": ",".join(chunk)})
-            for chunk in _chunks(consent_refs)
+            for chunk in chunks(consent_refs)
         ] + [
-            pool.submit(_tolerant,
-                        lambda t=rtype, c=chunk: _search(client, t, _by_id(t, c, ref)), rtype)
-            for rtype, ids in sorted(wanted.items())
-            for chunk in _chunks(sorted(ids))
+            pool.submit(_tolerant, client, rtype, _by_id(rtype, chunk, ref))
+            for rtype, ids in wanted.items()
+            for chunk in chunks(ids)
         ]
-        extra = [r for future in round_two for r in future.result()]
-    resources = _dedupe([r for rs in got.values() for r in rs] + extra)
-    return ChartData(patient_id, resources)
+        for future in round_two:
+            collect(found, future.result())
+    return ChartData(patient_id, list(found.values()))
 
 
 # Types whose search takes `patient` (so a patient-scoped server accepts the search by id).
@@ -150,58 +139,6 @@ def _by_id(rtype: str, ids: list[str], patient_ref: str) -> dict[str, str]:
     if rtype in _PATIENT_SEARCH:
         params["patient"] = patient_ref
     return params
-
-
-# Types an AuditEvent names that the engine reads by reference only (their resources add
-# nothing to a decision), so the panel does not fetch them.
-_NOT_FETCHED = frozenset({
-    "Patient", "Practitioner", "PractitionerRole", "Organization", "Device", "AuditEvent",
-    "Location", "Endpoint", "CareTeam", "HealthcareService",
-})
-
-
-def _missing_references(audits: list[dict[str, Any]], have: set[str]) -> dict[str, set[str]]:
-    wanted: dict[str, set[str]] = {}
-    for reference in _all_references(audits):
-        rtype, rid = reference.split("/", 1)
-        if rtype not in _NOT_FETCHED and reference not in have:
-            wanted.setdefault(rtype, set()).add(rid)
-    return wanted
-
-
-def _key(resource: dict[str, Any]) -> str:
-    return f"{resource.get('resourceType')}/{resource.get('id')}"
-
-
-def _dedupe(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    seen: dict[str, dict[str, Any]] = {}
-    for resource in resources:
-        seen.setdefault(_key(resource), resource)
-    return list(seen.values())
-
-
-_RELATIVE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
-
-
-def _all_references(resources: Iterable[dict[str, Any]]) -> set[str]:
-    """Every relative ``Type/id`` reference anywhere in ``resources``. A generic walk: it reads
-    no FHIR element by name (that is normalize.py's job), it only collects what to fetch."""
-    found: set[str] = set()
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            value = node.get("reference")
-            if isinstance(value, str) and _RELATIVE.match(value):
-                found.add(value)
-            for child in node.values():
-                walk(child)
-        elif isinstance(node, list):
-            for child in node:
-                walk(child)
-
-    for resource in resources:
-        walk(resource)
-    return found
 
 
 def _decide(client: FhirClient, launch: Launch, jurisdiction: str | None,
