@@ -590,26 +590,38 @@ def configure_logging() -> None:
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def run(args: argparse.Namespace) -> int:
-    """``consent-gap scan`` (arguments declared in cli.py)."""
+def run_command(name: str, body: Callable[[], int]) -> int:
+    """Run a command's body with logging set up, turning the failures a user can act on into
+    one line on standard error and an exit code: 2 for a setting, argument or key file to fix,
+    1 for a server that failed or could not be discovered. Shared by ``scan`` and
+    ``schedule`` so that both report and exit alike."""
     from consent_gap.smart.discovery import DiscoveryError
     from consent_gap.smart.keys import KeyFileError
 
     configure_logging()
     try:
-        settings = scan_settings(args)
-        if args.status:
-            return print_status(settings, args.format)
-        if args.patient and (args.since or args.full):
-            raise UsageError("--patient cannot be combined with --since or --full")
-        summary = run_scan(settings, patients=args.patient, since=args.since, full=args.full,
-                           dry_run=args.dry_run)
+        return body()
     except (SettingsError, UsageError, KeyFileError) as error:
-        print(f"consent-gap scan: {error}", file=sys.stderr)
+        print(f"consent-gap {name}: {error}", file=sys.stderr)
         return EXIT_USAGE
     except (FhirError, DiscoveryError) as error:
-        print(f"consent-gap scan: {error}", file=sys.stderr)
+        print(f"consent-gap {name}: {error}", file=sys.stderr)
         return EXIT_ERRORS
+
+
+def run(args: argparse.Namespace) -> int:
+    """``consent-gap scan`` (arguments declared in cli.py)."""
+    return run_command("scan", lambda: _scan_command(args))
+
+
+def _scan_command(args: argparse.Namespace) -> int:
+    settings = scan_settings(args)
+    if args.status:
+        return print_status(settings, args.format)
+    if args.patient and (args.since or args.full):
+        raise UsageError("--patient cannot be combined with --since or --full")
+    summary = run_scan(settings, patients=args.patient, since=args.since, full=args.full,
+                       dry_run=args.dry_run)
     if args.format == "json":
         json.dump(summary.to_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")

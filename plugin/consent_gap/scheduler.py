@@ -218,22 +218,14 @@ def status(settings: Settings, fmt: str, out: TextIO | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """``consent-gap schedule`` (arguments declared in cli.py)."""
-    from consent_gap.fhir.errors import FhirError
-    from consent_gap.scan import UsageError, configure_logging
-    from consent_gap.smart.discovery import DiscoveryError
-    from consent_gap.smart.keys import KeyFileError
+    from consent_gap.scan import run_command
 
-    configure_logging()
-    try:
+    def body() -> int:
         settings = load_settings()
         if args.status:
             return status(settings, args.format)
         if args.once:
             return scheduled_scan()
         return serve(settings)
-    except (SettingsError, UsageError, KeyFileError) as error:
-        print(f"consent-gap schedule: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except (FhirError, DiscoveryError) as error:
-        print(f"consent-gap schedule: {error}", file=sys.stderr)
-        return EXIT_ERRORS
+
+    return run_command("schedule", body)
