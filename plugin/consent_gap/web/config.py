@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from consent_gap.settings import Settings
+
 log = logging.getLogger(__name__)
 
 # INTERFACES' panel scopes plus two reads the contract needs: RelatedPerson (who may sign for
@@ -38,9 +40,6 @@ PANEL_SCOPES = " ".join(
     ]
 )
 
-DEFAULT_PUBLIC_URL = "http://127.0.0.1:8082"
-
-
 def origin_of(url: str) -> str:
     """``scheme://host[:port]`` of a URL, lower-cased: what CSP and the Origin header compare."""
     parts = urlsplit(url)
@@ -51,15 +50,16 @@ def origin_of(url: str) -> str:
 class WebConfig:
     """Run-time configuration of the app (see README for the variables behind each field)."""
 
+    # The defaults are the settings' (one place to change them); None, False and () mean unset.
     allowed_issuers: tuple[str, ...] = ()
-    client_id: str = "consent-gap"
-    public_url: str = DEFAULT_PUBLIC_URL
+    client_id: str = Settings.app_client_id
+    public_url: str = Settings.public_url
     redirect_uri: str | None = None
     secret_key: str | None = None
     dev_insecure_cookies: bool = False
     frame_ancestors: tuple[str, ...] = ()
-    session_store: str = "memory"
-    session_ttl: int = 3600
+    session_store: str = Settings.session_store
+    session_ttl: int = Settings.session_ttl
     scopes: str = PANEL_SCOPES
     jurisdiction: str | None = None
     privacy_officer: str | None = None
