@@ -193,15 +193,19 @@ class Authorization:
     last_updated: datetime | None = None
     performers: tuple[str, ...] = ()
     provision: Provision | None = None
+    narrative: str | None = None  # Consent.text.div, for the panel's label only; never decides
 
 
 @dataclass(frozen=True, slots=True)
 class Person:
-    """A Patient: the age rules need its birth date; the access row its identifiers."""
+    """A Patient: the age rules need its birth date; the access row its identifiers. Name and
+    gender are for the panel's banner only: nothing is decided on them."""
 
     reference: str
     birth_date: date | None = None
     identifiers: frozenset[str] = frozenset()
+    name: str | None = None
+    gender: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

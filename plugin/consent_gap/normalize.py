@@ -136,6 +136,19 @@ def _identifier(value: Any) -> str | None:
     return None
 
 
+def _human_name(names: Any) -> str | None:
+    """The official HumanName (else the first) as display text; for the banner only."""
+    usable = [n for n in _list(names) if isinstance(n, dict)]
+    if not usable:
+        return None
+    name = next((n for n in usable if n.get("use") == "official"), usable[0])
+    text = name.get("text")
+    if isinstance(text, str) and text.strip():
+        return text.strip()
+    parts = [p for p in [*_list(name.get("given")), name.get("family")] if isinstance(p, str)]
+    return " ".join(parts).strip() or None
+
+
 class _References:
     """Turns any reference form into the canonical 'Type/id' the index uses."""
 
@@ -369,11 +382,14 @@ class _Reader:
 
     def person(self, key: str, resource: dict) -> Person:
         birth = resource.get("birthDate")
+        gender = resource.get("gender")
         return Person(
             reference=key,
             birth_date=None if birth is None else parse_instant(birth, "birthDate").date(),
             identifiers=frozenset(filter(None, map(_identifier,
                                                    _list(resource.get("identifier"))))),
+            name=_human_name(resource.get("name")),
+            gender=gender if isinstance(gender, str) else None,
         )
 
     def representative(self, key: str, resource: dict) -> Representative:
@@ -451,6 +467,8 @@ class _Reader:
             performers=tuple(r for r in map(self.refs.of, _list(resource.get("performer")))
                              if r),
             provision=provision,
+            narrative=div if isinstance(div := _dict(resource.get("text")).get("div"), str)
+            else None,
         )
 
     def provision(self, node: dict, start: datetime | None, end: datetime | None, where: str,

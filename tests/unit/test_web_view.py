@@ -58,7 +58,7 @@ def test_banner_only_when_the_ehr_asks():
     view = build_view(launch("p-lteague", banner=False), data, evaluate(data, "US-TX"),
                       WebConfig())
     assert view.banner is None
-    assert banner_of(data, "nobody") is None
+    assert banner_of(None, "Patient/nobody") is None
 
 
 def test_reasons_group_consents_in_first_seen_order():
@@ -75,3 +75,22 @@ def test_timeline_marks_match_the_findings_in_order():
     view = build_view(launch("p-pnholt"), data, report, WebConfig())
     assert [m.anchor for m in view.timeline.marks] == [f.anchor for f in view.findings]
     assert [m.decision for m in view.timeline.marks] == [str(f.decision) for f in report.findings]
+
+
+def test_banner_shows_the_official_name_normalize_read():
+    data = resources("07-duty-to-warn-tx.json")
+    view = build_view(launch("p-lteague"), data, evaluate(data, "US-TX"), WebConfig())
+    assert view.banner is not None
+    assert (view.banner.name, view.banner.birth_date, view.banner.gender) == (
+        "Lucinda Marrow-Teague", "1990-04-12", "female")
+
+
+def test_consent_label_is_its_narrative_as_plain_text():
+    data = resources("03-authorization-revoked.json")
+    (consent,) = [r for r in data if r["resourceType"] == "Consent"
+                  and r["id"] == "c-mferris-family"]
+    view = build_view(launch("p-mferris"), data, evaluate(data, "US-CA"), WebConfig())
+    summaries = {row.ref: row.text for row in view.authorizations}
+    label = summaries["Consent/c-mferris-family"]
+    assert label and "<" not in label
+    assert label.split()[0] in consent["text"]["div"]

@@ -19,6 +19,7 @@ from consent_gap.domain import (
     Decision,
     Documentation,
     Finding,
+    Person,
     Problem,
 )
 
@@ -213,13 +214,14 @@ def build_view(launch: Launch, resources: list[dict[str, Any]], report: Any,
     patient_ref = launch.patient_ref
     chart = dataset.charts.get(patient_ref)
     authorizations = list(chart.consents) if chart else []
-    summaries = consent_summaries(resources)
+    summaries = consent_summaries(authorizations)
     spans = spans_of(authorizations, summaries)
     findings = list(report.findings)
     return PanelView(
         lid=launch.lid,
         patient=patient_ref,
-        banner=banner_of(resources, launch.patient) if launch.need_patient_banner else None,
+        banner=banner_of(chart.patient if chart else None, patient_ref)
+        if launch.need_patient_banner else None,
         counts=counts(findings),
         timeline=layout(findings, spans),
         authorizations=authorization_rows(spans, summaries),
@@ -233,8 +235,8 @@ def build_view(launch: Launch, resources: list[dict[str, Any]], report: Any,
     )
 
 
-# ---- display-only reads of two FHIR elements the engine does not need (the patient's name
-# ---- for the banner, a Consent's narrative for its label). Text only: never decides anything.
+# ---- display text: the patient's name for the banner, a Consent's narrative for its label
+# ---- (read by normalize.py; text only, never decides anything).
 
 _TAG = re.compile(r"<[^>]*>")
 _SPACE = re.compile(r"\s+")
@@ -246,25 +248,13 @@ def _plain(text: str, limit: int = 160) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "\u2026"
 
 
-def consent_summaries(resources: list[dict[str, Any]]) -> dict[str, str]:
-    out = {}
-    for resource in resources:
-        if resource.get("resourceType") != "Consent" or not resource.get("id"):
-            continue
-        div = (resource.get("text") or {}).get("div")
-        if isinstance(div, str) and div.strip():
-            out[f"Consent/{resource['id']}"] = _plain(div)
-    return out
+def consent_summaries(authorizations: list[Authorization]) -> dict[str, str]:
+    return {a.reference: _plain(a.narrative) for a in authorizations
+            if a.narrative and a.narrative.strip()}
 
 
-def banner_of(resources: list[dict[str, Any]], patient_id: str | None) -> Banner | None:
-    for resource in resources:
-        if resource.get("resourceType") == "Patient" and resource.get("id") == patient_id:
-            names = [n for n in resource.get("name") or [] if isinstance(n, dict)]
-            name = next((n for n in names if n.get("use") == "official"), names[0] if names else {})
-            text = name.get("text") or " ".join(
-                [*(name.get("given") or []), name.get("family") or ""]
-            ).strip()
-            return Banner(text or f"Patient/{patient_id}", resource.get("birthDate"),
-                          resource.get("gender"))
-    return None
+def banner_of(person: Person | None, patient_ref: str | None) -> Banner | None:
+    if person is None:
+        return None
+    birth = person.birth_date.isoformat() if person.birth_date else None
+    return Banner(person.name or patient_ref or person.reference, birth, person.gender)
