@@ -30,6 +30,9 @@ class Report:
     problems: list[Problem] = field(default_factory=list)
     ruleset: str = RULESET
     jurisdiction: str | None = None
+    # The normalized chart of every patient the data names, so a caller that shows more than
+    # the findings (the panel's timeline of authorizations) need not normalize again.
+    charts: dict[str | None, Chart] = field(default_factory=dict, repr=False, compare=False)
 
     def to_json(self) -> dict:
         """Exactly the JSON of CONTRACT.md section 2."""
@@ -121,4 +124,5 @@ def _evaluate(data: Any, jurisdiction: str | None, rules: Rules | None) -> Repor
             instruments=disclosure.instrument_refs,
         ))
     return Report(findings=findings, problems=dataset.problems, ruleset=RULESET,
-                  jurisdiction=place.code if place is not None else None)
+                  jurisdiction=place.code if place is not None else None,
+                  charts=dataset.charts)

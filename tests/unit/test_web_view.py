@@ -25,7 +25,7 @@ def launch(patient: str, banner: bool = True) -> Launch:
 
 def test_revoked_consent_is_a_revoked_bar_ending_at_its_revocation():
     data = resources("03-authorization-revoked.json")
-    view = build_view(launch("p-mferris"), data, evaluate(data, "US-CA"),
+    view = build_view(launch("p-mferris"), evaluate(data, "US-CA"),
                       WebConfig(jurisdiction="US-CA"))
     (bar,) = view.timeline.bars
     assert bar.ref == "Consent/c-mferris-family" and bar.state == "revoked"
@@ -44,7 +44,7 @@ def test_revoked_consent_is_a_revoked_bar_ending_at_its_revocation():
 
 def test_missing_documentation_offers_the_draft_and_an_officer_enables_alerts():
     data = resources("07-duty-to-warn-tx.json")
-    view = build_view(launch("p-lteague"), data, evaluate(data, "US-TX"),
+    view = build_view(launch("p-lteague"), evaluate(data, "US-TX"),
                       WebConfig(jurisdiction="US-TX", privacy_officer="Practitioner/po"))
     (item,) = view.findings
     assert item.finding.documentation == "missing" and item.can_draft
@@ -55,7 +55,7 @@ def test_missing_documentation_offers_the_draft_and_an_officer_enables_alerts():
 
 def test_banner_only_when_the_ehr_asks():
     data = resources("07-duty-to-warn-tx.json")
-    view = build_view(launch("p-lteague", banner=False), data, evaluate(data, "US-TX"),
+    view = build_view(launch("p-lteague", banner=False), evaluate(data, "US-TX"),
                       WebConfig())
     assert view.banner is None
     assert banner_of(None, "Patient/nobody") is None
@@ -72,14 +72,14 @@ def test_reasons_group_consents_in_first_seen_order():
 def test_timeline_marks_match_the_findings_in_order():
     data = resources("02-authorization-expired.json")
     report = evaluate(data)
-    view = build_view(launch("p-pnholt"), data, report, WebConfig())
+    view = build_view(launch("p-pnholt"), report, WebConfig())
     assert [m.anchor for m in view.timeline.marks] == [f.anchor for f in view.findings]
     assert [m.decision for m in view.timeline.marks] == [str(f.decision) for f in report.findings]
 
 
 def test_banner_shows_the_official_name_normalize_read():
     data = resources("07-duty-to-warn-tx.json")
-    view = build_view(launch("p-lteague"), data, evaluate(data, "US-TX"), WebConfig())
+    view = build_view(launch("p-lteague"), evaluate(data, "US-TX"), WebConfig())
     assert view.banner is not None
     assert (view.banner.name, view.banner.birth_date, view.banner.gender) == (
         "Lucinda Marrow-Teague", "1990-04-12", "female")
@@ -89,7 +89,7 @@ def test_consent_label_is_its_narrative_as_plain_text():
     data = resources("03-authorization-revoked.json")
     (consent,) = [r for r in data if r["resourceType"] == "Consent"
                   and r["id"] == "c-mferris-family"]
-    view = build_view(launch("p-mferris"), data, evaluate(data, "US-CA"), WebConfig())
+    view = build_view(launch("p-mferris"), evaluate(data, "US-CA"), WebConfig())
     summaries = {row.ref: row.text for row in view.authorizations}
     label = summaries["Consent/c-mferris-family"]
     assert label and "<" not in label

@@ -68,6 +68,6 @@ def add_notice(lid: str, kind: str, text: str) -> None:
 @with_launch
 def show(launch: Launch):
     config = current_app.extensions["consent_gap"]
-    chart, report = load_report(launch)
-    view = build_view(launch, chart.resources, report, config)
+    _chart, report = load_report(launch)
+    view = build_view(launch, report, config)
     return render_template("panel.html", view=view, notices=take_notices(launch.lid))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
 
 from consent_gap import RULESET
 from consent_gap.domain import (
@@ -22,6 +21,7 @@ from consent_gap.domain import (
     Person,
     Problem,
 )
+from consent_gap.evaluate import Report
 
 from .config import WebConfig
 from .context import Launch
@@ -203,16 +203,10 @@ def _finding_view(index: int, finding: Finding, officer: bool) -> FindingView:
     )
 
 
-def build_view(launch: Launch, resources: list[dict[str, Any]], report: Any,
-               config: WebConfig) -> PanelView:
+def build_view(launch: Launch, report: Report, config: WebConfig) -> PanelView:
     """The panel's content for one launch."""
-    from consent_gap.mappings import load_rules
-    from consent_gap.normalize import normalize
-
-    rules = load_rules(config.mappings) if config.mappings else load_rules()
-    dataset = normalize(resources, rules)
     patient_ref = launch.patient_ref
-    chart = dataset.charts.get(patient_ref)
+    chart = report.charts.get(patient_ref)
     authorizations = list(chart.consents) if chart else []
     summaries = consent_summaries(authorizations)
     spans = spans_of(authorizations, summaries)
