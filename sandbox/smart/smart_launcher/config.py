@@ -42,19 +42,11 @@ class ClientSpec:
         return "none" if self.client_type == "public" else "private_key_jwt"
 
 
-@dataclass
-class LauncherConfig:
-    """Everything create_app needs. `origin` is the launcher's own scheme://host:port."""
+class LauncherUrls:
+    """The launcher's own URLs, derived from its `origin` (scheme://host:port): one place for
+    the app's configuration and the test harness that drives a running launcher."""
 
     origin: str
-    upstream: str
-    keys_dir: Path
-    clients: dict[str, ClientSpec] = field(default_factory=dict)
-    practitioner: str = "sandbox-practitioner"
-    practitioner_name: str = "Dana Sandbox"
-    access_token_lifetime: int = 3600
-    backend_token_lifetime: int = 300
-    published_jwks: dict[str, dict] = field(default_factory=dict)  # client_id -> JWKS served by us
 
     @property
     def fhir_base(self) -> str:
@@ -67,6 +59,21 @@ class LauncherConfig:
     @property
     def authorize_url(self) -> str:
         return f"{self.origin}/oauth/authorize"
+
+
+@dataclass
+class LauncherConfig(LauncherUrls):
+    """Everything create_app needs. `origin` is the launcher's own scheme://host:port."""
+
+    origin: str
+    upstream: str
+    keys_dir: Path
+    clients: dict[str, ClientSpec] = field(default_factory=dict)
+    practitioner: str = "sandbox-practitioner"
+    practitioner_name: str = "Dana Sandbox"
+    access_token_lifetime: int = 3600
+    backend_token_lifetime: int = 300
+    published_jwks: dict[str, dict] = field(default_factory=dict)  # client_id -> JWKS served by us
 
 
 def load_config(

@@ -26,6 +26,7 @@ from flask import Flask, Response, jsonify, request
 from joserfc import jwt
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from .config import LauncherUrls
 from .keys import Key, load_key
 
 REPO = Path(__file__).resolve().parents[3]
@@ -238,7 +239,7 @@ def fhir_json(body: Any, status: int = 200, headers: dict[str, str] | None = Non
 
 
 @dataclass
-class Sandbox:
+class Sandbox(LauncherUrls):
     """A running launcher and its fake upstream."""
 
     origin: str
@@ -247,20 +248,8 @@ class Sandbox:
     upstream_app: Flask
 
     @property
-    def fhir_base(self) -> str:
-        return f"{self.origin}/fhir"
-
-    @property
     def upstream_base(self) -> str:
         return f"{self.upstream_origin}/fhir"
-
-    @property
-    def token_url(self) -> str:
-        return f"{self.origin}/oauth/token"
-
-    @property
-    def authorize_url(self) -> str:
-        return f"{self.origin}/oauth/authorize"
 
     def key(self, name: str) -> Key:
         return load_key(self.keys_dir / name)
