@@ -110,7 +110,8 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class Entity:
-    """One disclosed item of an AuditEvent (1.1 "data disclosed")."""
+    """One disclosed item (1.1 "data disclosed"): an AuditEvent entity, or a Communication's
+    payload (a `contentReference`, or data sent that nothing in the record describes)."""
 
     reference: str | None
     resource_type: str | None
@@ -127,7 +128,8 @@ class Entity:
 
 @dataclass(frozen=True, slots=True)
 class Disclosure:
-    """A BALP PrivacyDisclosure AuditEvent, read (1.1)."""
+    """A disclosure, read (1.1): a BALP PrivacyDisclosure AuditEvent or a Communication sent on
+    a disclosure channel; `reference` ("AuditEvent/..." or "Communication/...") is which."""
 
     reference: str
     occurred: datetime
@@ -234,5 +236,5 @@ class Chart:
     patient: Person | None
     consents: tuple[Authorization, ...] = ()
     representatives: dict[str, Representative] = field(default_factory=dict)
-    documented: frozenset[str] = frozenset()  # AuditEvent refs with valid documentation
-    notices: dict[str, tuple[Notice, ...]] = field(default_factory=dict)  # by AuditEvent ref
+    documented: frozenset[str] = frozenset()  # disclosure refs with valid documentation
+    notices: dict[str, tuple[Notice, ...]] = field(default_factory=dict)  # by disclosure ref

@@ -140,6 +140,11 @@ class DisclosureCodes:
     successful_outcomes: frozenset[str]
     recipient_agent_type: frozenset[Coding]
     notify_types: frozenset[str]
+    # A disclosure sent as a Communication (1.1): its statuses, channels (category codings)
+    # and the `about` types that make a Communication a client notice instead.
+    communication_status: frozenset[str]
+    channels: frozenset[Coding]
+    notice_about_types: frozenset[str]
     documentation_status: frozenset[str]
     documentation_doc_status: frozenset[str]
     notice_sent_status: frozenset[str]
@@ -518,6 +523,7 @@ def _consents(file: _Section) -> ConsentCodes:
 
 def _disclosures(file: _Section) -> DisclosureCodes:
     ae = file.table("audit_event")
+    communication = file.table("communication")
     doc = file.table("documentation")
     notice = file.table("client_notice")
     return DisclosureCodes(
@@ -526,6 +532,9 @@ def _disclosures(file: _Section) -> DisclosureCodes:
         successful_outcomes=ae.texts("successful_outcomes"),
         recipient_agent_type=ae.codings("recipient_agent_type"),
         notify_types=ae.texts("notify_types"),
+        communication_status=communication.texts("status"),
+        channels=communication.codings("channels"),
+        notice_about_types=communication.texts("notice_about_types"),
         documentation_status=doc.texts("status"),
         documentation_doc_status=doc.texts("doc_status"),
         notice_sent_status=notice.texts("sent_status"),

@@ -1,5 +1,9 @@
 """FHIR R4 JSON -> domain objects: the only reader of FHIR shapes (CONTRACT.md 1.1 and 1.2).
 
+A disclosure is read from either of the two records 1.1 names: a BALP PrivacyDisclosure
+AuditEvent, or a Communication sent out of the practice on a disclosure channel (a letter, fax
+or message). Both become the same `Disclosure`, so nothing after this module knows which.
+
 Reads plain dicts tolerantly and fast (no model validation on input): unknown elements and
 extensions are ignored, missing optional elements are absent values, and a resource that
 cannot be read (a date that is not a date, a shape that is not FHIR) becomes a `Problem` naming
@@ -416,11 +420,24 @@ class _Reader:
         related = _list(_dict(resource.get("context")).get("related"))
         return [ref for ref in map(self.refs.of, related) if ref]
 
+    def communication(self, key: str, resource: dict
+                      ) -> Disclosure | tuple[list[str], Notice] | None:
+        """A Communication is a disclosure sent out (1.1), a client notice (1.4), or neither.
+
+        One reader for both, so a Communication that cannot be read is one Problem, and the
+        two meanings cannot overlap: a notice is about a disclosure, a disclosure is not."""
+        if self.is_sent_disclosure(resource):
+            return self.sent_disclosure(key, resource)
+        return self.notice(key, resource)
+
+    def about(self, resource: dict) -> list[str]:
+        return [ref for ref in map(self.refs.of, _list(resource.get("about"))) if ref]
+
     def notice(self, key: str, resource: dict) -> tuple[list[str], Notice] | None:
-        """(the AuditEvents it is about, the notice) of a Communication not written by us."""
+        """(the disclosures it is about, the notice) of a Communication not written by us."""
         if self.tagged(resource):
             return None
-        about = [ref for ref in map(self.refs.of, _list(resource.get("about"))) if ref]
+        about = self.about(resource)
         if not about:
             return None
         status = resource.get("status")
@@ -629,6 +646,92 @@ class _Reader:
             return None
         return found if dated <= occurred else None
 
+    # ---- Communication sent out (1.1, "A disclosure may also be a Communication") -----------
+
+    def is_sent_disclosure(self, resource: dict) -> bool:
+        """Completed, on a disclosure channel, not about a disclosure (then it is a client
+        notice), not written by consent-gap."""
+        codes = self.rules.disclosures
+        status = resource.get("status")
+        if status.__class__ is not str or status not in codes.communication_status:
+            return False
+        if codes.channels.isdisjoint(_concept_codings(resource.get("category"))):
+            return False
+        if self.tagged(resource):
+            return False
+        return not any(ref.split("/", 1)[0] in codes.notice_about_types
+                       for ref in self.about(resource))
+
+    def sent_disclosure(self, key: str, resource: dict) -> Disclosure:
+        """A disclosure Communication read field by field as 1.1's second table says.
+
+        Without `sent`, or without exactly one recipient, it is a Problem and not a finding:
+        the contract asks for one Communication per recipient, and a disclosure that cannot
+        be placed in time cannot be checked against an authorization's period."""
+        if resource.get("sent") is None:
+            raise Unreadable("is a disclosure Communication without sent")
+        occurred = parse_instant(resource["sent"], "sent")
+        recipients = [r for r in _list(resource.get("recipient")) if isinstance(r, dict)]
+        if len(recipients) != 1:
+            count = "no recipient" if not recipients else f"{len(recipients)} recipients"
+            raise Unreadable(f"is a disclosure Communication with {count}: "
+                             "record one Communication per recipient")
+        who = recipients[0]
+        identifier = _identifier(who.get("identifier"))
+        subject = self.refs.of(resource.get("subject"))
+        sender = self.refs.of(resource.get("sender"))
+        notify_types = self.rules.disclosures.notify_types
+        system = self.rules.purposes.system
+        purposes = [code for sys, code in _concept_codings(resource.get("reasonCode"))
+                    if sys == system]
+        entities, instruments, instrument_refs = self.payload(resource, occurred)
+        return Disclosure(
+            reference=key,
+            occurred=occurred,
+            patient=subject if subject is not None and subject.startswith("Patient/") else None,
+            recipient=self.refs.of(who),
+            recipient_identifiers=frozenset((identifier,)) if identifier else frozenset(),
+            purposes=tuple(dict.fromkeys(purposes)),
+            instruments=frozenset(instruments),
+            instrument_refs=tuple(instrument_refs),
+            entities=tuple(entities),
+            notify=(sender,) if sender is not None
+            and sender.split("/", 1)[0] in notify_types else (),
+        )
+
+    def payload(self, resource: dict, occurred: datetime
+                ) -> tuple[list[Entity], set[str], list[str]]:
+        """(data disclosed, legal-instrument codes, instrument references) of a Communication.
+
+        A legal instrument is a `basedOn` or a `payload.contentReference`; every other
+        contentReference is data. An attachment is data nothing in the record describes, so
+        it is unresolved; a `contentString` alone (no data referenced or attached) means the
+        data is unresolved; beside referenced data it is the covering letter."""
+        instruments: set[str] = set()
+        instrument_refs: list[str] = []
+        entities: list[Entity] = []
+        items = [p for p in _list(resource.get("payload")) if isinstance(p, dict)]
+        based_on = [self.refs.of(b) for b in _list(resource.get("basedOn"))]
+        content = [self.refs.of(p.get("contentReference")) for p in items]
+        for ref in based_on:
+            found = self.instrument(ref, occurred) if ref is not None else None
+            if found and ref not in instrument_refs:
+                instruments.update(found)
+                instrument_refs.append(ref)
+        for ref in content:
+            found = self.instrument(ref, occurred) if ref is not None else None
+            if found:
+                instruments.update(found)
+                if ref not in instrument_refs:
+                    instrument_refs.append(ref)
+            elif ref is not None:
+                entities.append(self.entity(ref, {}))
+        unknown = Entity(reference=None, resource_type=None, resolved=False)
+        entities.extend(unknown for p in items if p.get("contentAttachment") is not None)
+        if not entities and any(p.get("contentString") is not None for p in items):
+            entities.append(unknown)
+        return entities, instruments, instrument_refs
+
     def entity(self, ref: str | None, entity: dict) -> Entity:
         own = frozenset(c for c in _codings(entity.get("securityLabel")) if c[0] in self.counted)
         resource = self.index.get(ref) if ref is not None else None
@@ -675,14 +778,19 @@ def normalize(data: Any, rules: Rules) -> Dataset:
     documented = frozenset(ref for refs in reader.read_all("DocumentReference", reader.documents)
                            for ref in refs)
     notices: dict[str, list[Notice]] = {}
-    for about, notice in reader.read_all("Communication", reader.notice):
+    sent: list[Disclosure] = []
+    for read in reader.read_all("Communication", reader.communication):
+        if isinstance(read, Disclosure):
+            sent.append(read)
+            continue
+        about, notice = read
         for ref in about:
             notices.setdefault(ref, []).append(notice)
     consents_by_patient: dict[str | None, list[Authorization]] = {}
     for consent in reader.read_all("Consent",
                                    lambda key, res: reader.consent(key, res, signatures)):
         consents_by_patient.setdefault(consent.patient, []).append(consent)
-    disclosures = reader.read_all("AuditEvent", reader.disclosure)
+    disclosures = [*reader.read_all("AuditEvent", reader.disclosure), *sent]
     # Every patient the data names (the panel shows a chart's Consents even without disclosures).
     patients = {d.patient for d in disclosures} | set(consents_by_patient) | set(people)
     notices_by_event = {ref: tuple(found) for ref, found in notices.items()}

@@ -32,6 +32,7 @@ POLICY = "http://terminology.hl7.org/CodeSystem/consentpolicycodes"
 ACTION = "http://terminology.hl7.org/CodeSystem/consentaction"
 CS = "https://consent-gap.dev/fhir"
 INSTRUMENT = f"{CS}/CodeSystem/legal-instrument"
+CHANNEL = f"{CS}/CodeSystem/disclosure-channel"
 CG_TAG = {"system": f"{CS}/tag", "code": "consent-gap"}
 PART2_URI = "https://www.ecfr.gov/current/title-42/chapter-I/subchapter-A/part-2"
 
@@ -223,15 +224,59 @@ def disclosure(reference: str = "AuditEvent/ae1", *, when: str | None = WHEN,
     return res
 
 
+_UNSET: Any = object()
+
+
+def sent_disclosure(reference: str = "Communication/cm1", *, sent: str | None = WHEN,
+                    status: str = "completed", channel: tuple[str, str] | None = (
+                        CHANNEL, "release-of-information"),
+                    patient_ref: str | None = PATIENT, recipients: Any = _UNSET,
+                    purposes: Iterable[str] = ("PATRQT",), other_purposes: Iterable[dict] = (),
+                    data: Iterable[str] = (DATA,), based_on: Iterable[str] = (),
+                    instruments: Iterable[str] = (), strings: Iterable[str] = (),
+                    attachments: int = 0, sender: str | None = SOURCE,
+                    about: Iterable[str] = (), tagged: bool = False) -> Resource:
+    """A disclosure recorded as a Communication sent out (CONTRACT.md 1.1, second table).
+
+    `recipients` is a list of `ref()` dicts (default: the one recipient organisation);
+    `data` and `instruments` become `payload.contentReference`s, `based_on` `basedOn`s,
+    `strings` `payload.contentString`s and `attachments` that many `contentAttachment`s."""
+    res: Resource = {"resourceType": "Communication", "id": _id(reference), "status": status}
+    if channel:
+        res["category"] = [{"coding": [coding(*channel)]}]
+    if patient_ref:
+        res["subject"] = {"reference": patient_ref}
+    if sent:
+        res["sent"] = sent
+    res["recipient"] = [ref(RECIPIENT)] if recipients is _UNSET else list(recipients)
+    reasons = [{"coding": [coding(ACT_REASON, p)]} for p in purposes]
+    reasons += [{"coding": [c]} for c in other_purposes]
+    if reasons:
+        res["reasonCode"] = reasons
+    payload: list[dict] = [{"contentReference": {"reference": r}}
+                           for r in [*data, *instruments]]
+    payload += [{"contentString": text} for text in strings]
+    payload += [{"contentAttachment": {"contentType": "application/pdf", "title": f"a{i}"}}
+                for i in range(attachments)]
+    if payload:
+        res["payload"] = payload
+    if based_on:
+        res["basedOn"] = [{"reference": r} for r in based_on]
+    if sender:
+        res["sender"] = {"reference": sender}
+    if about:
+        res["about"] = [{"reference": r} for r in about]
+    if tagged:
+        res["meta"] = {"tag": [dict(CG_TAG)]}
+    return res
+
+
 # --- Consents --------------------------------------------------------------------------------
 
 def actor(reference: str | None = RECIPIENT, role: str = "IRCP",
           identifier: tuple[str, str] | None = None) -> dict:
     return {"role": {"coding": [coding(PARTICIPATION, role)]},
             "reference": ref(reference, identifier)}
-
-
-_UNSET: Any = object()
 
 
 def provision(type_: str | None = "permit", *, start: str | None = START,

@@ -1,4 +1,6 @@
-"""The 20 acceptance examples (tests/fixtures/examples), through the API and the command line.
+"""The 22 acceptance examples (tests/fixtures/examples), through the API and the command line.
+
+21 and 22 record their disclosure as a Communication sent out (CONTRACT 1.1).
 
 Compared as the examples' README says: decision, basis, accountable, documentation and
 client_notice equal; every code of `reasons_include` in `reasons` (`[]` = reasons empty); the
@@ -46,8 +48,19 @@ def compare(got: list[dict], expected: list[dict]) -> list[str]:
     return errors
 
 
-def test_all_twenty_examples_are_present():
-    assert len(CASES) == 20
+def test_all_twenty_two_examples_are_present():
+    assert len(CASES) == 22
+
+
+def test_the_fixtures_are_the_shared_examples_byte_for_byte():
+    """The fixtures are copies of ../shared/examples: a local edit would test another contract."""
+    shared = EXAMPLES.parents[3] / "shared" / "examples"
+    if not shared.is_dir():
+        pytest.skip("../shared/examples is not beside the repository")
+    for name in CASES:
+        for suffix in (".json", ".expected.json"):
+            theirs = (shared / f"{name}{suffix}").read_bytes()
+            assert (EXAMPLES / f"{name}{suffix}").read_bytes() == theirs, name + suffix
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -38,6 +38,15 @@ def test_packaged_tables_load_with_sources_and_dates():
     assert all(source and date for source, date in rules.sources.values())
 
 
+def test_the_default_disclosure_channel_is_the_contracts():
+    """CONTRACT 1.1: the default channel is disclosure-channel#release-of-information."""
+    codes = load_rules().disclosures
+    assert codes.channels == {("https://consent-gap.dev/fhir/CodeSystem/disclosure-channel",
+                               "release-of-information")}
+    assert codes.communication_status == {"completed"}
+    assert codes.notice_about_types == {"AuditEvent", "Communication"}
+
+
 def test_jurisdictions_cover_the_states_and_dc():
     rules = load_rules()
     assert len(rules.jurisdictions) == 51
@@ -80,8 +89,13 @@ def test_a_copy_loads_and_env_points_at_it(folder, monkeypatch):
      r"sensitivity.toml: \[psychotherapy_notes\].labels\[0\]: a coding needs"),
     ("consents.toml", "[restriction]", "[restrictions]",
      r"consents.toml: \[restriction\]: missing table"),
-    ("disclosures.toml", 'date = "2026-11-29"', 'date = "last week"',
+    ("disclosures.toml", 'date = "2026-12-02"', 'date = "last week"',
      r"disclosures.toml: \[meta\]: date must be YYYY-MM-DD"),
+    ("disclosures.toml", "\n[communication]\n", "\n[communications]\n",
+     r"disclosures.toml: \[communication\]: missing table"),
+    ("disclosures.toml", 'channels = [{ system = "https://consent-gap.dev/fhir/CodeSystem/'
+     'disclosure-channel", code = "release-of-information" }]', "channels = []",
+     r"disclosures.toml: \[communication\]: channels must be a non-empty list of codings"),
     ("legal-instruments.toml", "[meta]\n", "[meta]\nsource = [\n",
      r"legal-instruments.toml: file: not valid TOML"),
     ("jurisdictions/us-states.toml", 'duty = "mandatory"', 'duty = "sometimes"',

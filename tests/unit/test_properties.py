@@ -1,4 +1,4 @@
-"""Invariants of the decision engine (issue 2), checked with hypothesis over the 20 example
+"""Invariants of the decision engine (issue 2), checked with hypothesis over the 22 example
 bundles and a few built ones:
 
 - shuffling a bundle's entries changes no finding;
@@ -70,7 +70,7 @@ CASE = st.sampled_from(CASES)
 
 
 def test_the_example_fixtures_are_there():
-    assert len(EXAMPLES) == 20
+    assert len(EXAMPLES) == 22
 
 
 def _resources(data: dict, type_: str) -> list[dict]:
@@ -85,6 +85,8 @@ def _recipients(data: dict) -> list[str]:
             codes = [c.get("code") for c in agent.get("type", {}).get("coding", [])]
             if "110152" in codes and agent.get("who", {}).get("reference"):
                 out.append(agent["who"]["reference"])
+    for sent in _resources(data, "Communication"):  # disclosures sent as Communications
+        out.extend(r["reference"] for r in sent.get("recipient", []) if r.get("reference"))
     return out or ["Organization/x"]
 
 
@@ -310,7 +312,8 @@ def test_a_bundle_with_junk_anywhere_exits_0_or_2(data):
      "agent", "entity", "scope", "category", "patient", "dateTime", "performer", "provision",
      "policyRule", "policy", "sourceAttachment", "meta", "target", "signature", "date",
      "securityLabel", "context", "docStatus", "about", "recipient", "statusReason", "birthDate",
-     "relationship"]), JSON, max_size=6))
+     "relationship", "sent", "subject", "sender", "reasonCode", "payload", "basedOn"]),
+    JSON, max_size=6))
 def test_junk_resources_in_a_collection_bundle_exit_0(kind, fields):
     res = {"resourceType": kind, "id": "junk", **fields}
     data = {"resourceType": "Bundle", "type": "collection",
