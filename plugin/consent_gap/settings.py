@@ -34,6 +34,7 @@ value raises :class:`SettingsError` naming the variable, so an operator sees whi
 | `CONSENT_GAP_SESSION_STORE` | `session_store` | `memory` | the app: `memory` (one process) or `sqlite:PATH` (shared by gunicorn workers) |
 | `CONSENT_GAP_SESSION_TTL` | `session_ttl` | `3600` | the app: seconds a session lives without use (60 to 86400) |
 | `CONSENT_GAP_APP_SCOPES` | `app_scopes` | the panel's `patient/` scopes | the app: scopes requested at launch |
+| `CONSENT_GAP_CDS_CLIENTS` | `cds_clients` (a table) | none (the CDS service refuses every call) | the app's CDS Hooks service: trusted CDS clients, space-separated `ISSUER=JWKS_URL` pairs (TOML: a table `[cds_clients]` of issuer = JWKS URL) |
 
 Adding a setting (e.g. for the web app) is two lines: a field on :class:`Settings` and a
 :class:`Var` in :data:`VARIABLES` with its parser; the loader, the errors and ``describe()``
@@ -115,6 +116,8 @@ class Settings:
     session_store: str = "memory"
     session_ttl: int = 3600
     app_scopes: str | None = None
+    # CDS Hooks clients (EHRs) trusted to call the patient-view service: (issuer, JWKS URL).
+    cds_clients: tuple[tuple[str, str], ...] = ()
 
     @property
     def database_url(self) -> str:
@@ -246,6 +249,37 @@ def _boolean(raw: Any) -> bool:
     raise ValueError("must be true or false")
 
 
+_CDS_PAIR = re.compile(r"^(\S+?)=(https?://\S+)$")
+
+
+def _cds_clients(raw: Any) -> tuple[tuple[str, str], ...]:
+    """Issuer -> JWKS URL pairs. The environment gives `ISSUER=JWKS_URL ...` (split at the first
+    `=` that starts a URL, so an issuer may hold none but a JWKS URL may carry a query); TOML a
+    table. Only these keys verify a CDS client's JWT: a `jku` in the token is never fetched."""
+    if isinstance(raw, dict):
+        items = [(str(k), v) for k, v in raw.items()]
+    else:
+        items = []
+        for word in _text(raw).split():
+            match = _CDS_PAIR.match(word)
+            if not match:
+                raise ValueError(f"{word!r} is not ISSUER=JWKS_URL")
+            items.append((match[1], match[2]))
+    pairs: dict[str, str] = {}
+    for issuer, jwks_url in items:
+        issuer = issuer.strip()
+        if not issuer or any(c.isspace() for c in issuer):
+            raise ValueError("an issuer must be a non-empty word")
+        try:
+            url = _url(jwks_url)
+        except ValueError:
+            raise ValueError(f"the JWKS URL of {issuer!r} must be an http(s) URL") from None
+        if issuer in pairs:
+            raise ValueError(f"issuer {issuer!r} is listed twice")
+        pairs[issuer] = url
+    return tuple(pairs.items())
+
+
 def _session_store(raw: Any) -> str:
     value = _text(raw)
     if value != "memory" and not value.startswith("sqlite:"):
@@ -293,6 +327,7 @@ VARIABLES: tuple[Var, ...] = (
     Var("session_store", _session_store, "memory or sqlite:PATH"),
     Var("session_ttl", _integer(60, 86400), "seconds a session lives without use"),
     Var("app_scopes", _scopes, "scopes the app requests at launch"),
+    Var("cds_clients", _cds_clients, "CDS Hooks clients trusted by the app: ISSUER=JWKS_URL"),
 )
 
 

@@ -157,3 +157,32 @@ def test_every_field_has_exactly_one_variable():
     doc = __import__("consent_gap.settings", fromlist=["x"]).__doc__
     for var in VARIABLES:
         assert f"`{var.env}`" in doc, f"{var.env} missing from the docstring table"
+
+
+def test_cds_clients_from_the_environment_are_issuer_jwks_pairs():
+    settings = load_settings({"CONSENT_GAP_CDS_CLIENTS": (
+        "http://127.0.0.1:8081=http://127.0.0.1:8081/sandbox/cds/jwks.json "
+        " urn:ehr:a=https://a.test/jwks?v=1")})
+    assert settings.cds_clients == (
+        ("http://127.0.0.1:8081", "http://127.0.0.1:8081/sandbox/cds/jwks.json"),
+        ("urn:ehr:a", "https://a.test/jwks?v=1"),
+    )
+
+
+def test_cds_clients_from_a_toml_table(tmp_path: Path):
+    config = tmp_path / "consent-gap.toml"
+    config.write_text('jurisdiction = "US-CA"\n\n[cds_clients]\n'
+                      '"https://ehr.test" = "https://ehr.test/jwks.json"\n')
+    settings = load_settings({"CONSENT_GAP_CONFIG": str(config)})
+    assert settings.cds_clients == (("https://ehr.test", "https://ehr.test/jwks.json"),)
+    assert settings.jurisdiction == "US-CA"
+
+
+@pytest.mark.parametrize("value", [
+    "https://ehr.test",  # no JWKS URL
+    "https://ehr.test=ftp://ehr.test/jwks",  # not http(s)
+    "a=https://a.test/jwks a=https://b.test/jwks",  # the same issuer twice
+])
+def test_bad_cds_clients_name_the_variable(value):
+    with pytest.raises(SettingsError, match="CONSENT_GAP_CDS_CLIENTS"):
+        load_settings({"CONSENT_GAP_CDS_CLIENTS": value})

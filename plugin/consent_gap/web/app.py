@@ -85,11 +85,12 @@ def _http_session() -> requests.Session:
 def _register_blueprints(app: Flask) -> None:
     from .actions import bp as actions_bp
     from .api import bp as api_bp
+    from .cds import bp as cds_bp
     from .launch import bp as auth_bp
     from .meta import bp as meta_bp
     from .panel import bp as panel_bp
 
-    for blueprint in (meta_bp, auth_bp, panel_bp, api_bp, actions_bp):
+    for blueprint in (meta_bp, auth_bp, panel_bp, api_bp, actions_bp, cds_bp):
         app.register_blueprint(blueprint)
 
 
@@ -98,7 +99,7 @@ def _register_errors(app: Flask) -> None:
     def _http_error(error: HTTPException):
         from flask import request
 
-        if request.path.startswith("/api/"):
+        if request.path.startswith(("/api/", "/cds-services")):
             return {"error": error.name, "message": error.description}, error.code
         return (
             render_template(

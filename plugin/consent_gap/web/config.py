@@ -67,6 +67,7 @@ class WebConfig:
     private_key: Path | None = None
     mappings: Path | None = None
     http_timeout: float = 15.0
+    cds_clients: tuple[tuple[str, str], ...] = ()  # CDS Hooks: (issuer, JWKS URL)
 
     @property
     def callback_url(self) -> str:
@@ -114,6 +115,7 @@ def from_settings(settings: object) -> WebConfig:
         "organization": "organization",
         "private_key": "private_key",
         "mappings": "mappings",
+        "cds_clients": "cds_clients",
     }
     for field_name, setting_name in mapping.items():
         value = getattr(settings, setting_name, None)
