@@ -478,7 +478,7 @@ class Scanner:
         bundle = transaction(groups, context)
         if bundle is None:
             return Counter()
-        outcome = read_response(self.client.transaction(bundle))
+        outcome = read_response(self.client.transaction(bundle), groups, context)
         return Counter(outcome.created)
 
     @staticmethod

@@ -279,44 +279,139 @@ def device_search() -> tuple[str, dict[str, str]]:
     return "Device", {"identifier": f"{DEVICE_SYSTEM}|{DEVICE_VALUE}"}
 
 
+def _layout(groups: Iterable[FindingWrites]) -> list[Write]:
+    """The writes of a transaction in the order their entries go in (and come back)."""
+    return [write for group in groups for write in group.writes]
+
+
 def transaction(groups: Iterable[FindingWrites], context: WriteContext) -> dict[str, Any] | None:
     """One transaction Bundle for the given findings' writes, or None when nothing is to be
     written. One group per call gives CONTRACT 5's one transaction per finding; several groups
-    trade isolation for fewer round trips (the caller retries them singly on a rejection)."""
-    entries: list[dict[str, Any]] = []
-    for group in groups:
-        for write in group.writes:
-            entries += write.entries()
-    if not entries:
+    trade isolation for fewer round trips (the caller retries them singly on a rejection).
+    The layout (an inline Device first, then each write's resource and its Provenance) is
+    known here and in :func:`read_response` only."""
+    writes = _layout(groups)
+    if not writes:
         return None
+    entries = [entry for write in writes for entry in write.entries()]
     if context.device is None:
         entries.insert(0, device_entry())
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
+class WriteStatus(StrEnum):
+    """What the server did with one entry of a write."""
+
+    CREATED = "created"  # 201: it is new
+    EXISTING = "existing"  # 200: the conditional create matched what was there
+    FAILED = "failed"  # an error status, or no answer for the entry
+
+
+@dataclass(frozen=True)
+class EntryResult:
+    """The server's answer to one entry: its status and the resource it names (`Type/id`,
+    None when the answer names none)."""
+
+    resource_type: str
+    status: WriteStatus
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """The answer to one :class:`Write`: its resource's entry and its Provenance's."""
+
+    write: Write
+    resource: EntryResult
+    provenance: EntryResult
+
+    @property
+    def status(self) -> WriteStatus:
+        """The resource's status, FAILED when its Provenance failed (a write without its
+        Provenance is not done)."""
+        if WriteStatus.FAILED in (self.resource.status, self.provenance.status):
+            return WriteStatus.FAILED
+        return self.resource.status
+
+    @property
+    def reference(self) -> str | None:
+        return self.resource.reference
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """What a transaction response says was done: created (201) vs already there (200)."""
+    """What a transaction response says was done, write by write."""
 
-    created: dict[str, int]
-    matched: dict[str, int]
+    writes: tuple[WriteResult, ...]
+    device: EntryResult | None = None
+
+    def entries(self) -> list[EntryResult]:
+        head = [self.device] if self.device is not None else []
+        return head + [e for w in self.writes for e in (w.resource, w.provenance)]
+
+    def _count(self, status: WriteStatus) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for entry in self.entries():
+            if entry.status == status:
+                counts[entry.resource_type] = counts.get(entry.resource_type, 0) + 1
+        return counts
+
+    @property
+    def created(self) -> dict[str, int]:
+        """Entries created, per resource type (Provenances and the Device included)."""
+        return self._count(WriteStatus.CREATED)
+
+    @property
+    def matched(self) -> dict[str, int]:
+        """Entries that were already on the server, per resource type."""
+        return self._count(WriteStatus.EXISTING)
+
+    @property
+    def failed(self) -> dict[str, int]:
+        return self._count(WriteStatus.FAILED)
 
     @property
     def created_total(self) -> int:
         return sum(self.created.values())
 
 
-def read_response(response: dict[str, Any]) -> Outcome:
-    """Count, per resource type, the entries the server created and those it matched."""
-    created: dict[str, int] = {}
-    matched: dict[str, int] = {}
-    for entry in response.get("entry") or []:
-        answer = entry.get("response") or {}
-        status = str(answer.get("status", "")).strip()
-        kind = str(answer.get("location", "")).split("/", 1)[0] or "unknown"
-        bucket = created if status.startswith("201") else matched
-        bucket[kind] = bucket.get(kind, 0) + 1
-    return Outcome(created, matched)
+def read_response(response: dict[str, Any], groups: Sequence[FindingWrites],
+                  context: WriteContext) -> Outcome:
+    """The server's answer to ``transaction(groups, context)``, write by write: which was
+    created, which already existed (the conditional create matched), which failed, with the
+    references the server gives. Entries are matched by position, as a transaction-response
+    keeps the request's order (FHIR R4 3.1.0.11.4)."""
+    answers = iter([entry.get("response") if isinstance(entry, dict) else None
+                    for entry in response.get("entry") or []])
+    device = (_entry_result("Device", next(answers, None))
+              if context.device is None else None)
+    writes = tuple(WriteResult(write, _entry_result(write.resource_type, next(answers, None)),
+                               _entry_result("Provenance", next(answers, None)))
+                   for write in _layout(groups))
+    return Outcome(writes, device)
+
+
+def _entry_result(rtype: str, answer: Any) -> EntryResult:
+    if not isinstance(answer, dict):
+        return EntryResult(rtype, WriteStatus.FAILED)
+    status = str(answer.get("status", "")).strip()
+    if status.startswith("201"):
+        verdict = WriteStatus.CREATED
+    elif status.startswith("2"):
+        verdict = WriteStatus.EXISTING
+    else:
+        return EntryResult(rtype, WriteStatus.FAILED)
+    return EntryResult(rtype, verdict, _located(str(answer.get("location", "")), rtype))
+
+
+def _located(location: str, rtype: str) -> str | None:
+    """``Type/id`` from a response's location (relative or absolute, with or without
+    ``_history``), None when it names no resource of that type."""
+    parts = [p for p in location.split("/") if p]
+    for index in range(len(parts) - 1):
+        if parts[index] == rtype:
+            return f"{rtype}/{parts[index + 1]}"
+    return None
 
 
 # ---------------------------------------------------------------- validation

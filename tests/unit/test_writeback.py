@@ -11,9 +11,11 @@ from consent_gap.writeback import (
     PROVENANCE_TAG_SYSTEM,
     TAG,
     TO_COMPLETE,
+    EntryResult,
     Kind,
     WritebackError,
     WriteContext,
+    WriteStatus,
     identifier_value,
     kinds_for,
     plan,
@@ -278,21 +280,64 @@ def test_several_findings_share_one_device_entry():
     assert len(types) == 1 + 3 * 4
 
 
-def test_read_response_counts_created_and_matched():
-    response = {
-        "resourceType": "Bundle",
-        "type": "transaction-response",
-        "entry": [
-            {"response": {"status": "200 OK", "location": "Device/7/_history/1"}},
-            {"response": {"status": "201 Created", "location": "Communication/8/_history/1"}},
-            {"response": {"status": "201 Created", "location": "Provenance/9/_history/1"}},
-            {"response": {"status": "200 OK", "location": "DocumentReference/5/_history/1"}},
-        ],
-    }
-    outcome = read_response(response)
+def _answers(*statuses: tuple[str, str]) -> dict:
+    return {"resourceType": "Bundle", "type": "transaction-response",
+            "entry": [{"response": {"status": status, "location": location}}
+                      for status, location in statuses]}
+
+
+def test_read_response_says_per_write_what_was_created_and_what_existed():
+    groups = [plan(finding(), WriteContext(now=NOW))]  # alert + finding note, Device inline
+    response = _answers(
+        ("200 OK", "Device/7/_history/1"),
+        ("201 Created", "Communication/8/_history/1"),
+        ("201 Created", "http://ehr.example/fhir/Provenance/9/_history/1"),
+        ("200 OK", "DocumentReference/5/_history/2"),
+        ("200 OK", "Provenance/6/_history/1"),
+    )
+    outcome = read_response(response, groups, WriteContext(now=NOW))
+    assert [(r.write.kind, r.status, r.reference) for r in outcome.writes] == [
+        (Kind.ALERT, WriteStatus.CREATED, "Communication/8"),
+        (Kind.FINDING_NOTE, WriteStatus.EXISTING, "DocumentReference/5"),
+    ]
+    assert outcome.writes[0].provenance.reference == "Provenance/9"
+    assert outcome.device == EntryResult("Device", WriteStatus.EXISTING, "Device/7")
     assert outcome.created == {"Communication": 1, "Provenance": 1}
-    assert outcome.matched == {"Device": 1, "DocumentReference": 1}
-    assert outcome.created_total == 2
+    assert outcome.matched == {"Device": 1, "DocumentReference": 1, "Provenance": 1}
+    assert outcome.created_total == 2 and outcome.failed == {}
+
+
+def test_read_response_without_inline_device_and_with_failures():
+    """With the Device ensured by the caller the writes start at the first entry; an error
+    status, or an entry the server did not answer, is a failed write."""
+    context = WriteContext(device="Device/app", now=NOW)
+    groups = [plan(finding(), context)]
+    response = _answers(("201 Created", "Communication/8"),
+                        ("422 Unprocessable Entity", ""),
+                        ("201 Created", "DocumentReference/5"))
+    outcome = read_response(response, groups, context)
+    assert outcome.device is None
+    alert, note = outcome.writes
+    assert alert.resource.status == WriteStatus.CREATED
+    assert alert.status == WriteStatus.FAILED  # its Provenance was refused
+    assert note.reference == "DocumentReference/5"
+    assert note.provenance == EntryResult("Provenance", WriteStatus.FAILED)
+    assert note.status == WriteStatus.FAILED
+    assert outcome.failed == {"Provenance": 2}
+
+
+def test_read_response_reads_the_layout_transaction_wrote():
+    """The reader and the builder agree on the Bundle's layout for several findings."""
+    groups = [plan(finding(disclosure=f"AuditEvent/ae-{n}"), CONTEXT) for n in range(3)]
+    bundle = transaction(groups, CONTEXT)
+    response = _answers(*[("201 Created", f"{e['request']['url']}/{n}")
+                          for n, e in enumerate(bundle["entry"])])
+    outcome = read_response(response, groups, CONTEXT)
+    expected = [f"{e['request']['url']}/{n}" for n, e in enumerate(bundle["entry"])]
+    got = [outcome.device.reference] + [ref for w in outcome.writes
+                                         for ref in (w.reference, w.provenance.reference)]
+    assert got == expected
+    assert [w.write for w in outcome.writes] == [w for g in groups for w in g.writes]
 
 
 @pytest.mark.parametrize(

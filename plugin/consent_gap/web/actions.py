@@ -78,28 +78,23 @@ def _send(launch: Launch, group: writeback.FindingWrites,
     bundle = writeback.transaction([group], context)
     with client_for(launch) as client:
         response = client.transaction(bundle)
-    entries = response.get("entry") or []
-    lines = []
-    offset = len(bundle["entry"]) - 2 * len(group.writes)  # the Device entry, when inline
-    for number, write in enumerate(group.writes):
-        answer = (entries[offset + 2 * number].get("response") or {}) if entries else {}
-        status = str(answer.get("status", ""))
-        where = _located(str(answer.get("location", "")), write.resource_type)
-        verb = "saved in the chart" if status.startswith("201") else "was already in the chart"
-        what = label or KIND_TEXT.get(write.kind, write.kind)
-        lines.append(f"The {what} {verb} ({where}).")
+    outcome = writeback.read_response(response, [group], context)
+    if outcome.failed:
+        # A transaction is all or nothing: an entry without a good answer means nothing saved.
+        raise FhirError(f"transaction answer with failed entries: {sorted(outcome.failed)}")
+    lines = [_line(result, label) for result in outcome.writes]
     log.info("panel action for launch %s wrote %s", launch.lid,
              ",".join(f"{w.kind}:{w.value[:8]}" for w in group.writes))
     return lines
 
 
-def _located(location: str, rtype: str) -> str:
-    """``Type/id`` from a transaction response's location (relative or absolute)."""
-    parts = [p for p in location.split("/") if p]
-    for index in range(len(parts) - 1):
-        if parts[index] == rtype:
-            return f"{rtype}/{parts[index + 1]}"
-    return rtype
+def _line(result: writeback.WriteResult, label: str | None) -> str:
+    """The confirmation for one write: created now or already there."""
+    what = label or KIND_TEXT.get(result.write.kind, result.write.kind)
+    where = result.reference or result.write.resource_type
+    if result.status == writeback.WriteStatus.CREATED:
+        return f"The {what} saved in the chart ({where})."
+    return f"The {what} was already in the chart ({where})."
 
 
 def _act(launch: Launch, kinds: tuple[writeback.Kind, ...], nothing: str):
