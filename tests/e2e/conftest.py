@@ -83,6 +83,8 @@ def app_server(sandbox: dict[str, str], tmp_path_factory: pytest.TempPathFactory
         "CONSENT_GAP_DEV_INSECURE_COOKIES": "true",
         "CONSENT_GAP_SECRET_KEY": "e2e-only-secret",
         "CONSENT_GAP_PRIVACY_OFFICER": PRIVACY_OFFICER,
+        # The sandbox EHR calls the app's CDS Hooks service as a client with its own key.
+        "CONSENT_GAP_CDS_CLIENTS": f"{LAUNCHER_BASE}={LAUNCHER_BASE}/sandbox/cds/jwks.json",
     }
     env.pop("CONSENT_GAP_CONFIG", None)
     env.pop("CONSENT_GAP_JURISDICTION", None)

@@ -11,6 +11,7 @@ import requests
 from flask import Flask, Response, g, request
 from requests.adapters import HTTPAdapter
 
+from .cds import CdsClient
 from .config import LauncherConfig, load_config
 from .keys import ensure_key
 from .oauth import Smart
@@ -44,7 +45,10 @@ def create_app(config: LauncherConfig) -> Flask:
     smart = Smart(config, store, ensure_key(config.keys_dir / ID_TOKEN_KEY, "RS256"), http)
     proxy = FhirProxy(config.upstream, config.fhir_base, http, smart)
     app.extensions["smart_launcher"] = smart
-    app.register_blueprint(views_blueprint(smart, Upstream(config.upstream, http)))
+    cds = CdsClient(config, store, ensure_key(config.keys_dir / config.cds_client_key,
+                                              config.cds_client_alg),
+                    config.cds_client_alg, http)
+    app.register_blueprint(views_blueprint(smart, Upstream(config.upstream, http), cds))
     app.register_blueprint(proxy_blueprint(proxy))
 
     @app.before_request

@@ -36,6 +36,7 @@ class ClientSpec:
     key_file: Path | None = None  # the private key the launcher generated for this client
     alg: str | None = None
     grant_types: tuple[str, ...] = ()
+    cds_services: str | None = None  # the app's CDS Hooks discovery URL, called on chart open
 
     @property
     def auth_method(self) -> str:
@@ -74,6 +75,9 @@ class LauncherConfig(LauncherUrls):
     access_token_lifetime: int = 3600
     backend_token_lifetime: int = 300
     published_jwks: dict[str, dict] = field(default_factory=dict)  # client_id -> JWKS served by us
+    # The EHR's own key as a CDS Hooks client (signs the JWT of each hook call).
+    cds_client_key: str = "ehr-cds-client.pem"
+    cds_client_alg: str = "ES384"
 
 
 def load_config(
@@ -93,7 +97,12 @@ def load_config(
         practitioner_name=str(launcher.get("practitioner_name", "Dana Sandbox")),
         access_token_lifetime=int(launcher.get("access_token_lifetime", 3600)),
         backend_token_lifetime=int(launcher.get("backend_token_lifetime", 300)),
+        cds_client_key=str(launcher.get("cds_client_key", "ehr-cds-client.pem")),
+        cds_client_alg=str(launcher.get("cds_client_alg", "ES384")),
     )
+    if config.cds_client_alg not in SUPPORTED_ALGS:
+        raise ConfigError(f"{clients_file}: cds_client_alg must be one of "
+                          f"{', '.join(SUPPORTED_ALGS)}")
     for index, entry in enumerate(data.get("clients", [])):
         spec = _client(entry, index, clients_file, config)
         if spec.client_id in config.clients:
@@ -149,4 +158,5 @@ def _client(entry: dict, index: int, source: Path, config: LauncherConfig) -> Cl
         key_file=key_file,
         alg=alg,
         grant_types=tuple(entry.get("grant_types", defaults)),
+        cds_services=entry.get("cds_services"),
     )

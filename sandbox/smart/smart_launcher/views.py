@@ -10,8 +10,19 @@ from urllib.parse import urlencode
 
 import requests
 from authlib.oauth2 import OAuth2Error
-from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
+from .cds import CdsClient, ChartContext
 from .config import SUPPORTED_ALGS, ClientSpec, LauncherConfig
 from .keys import public_jwk
 from .oauth import Smart, StoredRequest
@@ -104,7 +115,8 @@ def _error_page(status: int, message: str) -> tuple[str, int]:
     return render_template("error.html", message=message), status
 
 
-def create_blueprint(smart: Smart, upstream: Upstream) -> Blueprint:
+def create_blueprint(smart: Smart, upstream: Upstream, cds: CdsClient | None = None
+                     ) -> Blueprint:
     bp = Blueprint("launcher", __name__)
     config = smart.config
     store = smart.store
@@ -145,6 +157,15 @@ def create_blueprint(smart: Smart, upstream: Upstream) -> Blueprint:
         if jwks is None:
             abort(404)
         response = _cors(jsonify(jwks))
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @bp.get("/sandbox/cds/jwks.json")
+    def cds_jwks() -> Response:
+        """The EHR's public key as a CDS Hooks client (CONSENT_GAP_CDS_CLIENTS points here)."""
+        if cds is None:
+            abort(404)
+        response = _cors(jsonify(cds.jwks()))
         response.headers["Cache-Control"] = "no-store"
         return response
 
@@ -272,6 +293,31 @@ def create_blueprint(smart: Smart, upstream: Upstream) -> Blueprint:
             practitioner, config.practitioner_name
         ):
             ensured_practitioners.add(practitioner)
+        src = new_launch_url(spec, patient_id, practitioner, encounter)
+        autolaunch = _flag(request.args.get("autolaunch")) is not False
+        card_link = url_for(".smart_link", patient=patient_id, app=spec.client_id,
+                            practitioner=practitioner, encounter=encounter or None,
+                            need_patient_banner=request.args.get("need_patient_banner"),
+                            auto_approve=request.args.get("auto_approve"))
+        cds_url = url_for(".ehr_cds", patient=patient_id, app=spec.client_id,
+                          practitioner=practitioner, encounter=encounter or None,
+                          prefetch=request.args.get("cds_prefetch"))
+        return render_template(
+            "ehr_chart.html",
+            patient=patient,
+            apps=apps,
+            app=spec,
+            src=src if autolaunch else "about:blank",
+            open_src=src,
+            encounter=encounter,
+            practitioner=practitioner,
+            cds_url=cds_url if cds is not None and spec.cds_services else None,
+            card_link=card_link,
+        )
+
+    def new_launch_url(spec: ClientSpec, patient_id: str, practitioner: str,
+                       encounter: str | None) -> str:
+        """A fresh `launch` id bound to this chart and user, in the app's launch URL."""
         launch_id = store.new_launch(
             Launch(
                 patient=patient_id,
@@ -282,21 +328,52 @@ def create_blueprint(smart: Smart, upstream: Upstream) -> Blueprint:
                 auto_approve=_flag(request.args.get("auto_approve")),
             )
         )
-        separator = "&" if "?" in spec.launch_url else "?"
-        src = (
-            spec.launch_url + separator + urlencode({"iss": config.fhir_base, "launch": launch_id})
-        )
+        separator = "&" if "?" in (spec.launch_url or "") else "?"
         log.info("launch created client=%s", spec.client_id)
-        return render_template(
-            "ehr_chart.html",
-            patient=patient,
-            apps=apps,
-            app=spec,
-            src=src,
-            launch_id=launch_id,
-            encounter=encounter,
-            practitioner=practitioner,
+        return (
+            f"{spec.launch_url}{separator}"
+            + urlencode({"iss": config.fhir_base, "launch": launch_id})
         )
+
+    def _chart_args() -> tuple[ClientSpec, str, str, str | None]:
+        """The app, patient, user and encounter named by the query (CDS calls, card links);
+        a 400 page when they are not a registered app and FHIR ids."""
+        spec = config.clients.get(request.args.get("app", ""))
+        patient_id = request.args.get("patient", "")
+        practitioner = request.args.get("practitioner") or config.practitioner
+        encounter = request.args.get("encounter") or None
+        if spec is None or not spec.launch_url:
+            abort(make_response(_error_page(
+                400, "No registered app with a launch URL has that client_id.")))
+        if not all(_ID_RE.match(v) for v in (patient_id, practitioner, encounter or "x")):
+            abort(make_response(_error_page(400, "Not a FHIR id.")))
+        return spec, patient_id, practitioner, encounter
+
+    @bp.get("/ehr/cds")
+    def ehr_cds() -> Response | tuple[str, int]:
+        """The patient-view calls the chart page makes (signed, prefetched), as JSON."""
+        if cds is None:
+            abort(404)
+        spec, patient_id, practitioner, encounter = _chart_args()
+        try:
+            calls = cds.calls(spec, ChartContext(patient_id, practitioner, encounter),
+                              prefetch=_flag(request.args.get("prefetch")) is not False)
+        except (requests.RequestException, ValueError) as exc:
+            log.warning("cds discovery failed client=%s: %s", spec.client_id,
+                        type(exc).__name__)
+            return jsonify({"calls": [], "error": "The app's CDS services did not answer."})
+        response = jsonify({"calls": calls})
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @bp.get("/ehr/smart-link")
+    def smart_link() -> Response | tuple[str, int]:
+        """A card's `smart` link: launch the app it names with a fresh launch of this chart.
+        Only a registered app's own launch URL is followed (never an open redirect)."""
+        spec, patient_id, practitioner, encounter = _chart_args()
+        if request.args.get("url") != spec.launch_url:
+            return _error_page(400, "The link is not this app's registered launch URL.")
+        return redirect(new_launch_url(spec, patient_id, practitioner, encounter))
 
     return bp
 
