@@ -73,12 +73,6 @@ def _phrase(code: str) -> str:
     return REASONS.get(code, code.replace("-", " "))
 
 
-def _join(parts: list[str]) -> str:
-    if len(parts) <= 1:
-        return "".join(parts)
-    return ", ".join(parts[:-1]) + " and " + parts[-1]
-
-
 def _checked(outcome: Outcome) -> str:
     """'Consent/c1 (the authorization had expired)' for each candidate that did not cover."""
     parts = [f"{r.reference} ({_phrase(r.reason)})" for r in outcome.candidates

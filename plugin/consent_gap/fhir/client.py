@@ -175,11 +175,6 @@ class FhirClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def reset_counters(self) -> None:
-        with self._lock:
-            self.request_count = 0
-            self.retry_count = 0
-
     # -- transport with policy --------------------------------------------------------------
     def _send(
         self,
@@ -245,12 +240,6 @@ class FhirClient:
             log.warning("%s %s: %s; retry %d in %.1f s", method, label, reason, attempt, delay)
             self._sleep(delay)
             waited += delay
-
-    def _label(self, url: str) -> str:
-        """The part of a URL below the base, without its query: safe to log."""
-        path = urlsplit(url).path
-        rel = path[len(self._base_path):] if path.startswith(self._base_path) else path
-        return rel.strip("/") or "(base)"
 
     @staticmethod
     def _json(resp: requests.Response, method: str, label: str) -> Any:

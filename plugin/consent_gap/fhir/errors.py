@@ -86,13 +86,3 @@ def outcome_issues(outcome: Mapping[str, Any] | None) -> list[str]:
         head = f"{issue.get('severity', 'error')} ({issue.get('code', 'unknown')})"
         lines.append(f"{head}: {_clip(str(text))}" if text else head)
     return lines
-
-
-def outcome_is_error(outcome: Mapping[str, Any] | None) -> bool:
-    """True when an OperationOutcome carries an `error` or `fatal` issue."""
-    if not isinstance(outcome, Mapping):
-        return False
-    return any(
-        isinstance(i, Mapping) and i.get("severity") in ("error", "fatal")
-        for i in outcome.get("issue") or []
-    )

@@ -61,9 +61,6 @@ class RetryPolicy:
         return rng(0.0, ceiling)
 
 
-NO_RETRIES = RetryPolicy(max_attempts=1)
-
-
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date), or None.
 

@@ -169,10 +169,6 @@ class BackendServicesAuth(AuthBase):
             if stale is None or self._token is stale:
                 self._token = None
 
-    @property
-    def granted_scope(self) -> str:
-        return self._token.scope if self._token else ""
-
     # -- requests hooks -------------------------------------------------------------------
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         tok = self.token()
