@@ -2,6 +2,10 @@
 
 The one entry point the CLI, the scan and the panel share: normalize the resources, decide
 every disclosure with the pure engine, word each finding, and order them as the contract says.
+A caller that decides more than once per run (the scan's batches) or that should fail before
+reading its input (the CLI) binds the rules and the jurisdiction first with `evaluator`: the
+jurisdiction is resolved there, once per run, by `resolve_jurisdiction`, the only place that
+looks a code up.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from consent_gap.explain import explain
 from consent_gap.mappings import Jurisdiction, Rules, load_rules
 from consent_gap.normalize import InputError, format_instant, normalize
 
-__all__ = ["InputError", "Report", "evaluate", "gc_paused"]
+__all__ = ["Evaluator", "InputError", "Report", "evaluate", "evaluator", "gc_paused"]
 
 
 @dataclass(frozen=True)
@@ -83,20 +87,38 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@dataclass(frozen=True)
+class Evaluator:
+    """`evaluate` bound to one run's rules and its jurisdiction, already resolved."""
+
+    rules: Rules
+    place: Jurisdiction | None = None
+
+    def __call__(self, data: Any) -> Report:
+        """Decide every disclosure in `data`; runs with the cyclic collector paused."""
+        with gc_paused():
+            return _evaluate(data, self.rules, self.place)
+
+
+def evaluator(jurisdiction: str | None = None, *, rules: Rules | None = None) -> Evaluator:
+    """The pipeline for one run: the rules (the packaged tables by default) and the
+    jurisdiction, resolved now (InputError when the code is unknown)."""
+    rules = rules if rules is not None else load_rules()
+    return Evaluator(rules, resolve_jurisdiction(rules, jurisdiction))
+
+
 def evaluate(data: Any, jurisdiction: str | None = None, *, rules: Rules | None = None) -> Report:
     """Decide every disclosure in a FHIR Bundle (any type but history) or list of resources.
 
     Raises InputError (a ValueError) when the input is unusable as a whole; a resource that
     cannot be read becomes a Problem and everything else is still decided. Runs with the
-    cyclic collector paused (see `gc_paused`).
+    cyclic collector paused (see `gc_paused`). One call is one run: `evaluator` binds the
+    rules and jurisdiction for several.
     """
-    with gc_paused():
-        return _evaluate(data, jurisdiction, rules)
+    return evaluator(jurisdiction, rules=rules)(data)
 
 
-def _evaluate(data: Any, jurisdiction: str | None, rules: Rules | None) -> Report:
-    rules = rules if rules is not None else load_rules()
-    place = resolve_jurisdiction(rules, jurisdiction)
+def _evaluate(data: Any, rules: Rules, place: Jurisdiction | None) -> Report:
     dataset = normalize(data, rules)
     disclosures = sorted(dataset.disclosures, key=lambda d: (d.occurred, d.reference))
     empty = Chart(patient=None)

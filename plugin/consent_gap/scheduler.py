@@ -1,4 +1,5 @@
-"""The nightly scan on a schedule: ``consent-gap schedule [--once | --status]``.
+"""The nightly scan on a schedule (``consent-gap schedule [--once | --status]``, whose
+arguments are in commands/schedule.py).
 
 APScheduler 3.x, a ``BlockingScheduler`` in its own process (never inside the web server's
 workers: two workers would run every scan twice). One job, ``consent-gap-scan``, on a
@@ -21,9 +22,7 @@ scheduler from starting on the same machine.
 
 from __future__ import annotations
 
-import argparse
 import fcntl
-import json
 import logging
 import re
 import signal
@@ -34,7 +33,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TextIO
 
-from consent_gap.checkpoint import CheckpointStore
+from consent_gap.checkpoint import OK, CheckpointStore
+from consent_gap.commands.base import EXIT_ERRORS, EXIT_OK
 from consent_gap.settings import Settings, SettingsError, load_settings, require
 
 log = logging.getLogger("consent_gap.scheduler")
@@ -44,7 +44,6 @@ JOB_TABLE = "consent_gap_jobs"
 MISFIRE_GRACE_SECONDS = 6 * 3600
 #: Set on SIGTERM: a running scan stops between two batches (resumable) instead of being cut.
 STOP = threading.Event()
-EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 
 
 _CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -92,7 +91,6 @@ def cron_trigger(settings: Settings) -> Any:
 def scheduled_scan() -> int:
     """The job: one incremental scan with the settings as they are now. Returns the scan's
     exit status (logged; APScheduler ignores it)."""
-    from consent_gap.scan import EXIT_OK as SCAN_OK
     from consent_gap.scan import run_scan
 
     settings = load_settings()
@@ -100,7 +98,7 @@ def scheduled_scan() -> int:
     log.info("scheduled scan %s: run %s, %d patients, %d written, %d errors",
              summary.status, summary.run, summary.patients_done,
              sum(summary.written.values()), len(summary.errors))
-    return SCAN_OK if summary.status == "ok" else EXIT_ERRORS
+    return EXIT_OK if summary.status == OK else EXIT_ERRORS
 
 
 def build_scheduler(settings: Settings, *, blocking: bool = True) -> Any:
@@ -173,6 +171,8 @@ def status(settings: Settings, fmt: str, out: TextIO | None = None) -> int:
     """The job's next run (from the job store) and the last scan's outcome."""
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 
+    from consent_gap.scan.output import print_json
+
     stream = out or sys.stdout
     CheckpointStore(settings.database_url).close()
     jobstore = SQLAlchemyJobStore(url=settings.database_url, tablename=JOB_TABLE)
@@ -196,8 +196,7 @@ def status(settings: Settings, fmt: str, out: TextIO | None = None) -> int:
         "last_run": runs[0].to_json() if runs else None,
     }
     if fmt == "json":
-        json.dump(record, stream, indent=2)
-        stream.write("\n")
+        print_json(record, stream)
         return EXIT_OK
     if job is None:
         print("the scan job is not registered (start `consent-gap schedule` once)", file=stream)
@@ -214,18 +213,3 @@ def status(settings: Settings, fmt: str, out: TextIO | None = None) -> int:
               f"{last['patients']['total']}, written {last['written']}, errors "
               f"{last['errors']['count']}", file=stream)
     return EXIT_OK
-
-
-def run(args: argparse.Namespace) -> int:
-    """``consent-gap schedule`` (arguments declared in cli.py)."""
-    from consent_gap.scan import run_command
-
-    def body() -> int:
-        settings = load_settings()
-        if args.status:
-            return status(settings, args.format)
-        if args.once:
-            return scheduled_scan()
-        return serve(settings)
-
-    return run_command("schedule", body)

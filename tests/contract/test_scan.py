@@ -258,7 +258,7 @@ class StubReport:
         self.problems = []
 
 
-def stub_evaluate(resources, jurisdiction):
+def stub_evaluate(resources):
     """Every AuditEvent is an unauthorized, undocumented disclosure of its patient."""
     findings = []
     for resource in resources:
@@ -398,11 +398,11 @@ def test_dry_run_makes_no_write_call(fake, store):
 def test_killed_scan_resumes_with_the_patients_not_done(fake, store):
     calls = {"n": 0}
 
-    def evaluate_then_die(resources, jurisdiction):
+    def evaluate_then_die(resources):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt  # killed while deciding the second batch
-        return stub_evaluate(resources, jurisdiction)
+        return stub_evaluate(resources)
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
         fake.install(mocked)
@@ -493,7 +493,7 @@ def test_preflight_names_what_is_missing(fake):
         fake.install(mocked)
         client = make_client()
         preflight(client, Settings(fhir_base=BASE, privacy_officer="Practitioner/po-1"))
-        from consent_gap.scan import UsageError
+        from consent_gap.commands.base import UsageError
 
         with pytest.raises(UsageError, match="CONSENT_GAP_PRIVACY_OFFICER: Practitioner/nobody"):
             preflight(client, Settings(fhir_base=BASE, privacy_officer="Practitioner/nobody"))
@@ -522,7 +522,8 @@ def test_a_stop_request_ends_the_run_between_batches_and_it_resumes(fake, store)
 
 
 def test_unknown_jurisdiction_is_a_usage_error_before_any_request(tmp_path):
-    from consent_gap.scan import UsageError, run_scan
+    from consent_gap.commands.base import UsageError
+    from consent_gap.scan import run_scan
 
     with (
         responses.RequestsMock(assert_all_requests_are_fired=False),  # no request allowed

@@ -73,7 +73,7 @@ def test_unusable_input_is_one_line_and_exit_2(tmp_path, capsys, content, flags,
 
 def test_unknown_jurisdiction_is_not_blamed_on_the_file(tmp_path, capsys):
     code, _, err = run(["evaluate", write(tmp_path, COVERED), "--jurisdiction", "US-XX"], capsys)
-    assert code == 2 and err.startswith("consent-gap: unknown jurisdiction 'US-XX'")
+    assert code == 2 and err.startswith("consent-gap evaluate: unknown jurisdiction 'US-XX'")
 
 
 def test_binary_garbage_and_a_directory_are_one_line(tmp_path, capsys):

@@ -1,0 +1,170 @@
+"""`consent-gap evaluate FILE`: decide every disclosure in a FHIR file, offline.
+
+Exit codes: 0 evaluated (whatever was found); 1 with `--fail-on unauthorized` when such a
+finding exists; 2 on unusable input, with one line on standard error and no traceback
+(CONTRACT 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from consent_gap.commands.base import EXIT_ERRORS, EXIT_OK, Command, UsageError
+
+EPILOG = """\
+examples:
+  consent-gap evaluate chart.json --jurisdiction US-CA
+  consent-gap evaluate export.ndjson --format text
+  cat bundle.json | consent-gap evaluate - --fail-on unauthorized
+
+FILE is a FHIR R4 Bundle (any type but history), a JSON array of resources, or NDJSON.
+A resource that cannot be read is listed under "problems"; everything else is still decided.
+Without --jurisdiction only the federal rules apply and the age of majority is 18.
+exit status: 0 evaluated; 1 with --fail-on unauthorized and an unauthorized finding;
+2 unusable input (missing file, not JSON, not FHIR, history Bundle, unknown jurisdiction).
+"""
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="FHIR R4 Bundle, JSON array or NDJSON of "
+                        "resources; - reads standard input")
+    parser.add_argument("--jurisdiction", metavar="US-XX", help="ISO 3166-2 code of the state "
+                        "whose duty to warn and age of majority apply (default: federal only)")
+    parser.add_argument("--format", choices=("json", "text"), default="json",
+                        help="json (default, CONTRACT section 2) or text (a table for people)")
+    parser.add_argument("--fail-on", choices=("unauthorized",), dest="fail_on",
+                        help="exit 1 when any finding is unauthorized")
+    parser.add_argument("--mappings", metavar="DIR", help="another mappings folder "
+                        "(default: $CONSENT_GAP_MAPPINGS, else the packaged tables)")
+
+
+def _shown(name: str) -> str:
+    """FILE as error messages name it."""
+    return "standard input" if name == "-" else name
+
+
+def read_input(name: str) -> Any:
+    """The parsed JSON (or NDJSON) of FILE or standard input; UsageError if unusable."""
+    from consent_gap.normalize import InputError, parse_text
+
+    shown = _shown(name)
+    try:
+        if name == "-":
+            raw = sys.stdin.buffer.read()
+        else:
+            with open(name, "rb") as handle:
+                raw = handle.read()
+    except FileNotFoundError:
+        raise UsageError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{name}: is a directory, not a file") from None
+    except OSError as exc:
+        raise UsageError(f"{name}: cannot be read ({exc.strerror or exc})") from None
+    if not raw.strip():
+        raise UsageError(f"{shown}: is empty, expected a FHIR Bundle")
+    try:
+        return parse_text(raw)
+    except InputError as exc:
+        raise UsageError(f"{shown}: {exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Read, decide, print. The collector is paused from reading to printing (`gc_paused`:
+    parsing a large file builds millions of objects it would rescan for nothing)."""
+    from consent_gap.evaluate import gc_paused
+
+    with gc_paused():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from consent_gap.evaluate import evaluator
+    from consent_gap.mappings import MappingsError, load_rules
+    from consent_gap.normalize import InputError
+
+    try:  # the arguments first: a typo should not wait for a large file to be read
+        decide = evaluator(args.jurisdiction, rules=load_rules(args.mappings))
+    except (MappingsError, InputError) as exc:
+        raise UsageError(str(exc)) from None
+    data = read_input(args.file)
+    try:
+        report = decide(data)
+    except InputError as exc:
+        raise UsageError(f"{_shown(args.file)}: {exc}") from None
+    if args.format == "text":
+        text = render_text(report)
+    else:
+        text = json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    if args.fail_on == "unauthorized" and any(
+            f.decision == "unauthorized" for f in report.findings):
+        return EXIT_ERRORS
+    return EXIT_OK
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
+
+
+def render_text(report: Any) -> str:
+    """A table for a person at a terminal: one row per finding, then problems and a summary."""
+    lines = _table(report) if report.findings else ["No disclosures found."]
+    if report.problems:
+        lines += ["", "Could not be read:"]
+        lines.extend(f"  {p.resource}: {p.message}" for p in report.problems)
+    lines += ["", _summary(report)]
+    return "\n".join(lines) + "\n"
+
+
+_HEADERS = ("occurred", "disclosure", "recipient", "purposes", "decision", "basis / reasons",
+            "documentation / notice")
+_WIDTHS = (20, 36, 40, 18, 12, 60, 30)  # the widest a column grows; longer cells are clipped
+
+
+def _table(report: Any) -> list[str]:
+    rows = []
+    for f in report.findings:
+        why = f.basis or ", ".join(f.reasons) or "-"
+        if f.documentation == "not-required" and f.client_notice == "not-required":
+            owed = "-"
+        else:
+            owed = f"{f.documentation} / {f.client_notice}"
+        rows.append((f.occurred, f.disclosure, f.recipient or "-", " ".join(f.purposes) or "-",
+                     str(f.decision), why, owed))
+    widths = [min(limit, max([len(h)] + [len(r[i]) for r in rows]))
+              for i, (h, limit) in enumerate(zip(_HEADERS, _WIDTHS, strict=True))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(_HEADERS, widths, strict=True)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    for row in rows:
+        cells = (_clip(c, w).ljust(w) for c, w in zip(row, widths, strict=True))
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def _summary(report: Any) -> str:
+    counts: dict[str, int] = {}
+    for f in report.findings:
+        counts[str(f.decision)] = counts.get(str(f.decision), 0) + 1
+    order = ("unauthorized", "review", "required", "permitted", "authorized")
+    parts = [f"{counts[d]} {d}" for d in order if counts.get(d)]
+    accountable = sum(1 for f in report.findings if f.accountable)
+    where = f", jurisdiction {report.jurisdiction}" if report.jurisdiction else ", federal rules"
+    return (f"{len(report.findings)} disclosure(s): {', '.join(parts) or 'none'}; "
+            f"{accountable} accountable; {len(report.problems)} problem(s); "
+            f"ruleset {report.ruleset}{where}")
+
+
+COMMAND = Command(
+    name="evaluate",
+    help="decide every disclosure in a FHIR file, offline",
+    run=run,
+    arguments=arguments,
+    description="Check every recorded disclosure (BALP AuditEvent) in FILE against the "
+                "client's signed authorizations and the legal exceptions, and print one "
+                "finding per disclosure.",
+    epilog=EPILOG,
+)
