@@ -415,3 +415,35 @@ def test_no_names_in_the_card_or_the_logs(mocked, caplog, case):
         assert all(name not in text for text in texts), name
         assert name not in logged, name
     assert "cds-at-1" not in logged
+
+
+def _without_disclosed_record(patient="p-caldana"):
+    resources = example_resources("19-deny-sdv-on-mixed-labels.json")
+    prefetch = full_prefetch(resources, patient)
+    # A CDS client that answered every template but left the disclosed record out (as one
+    # that ignores `_include` would, when the record is not the patient's own document).
+    prefetch["documents"] = searchset([])
+    return resources, prefetch
+
+
+def test_a_complete_prefetch_lacking_a_disclosed_record_fetches_just_that(mocked):
+    resources, prefetch = _without_disclosed_record()
+    FakeEhr(mocked, resources, "p-caldana")
+    full = call(make_app(), hook_body("p-caldana", full_prefetch(resources, "p-caldana")))
+    completed = call(make_app(), hook_body("p-caldana", prefetch))
+    assert completed.get_json() == full.get_json()
+    assert full.get_json()["cards"][0]["indicator"] == "critical"
+    urls = [c.request.url for c in fhir_calls(mocked)]
+    assert len(urls) == 1 and "/DocumentReference?" in urls[0]
+    assert "_id=dr-caldana-intake" in urls[0] and "patient=Patient%2Fp-caldana" in urls[0]
+
+
+def test_without_authorization_a_complete_prefetch_is_decided_as_it_is(mocked):
+    resources, prefetch = _without_disclosed_record()
+    response = call(make_app(), hook_body("p-caldana", prefetch, access_token=None))
+    assert response.status_code == 200
+    reduced = [r for r in resources if r["id"] != "dr-caldana-intake"]
+    expected = evaluate(reduced).findings
+    assert expected and expected[0].decision == "review"  # the record is unresolved
+    assert response.get_json()["cards"][0]["summary"] == "1 needs review"
+    assert fhir_calls(mocked) == []

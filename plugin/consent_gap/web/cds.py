@@ -7,7 +7,9 @@ decides the chart with the same `evaluate` as everything else, and answers no ca
 Where the chart comes from: the `prefetch` when every template is answered (each key present,
 not null, not an OperationOutcome, a search not cut by a `next` page, the Patient the one in
 context); otherwise the whole chart is fetched from `fhirServer` with `fhirAuthorization`, and
-the prefetch is set aside, so a decision is never made from a mix of two reads. A token is only
+the prefetch is set aside, so a decision is never made from a mix of two reads. A complete
+prefetch that names records it does not hold (a client that ignored `_include`) gets just those
+read by id, when a token and an allowlisted server are given. A token is only
 ever sent to a `fhirServer` on the app's issuer allowlist (CONSENT_GAP_ALLOWED_ISSUERS, the
 EHRs allowed to launch the app); no allowlisted server or no authorization: 412, as CDS Hooks
 says for data the service cannot obtain.
@@ -191,27 +193,56 @@ def prefetched_chart(prefetch: Mapping[str, Any], templates: Mapping[str, str],
     return list(found.values())
 
 
-def fetched_chart(call: HookCall, config: WebConfig, http: requests.Session
-                  ) -> list[dict[str, Any]]:
-    """The whole chart read from the CDS client's FHIR server with the token it gave."""
+def _client(call: HookCall, config: WebConfig, http: requests.Session) -> FhirClient:
+    """A client on the CDS client's FHIR server with the token it gave; ChartUnavailable when
+    there is no token or the server is not on the allowlist (the token is never sent)."""
     if not call.fhir_server or not call.access_token:
         raise ChartUnavailable("the prefetch is incomplete and there is no fhirAuthorization")
     try:
         base = require_allowed_issuer(call.fhir_server, config.allowed_issuers)
     except IssuerNotAllowed:
         raise ChartUnavailable("fhirServer is not on the allowlist") from None
+    return FhirClient(base, auth=BearerAuth(call.access_token), session=http,
+                      timeout=config.http_timeout, retries=2)
+
+
+def fetched_chart(call: HookCall, config: WebConfig, http: requests.Session
+                  ) -> list[dict[str, Any]]:
+    """The whole chart read from the CDS client's FHIR server with the token it gave."""
     from .chart import fetch_chart
 
-    client = FhirClient(base, auth=BearerAuth(call.access_token), session=http,
-                        timeout=config.http_timeout, retries=2)
     try:
-        with client:
+        with _client(call, config, http) as client:
             return fetch_chart(client, call.patient_id).resources
     except FhirHttpError as error:
         if error.status in (401, 403):
             raise ChartUnavailable(f"fhirServer refused the token (HTTP {error.status})"
                                    ) from None
         raise
+
+
+def completed_prefetch(resources: list[dict[str, Any]], call: HookCall, config: WebConfig,
+                       http: requests.Session) -> list[dict[str, Any]]:
+    """A complete prefetch plus what it names but lacks (a client that ignored the
+    disclosures' `_include`), read from fhirServer when it may be; else the prefetch as it is
+    (the engine then says what it could not resolve)."""
+    from consent_gap.fhir.queries import collect, wanted_references
+
+    from .chart import fetch_referenced
+
+    found: dict = {}
+    collect(found, resources)
+    if not wanted_references(found) - found.keys():
+        return resources
+    try:
+        with _client(call, config, http) as client:
+            return resources + fetch_referenced(client, resources, call.patient_id)
+    except ChartUnavailable:
+        return resources
+    except FhirError as error:
+        log.info("cds follow-up for Patient/%s skipped: %s", call.patient_id,
+                 type(error).__name__)
+        return resources
 
 
 # ---- the card --------------------------------------------------------------------------------
@@ -319,10 +350,13 @@ def patient_view():
     rules = _rules(config)
     resources = prefetched_chart(call.prefetch, prefetch_templates(rules), call.patient_id)
     source = "prefetch"
-    if resources is None:
+    http = current_app.extensions["consent_gap.http"]
+    if resources is not None:
+        resources = completed_prefetch(resources, call, config, http)
+    else:
         source = "fetch"
         try:
-            resources = fetched_chart(call, config, current_app.extensions["consent_gap.http"])
+            resources = fetched_chart(call, config, http)
         except ChartUnavailable as error:
             log.info("cds call from %s for Patient/%s: %s", caller.issuer, call.patient_id,
                      error)

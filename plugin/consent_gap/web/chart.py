@@ -220,3 +220,23 @@ def _rules(config: WebConfig) -> Any:
     from consent_gap.mappings import load_rules
 
     return load_rules(config.mappings)
+
+
+def fetch_referenced(client: FhirClient, resources: list[dict[str, Any]], patient_id: str
+                     ) -> list[dict[str, Any]]:
+    """What `resources` name but do not hold, as `fetch_chart`'s second round fetches it
+    (the scan's `wanted_references`, by `_id`, the patient named where the type allows):
+    for a chart that came from elsewhere (a CDS client's prefetch whose server ignored an
+    `_include`). Refused or absent reads are left out; the engine reports them unresolved."""
+    found: dict[Key, dict[str, Any]] = {}
+    collect(found, resources)
+    wanted: dict[str, list[str]] = {}
+    for rtype, rid in sorted(wanted_references(found) - found.keys()):
+        wanted.setdefault(rtype, []).append(rid)
+    ref = f"Patient/{patient_id}"
+    added: list[dict[str, Any]] = []
+    for rtype, ids in wanted.items():
+        for chunk in chunks(ids):
+            added += [r for r in _tolerant(client, rtype, _by_id(rtype, chunk, ref))
+                      if r.get("resourceType") != "OperationOutcome"]
+    return added
