@@ -447,3 +447,16 @@ def test_without_authorization_a_complete_prefetch_is_decided_as_it_is(mocked):
     assert expected and expected[0].decision == "review"  # the record is unresolved
     assert response.get_json()["cards"][0]["summary"] == "1 needs review"
     assert fhir_calls(mocked) == []
+
+
+def test_a_prefetch_larger_than_the_forms_limit_is_accepted(mocked):
+    example, patient, _ = CASES["unauthorized"]
+    resources = example_resources(example)
+    prefetch = full_prefetch(resources, patient)
+    prefetch["documents"]["entry"].append({"resource": {
+        "resourceType": "DocumentReference", "id": "big", "status": "current",
+        "subject": {"reference": f"Patient/{patient}"},
+        "content": [{"attachment": {"data": "QUFB" * 100_000}}]}})  # ~400 KB
+    response = call(make_app(), hook_body(patient, prefetch))
+    assert response.status_code == 200
+    assert response.get_json()["cards"][0]["indicator"] == "critical"

@@ -97,6 +97,11 @@ def service_description(rules: Any) -> dict[str, Any]:
             "and the legal exceptions, and says how many lack an authorization, need review, "
             "or miss their documentation or client notice."),
         "prefetch": prefetch_templates(rules),
+        "usageRequirements": (
+            "Each call needs a JWT from a CDS client the practice registered (RS384 or "
+            "ES384, aud = this service's URL). Without a complete prefetch, fhirServer must "
+            "be an EHR allowed to launch consent-gap, with a fhirAuthorization that reads "
+            "the patient's chart."),
     }
 
 
