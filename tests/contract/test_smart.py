@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import os
 import stat
 import time
@@ -17,7 +16,7 @@ from consent_gap.smart import (
     BackendServicesAuth,
     DiscoveryError,
     IssuerNotAllowed,
-    LaunchError,
+    LaunchRefused,
     TokenError,
     TokenSet,
     discover,
@@ -29,6 +28,7 @@ from consent_gap.smart import (
 )
 from consent_gap.smart import discovery as discovery_mod
 from consent_gap.smart.ehr_launch import build_authorize_url, s256_challenge, states_match
+from consent_gap.smart.idtoken import IdTokenRejected, verify_id_token
 from consent_gap.smart.keys import (
     KeyFileError,
     ensure_signing_key,
@@ -37,13 +37,16 @@ from consent_gap.smart.keys import (
     signing_key_from_pem,
 )
 from fhirfakes import BASE, bundle
+from idtokens import claims_for, hmac_signed, jwks, signed, stranger_key, unsigned
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 
 ISS = "https://ehr.example.org/fhir"
 TOKEN_URL = "https://ehr.example.org/auth/token"
 AUTHORIZE_URL = "https://ehr.example.org/auth/authorize"
+JWKS_URL = "https://ehr.example.org/auth/jwks"
 SMART_DOC = {
+    "jwks_uri": JWKS_URL,
     "authorization_endpoint": AUTHORIZE_URL,
     "token_endpoint": TOKEN_URL,
     "grant_types_supported": ["authorization_code", "client_credentials"],
@@ -364,25 +367,21 @@ def test_s256_challenge_matches_rfc7636_example():
 def test_a_server_without_s256_is_refused():
     config = discovery_mod.SmartConfiguration.from_document(
         ISS, {**SMART_DOC, "code_challenge_methods_supported": ["plain"]})
-    with pytest.raises(LaunchError, match="S256"):
+    with pytest.raises(LaunchRefused, match="S256"):
         build_authorize_url(config, client_id="c", redirect_uri="r", scope="s", state="x",
                             code_challenge="y", aud=ISS)
-
-
-def _id_token(claims: dict) -> str:
-    def seg(d):
-        return base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
-    return f"{seg({'alg': 'RS256'})}.{seg(claims)}.sig"
 
 
 def test_code_exchange_public_client(mocked):
     pending = start_authorization(_config(), iss=ISS, client_id="consent-gap",
                                   redirect_uri="http://127.0.0.1:8082/callback", scope="launch")
+    mocked.get(JWKS_URL, json=jwks())
     mocked.post(TOKEN_URL, json={
         "access_token": "at-1", "token_type": "Bearer", "expires_in": 3600,
         "scope": "launch openid fhirUser patient/Consent.rs", "refresh_token": "rt-1",
         "patient": "p-123", "encounter": "enc-9", "need_patient_banner": True,
-        "id_token": _id_token({"fhirUser": "Practitioner/dr-1", "sub": "u1"}),
+        "id_token": signed(claims_for(ISS, "consent-gap", fhirUser="Practitioner/dr-1",
+                                      iat=990, exp=1300)),
         "fhirContext": [{"reference": "DocumentReference/d1"}]})
     tokens = exchange_code(requests.Session(), pending, code="the-code",
                            client_id="consent-gap", clock=lambda: 1000.0)
@@ -401,6 +400,112 @@ def test_code_exchange_public_client(mocked):
     assert "patient/Consent.rs" in tokens.scopes
     assert "at-1" not in repr(tokens) and "rt-1" not in repr(tokens)
     assert tokens.needs_refresh(4541.0) and not tokens.needs_refresh(4539.0)
+
+
+def test_aud_is_the_launch_iss_exactly_as_sent():
+    """An exact-matching server refuses a respelt aud; the FHIR base stays the normalized one."""
+    launched = "https://EHR.example.org:443/fhir/"
+    pending = start_authorization(_config(), iss=ISS, aud=launched, client_id="c",
+                                  redirect_uri="r", scope="launch")
+    query = {k: v[0] for k, v in parse_qs(urlsplit(pending.authorize_url).query).items()}
+    assert query["aud"] == launched and pending.iss == ISS
+    assert pending.id_token_issuer == launched and pending.jwks_uri == JWKS_URL
+
+
+def test_the_id_token_issuer_is_the_one_discovery_names():
+    config = discovery_mod.SmartConfiguration.from_document(
+        ISS, {**SMART_DOC, "issuer": "https://login.example.org"})
+    pending = start_authorization(config, iss=ISS, client_id="c", redirect_uri="r", scope="s")
+    assert pending.id_token_issuer == "https://login.example.org"
+
+
+NOW = 1_000_000.0
+
+
+def _claims(**overrides):
+    return claims_for(ISS, "consent-gap", **{"iat": int(NOW) - 5, "exp": int(NOW) + 300,
+                                             **overrides})
+
+
+def _verify(token):
+    from joserfc.jwk import KeySet
+
+    return verify_id_token(token, KeySet.import_key_set(jwks()), issuer=ISS,
+                           client_id="consent-gap", now=NOW)
+
+
+def test_a_good_id_token_gives_its_claims():
+    assert _verify(signed(_claims()))["fhirUser"] == f"{ISS}/Practitioner/dr-1"
+    assert _verify(signed(_claims(aud=["consent-gap"])))["sub"] == "dr-1"
+    assert _verify(signed(_claims(aud=["consent-gap", "x"], azp="consent-gap")))["sub"]
+
+
+@pytest.mark.parametrize("token, reason", [
+    (lambda: signed(_claims(), key=stranger_key()), "signature"),
+    (lambda: unsigned(_claims()), "algorithm"),
+    (lambda: hmac_signed(_claims()), "algorithm"),
+    (lambda: signed(_claims()).rsplit(".", 1)[0] + ".AAAA", "signature"),
+    (lambda: signed(_claims(exp=int(NOW) - 120)), "expired"),
+    (lambda: signed(_claims(exp=None)), "expired"),
+    (lambda: signed(_claims(iat=int(NOW) + 600)), "issue time"),
+    (lambda: signed(_claims(iat=int(NOW) - 7200)), "issue time"),
+    (lambda: signed(_claims(iss="https://evil.example.org/fhir")), "not issued by this EHR"),
+    (lambda: signed(_claims(iss=ISS + "/")), "not issued by this EHR"),
+    (lambda: signed(_claims(aud="another-app")), "not issued for consent-gap"),
+    (lambda: signed(_claims(aud=["consent-gap", "x"])), "azp"),
+    (lambda: signed(_claims(azp="another-app")), "azp"),
+    (lambda: signed(_claims(sub=None)), "subject"),
+    (lambda: "not-a-jwt", "not a signed JWT"),
+], ids=["forged", "alg-none", "hs256", "tampered", "expired", "no-exp", "iat-future",
+        "iat-old", "wrong-issuer", "issuer-respelt", "wrong-audience", "many-aud-no-azp",
+        "foreign-azp", "no-sub", "garbled"])
+def test_a_bad_id_token_is_rejected(token, reason):
+    with pytest.raises(IdTokenRejected, match=reason):
+        _verify(token())
+
+
+def test_code_exchange_refuses_a_forged_id_token(mocked):
+    pending = start_authorization(_config(), iss=ISS, client_id="consent-gap",
+                                  redirect_uri="r", scope="launch")
+    mocked.get(JWKS_URL, json=jwks())
+    mocked.post(TOKEN_URL, json={"access_token": "a", "token_type": "Bearer",
+                                 "id_token": signed(claims_for(ISS, "consent-gap"),
+                                                    key=stranger_key())})
+    with pytest.raises(IdTokenRejected, match="signature"):
+        exchange_code(requests.Session(), pending, code="c", client_id="consent-gap")
+
+
+def test_jwks_is_fetched_again_for_a_new_kid_and_symmetric_keys_are_ignored(mocked):
+    from consent_gap.smart.idtoken import verified_claims
+
+    secret = {"kty": "oct", "k": "c2VjcmV0", "kid": "k1"}
+    mocked.get(JWKS_URL, json={"keys": [secret]})
+    mocked.get(JWKS_URL, json=jwks())
+    session = requests.Session()
+    first = discovery_mod.fetch_jwks(JWKS_URL, session)
+    assert first == {"keys": []}
+    claims = verified_claims(session, signed(claims_for(ISS, "c")), jwks_uri=JWKS_URL,
+                             issuer=ISS, client_id="c")
+    assert claims["sub"] == "dr-1" and len(mocked.calls) == 2
+
+
+def test_an_id_token_without_a_jwks_uri_to_check_it_is_rejected(mocked):
+    config = discovery_mod.SmartConfiguration.from_document(
+        ISS, {k: v for k, v in SMART_DOC.items() if k != "jwks_uri"})
+    pending = start_authorization(config, iss=ISS, client_id="c", redirect_uri="r", scope="s")
+    mocked.post(TOKEN_URL, json={"access_token": "a", "token_type": "Bearer",
+                                 "id_token": signed(claims_for(ISS, "c"))})
+    with pytest.raises(IdTokenRejected, match="jwks_uri"):
+        exchange_code(requests.Session(), pending, code="c", client_id="c")
+
+
+def test_without_an_id_token_there_is_no_user(mocked):
+    pending = start_authorization(_config(), iss=ISS, client_id="c", redirect_uri="r",
+                                  scope="s")
+    mocked.post(TOKEN_URL, json={"access_token": "a", "token_type": "Bearer",
+                                 "fhirUser": "Practitioner/claimed"})
+    tokens = exchange_code(requests.Session(), pending, code="c", client_id="c")
+    assert tokens.fhir_user is None and tokens.id_token is None
 
 
 def test_code_exchange_confidential_client_uses_basic_auth(mocked):
@@ -429,7 +534,8 @@ def test_refresh_keeps_the_launch_context(mocked):
                    refresh_token="rt-1", patient="p-123", encounter="enc-9",
                    need_patient_banner=True, fhir_user="Practitioner/dr-1")
     mocked.post(TOKEN_URL, json={"access_token": "at-2", "token_type": "Bearer",
-                                 "expires_in": 300})
+                                 "expires_in": 300,
+                                 "id_token": unsigned({"fhirUser": "Practitioner/mallory"})})
     new = refresh(requests.Session(), TOKEN_URL, old, client_id="consent-gap",
                   clock=lambda: 90.0)
     form = dict(parse_qsl(mocked.calls[0].request.body))
@@ -442,7 +548,7 @@ def test_refresh_keeps_the_launch_context(mocked):
 
 def test_refresh_without_a_refresh_token_asks_nothing(mocked):
     old = TokenSet(access_token="a", expires_at=time.time())
-    with pytest.raises(LaunchError, match="refresh token"):
+    with pytest.raises(LaunchRefused, match="refresh token"):
         refresh(requests.Session(), TOKEN_URL, old, client_id="c")
     assert len(mocked.calls) == 0
 

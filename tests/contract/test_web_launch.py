@@ -4,6 +4,7 @@ flags, token refresh before expiry."""
 
 from __future__ import annotations
 
+import re
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,7 +14,8 @@ from consent_gap.smart import discovery
 from consent_gap.smart.ehr_launch import s256_challenge
 from consent_gap.web import create_app
 from consent_gap.web.config import PANEL_SCOPES, WebConfig
-from webfakes import AUTHORIZE, ISS, TOKEN, FakeEhr, example_resources
+from idtokens import claims_for, hmac_signed, signed, stranger_key, unsigned
+from webfakes import AUTHORIZE, CLIENT_ID, ISS, TOKEN, FakeEhr, example_resources
 
 APPS: list = []
 
@@ -277,3 +279,53 @@ def test_sign_in_replaces_the_csrf_token(mocked):
     html = client.get(panel).get_data(as_text=True)
     assert "planted-before-sign-in" not in html
     assert 'name="csrf_token" value="' in html
+
+
+# -- the id_token (OpenID Connect Core 3.1.3.7) ---------------------------------------------
+
+def _bad_id_tokens() -> dict:
+    now = int(time.time())
+    return {
+        "forged": lambda: signed(claims_for(ISS, CLIENT_ID), key=stranger_key()),
+        "alg-none": lambda: unsigned(claims_for(ISS, CLIENT_ID)),
+        "hs256": lambda: hmac_signed(claims_for(ISS, CLIENT_ID)),
+        "expired": lambda: signed(claims_for(ISS, CLIENT_ID, iat=now - 400, exp=now - 100)),
+        "wrong-issuer": lambda: signed(claims_for("https://evil.test/fhir", CLIENT_ID)),
+        "wrong-audience": lambda: signed(claims_for(ISS, "another-app")),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_bad_id_tokens()))
+def test_a_bad_id_token_refuses_the_launch_and_keeps_nothing(mocked, kind):
+    ehr = FakeEhr(mocked, example_resources("02-authorization-expired.json"), "p-pnholt",
+                  id_token=_bad_id_tokens()[kind]())
+    client = make_app().test_client()
+    _, params = start(client)
+    response = client.get(f"/callback?code=c-1&state={params['state']}")
+    assert response.status_code == 403
+    assert b"Sign-in could not be verified" in response.data
+    assert ehr.fhir_calls() == []  # no chart read on a refused sign-in
+    assert client.get("/api/findings").status_code == 401  # and no launch kept
+
+
+def test_the_verified_id_tokens_fhir_user_signs_the_client_notice(mocked):
+    ehr = FakeEhr(mocked, example_resources("02-authorization-expired.json"), "p-pnholt")
+    client = make_app(privacy_officer="Practitioner/po-1").test_client()
+    _, params = start(client)
+    panel = client.get(f"/callback?code=c-1&state={params['state']}").headers["Location"]
+    html = client.get(panel).get_data(as_text=True)
+    disclosure = re.search(r'data-disclosure="([^"]+)"', html).group(1)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    client.post(f"{panel}/client-notice",
+                data={"csrf_token": token, "disclosure": disclosure, "outcome": "sent"})
+    (bundle,) = ehr.transactions
+    notice = next(e["resource"] for e in bundle["entry"]
+                  if e["resource"]["resourceType"] == "Communication")
+    assert notice["sender"] == {"reference": "Practitioner/dr-1"}
+
+
+def test_aud_is_the_iss_exactly_as_the_ehr_launched(mocked):
+    FakeEhr(mocked, [], "p1")
+    launched = "https://EHR.test:443/fhir/"
+    _, params = start(make_app().test_client(), iss=launched)
+    assert params["aud"] == launched

@@ -9,16 +9,24 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import responses
+from idtokens import claims_for, jwks, signed
 
 ISS = "https://ehr.test/fhir"
 AUTHORIZE = "https://ehr.test/auth/authorize"
 TOKEN = "https://ehr.test/auth/token"
+JWKS = "https://ehr.test/auth/jwks"
+CLIENT_ID = "consent-gap"
+#: What the fake grants by default: reads, and the creates every panel action needs.
+WRITE_SCOPES = ("patient/DocumentReference.c patient/Communication.c patient/Provenance.c "
+                "patient/Device.c")
+GRANTED = f"launch openid fhirUser patient/*.rs {WRITE_SCOPES}"
 EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "examples"
 
 SMART_CONFIGURATION = {
     "issuer": ISS,
     "authorization_endpoint": AUTHORIZE,
     "token_endpoint": TOKEN,
+    "jwks_uri": JWKS,
     "grant_types_supported": ["authorization_code", "client_credentials"],
     "code_challenge_methods_supported": ["S256"],
     "capabilities": ["launch-ehr", "launch-standalone", "context-ehr-patient", "permission-v2"],
@@ -44,18 +52,22 @@ class FakeEhr:
 
     def __init__(self, mocked: responses.RequestsMock, resources: list[dict],
                  patient: str, *, expires_in: int = 3600, refresh_token: str | None = "rt-1",
-                 need_patient_banner: bool = True) -> None:
+                 need_patient_banner: bool = True, scope: str = GRANTED,
+                 id_token: str | None = "good") -> None:
         self.mocked = mocked
         self.resources = resources
         self.patient = patient
         self.expires_in = expires_in
         self.refresh_token = refresh_token
         self.need_patient_banner = need_patient_banner
+        self.scope = scope
+        self.id_token = id_token  # "good": a fresh, properly signed one; None: none at all
         self.token_forms: list[dict] = []
         self.transactions: list[dict] = []
         self.tokens_issued = 0
         self.fhir_tokens: list[str] = []
         mocked.get(f"{ISS}/.well-known/smart-configuration", json=SMART_CONFIGURATION)
+        mocked.get(JWKS, json=jwks())
         mocked.add_callback(responses.POST, TOKEN, callback=self._token)
         mocked.add_callback(responses.GET, re.compile(re.escape(ISS) + r"/[A-Z].*"),
                             callback=self._read_or_search)
@@ -67,9 +79,12 @@ class FakeEhr:
         self.tokens_issued += 1
         body = {
             "access_token": f"at-{self.tokens_issued}", "token_type": "Bearer",
-            "expires_in": self.expires_in, "scope": "launch patient/*.rs",
+            "expires_in": self.expires_in, "scope": self.scope,
             "patient": self.patient, "need_patient_banner": self.need_patient_banner,
         }
+        if self.id_token:
+            body["id_token"] = (signed(claims_for(ISS, CLIENT_ID)) if self.id_token == "good"
+                                else self.id_token)
         if self.refresh_token:
             body["refresh_token"] = self.refresh_token
         return 200, {"Content-Type": "application/json"}, json.dumps(body)

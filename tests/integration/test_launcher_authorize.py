@@ -100,6 +100,23 @@ def test_ehr_launch_token_carries_the_launch_context_and_an_id_token(sandbox):
     assert ("Practitioner", "sandbox-practitioner") in sandbox.upstream_store()
 
 
+def test_the_id_token_passes_the_apps_own_verification_through_discovery(sandbox):
+    """What the app does at /callback: keys from discovery's jwks_uri, issuer from discovery
+    (OpenID Connect Core 3.1.3.7), audience the client id, a fresh iat and a future exp."""
+    from consent_gap.smart import discovery
+    from consent_gap.smart.idtoken import verified_claims
+
+    discovery.clear_cache()
+    http = requests.Session()
+    config = discovery.discover(sandbox.fhir_base, http)
+    assert config.jwks_uri and config.openid_issuer == sandbox.origin
+    body = exchange_code(sandbox, _panel_code(sandbox)).json()
+    claims = verified_claims(http, body["id_token"], jwks_uri=config.jwks_uri,
+                             issuer=config.openid_issuer, client_id="consent-gap")
+    assert claims["fhirUser"] == f"{sandbox.fhir_base}/Practitioner/sandbox-practitioner"
+    assert claims["sub"] and claims["exp"] > claims["iat"]
+
+
 def test_ehr_page_shows_a_chart_header_and_the_app_in_an_iframe(sandbox):
     page = requests.get(f"{sandbox.origin}/ehr", params={"patient": PATIENT}, timeout=10)
     assert page.status_code == 200

@@ -60,6 +60,8 @@ class SmartConfiguration:
     token_endpoint_auth_signing_alg_values_supported: tuple[str, ...] = ()
     scopes_supported: tuple[str, ...] = ()
     jwks_uri: str | None = None
+    #: The OpenID Connect issuer (`issuer`): what an id_token's `iss` must equal, when given.
+    openid_issuer: str | None = None
     revocation_endpoint: str | None = None
     introspection_endpoint: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -105,6 +107,8 @@ class SmartConfiguration:
                 "token_endpoint_auth_signing_alg_values_supported"),
             scopes_supported=strings("scopes_supported"),
             jwks_uri=endpoint("jwks_uri", False),
+            openid_issuer=doc["issuer"] if isinstance(doc.get("issuer"), str) and doc["issuer"]
+            else None,
             revocation_endpoint=endpoint("revocation_endpoint", False),
             introspection_endpoint=endpoint("introspection_endpoint", False),
             raw=dict(doc),
@@ -115,9 +119,16 @@ _cache: dict[str, tuple[float, SmartConfiguration]] = {}
 _cache_lock = threading.Lock()
 
 
+_jwks_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+
+#: The key types a JWKS may hold for signatures the app accepts (never a shared secret).
+ASYMMETRIC_KEY_TYPES = frozenset({"RSA", "EC"})
+
+
 def clear_cache() -> None:
     with _cache_lock:
         _cache.clear()
+        _jwks_cache.clear()
 
 
 def discover(
@@ -139,20 +150,55 @@ def discover(
         hit = _cache.get(key)
         if hit and hit[0] > now:
             return hit[1]
-    url = f"{key}/{WELL_KNOWN}"
-    try:
-        resp = session.get(url, headers={"Accept": "application/json"}, timeout=timeout,
-                           allow_redirects=False)
-    except requests.RequestException as exc:
-        raise DiscoveryError(
-            f"cannot reach the issuer's smart-configuration ({type(exc).__name__})") from exc
-    if resp.status_code != 200:
-        raise DiscoveryError(f"smart-configuration answered HTTP {resp.status_code}")
-    try:
-        doc = resp.json()
-    except ValueError as exc:
-        raise DiscoveryError("smart-configuration is not JSON") from exc
+    doc = _get_json(session, f"{key}/{WELL_KNOWN}", "smart-configuration", timeout)
     config = SmartConfiguration.from_document(key, doc)
     with _cache_lock:
         _cache[key] = (now + ttl, config)
     return config
+
+
+def fetch_jwks(
+    uri: str,
+    session: requests.Session,
+    *,
+    timeout: float | tuple[float, float] = (5.0, 10.0),
+    ttl: float = DEFAULT_TTL,
+    refresh: bool = False,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
+    """The issuer's published signing keys (`jwks_uri`), cached for `ttl` seconds unless
+    `refresh`. Only RSA and EC public keys are kept: a symmetric (`oct`) or private member
+    would let a forged token verify. Redirects are not followed, as for the configuration."""
+    require_secure_url(uri, "jwks_uri")
+    now = clock()
+    with _cache_lock:
+        hit = _jwks_cache.get(uri)
+        if hit and hit[0] > now and not refresh:
+            return hit[1]
+    doc = _get_json(session, uri, "jwks_uri", timeout)
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("keys"), list):
+        raise DiscoveryError("jwks_uri is not a JSON Web Key Set")
+    keys = [key for key in doc["keys"] if isinstance(key, Mapping)
+            and key.get("kty") in ASYMMETRIC_KEY_TYPES and "d" not in key
+            and key.get("use", "sig") == "sig"]
+    jwks = {"keys": keys}
+    with _cache_lock:
+        _jwks_cache[uri] = (now + ttl, jwks)
+    return jwks
+
+
+def _get_json(session: requests.Session, url: str, what: str,
+              timeout: float | tuple[float, float]) -> Any:
+    """GET a JSON document of the issuer's without following redirects (a redirect to another
+    host would be a place to forge it); DiscoveryError with a one-line reason."""
+    try:
+        resp = session.get(url, headers={"Accept": "application/json"}, timeout=timeout,
+                           allow_redirects=False)
+    except requests.RequestException as exc:
+        raise DiscoveryError(f"cannot reach the issuer's {what} ({type(exc).__name__})") from exc
+    if resp.status_code != 200:
+        raise DiscoveryError(f"{what} answered HTTP {resp.status_code}")
+    try:
+        return resp.json()
+    except ValueError as exc:
+        raise DiscoveryError(f"{what} is not JSON") from exc

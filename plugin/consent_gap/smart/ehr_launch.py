@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -24,6 +23,7 @@ from urllib.parse import urlencode, urlsplit
 import requests
 
 from consent_gap.smart.discovery import SmartConfiguration, require_secure_url
+from consent_gap.smart.idtoken import verified_claims
 from consent_gap.smart.tokens import DEFAULT_EXPIRES_IN, post_token_request
 
 
@@ -31,8 +31,9 @@ class IssuerNotAllowed(ValueError):
     """The launch's `iss` is not on the configured allowlist."""
 
 
-class LaunchError(ValueError):
-    """The launch cannot go on (no S256 support, a state mismatch, a missing parameter)."""
+class LaunchRefused(ValueError):
+    """The app refuses to go on with the launch: the EHR lacks what the protocol demands (no
+    S256 support, no authorization endpoint), the callback or the refresh is missing a part."""
 
 
 def normalize_issuer(iss: str) -> str:
@@ -115,9 +116,9 @@ def build_authorize_url(
 ) -> str:
     """The URL to send the browser to. Refuses a server without S256 PKCE."""
     if not config.authorization_endpoint:
-        raise LaunchError("the EHR has no authorization_endpoint")
+        raise LaunchRefused("the EHR has no authorization_endpoint")
     if not config.supports_s256:
-        raise LaunchError("the EHR does not support PKCE S256")
+        raise LaunchRefused("the EHR does not support PKCE S256")
     params = {
         "response_type": "code",
         "client_id": client_id,
@@ -137,7 +138,8 @@ def build_authorize_url(
 
 @dataclass(frozen=True)
 class PendingAuthorization:
-    """What the app keeps server-side between /launch and /callback."""
+    """What the app keeps server-side between /launch and /callback: the PKCE verifier and
+    state, and what the id_token will be checked against (`id_token_issuer`, `jwks_uri`)."""
 
     iss: str
     state: str = field(repr=False)
@@ -146,6 +148,8 @@ class PendingAuthorization:
     token_endpoint: str
     authorize_url: str = field(repr=False)
     created_at: float = 0.0
+    id_token_issuer: str = ""
+    jwks_uri: str | None = None
 
     def expired(self, now: float, max_age: float = 600.0) -> bool:
         return now - self.created_at > max_age
@@ -159,18 +163,27 @@ def start_authorization(
     redirect_uri: str,
     scope: str,
     launch: str | None = None,
+    aud: str | None = None,
     now: float | None = None,
 ) -> PendingAuthorization:
-    """New PKCE pair and state, and the authorize URL carrying them (aud = iss)."""
+    """New PKCE pair and state, and the authorize URL carrying them.
+
+    `iss` is the FHIR base the app will call; `aud` the launch's `iss` exactly as the EHR sent
+    it (default `iss`): a server that matches `aud` exactly refuses any other spelling. The
+    id_token must come from the OpenID issuer the configuration names, else from `aud`
+    (OpenID Connect Core 3.1.3.7 step 2: the issuer "obtained during Discovery")."""
+    audience = aud or iss
     pkce = make_pkce_pair()
     state = new_state()
     url = build_authorize_url(config, client_id=client_id, redirect_uri=redirect_uri,
                               scope=scope, state=state, code_challenge=pkce.challenge,
-                              aud=iss, launch=launch)
+                              aud=audience, launch=launch)
     return PendingAuthorization(iss=iss, state=state, code_verifier=pkce.verifier,
                                 redirect_uri=redirect_uri, token_endpoint=config.token_endpoint,
                                 authorize_url=url,
-                                created_at=time.time() if now is None else now)
+                                created_at=time.time() if now is None else now,
+                                id_token_issuer=config.openid_issuer or audience,
+                                jwks_uri=config.jwks_uri)
 
 
 # -- tokens --------------------------------------------------------------------------------
@@ -178,10 +191,9 @@ def start_authorization(
 class TokenSet:
     """A token response with its SMART launch context. Tokens are hidden from repr.
 
-    `fhir_user` comes from the token response, or else from the id_token's claims, read
-    without checking the signature. OpenID Connect Core 3.1.3.7 allows that for an id_token
-    received directly from the token endpoint over TLS, which is the only way one gets here;
-    still, use it to show and to address people, never to grant access."""
+    `fhir_user` comes only from the claims of an id_token that was verified (signature,
+    issuer, audience, expiry: see idtoken.py); never from an unverified token or the
+    response's other fields. `scope` is what the server granted, which may be less than asked."""
 
     access_token: str = field(repr=False)
     expires_at: float
@@ -198,10 +210,12 @@ class TokenSet:
     tenant: str | None = None
 
     @classmethod
-    def from_response(cls, body: Mapping[str, Any], now: float) -> TokenSet:
+    def from_response(cls, body: Mapping[str, Any], now: float,
+                      claims: Mapping[str, Any] | None = None) -> TokenSet:
+        """The token set of a response; `claims` are its id_token's, once verified."""
         expires_in = float(body.get("expires_in", DEFAULT_EXPIRES_IN))
-        id_token = body.get("id_token") if isinstance(body.get("id_token"), str) else None
-        fhir_user = body.get("fhirUser") or _unverified_claim(id_token, "fhirUser")
+        id_token = id_token_of(body) if claims is not None else None
+        fhir_user = (claims or {}).get("fhirUser")
         context = body.get("fhirContext")
         return cls(
             access_token=str(body["access_token"]),
@@ -231,15 +245,9 @@ class TokenSet:
         return frozenset(self.scope.split())
 
 
-def _unverified_claim(id_token: str | None, claim: str) -> Any:
-    if not id_token or id_token.count(".") != 2:
-        return None
-    payload = id_token.split(".")[1]
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (ValueError, TypeError):
-        return None
-    return claims.get(claim) if isinstance(claims, dict) else None
+def id_token_of(body: Mapping[str, Any]) -> str | None:
+    value = body.get("id_token")
+    return value if isinstance(value, str) and value else None
 
 
 def _client_auth(
@@ -262,9 +270,10 @@ def exchange_code(
     timeout: float | tuple[float, float] = (5.0, 30.0),
     clock: Callable[[], float] = time.time,
 ) -> TokenSet:
-    """Trade the authorization code (with the PKCE verifier) for tokens."""
+    """Trade the authorization code (with the PKCE verifier) for tokens. An id_token in the
+    answer is verified before anything is taken from it (IdTokenRejected otherwise)."""
     if not code:
-        raise LaunchError("the callback has no code")
+        raise LaunchRefused("the callback has no code")
     require_secure_url(pending.token_endpoint, "token_endpoint")
     form = {"grant_type": "authorization_code", "code": code,
             "redirect_uri": pending.redirect_uri, "code_verifier": pending.code_verifier}
@@ -272,7 +281,12 @@ def exchange_code(
     now = clock()
     body = post_token_request(session, pending.token_endpoint, form, auth=auth,
                               timeout=timeout, attempts=1)
-    return TokenSet.from_response(body, now)
+    id_token = id_token_of(body)
+    claims = verified_claims(
+        session, id_token, jwks_uri=pending.jwks_uri, issuer=pending.id_token_issuer,
+        client_id=client_id, timeout=timeout, clock=clock,
+    ) if id_token else None
+    return TokenSet.from_response(body, now, claims)
 
 
 def refresh(
@@ -285,11 +299,12 @@ def refresh(
     timeout: float | tuple[float, float] = (5.0, 30.0),
     clock: Callable[[], float] = time.time,
 ) -> TokenSet:
-    """Use the refresh token. The launch context (patient, encounter, banner, fhirUser...) is
-    kept from the old set unless the server sends it again, and so is the refresh token when
-    the server does not rotate it."""
+    """Use the refresh token. The launch context (patient, encounter, banner...) is kept from
+    the old set unless the server sends it again, and so is the refresh token when the server
+    does not rotate it. The user (`fhir_user`, the id_token) stays the one verified at launch:
+    a refresh cannot change who signed in."""
     if not tokens.refresh_token:
-        raise LaunchError("no refresh token (ask for online_access or offline_access)")
+        raise LaunchRefused("no refresh token (ask for online_access or offline_access)")
     require_secure_url(token_endpoint, "token_endpoint")
     form = {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token}
     auth = _client_auth(form, client_id, client_secret)
@@ -300,13 +315,13 @@ def refresh(
     return replace(
         new,
         refresh_token=new.refresh_token or tokens.refresh_token,
-        id_token=new.id_token or tokens.id_token,
+        id_token=tokens.id_token,
         scope=new.scope or tokens.scope,
         patient=new.patient or tokens.patient,
         encounter=new.encounter or tokens.encounter,
         need_patient_banner=new.need_patient_banner if "need_patient_banner" in body
         else tokens.need_patient_banner,
-        fhir_user=new.fhir_user or tokens.fhir_user,
+        fhir_user=tokens.fhir_user,
         fhir_context=new.fhir_context or tokens.fhir_context,
         intent=new.intent or tokens.intent,
         smart_style_url=new.smart_style_url or tokens.smart_style_url,

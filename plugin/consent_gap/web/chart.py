@@ -49,7 +49,7 @@ def fresh_launch(launch: Launch, config: WebConfig, http: requests.Session) -> L
         raise SessionExpired("token expired and no refresh token")
     try:
         tokens = oauth.refresh(config, http, launch.token_endpoint, launch.token_set())
-    except oauth.LaunchError as error:
+    except oauth.SignInFailed as error:
         raise SessionExpired(str(error)) from None
     updated = replace(
         launch,

@@ -45,7 +45,7 @@ def launch():
         return message(400, "No EHR named",
                        "The launch did not say which EHR it came from (the iss parameter).")
     try:
-        iss = oauth.allowed_issuer(config, iss)
+        base = oauth.allowed_issuer(config, iss)
     except oauth.IssuerNotAllowed:
         # Checked before anything is fetched: an issuer off the list causes no request.
         log.warning("launch refused: issuer not on the allowlist")
@@ -55,8 +55,9 @@ def launch():
                        detail=iss[:200], retry=False)
     http = current_app.extensions["consent_gap.http"]
     try:
-        pending = oauth.begin(config, http, iss, launch_token or None)
-    except oauth.LaunchError as error:
+        # aud is the iss exactly as launched: an exact-matching server refuses a respelling.
+        pending = oauth.begin(config, http, base, launch_token or None, aud=iss)
+    except oauth.SignInFailed as error:
         log.warning("launch failed before authorization: %s", error)
         return message(502, "The EHR could not be reached", f"Sign-in could not start: {error}.")
     remember_pending(pending)
@@ -89,7 +90,13 @@ def callback():
     http = current_app.extensions["consent_gap.http"]
     try:
         tokens = oauth.exchange_code(config, http, pending, code)
-    except oauth.LaunchError as failure:
+    except oauth.IdTokenRejected as rejected:
+        # A forged, expired or foreign id_token: nothing of this sign-in is kept.
+        log.warning("launch refused: %s", rejected)
+        return message(403, "Sign-in could not be verified",
+                       "The EHR's statement of who signed in did not pass consent-gap's "
+                       "checks, so the chart was not opened.", detail=f"{rejected}.")
+    except oauth.SignInFailed as failure:
         log.warning("token exchange failed: %s", failure)
         return message(502, "Sign-in failed", f"{failure}.")
     if not tokens.patient:

@@ -2,7 +2,8 @@
 
 The protocol lives in :mod:`consent_gap.smart` (discovery; ehr_launch: allowlist, PKCE, state,
 authorize URL, code exchange, refresh). This adapter binds it to the app's configuration and
-turns every failure into one :class:`LaunchError` with a line fit for the user's page.
+turns every failure into one :class:`SignInFailed` with a line fit for the user's page, but
+for a rejected id_token (:class:`IdTokenRejected`), which gets its own page.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ import requests
 from consent_gap.fhir import FhirError
 from consent_gap.smart import discovery, ehr_launch
 from consent_gap.smart.ehr_launch import IssuerNotAllowed, PendingAuthorization, TokenSet
+from consent_gap.smart.idtoken import IdTokenRejected
 
 from .config import WebConfig
 
 __all__ = [
+    "IdTokenRejected",
     "IssuerNotAllowed",
-    "LaunchError",
     "PendingAuthorization",
+    "SignInFailed",
     "TokenSet",
     "allowed_issuer",
     "begin",
@@ -27,8 +30,9 @@ __all__ = [
 ]
 
 
-class LaunchError(Exception):
-    """The EHR's authorization server did something the app cannot go on from."""
+class SignInFailed(Exception):
+    """Signing in at the EHR failed (unreachable, refused, or short of what SMART requires):
+    the user's page says so in one line."""
 
 
 def allowed_issuer(config: WebConfig, iss: str | None) -> str:
@@ -43,26 +47,29 @@ def standalone_scopes(scope: str) -> str:
 
 
 def begin(config: WebConfig, http: requests.Session, iss: str,
-          launch: str | None) -> PendingAuthorization:
-    """Discover the issuer's endpoints and start an authorization (PKCE S256, fresh state)."""
+          launch: str | None, *, aud: str | None = None) -> PendingAuthorization:
+    """Discover the issuer's endpoints and start an authorization (PKCE S256, fresh state).
+    ``iss`` is the allowlisted FHIR base; ``aud`` the launch's ``iss`` as the EHR sent it."""
     try:
         smart = discovery.discover(iss, http, timeout=config.http_timeout)
         scope = config.scopes if launch else standalone_scopes(config.scopes)
         return ehr_launch.start_authorization(
-            smart, iss=iss, client_id=config.client_id, redirect_uri=config.callback_url,
-            scope=scope, launch=launch,
+            smart, iss=iss, aud=aud, client_id=config.client_id,
+            redirect_uri=config.callback_url, scope=scope, launch=launch,
         )
-    except (discovery.DiscoveryError, ehr_launch.LaunchError) as error:
-        raise LaunchError(str(error)) from None
+    except (discovery.DiscoveryError, ehr_launch.LaunchRefused) as error:
+        raise SignInFailed(str(error)) from None
 
 
 def exchange_code(config: WebConfig, http: requests.Session, pending: PendingAuthorization,
                   code: str) -> TokenSet:
+    """The launch's tokens; IdTokenRejected passes through (the launch is refused with its own
+    page), every other failure is a SignInFailed."""
     try:
         return ehr_launch.exchange_code(http, pending, code=code, client_id=config.client_id,
                                         timeout=config.http_timeout)
-    except (FhirError, ehr_launch.LaunchError, discovery.DiscoveryError) as error:
-        raise LaunchError(str(error)) from None
+    except (FhirError, ehr_launch.LaunchRefused, discovery.DiscoveryError) as error:
+        raise SignInFailed(str(error)) from None
 
 
 def refresh(config: WebConfig, http: requests.Session, token_endpoint: str,
@@ -70,5 +77,5 @@ def refresh(config: WebConfig, http: requests.Session, token_endpoint: str,
     try:
         return ehr_launch.refresh(http, token_endpoint, tokens, client_id=config.client_id,
                                   timeout=config.http_timeout)
-    except (FhirError, ehr_launch.LaunchError, discovery.DiscoveryError) as error:
-        raise LaunchError(str(error)) from None
+    except (FhirError, ehr_launch.LaunchRefused, discovery.DiscoveryError) as error:
+        raise SignInFailed(str(error)) from None
