@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -320,9 +321,14 @@ def test_full_scan_writes_every_finding_once_with_few_requests(fake, store):
     assert summary.decisions == {"unauthorized": 7}
     assert len(fake.written("Communication")) == 7
     assert len(fake.written("DocumentReference")) == 7
-    assert len(fake.of_type("Provenance")) == 14
+    # one Provenance per finding, targeting both of its resources (CONTRACT 5)
+    provenances = fake.of_type("Provenance")
+    assert len(provenances) == 7
+    assert sorted(t["reference"].split("/")[0] for p in provenances for t in p["target"]) == (
+        ["Communication"] * 7 + ["DocumentReference"] * 7)
     assert len(fake.of_type("Device")) == 1
-    assert summary.written == {"Communication": 7, "DocumentReference": 7, "Provenance": 14}
+    assert summary.written == {"Communication": 7, "Device": 1, "DocumentReference": 7,
+                               "Provenance": 7}
     # one batch: 4 searches, 2 existence checks, 1 transaction; the device; the selection
     assert summary.requests / 7 <= 3
     writes = [c for c in fake.calls if c == ("POST", "")]
@@ -353,7 +359,7 @@ def test_a_resource_deleted_since_is_written_again(fake, store):
         del fake.store["DocumentReference"][note["id"]]
         # a server with referential integrity (HAPI) deletes the Provenance first
         provenance = next(p for p in fake.of_type("Provenance")
-                          if p["target"] == [{"reference": f"DocumentReference/{note['id']}"}])
+                          if {"reference": f"DocumentReference/{note['id']}"} in p["target"])
         del fake.store["Provenance"][provenance["id"]]
         summary, _ = scan(store, full=True)
     assert summary.written == {"DocumentReference": 1, "Provenance": 1}
@@ -390,9 +396,32 @@ def test_dry_run_makes_no_write_call(fake, store):
         summary, _ = scan(store, full=True, dry_run=True)
     assert [c for c in fake.calls if c[0] == "POST" and not c[1].endswith("_search")] == []
     assert summary.written == {}
-    assert len(summary.would_write) == 14
-    assert {row["kind"] for row in summary.would_write} == {"alert", "finding-note"}
+    assert len(summary.would_write) == 14 + 7 + 1
+    assert {row["kind"] for row in summary.would_write} == {"alert", "finding-note",
+                                                             "provenance", "device"}
     assert store.last_success(BASE) is None
+
+
+def test_dry_run_says_what_the_real_run_then_writes(fake, store):
+    """A truthful dry run (issue 12): it looks up what exists as the real run does, so
+    what it would write is what the real run writes, on a fresh server, on one where some
+    resources are there, and on a rerun (nothing)."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
+        fake.install(mocked)
+        scan(store, patients=("p1", "p2", "p3"))
+        note = fake.written("DocumentReference")[0]
+        provenance = next(p for p in fake.of_type("Provenance")
+                          if {"reference": f"DocumentReference/{note['id']}"} in p["target"])
+        del fake.store["Provenance"][provenance["id"]]
+        del fake.store["DocumentReference"][note["id"]]
+        for _ in range(2):
+            dry, _ = scan(store, full=True, dry_run=True)
+            real, _ = scan(store, full=True)
+            assert real.status == "ok", real.errors
+            counted = Counter(row["resourceType"] for row in dry.would_write)
+            assert counted == real.written
+        assert real.written == {}
+    assert len(fake.written("DocumentReference")) == 7
 
 
 def test_killed_scan_resumes_with_the_patients_not_done(fake, store):
@@ -420,7 +449,7 @@ def test_killed_scan_resumes_with_the_patients_not_done(fake, store):
     identifiers = [r["identifier"][0]["value"] for t in ("Communication", "DocumentReference")
                    for r in fake.written(t)]
     assert len(identifiers) == len(set(identifiers)) == 14
-    assert len(fake.of_type("Provenance")) == 14
+    assert len(fake.of_type("Provenance")) == 7
     record = store.run(summary.run)
     assert record.patients_done == 7 and record.status == "ok"
 
@@ -485,7 +514,7 @@ def test_expired_token_is_renewed_mid_scan(fake, store):
     assert summary.status == "ok", summary.errors
     assert issued == ["token-1", "token-2"]
     assert len(fake.written("Communication")) == 7
-    assert len(fake.of_type("Provenance")) == 14
+    assert len(fake.of_type("Provenance")) == 7
 
 
 def test_preflight_names_what_is_missing(fake):

@@ -30,6 +30,7 @@ from consent_gap.writeback import (
     FINDING_SYSTEM,
     PROVENANCE_TAG_SYSTEM,
     TAG,
+    FindingWrites,
     WriteContext,
     plan,
 )
@@ -87,15 +88,22 @@ class Charts:
         self.patients = sorted(r["id"] for b in self.bundles for r in b
                                if r["resourceType"] == "Patient")
 
-    def expected(self) -> dict[str, str]:
-        """identifier value -> resource type, from `evaluate` on the charts as loaded."""
+    def groups(self) -> list[FindingWrites]:
+        """What the write-back plans for every finding of `evaluate` on the charts as loaded."""
         context = WriteContext(privacy_officer=self.privacy_officer)
+        return [group for resources in self.bundles
+                for group in (plan(f, context) for f in evaluate(resources, JURISDICTION).findings)
+                if group]
+
+    def expected(self) -> dict[str, str]:
+        """identifier value -> resource type, and each finding's Provenance key -> "Provenance"
+        (one per finding's transaction, CONTRACT 5)."""
         values: dict[str, str] = {}
-        for resources in self.bundles:
-            for finding in evaluate(resources, JURISDICTION).findings:
-                for write in plan(finding, context).writes:
-                    assert write.value not in values
-                    values[write.value] = write.resource_type
+        for group in self.groups():
+            for write in group.writes:
+                assert write.value not in values
+                values[write.value] = write.resource_type
+            values[group.provenance_key] = "Provenance"
         return values
 
     def settings(self, state: Path, **changes: Any) -> Settings:
@@ -106,25 +114,34 @@ class Charts:
 
     def written(self) -> dict[str, list[str]]:
         """identifier values of our resources about these patients, per type (duplicates
-        kept), and the tag codes of the Provenance written with them."""
+        kept); the tag codes of every Provenance that targets one of them (each once); and
+        under "targeted", per resource, how many of those Provenances target it."""
         client = FhirClient(self.base)
         subjects = ",".join(f"Patient/{p}" for p in self.patients)
         found: dict[str, list[str]] = {"Communication": [], "DocumentReference": [],
-                                       "Provenance": []}
+                                       "Provenance": [], "targeted": []}
+        references: dict[str, str] = {}
         for rtype in ("Communication", "DocumentReference"):
             for resource in client.search(rtype, [("subject", subjects),
                                                   ("_tag", f"{TAG['system']}|{TAG['code']}")]):
                 if resource["resourceType"] != rtype:
                     continue
-                found[rtype] += [i["value"] for i in resource.get("identifier", [])
-                                 if i.get("system") == FINDING_SYSTEM]
-        values = found["Communication"] + found["DocumentReference"]
-        for start in range(0, len(values), 50):
-            tags = ",".join(f"{PROVENANCE_TAG_SYSTEM}|{v}" for v in values[start:start + 50])
-            for resource in client.search("Provenance", [("_tag", tags)]):
-                found["Provenance"] += [t["code"] for t in resource["meta"]["tag"]
-                                        if t.get("system") == PROVENANCE_TAG_SYSTEM]
+                values = [i["value"] for i in resource.get("identifier", [])
+                          if i.get("system") == FINDING_SYSTEM]
+                found[rtype] += values
+                references[f"{rtype}/{resource['id']}"] = values[0]
+        provenances: dict[str, dict] = {}
+        refs = sorted(references)
+        for start in range(0, len(refs), 50):
+            for resource in client.search("Provenance",
+                                          [("target", ",".join(refs[start:start + 50]))]):
+                provenances[resource["id"]] = resource
         client.close()
+        for provenance in provenances.values():
+            found["Provenance"] += [t["code"] for t in provenance["meta"]["tag"]
+                                    if t.get("system") == PROVENANCE_TAG_SYSTEM]
+        targeted = [t["reference"] for p in provenances.values() for t in p["target"]]
+        found["targeted"] = sorted(str(targeted.count(ref)) for ref in references)
         return found
 
 
@@ -133,11 +150,14 @@ def load(fhir_base: str) -> Charts:
 
 
 def assert_exactly(charts: Charts, expected: dict[str, str]) -> None:
+    """Every expected resource once, one Provenance per finding, each resource the target of
+    exactly one Provenance, nothing else."""
     found = charts.written()
-    for rtype in ("Communication", "DocumentReference"):
+    for rtype in ("Communication", "DocumentReference", "Provenance"):
         wanted = sorted(v for v, t in expected.items() if t == rtype)
         assert sorted(found[rtype]) == wanted, rtype
-    assert sorted(found["Provenance"]) == sorted(expected)
+    resources = sum(1 for t in expected.values() if t != "Provenance")
+    assert found["targeted"] == ["1"] * resources
 
 
 def test_scan_writes_what_evaluate_finds_and_a_rerun_writes_nothing(fhir_base, tmp_path):
@@ -152,8 +172,10 @@ def test_scan_writes_what_evaluate_finds_and_a_rerun_writes_nothing(fhir_base, t
     offline = [f for b in charts.bundles for f in evaluate(b, JURISDICTION).findings]
     assert first.disclosures == len(offline)
     assert sum(first.decisions.values()) == len(offline)
-    assert first.written["Provenance"] == len(expected)
-    assert first.written["Communication"] + first.written["DocumentReference"] == len(expected)
+    provenances = sum(1 for t in expected.values() if t == "Provenance")
+    assert first.written["Provenance"] == provenances == len(charts.groups())
+    assert (first.written["Communication"] + first.written["DocumentReference"]
+            == len(expected) - provenances)
     assert_exactly(charts, expected)
     assert first.requests / len(charts.patients) <= 3
 
@@ -227,7 +249,8 @@ def test_a_rejected_write_is_reported_and_the_rest_written(fhir_base, tmp_path):
     findings = [f for b in charts.bundles for f in evaluate(b, JURISDICTION).findings]
     victim = next(f for f in findings if f.decision == "unauthorized")
     context = WriteContext(privacy_officer=charts.privacy_officer)
-    lost = {write.value for write in plan(victim, context).writes}
+    group = plan(victim, context)
+    lost = {write.value for write in group.writes} | {group.provenance_key}
 
     client = RejectingClient(fhir_base, victim.disclosure)
     store = CheckpointStore(charts.settings(tmp_path).database_url)
@@ -260,10 +283,11 @@ def test_dry_run_on_the_command_line_writes_nothing(fhir_base, tmp_path, fmt):
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["dry_run"] is True
-    assert len(summary["would_write"]) == len(charts.expected())
-    assert {row["identifier"].split("|")[1] for row in summary["would_write"]} == set(
-        charts.expected())
-    assert charts.written() == {"Communication": [], "DocumentReference": [], "Provenance": []}
+    rows = [row for row in summary["would_write"] if row["kind"] != "device"]
+    assert len(rows) == len(charts.expected())
+    assert {row["identifier"].split("|")[1] for row in rows} == set(charts.expected())
+    assert charts.written() == {"Communication": [], "DocumentReference": [], "Provenance": [],
+                                "targeted": []}
 
 
 def test_backend_services_scan_through_the_launcher(fhir_base, proxy_base, tmp_path):
@@ -278,5 +302,5 @@ def test_backend_services_scan_through_the_launcher(fhir_base, proxy_base, tmp_p
                                private_key=key, client_id="consent-gap-scan")
     summary = run_scan(settings, patients=charts.patients)
     assert summary.status == "ok", summary.errors
-    assert summary.written["Provenance"] == len(expected)
+    assert summary.written["Provenance"] == len(charts.groups())
     assert_exactly(charts, expected)

@@ -7,14 +7,17 @@ Consents with the Provenance that signs them; disclosure AuditEvents with the re
 name and the DocumentReferences that document them; Communications to the patients or their
 representatives. The next batch is fetched while the current one is decided and written.
 
-Writing: each finding's resources go in one transaction of conditional creates
-(writeback.py); to save round trips, several findings share a transaction, and when the server
-rejects one the scan retries that group one finding per transaction, reports the findings the
-server still rejects, and writes the rest. A rerun writes nothing.
+Writing: first one search per resource type and batch finds what is on the server already
+(writeback.unwritten); each finding's remaining resources go in one transaction of
+conditional creates with one Provenance targeting them all (writeback/). To save round trips,
+several findings share a transaction, and when the server rejects one the scan retries that
+group one finding per transaction, reports the findings the server still rejects, and writes
+the rest. A rerun, a retried transaction or a resumed scan writes nothing twice.
 
-A dry run decides everything and lists, per finding, the kind and identifier of each resource
-it would create, without building or sending them (building and validating every note costs
-about 1.6 ms per resource, more than fetching the charts).
+A dry run decides everything, looks up what is on the server as the real run does, and lists
+per finding the kind and identifier of each resource the real run would create, and its
+Provenance, without building or sending them (building and validating every note costs about
+1.6 ms per resource, more than fetching the charts). The Device is listed when it is missing.
 
 Checkpointing: after each batch its patients are recorded as done with the batch's counts; a
 scan that is killed and started again with the same selection (selectors.py) resumes with the
@@ -47,13 +50,13 @@ from consent_gap.writeback import (
     WriteContext,
     device_resource,
     device_search,
-    existing_searches,
-    identifier_values,
     plan,
+    planned_values,
     preview,
     read_response,
     transaction,
-    without,
+    unwritten,
+    written_values,
 )
 
 log = logging.getLogger("consent_gap.scan")
@@ -195,7 +198,7 @@ class Scanner:
             summary.patients_selected = len(patients)
             summary.patients_skipped = len(patients) - len(todo)
             self.store.set_total(run.id, len(patients))
-            context = self._context()
+            context = self._context(summary)
             self._scan(run, todo, context, summary)
         except (FhirError, OSError, ScanStopped) as error:
             summary.errors.append(f"scan stopped: {error}")
@@ -233,20 +236,25 @@ class Scanner:
                                 since=selection.since, jurisdiction=options.jurisdiction,
                                 dry_run=options.dry_run)
 
-    def _context(self) -> WriteContext:
+    def _context(self, summary: ScanSummary) -> WriteContext:
         return WriteContext(privacy_officer=self.privacy_officer,
-                            organization=self.organization, device=self._device())
+                            organization=self.organization, device=self._device(summary))
 
-    def _device(self) -> str | None:
-        """The app's Device: created once (conditionally); in a dry run only looked up."""
+    def _device(self, summary: ScanSummary) -> str | None:
+        """The app's Device: created once (conditionally) and counted when created; in a dry
+        run only looked up, and listed when the real run would create it."""
+        rtype, params = device_search()
         if self.options.dry_run:
-            rtype, params = device_search()
             for resource in self.client.search(rtype, params):
                 return f"Device/{resource['id']}"
+            summary.would_write.append({"disclosure": "", "kind": "device",
+                                        "resourceType": "Device",
+                                        "identifier": params["identifier"]})
             return None
-        rtype, params = device_search()
         created = self.client.conditional_create(
             device_resource(), "&".join(f"{k}={v}" for k, v in params.items()))
+        if created.created:
+            summary.written["Device"] += 1
         return f"Device/{created.resource['id']}"
 
     def _scan(self, run: RunRecord, todo: list[str], context: WriteContext,
@@ -278,8 +286,11 @@ class Scanner:
         written: Counter[str] = Counter()
         errors: list[str] = []
         if self.options.dry_run:
+            present = written_values(
+                [pair for f in findings for pair in planned_values(f, context.ruleset)],
+                self._search)
             for finding in findings:
-                summary.would_write += preview(finding, context.ruleset)
+                summary.would_write += preview(finding, context.ruleset, present)
         else:
             groups = [group for group in (plan(f, context) for f in findings) if group]
             written, errors = self._write(groups, context)
@@ -297,7 +308,7 @@ class Scanner:
         """Write the groups, several findings per transaction; isolate rejections."""
         written: Counter[str] = Counter()
         errors: list[str] = []
-        groups = self._missing(groups)
+        groups = unwritten(groups, self._search)
         size = max(1, self.options.write_group)
         for start in range(0, len(groups), size):
             chunk = groups[start:start + size]
@@ -316,15 +327,9 @@ class Scanner:
                         errors.append(self._rejected(group, single))
         return written, errors
 
-    def _missing(self, groups: list[FindingWrites]) -> list[FindingWrites]:
-        """Drop the writes already on the server: a nightly rerun then costs one search per
-        resource type and batch instead of a transaction per group of findings."""
-        present: set[str] = set()
-        for rtype, params in existing_searches(groups):
-            present |= identifier_values(self.client.search(rtype, params, page_size=PAGE_SIZE))
-        if not present:
-            return groups
-        return [left for left in (without(group, present) for group in groups) if left]
+    def _search(self, rtype: str, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        """What the write-back's look-ups search with (the scan's page size)."""
+        return list(self.client.search(rtype, params, page_size=PAGE_SIZE))
 
     def _send(self, groups: list[FindingWrites], context: WriteContext) -> Counter[str]:
         bundle = transaction(groups, context)

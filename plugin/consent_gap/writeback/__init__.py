@@ -8,10 +8,20 @@ Why it looks like this:
   whose value is a hash of the disclosure, the kind of resource, the decision and the ruleset,
   and is created with ``ifNoneExist`` on it: a rerun, or a resumed scan, matches what is there
   and writes nothing; a decision that changes gets new resources; nothing is ever updated.
-- R4 ``Provenance`` has no ``identifier`` element, so its deterministic key is a ``meta.tag``
-  ``https://consent-gap.dev/fhir/provenance|<value>`` and its conditional create searches
-  ``_tag``. It targets its resource through the transaction's ``urn:uuid`` fullUrl (a uuid5 of
-  the identifier), which the server resolves to the new or the matched resource.
+- Each finding's transaction carries ONE ``Provenance`` that targets every resource it
+  creates (CONTRACT 5), through the transaction's ``urn:uuid`` fullUrls (a uuid5 of each
+  identifier), which the server resolves to the new or the matched resources. R4
+  ``Provenance`` has no ``identifier`` element, so its deterministic key is a ``meta.tag``
+  ``https://consent-gap.dev/fhir/provenance|<key>`` and its conditional create searches
+  ``_tag``. The key is a hash of the finding's disclosure and the identifiers of the
+  resources it targets: a rerun, a retry or a resumed scan sends the same transaction and
+  matches everything, Provenance included; a later transaction for the same finding that
+  writes other resources (the panel writes a draft, the scan the alert) gets a Provenance of
+  its own over just those. Since a transaction cannot say which of its conditional creates
+  will match, a writer sends only the resources not yet on the server (:func:`unwritten`),
+  so that the Provenance names what it created. Installs from before this (one Provenance per
+  resource, tagged with that resource's identifier value) keep theirs: their resources are
+  found by identifier and never sent again.
 - The app itself is a ``Device`` with a fixed identifier, created conditionally: either once
   per run by the caller (pass its reference as ``WriteContext.device``) or, without one, inside
   every transaction (a conditional create that matches after the first time).
@@ -24,8 +34,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -84,12 +94,11 @@ class WriteContext:
 
 @dataclass(frozen=True)
 class Write:
-    """One resource to create, with the Provenance written alongside it."""
+    """One resource to create, conditionally on its identifier."""
 
     kind: Kind
-    value: str  # identifier value (also the Provenance tag code)
+    value: str  # identifier value
     resource: dict[str, Any]
-    provenance: dict[str, Any]
 
     @property
     def resource_type(self) -> str:
@@ -99,41 +108,60 @@ class Write:
     def full_url(self) -> str:
         return urn(f"{FINDING_SYSTEM}|{self.value}")
 
-    def entries(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "fullUrl": self.full_url,
-                "resource": self.resource,
-                "request": {
-                    "method": "POST",
-                    "url": self.resource_type,
-                    "ifNoneExist": f"identifier={FINDING_SYSTEM}|{self.value}",
-                },
+    def entry(self) -> dict[str, Any]:
+        return {
+            "fullUrl": self.full_url,
+            "resource": self.resource,
+            "request": {
+                "method": "POST",
+                "url": self.resource_type,
+                "ifNoneExist": f"identifier={FINDING_SYSTEM}|{self.value}",
             },
-            {
-                "fullUrl": urn(f"{PROVENANCE_TAG_SYSTEM}|{self.value}"),
-                "resource": self.provenance,
-                "request": {
-                    "method": "POST",
-                    "url": "Provenance",
-                    "ifNoneExist": f"_tag={PROVENANCE_TAG_SYSTEM}|{self.value}",
-                },
-            },
-        ]
+        }
 
 
 @dataclass(frozen=True)
 class FindingWrites:
-    """Everything one finding needs written (possibly nothing)."""
+    """Everything one finding needs written (possibly nothing), and who acted besides the app
+    (``author``: the person whose act the panel records; the Provenance names them first)."""
 
     finding: Finding
     writes: tuple[Write, ...]
+    author: str | None = None
 
     def __bool__(self) -> bool:
         return bool(self.writes)
 
+    @property
+    def provenance_key(self) -> str:
+        """The Provenance's tag code (module docstring)."""
+        return provenance_key(self.finding.disclosure, [w.value for w in self.writes])
+
+    def provenance(self, context: WriteContext) -> dict[str, Any]:
+        """The one Provenance of this group's transaction, targeting each of its writes."""
+        device = context.device or urn(f"{DEVICE_SYSTEM}|{DEVICE_VALUE}")
+        provenance = _provenance(self.finding, context, device, self.provenance_key,
+                                 [write.full_url for write in self.writes], self.author)
+        validate(provenance)
+        return provenance
+
+    def entries(self, context: WriteContext) -> list[dict[str, Any]]:
+        """Each write's entry, then the Provenance's (conditional on its tag)."""
+        key = self.provenance_key
+        return [write.entry() for write in self.writes] + [{
+            "fullUrl": urn(f"{PROVENANCE_TAG_SYSTEM}|{key}"),
+            "resource": self.provenance(context),
+            "request": {
+                "method": "POST",
+                "url": "Provenance",
+                "ifNoneExist": f"_tag={PROVENANCE_TAG_SYSTEM}|{key}",
+            },
+        }]
+
     def describe(self) -> list[dict[str, str]]:
         """What would be written, for --dry-run and logs (ids and codes, no text)."""
+        if not self.writes:
+            return []
         return [
             {
                 "disclosure": self.finding.disclosure,
@@ -142,7 +170,19 @@ class FindingWrites:
                 "identifier": f"{FINDING_SYSTEM}|{write.value}",
             }
             for write in self.writes
-        ]
+        ] + [provenance_row(self.finding.disclosure, self.provenance_key)]
+
+
+def provenance_key(disclosure: str, values: Iterable[str]) -> str:
+    """Deterministic from the finding's disclosure and the identifier values it targets."""
+    key = "\n".join(("provenance", disclosure, *sorted(values)))
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def provenance_row(disclosure: str, key: str) -> dict[str, str]:
+    """The dry run's line for a Provenance (its ``identifier`` is its tag)."""
+    return {"disclosure": disclosure, "kind": "provenance", "resourceType": "Provenance",
+            "identifier": f"{PROVENANCE_TAG_SYSTEM}|{key}"}
 
 
 # ---------------------------------------------------------------- deciding what to write
@@ -175,34 +215,52 @@ RESOURCE_TYPE = {
 }
 
 
-def preview(finding: Finding, ruleset: str = RULESET) -> list[dict[str, str]]:
-    """What :func:`plan` would write for this finding (the rows of ``FindingWrites.describe``)
-    without building or validating the resources: for dry runs, where nothing is sent and
-    building every note would cost more than fetching the charts."""
+def preview(finding: Finding, ruleset: str = RULESET,
+            present: set[str] | frozenset[str] = frozenset()) -> list[dict[str, str]]:
+    """What :func:`plan` would write for this finding, less the resources whose identifier
+    value is in ``present`` (already on the server), with the Provenance of the rest: the
+    rows of ``FindingWrites.describe``, without building or validating the resources (for
+    dry runs, where building every note would cost more than fetching the charts)."""
+    values = [(kind, identifier_value(finding, kind, ruleset)) for kind in kinds_for(finding)]
+    values = [(kind, value) for kind, value in values if value not in present]
+    if not values:
+        return []
     return [
         {
             "disclosure": finding.disclosure,
             "kind": str(kind),
             "resourceType": RESOURCE_TYPE[kind],
-            "identifier": f"{FINDING_SYSTEM}|{identifier_value(finding, kind, ruleset)}",
+            "identifier": f"{FINDING_SYSTEM}|{value}",
         }
-        for kind in kinds_for(finding)
-    ]
+        for kind, value in values
+    ] + [provenance_row(finding.disclosure,
+                        provenance_key(finding.disclosure, [v for _, v in values]))]
+
+
+def planned_values(finding: Finding, ruleset: str = RULESET) -> list[tuple[str, str]]:
+    """(resource type, identifier value) of what :func:`plan` would write, unbuilt."""
+    return [(RESOURCE_TYPE[kind], identifier_value(finding, kind, ruleset))
+            for kind in kinds_for(finding)]
+
+
+#: A search as the FHIR client runs it: resource type and parameters in, resources out.
+Search = Callable[[str, list[tuple[str, str]]], Iterable[dict[str, Any]]]
 
 
 def existing_searches(
-    groups: Iterable[FindingWrites], chunk: int = 100
+    wanted: Iterable[tuple[str, str]], chunk: int = 100
 ) -> list[tuple[str, list[tuple[str, str]]]]:
-    """Searches that find which of these writes are already on the server (by identifier),
-    so a rerun skips them without a transaction; the conditional create stays the guard."""
+    """Searches that find which of these (resource type, identifier value) are already on
+    the server, so a rerun skips them without a transaction; the conditional create stays
+    the guard."""
     values: dict[str, list[str]] = {}
-    for group in groups:
-        for write in group.writes:
-            values.setdefault(write.resource_type, []).append(write.value)
+    for rtype, value in wanted:
+        values.setdefault(rtype, []).append(value)
     searches = []
-    for rtype, wanted in sorted(values.items()):
-        for start in range(0, len(wanted), chunk):
-            tokens = ",".join(f"{FINDING_SYSTEM}|{v}" for v in wanted[start:start + chunk])
+    for rtype, wanted_values in sorted(values.items()):
+        for start in range(0, len(wanted_values), chunk):
+            tokens = ",".join(f"{FINDING_SYSTEM}|{v}"
+                              for v in wanted_values[start:start + chunk])
             searches.append((rtype, [("identifier", tokens), ("_elements", "identifier")]))
     return searches
 
@@ -217,10 +275,28 @@ def identifier_values(resources: Iterable[dict[str, Any]]) -> set[str]:
     }
 
 
+def written_values(wanted: Iterable[tuple[str, str]], search: Search) -> set[str]:
+    """Which of these (resource type, identifier value) are on the server already."""
+    present: set[str] = set()
+    for rtype, params in existing_searches(wanted):
+        present |= identifier_values(search(rtype, params))
+    return present
+
+
 def without(group: FindingWrites, present: set[str]) -> FindingWrites:
     """The group less the writes whose identifier is already present."""
-    return FindingWrites(group.finding,
-                         tuple(w for w in group.writes if w.value not in present))
+    return replace(group, writes=tuple(w for w in group.writes if w.value not in present))
+
+
+def unwritten(groups: Sequence[FindingWrites], search: Search) -> list[FindingWrites]:
+    """The groups less what is on the server already, empty groups dropped: what a writer
+    sends, so that each transaction's Provenance targets only what it creates and a rerun
+    costs one search per resource type instead of a transaction per finding."""
+    present = written_values(
+        [(w.resource_type, w.value) for group in groups for w in group.writes], search)
+    if not present:
+        return [group for group in groups if group]
+    return [left for left in (without(group, present) for group in groups) if left]
 
 
 def urn(key: str) -> str:
@@ -228,7 +304,8 @@ def urn(key: str) -> str:
 
 
 def plan(finding: Finding, context: WriteContext) -> FindingWrites:
-    """The validated resources (and their Provenance) for one finding."""
+    """The validated resources for one finding (their Provenance is built with the
+    transaction, over the writes still to be sent)."""
     device = context.device or urn(f"{DEVICE_SYSTEM}|{DEVICE_VALUE}")
     writes = []
     for kind in kinds_for(finding):
@@ -240,10 +317,8 @@ def plan(finding: Finding, context: WriteContext) -> FindingWrites:
             "identifier": [{"system": FINDING_SYSTEM, "value": value}],
             **resource,
         }
-        provenance = _provenance(finding, context, device, value, urn(f"{FINDING_SYSTEM}|{value}"))
         validate(resource)
-        validate(provenance)
-        writes.append(Write(kind, value, resource, provenance))
+        writes.append(Write(kind, value, resource))
     return FindingWrites(finding, tuple(writes))
 
 
@@ -279,21 +354,16 @@ def device_search() -> tuple[str, dict[str, str]]:
     return "Device", {"identifier": f"{DEVICE_SYSTEM}|{DEVICE_VALUE}"}
 
 
-def _layout(groups: Iterable[FindingWrites]) -> list[Write]:
-    """The writes of a transaction in the order their entries go in (and come back)."""
-    return [write for group in groups for write in group.writes]
-
-
 def transaction(groups: Iterable[FindingWrites], context: WriteContext) -> dict[str, Any] | None:
     """One transaction Bundle for the given findings' writes, or None when nothing is to be
     written. One group per call gives CONTRACT 5's one transaction per finding; several groups
     trade isolation for fewer round trips (the caller retries them singly on a rejection).
-    The layout (an inline Device first, then each write's resource and its Provenance) is
-    known here and in :func:`read_response` only."""
-    writes = _layout(groups)
-    if not writes:
+    The layout (an inline Device first, then per group each write's resource and the group's
+    Provenance) is known here and in :func:`read_response` only."""
+    groups = [group for group in groups if group]
+    if not groups:
         return None
-    entries = [entry for write in writes for entry in write.entries()]
+    entries = [entry for group in groups for entry in group.entries(context)]
     if context.device is None:
         entries.insert(0, device_entry())
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
@@ -319,7 +389,8 @@ class EntryResult:
 
 @dataclass(frozen=True)
 class WriteResult:
-    """The answer to one :class:`Write`: its resource's entry and its Provenance's."""
+    """The answer to one :class:`Write`: its resource's entry and the entry of the
+    Provenance of its group (shared by the group's writes)."""
 
     write: Write
     resource: EntryResult
@@ -344,10 +415,11 @@ class Outcome:
 
     writes: tuple[WriteResult, ...]
     device: EntryResult | None = None
+    provenances: tuple[EntryResult, ...] = ()  # one per group
 
     def entries(self) -> list[EntryResult]:
         head = [self.device] if self.device is not None else []
-        return head + [e for w in self.writes for e in (w.resource, w.provenance)]
+        return head + [w.resource for w in self.writes] + list(self.provenances)
 
     def _count(self, status: WriteStatus) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -385,10 +457,16 @@ def read_response(response: dict[str, Any], groups: Sequence[FindingWrites],
                     for entry in response.get("entry") or []])
     device = (_entry_result("Device", next(answers, None))
               if context.device is None else None)
-    writes = tuple(WriteResult(write, _entry_result(write.resource_type, next(answers, None)),
-                               _entry_result("Provenance", next(answers, None)))
-                   for write in _layout(groups))
-    return Outcome(writes, device)
+    writes: list[WriteResult] = []
+    provenances: list[EntryResult] = []
+    for group in (group for group in groups if group):
+        resources = [_entry_result(write.resource_type, next(answers, None))
+                     for write in group.writes]
+        provenance = _entry_result("Provenance", next(answers, None))
+        writes += [WriteResult(write, result, provenance)
+                   for write, result in zip(group.writes, resources, strict=True)]
+        provenances.append(provenance)
+    return Outcome(tuple(writes), device, tuple(provenances))
 
 
 def _entry_result(rtype: str, answer: Any) -> EntryResult:
@@ -573,32 +651,39 @@ def _draft(finding: Finding, context: WriteContext, device: str) -> dict[str, An
     )
 
 
-def _provenance(
-    finding: Finding, context: WriteContext, device: str, value: str, target: str
-) -> dict[str, Any]:
-    agent: dict[str, Any] = {
+def _agent(who: str, role: str) -> dict[str, Any]:
+    return {
         "type": {"coding": [{
             "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
-            "code": "author",
+            "code": role,
         }]},
-        "who": _ref(device),
+        "who": _ref(who),
     }
+
+
+def _provenance(
+    finding: Finding, context: WriteContext, device: str, key: str, targets: Sequence[str],
+    author: str | None = None,
+) -> dict[str, Any]:
+    """The app is the author; with a person as author (the panel's client notice) the app
+    only assembled what they entered."""
+    agent = _agent(device, "assembler" if author else "author")
     if context.organization:
         agent["onBehalfOf"] = _ref(context.organization)
     return {
         "resourceType": "Provenance",
         "meta": {
-            "tag": [dict(TAG), {"system": PROVENANCE_TAG_SYSTEM, "code": value}],
+            "tag": [dict(TAG), {"system": PROVENANCE_TAG_SYSTEM, "code": key}],
             "security": [dict(code) for code in SECURITY],
         },
-        "target": [_ref(target)],
+        "target": [_ref(target) for target in targets],
         "recorded": context.timestamp,
         "policy": [f"{CS}/ruleset/{context.ruleset}"],
         "activity": {"coding": [{
             "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
             "code": "CREATE",
         }]},
-        "agent": [agent],
+        "agent": [_agent(author, "author"), agent] if author else [agent],
         "entity": [{"role": "source", "what": _ref(finding.disclosure)}],
     }
 
@@ -777,15 +862,15 @@ def client_notice_record(
     sent: bool,
     reason: str | None = None,
     author: str | None = None,
-) -> Write:
+) -> FindingWrites:
     """The clinician's record, entered in the panel, that the client was told of a disclosure
     (``sent``) or that telling was withheld and why: the client notice of CONTRACT 1.4.
 
     Unlike every other write it carries NO consent-gap ``meta.tag``: it records what a person
     did (the app only types it in), and 1.4 must count it; a tagged notice never would. It is
     still idempotent (a deterministic identifier from the disclosure and the outcome, created
-    conditionally) and carries the security labels and a Provenance naming the author (the
-    launching user, when known) and the app.
+    conditionally) and carries the security labels; its group's Provenance names the author
+    (the launching user, when known) and the app.
     """
     if not finding.patient:
         raise WritebackError("a client notice needs the disclosure's patient")
@@ -795,7 +880,6 @@ def client_notice_record(
     outcome = "sent" if sent else "withheld"
     key = "\n".join((finding.disclosure, str(Kind.CLIENT_NOTICE), outcome))
     value = hashlib.sha256(key.encode()).hexdigest()[:32]
-    device = context.device or urn(f"{DEVICE_SYSTEM}|{DEVICE_VALUE}")
     text = (
         f"The client was informed of disclosure {finding.disclosure} on {finding.occurred}."
         if sent else
@@ -816,16 +900,5 @@ def client_notice_record(
         **({"sender": _ref(author)} if author else {}),
         "payload": [{"contentString": text}],
     }
-    provenance = _provenance(finding, context, device, value, urn(f"{FINDING_SYSTEM}|{value}"))
-    if author:
-        provenance["agent"].insert(0, {
-            "type": {"coding": [{
-                "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
-                "code": "author",
-            }]},
-            "who": _ref(author),
-        })
-        provenance["agent"][1]["type"]["coding"][0]["code"] = "assembler"
     validate(resource)
-    validate(provenance)
-    return Write(Kind.CLIENT_NOTICE, value, resource, provenance)
+    return FindingWrites(finding, (Write(Kind.CLIENT_NOTICE, value, resource),), author)
