@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from consent_gap.writeback import (
     TAG,
     FindingWrites,
     WriteContext,
+    device_entry,
     plan,
 )
 
@@ -304,3 +306,60 @@ def test_backend_services_scan_through_the_launcher(fhir_base, proxy_base, tmp_p
     assert summary.status == "ok", summary.errors
     assert summary.written["Provenance"] == len(charts.groups())
     assert_exactly(charts, expected)
+
+
+def _old_style_transaction(group: FindingWrites, context: WriteContext) -> dict:
+    """A finding's transaction as installs before one-Provenance-per-finding wrote it: each
+    resource with a Provenance of its own, tagged with that resource's identifier value."""
+    entries = [device_entry()]
+    for write in group.writes:
+        provenance = group.provenance(context)
+        provenance["target"] = [{"reference": write.full_url}]
+        provenance["meta"]["tag"] = [t if t.get("system") != PROVENANCE_TAG_SYSTEM
+                                     else {**t, "code": write.value}
+                                     for t in provenance["meta"]["tag"]]
+        entries += [write.entry(), {
+            "resource": provenance,
+            "request": {"method": "POST", "url": "Provenance",
+                        "ifNoneExist": f"_tag={PROVENANCE_TAG_SYSTEM}|{write.value}"}}]
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def test_an_install_with_per_resource_provenances_gets_no_duplicates(fhir_base, tmp_path):
+    """Upgrading: what an older version wrote (one Provenance per resource) is found by
+    identifier; the dry run and the scan write nothing, and no resource gets a second
+    Provenance."""
+    charts = load(fhir_base)
+    context = WriteContext(privacy_officer=charts.privacy_officer)
+    client = FhirClient(fhir_base)
+    for group in charts.groups():
+        client.transaction(_old_style_transaction(group, context))
+    client.close()
+    settings = charts.settings(tmp_path)
+
+    dry = run_scan(settings, patients=charts.patients, dry_run=True)
+    assert dry.would_write == []
+    summary = run_scan(settings, patients=charts.patients)
+    assert summary.status == "ok", summary.errors
+    assert summary.written == {}
+    found = charts.written()
+    wanted = {v: t for v, t in charts.expected().items() if t != "Provenance"}
+    for rtype in ("Communication", "DocumentReference"):
+        assert sorted(found[rtype]) == sorted(v for v, t in wanted.items() if t == rtype)
+    assert sorted(found["Provenance"]) == sorted(wanted)  # the old ones, each once
+    assert found["targeted"] == ["1"] * len(wanted)
+
+
+def test_dry_run_says_what_the_real_run_writes(fhir_base, tmp_path):
+    """Issue 12: the dry run looks up what exists as the real run does."""
+    charts = load(fhir_base)
+    settings = charts.settings(tmp_path)
+    half = charts.patients[: len(charts.patients) // 2]
+    run_scan(settings, patients=half)
+    dry = run_scan(settings, patients=charts.patients, dry_run=True)
+    real = run_scan(settings, patients=charts.patients)
+    assert real.status == "ok", real.errors
+    assert real.written  # the other half
+    assert Counter(row["resourceType"] for row in dry.would_write) == real.written
+    assert run_scan(settings, patients=charts.patients, dry_run=True).would_write == []
+    assert_exactly(charts, charts.expected())
