@@ -140,13 +140,13 @@ class _Handler(BaseHTTPRequestHandler):
     proxy: FaultProxy
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         """Quiet: the tests read the proxy's counters, not its log."""
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._exchange()
 
-    do_POST = do_PUT = do_DELETE = do_HEAD = do_GET  # noqa: N815
+    do_POST = do_PUT = do_DELETE = do_HEAD = do_GET
 
     def _exchange(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
