@@ -8,8 +8,9 @@ name and the DocumentReferences that document them; Communications on a disclosu
 with theirs; Communications to the patients or their representatives. The next batch is
 fetched while the current one is decided and written.
 
-Writing: first one search per resource type and batch finds what is on the server already
-(writeback.unwritten); each finding's remaining resources go in one transaction of
+Writing: first the scan finds which of the batch's writes are on the server already (those
+its fetch returned, then a look-up by identifier for the rest), and builds only the others;
+each finding's remaining resources go in one transaction of
 conditional creates with one Provenance targeting them all (writeback/). To save round trips,
 several findings share a transaction, and when the server rejects one the scan retries that
 group one finding per transaction, reports the findings the server still rejects, and writes
@@ -51,12 +52,12 @@ from consent_gap.writeback import (
     WriteContext,
     device_resource,
     device_search,
+    identifier_values,
     plan,
     planned_values,
     preview,
     read_response,
     transaction,
-    unwritten,
     written_values,
 )
 
@@ -290,14 +291,13 @@ class Scanner:
         decisions = Counter(str(f.decision) for f in findings)
         written: Counter[str] = Counter()
         errors: list[str] = []
+        present = self._present(findings, resources, context)
         if self.options.dry_run:
-            present = written_values(
-                [pair for f in findings for pair in planned_values(f, context.ruleset)],
-                self._search)
             for finding in findings:
                 summary.would_write += preview(finding, context.ruleset, present)
         else:
-            groups = [group for group in (plan(f, context) for f in findings) if group]
+            groups = [group for group in (plan(f, context, present) for f in findings)
+                      if group]
             written, errors = self._write(groups, context)
         summary.disclosures += len(findings)
         summary.decisions.update(decisions)
@@ -313,7 +313,6 @@ class Scanner:
         """Write the groups, several findings per transaction; isolate rejections."""
         written: Counter[str] = Counter()
         errors: list[str] = []
-        groups = unwritten(groups, self._search)
         size = max(1, self.options.write_group)
         for start in range(0, len(groups), size):
             chunk = groups[start:start + size]
@@ -331,6 +330,16 @@ class Scanner:
                     except FhirTransactionError as single:
                         errors.append(self._rejected(group, single))
         return written, errors
+
+    def _present(self, findings: list[Finding], resources: list[dict[str, Any]],
+                 context: WriteContext) -> set[str]:
+        """Which of the findings' writes are on the server already: those the batch's fetch
+        returned (our notes and drafts come with their disclosures), then one look-up per
+        resource type and 200 identifiers for the rest. The real run and the dry run both
+        decide from this, so the dry run lists what the real run writes."""
+        wanted = [pair for finding in findings
+                  for pair in planned_values(finding, context.ruleset)]
+        return written_values(wanted, self._search, identifier_values(resources))
 
     def _search(self, rtype: str, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
         """What the write-back's look-ups search with (the scan's page size)."""

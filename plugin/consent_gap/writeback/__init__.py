@@ -247,12 +247,16 @@ def planned_values(finding: Finding, ruleset: str = RULESET) -> list[tuple[str, 
 Search = Callable[[str, list[tuple[str, str]]], Iterable[dict[str, Any]]]
 
 
+#: Identifiers per look-up search (one POST `_search`, one page).
+LOOKUP_CHUNK = 200
+
+
 def existing_searches(
-    wanted: Iterable[tuple[str, str]], chunk: int = 100
+    wanted: Iterable[tuple[str, str]], chunk: int = LOOKUP_CHUNK
 ) -> list[tuple[str, list[tuple[str, str]]]]:
     """Searches that find which of these (resource type, identifier value) are already on
     the server, so a rerun skips them without a transaction; the conditional create stays
-    the guard."""
+    the guard. Each asks for its whole answer in one page."""
     values: dict[str, list[str]] = {}
     for rtype, value in wanted:
         values.setdefault(rtype, []).append(value)
@@ -261,7 +265,8 @@ def existing_searches(
         for start in range(0, len(wanted_values), chunk):
             tokens = ",".join(f"{FINDING_SYSTEM}|{v}"
                               for v in wanted_values[start:start + chunk])
-            searches.append((rtype, [("identifier", tokens), ("_elements", "identifier")]))
+            searches.append((rtype, [("identifier", tokens), ("_elements", "identifier"),
+                                     ("_count", str(chunk))]))
     return searches
 
 
@@ -275,10 +280,14 @@ def identifier_values(resources: Iterable[dict[str, Any]]) -> set[str]:
     }
 
 
-def written_values(wanted: Iterable[tuple[str, str]], search: Search) -> set[str]:
-    """Which of these (resource type, identifier value) are on the server already."""
-    present: set[str] = set()
-    for rtype, params in existing_searches(wanted):
+def written_values(wanted: Iterable[tuple[str, str]], search: Search,
+                   known: set[str] | frozenset[str] = frozenset()) -> set[str]:
+    """Which of these (resource type, identifier value) are on the server already. `known`:
+    values seen on the server already (in what the scan fetched), not searched again."""
+    wanted = list(wanted)
+    present = {value for _, value in wanted if value in known}
+    rest = [(rtype, value) for rtype, value in wanted if value not in known]
+    for rtype, params in existing_searches(rest):
         present |= identifier_values(search(rtype, params))
     return present
 
@@ -288,12 +297,14 @@ def without(group: FindingWrites, present: set[str]) -> FindingWrites:
     return replace(group, writes=tuple(w for w in group.writes if w.value not in present))
 
 
-def unwritten(groups: Sequence[FindingWrites], search: Search) -> list[FindingWrites]:
-    """The groups less what is on the server already, empty groups dropped: what a writer
-    sends, so that each transaction's Provenance targets only what it creates and a rerun
-    costs one search per resource type instead of a transaction per finding."""
+def unwritten(groups: Sequence[FindingWrites], search: Search,
+              known: set[str] | frozenset[str] = frozenset()) -> list[FindingWrites]:
+    """The groups less what is on the server already (`known`, or found by a search), empty
+    groups dropped: what a writer sends, so that each transaction's Provenance targets only
+    what it creates and a rerun costs a search per resource type and 200 identifiers
+    instead of a transaction per finding."""
     present = written_values(
-        [(w.resource_type, w.value) for group in groups for w in group.writes], search)
+        [(w.resource_type, w.value) for group in groups for w in group.writes], search, known)
     if not present:
         return [group for group in groups if group]
     return [left for left in (without(group, present) for group in groups) if left]
@@ -303,13 +314,17 @@ def urn(key: str) -> str:
     return f"urn:uuid:{uuid.uuid5(_NAMESPACE, key)}"
 
 
-def plan(finding: Finding, context: WriteContext) -> FindingWrites:
-    """The validated resources for one finding (their Provenance is built with the
-    transaction, over the writes still to be sent)."""
+def plan(finding: Finding, context: WriteContext,
+         present: set[str] | frozenset[str] = frozenset()) -> FindingWrites:
+    """The validated resources for one finding but those whose identifier value is in
+    `present` (on the server already: not even built, as building and validating costs more
+    than the look-up). Their Provenance is built with the transaction, over what is sent."""
     device = context.device or urn(f"{DEVICE_SYSTEM}|{DEVICE_VALUE}")
     writes = []
     for kind in kinds_for(finding):
         value = identifier_value(finding, kind, context.ruleset)
+        if value in present:
+            continue
         resource = _BUILDERS[kind](finding, context, device)
         resource = {
             "resourceType": resource.pop("resourceType"),
