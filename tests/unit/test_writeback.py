@@ -19,13 +19,14 @@ from consent_gap.writeback import (
     identifier_value,
     kinds_for,
     plan,
+    planned_values,
     preview,
     provenance_key,
     read_response,
     transaction,
-    unwritten,
     validate,
     without,
+    written_values,
 )
 
 NOW = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
@@ -184,23 +185,36 @@ def test_the_provenance_key_follows_what_the_transaction_writes():
     assert other.provenance_key != group.provenance_key
 
 
-def test_unwritten_sends_only_what_the_server_lacks():
-    groups = [plan(finding(disclosure=f"AuditEvent/ae-{n}",
-                           documentation=Documentation.MISSING), CONTEXT) for n in range(3)]
-    on_server = {w.value for w in groups[0].writes} | {groups[1].writes[0].value}
+def test_only_what_the_server_lacks_is_built_and_sent():
+    """The look-up searches only what the fetch did not show (`known`), 200 identifiers a
+    search; `plan` builds only what is missing, so each Provenance targets what is sent."""
+    items = [finding(disclosure=f"AuditEvent/ae-{n}", documentation=Documentation.MISSING)
+             for n in range(3)]
+    full = [plan(item, CONTEXT) for item in items]
+    on_server = {w.value for w in full[0].writes} | {full[1].writes[0].value}
+    known = {full[0].writes[1].value: "DocumentReference/seen"}
     asked = []
 
     def search(rtype, params):
         asked.append(rtype)
-        wanted = {t.split("|")[1] for t in dict(params)["identifier"].split(",")}
-        return [{"resourceType": rtype, "identifier": [{"system": FINDING_SYSTEM, "value": v}]}
+        tokens = dict(params)["identifier"].split(",")
+        assert dict(params)["_count"] == "200" and len(tokens) <= 200
+        wanted = {t.split("|")[1] for t in tokens}
+        assert not wanted & set(known)
+        return [{"resourceType": rtype, "id": v[:4],
+                 "identifier": [{"system": FINDING_SYSTEM, "value": v}]}
                 for v in wanted & on_server]
 
-    left = unwritten(groups, search)
+    wanted = [pair for item in items for pair in planned_values(item)]
+    present = written_values(wanted, search, known)
     assert sorted(asked) == ["Communication", "DocumentReference"]
+    assert set(present) == on_server
+    assert present[full[0].writes[1].value] == "DocumentReference/seen"
+    left = [group for group in (plan(item, CONTEXT, present) for item in items) if group]
     assert [g.finding.disclosure for g in left] == ["AuditEvent/ae-1", "AuditEvent/ae-2"]
     assert [w.kind for w in left[0].writes] == [Kind.FINDING_NOTE, Kind.DOCUMENTATION_DRAFT]
-    assert left[1] == groups[2]
+    assert left[1] == full[2]
+    assert left[0] == without(full[1], present)
     bundle = transaction(left, CONTEXT)
     provenances = [e["resource"] for e in bundle["entry"]
                    if e["resource"]["resourceType"] == "Provenance"]

@@ -77,26 +77,29 @@ def _send(launch: Launch, group: writeback.FindingWrites,
     so that its Provenance names only what it creates; a line per resource saying whether it
     was created now or was already there."""
     with client_for(launch) as client:
-        todo = writeback.unwritten([group], client.search)
-        bundle = writeback.transaction(todo, context)
+        found = writeback.written_values(
+            [(write.resource_type, write.value) for write in group.writes], client.search)
+        todo = writeback.without(group, found)
+        bundle = writeback.transaction([todo], context)
         response = client.transaction(bundle) if bundle else {}
-    outcome = writeback.read_response(response, todo, context)
+    outcome = writeback.read_response(response, [todo], context)
     if outcome.failed:
         # A transaction is all or nothing: an entry without a good answer means nothing saved.
         raise FhirError(f"transaction answer with failed entries: {sorted(outcome.failed)}")
     results = {result.write.value: result for result in outcome.writes}
-    lines = [_line(write, results.get(write.value), label) for write in group.writes]
+    lines = [_line(write, results.get(write.value), found.get(write.value), label)
+             for write in group.writes]
     log.info("panel action for launch %s wrote %s", launch.lid,
              ",".join(f"{w.kind}:{w.value[:8]}" for w in group.writes))
     return lines
 
 
-def _line(write: writeback.Write, result: writeback.WriteResult | None,
+def _line(write: writeback.Write, result: writeback.WriteResult | None, found: str | None,
           label: str | None) -> str:
-    """The confirmation for one write: created now or already there (``result`` None: found
-    before sending)."""
+    """The confirmation for one write: created now or already there (``found``: the
+    reference of what the look-up before sending found)."""
     what = label or KIND_TEXT.get(write.kind, write.kind)
-    where = (result and result.reference) or write.resource_type
+    where = (result and result.reference) or found or write.resource_type
     if result is not None and result.status == writeback.WriteStatus.CREATED:
         return f"The {what} saved in the chart ({where})."
     return f"The {what} was already in the chart ({where})."

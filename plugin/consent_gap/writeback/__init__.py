@@ -18,10 +18,10 @@ Why it looks like this:
   matches everything, Provenance included; a later transaction for the same finding that
   writes other resources (the panel writes a draft, the scan the alert) gets a Provenance of
   its own over just those. Since a transaction cannot say which of its conditional creates
-  will match, a writer sends only the resources not yet on the server (:func:`unwritten`),
-  so that the Provenance names what it created. Installs from before this (one Provenance per
-  resource, tagged with that resource's identifier value) keep theirs: their resources are
-  found by identifier and never sent again.
+  will match, a writer first looks up which are on the server (:func:`written_values`) and
+  sends only the others, so that the Provenance names what it created. Installs from
+  before this (one Provenance per resource, tagged with that resource's identifier value)
+  keep theirs: their resources are found by identifier and never sent again.
 - The app itself is a ``Device`` with a fixed identifier, created conditionally: either once
   per run by the caller (pass its reference as ``WriteContext.device``) or, without one, inside
   every transaction (a conditional create that matches after the first time).
@@ -34,7 +34,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -216,7 +216,7 @@ RESOURCE_TYPE = {
 
 
 def preview(finding: Finding, ruleset: str = RULESET,
-            present: set[str] | frozenset[str] = frozenset()) -> list[dict[str, str]]:
+            present: Container[str] = frozenset()) -> list[dict[str, str]]:
     """What :func:`plan` would write for this finding, less the resources whose identifier
     value is in ``present`` (already on the server), with the Provenance of the rest: the
     rows of ``FindingWrites.describe``, without building or validating the resources (for
@@ -270,10 +270,11 @@ def existing_searches(
     return searches
 
 
-def identifier_values(resources: Iterable[dict[str, Any]]) -> set[str]:
-    """The consent-gap identifier values of (our own) resources, as a search returned them."""
+def identifier_values(resources: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """The consent-gap identifier values of (our own) resources, as a search returned them,
+    each with the resource's reference (``Type/id``)."""
     return {
-        str(identifier.get("value"))
+        str(identifier.get("value")): f"{resource.get('resourceType')}/{resource.get('id')}"
         for resource in resources
         for identifier in resource.get("identifier") or []
         if isinstance(identifier, dict) and identifier.get("system") == FINDING_SYSTEM
@@ -281,33 +282,22 @@ def identifier_values(resources: Iterable[dict[str, Any]]) -> set[str]:
 
 
 def written_values(wanted: Iterable[tuple[str, str]], search: Search,
-                   known: set[str] | frozenset[str] = frozenset()) -> set[str]:
-    """Which of these (resource type, identifier value) are on the server already. `known`:
-    values seen on the server already (in what the scan fetched), not searched again."""
+                   known: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Which of these (resource type, identifier value) are on the server already, with their
+    references. `known`: what was seen on the server already (in what the scan fetched), not
+    searched again."""
+    known = known or {}
     wanted = list(wanted)
-    present = {value for _, value in wanted if value in known}
+    present = {value: known[value] for _, value in wanted if value in known}
     rest = [(rtype, value) for rtype, value in wanted if value not in known]
     for rtype, params in existing_searches(rest):
-        present |= identifier_values(search(rtype, params))
+        present.update(identifier_values(search(rtype, params)))
     return present
 
 
-def without(group: FindingWrites, present: set[str]) -> FindingWrites:
+def without(group: FindingWrites, present: Container[str]) -> FindingWrites:
     """The group less the writes whose identifier is already present."""
     return replace(group, writes=tuple(w for w in group.writes if w.value not in present))
-
-
-def unwritten(groups: Sequence[FindingWrites], search: Search,
-              known: set[str] | frozenset[str] = frozenset()) -> list[FindingWrites]:
-    """The groups less what is on the server already (`known`, or found by a search), empty
-    groups dropped: what a writer sends, so that each transaction's Provenance targets only
-    what it creates and a rerun costs a search per resource type and 200 identifiers
-    instead of a transaction per finding."""
-    present = written_values(
-        [(w.resource_type, w.value) for group in groups for w in group.writes], search, known)
-    if not present:
-        return [group for group in groups if group]
-    return [left for left in (without(group, present) for group in groups) if left]
 
 
 def urn(key: str) -> str:
@@ -315,7 +305,7 @@ def urn(key: str) -> str:
 
 
 def plan(finding: Finding, context: WriteContext,
-         present: set[str] | frozenset[str] = frozenset()) -> FindingWrites:
+         present: Container[str] = frozenset()) -> FindingWrites:
     """The validated resources for one finding but those whose identifier value is in
     `present` (on the server already: not even built, as building and validating costs more
     than the look-up). Their Provenance is built with the transaction, over what is sent."""
