@@ -57,6 +57,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from consent_gap.domain import PARTY_TYPES
 from consent_gap.fhir.capabilities import CapabilityIndex
 from consent_gap.fhir.errors import FhirHttpError
 
@@ -229,18 +230,7 @@ def fetch_missing(
     the calls sharing `tried`); returns the keys it added to `found`."""
     missing = wanted_references(found) - found.keys() - tried
     tried |= missing
-    by_type: dict[str, list[str]] = {}
-    for rtype, rid in sorted(missing):
-        by_type.setdefault(rtype, []).append(rid)
-    added: set[Key] = set()
-    for rtype, ids in by_type.items():
-        for chunk in chunks(ids):
-            for resource in tolerant_search(client, rtype, [("_id", ",".join(chunk))],
-                                            page_size):
-                key = resource_key(resource)
-                if key not in found and resource.get("resourceType") != "OperationOutcome":
-                    found[key] = resource
-                    added.add(key)
+    added = fetch_by_id(client, found, missing, page_size)
     if missing:
         log.info("follow-up: %d referenced resource(s) absent from the searches, %d fetched",
                  len(missing), len(added))
@@ -358,3 +348,79 @@ def changed_patient_ids(
     for s in changed_patient_searches(since):
         ids |= _patient_ids(client.search(s.type, list(s.params), page_size=page_size))
     return sorted(ids)
+
+
+# --------------------------------------------------------------------------------------------
+# The accounting of disclosures (CONTRACT 8): the chart, plus whom and what it names.
+# --------------------------------------------------------------------------------------------
+
+#: Never followed for the accounting: the chart's own records, already searched.
+_NOT_NAMED = frozenset({"Patient", "AuditEvent", "Communication", "Consent", "Provenance"})
+
+
+def disclosure_communication_search(patient_ids: Sequence[str]) -> Search:
+    """Communications about the patients (`subject`), not our own: the disclosures sent as a
+    letter, fax or message (CONTRACT 1.1), which the plan's searches above do not bring."""
+    return Search("Communication", (("subject", _refs("Patient", patient_ids)),
+                                    ("_tag:not", CONSENT_GAP_TAG)))
+
+
+def named_references(found: dict[Key, dict[str, Any]]) -> set[Key]:
+    """What the disclosures (AuditEvents, Communications) name and `found` lacks: recipients
+    and other parties by name and address, data and instruments by title; and the
+    practitioner and organization of each PractitionerRole (a recipient's name and address)."""
+    named: set[Key] = set()
+    for (rtype, _rid), resource in found.items():
+        if rtype in ("AuditEvent", "Communication"):
+            named |= {r for r in references(resource) if r[0] not in _NOT_NAMED}
+        elif rtype == "PractitionerRole":
+            named |= {r for r in references(resource) if r[0] in PARTY_TYPES}
+    return named - found.keys()
+
+
+def fetch_by_id(client: SearchClient, found: dict[Key, dict[str, Any]], keys: Iterable[Key],
+                page_size: int = DEFAULT_PAGE_SIZE,
+                params: Any = None) -> set[Key]:
+    """Fetch `keys` by `Type?_id=a,b,c` (`ID_CHUNK` at a time; `params(type)` adds search
+    parameters, e.g. the patient a patient-scoped token must name), adding them to `found`;
+    refused or absent ones are left out. Returns the keys added."""
+    by_type: dict[str, list[str]] = {}
+    for rtype, rid in sorted(keys):
+        by_type.setdefault(rtype, []).append(rid)
+    added: set[Key] = set()
+    for rtype, ids in by_type.items():
+        for chunk in chunks(ids):
+            query = [("_id", ",".join(chunk)), *(params(rtype) if params else ())]
+            for resource in tolerant_search(client, rtype, query, page_size):
+                key = resource_key(resource)
+                if key not in found and resource.get("resourceType") != "OperationOutcome":
+                    found[key] = resource
+                    added.add(key)
+    return added
+
+
+def fetch_named(client: SearchClient, found: dict[Key, dict[str, Any]],
+                extra: Iterable[str | None] = (), page_size: int = DEFAULT_PAGE_SIZE,
+                params: Any = None) -> None:
+    """Complete `found` with what its disclosures name (`named_references`, two hops for a
+    PractitionerRole's practitioner and organization) and the `extra` references (the
+    practice), so the accounting can give names and addresses instead of ids."""
+    wanted = {tuple(ref.split("/", 1)) for ref in extra if ref and _RELATIVE.match(ref)}
+    keys = named_references(found) | {k for k in wanted if k not in found}
+    for _hop in range(2):
+        if not keys:
+            return
+        fetch_by_id(client, found, keys, page_size, params)
+        keys = named_references(found) - keys
+
+
+def fetch_accounting_chart(client: SearchClient, patient_id: str, *,
+                           extra: Iterable[str | None] = (),
+                           page_size: int = DEFAULT_PAGE_SIZE) -> list[dict[str, Any]]:
+    """One patient's chart for the accounting: the fetch plan's (`fetch_chart`), the
+    disclosures sent as Communications, and whom and what the disclosures name."""
+    found: dict[Key, dict[str, Any]] = {}
+    collect(found, fetch_chart(client, patient_id, page_size=page_size))
+    run_searches(client, [disclosure_communication_search([patient_id])], found, page_size)
+    fetch_named(client, found, extra, page_size)
+    return list(found.values())
