@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         patient = patient_reference(args.patient)
-        as_of = parse_as_of(args.as_of) if args.as_of else now()
+        as_of = parse_as_of(args.as_of) if args.as_of is not None else now()
     except ValueError as error:
         raise UsageError(str(error)) from None
     if args.file is not None and args.fhir_base:
