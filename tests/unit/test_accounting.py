@@ -150,8 +150,9 @@ def test_the_example_of_the_contract_shape_duty_to_warn(capsys):
 
 
 def test_the_court_order_is_the_request(capsys):
-    code, out, _ = _run(capsys, str(EXAMPLES / "10-court-order.json"), "--patient",
+    code, out, err = _run(capsys, str(EXAMPLES / "10-court-order.json"), "--patient",
                         "p-cnakamura", "--as-of", "2026-12-02", "--jurisdiction", "US-CA")
+    assert code == 0, err
     entry = json.loads(out)["entries"][0]
     assert entry["request"] == "DocumentReference/dr-cnakamura-order"
     assert entry["description"] == ("Summary of episode note: Treatment dates and diagnosis "
@@ -160,8 +161,9 @@ def test_the_court_order_is_the_request(capsys):
 
 
 def test_a_disclosure_sent_as_a_communication(capsys):
-    code, out, _ = _run(capsys, str(EXAMPLES / "22-communication-subpoena-only.json"),
+    code, out, err = _run(capsys, str(EXAMPLES / "22-communication-subpoena-only.json"),
                         "--patient", "p-equillon", "--as-of", "2026-12-02")
+    assert code == 0, err
     entry = json.loads(out)["entries"][0]
     assert entry["disclosure"] == "Communication/cm-ae-equillon-1"
     assert entry["recipient"]["name"] == "Brightwater & Moss LLP"
@@ -226,8 +228,9 @@ def test_another_patients_disclosures_are_not_listed():
 
 
 def test_summary_of_the_example_with_two_unauthorized_disclosures_to_one_insurer(capsys):
-    code, out, _ = _run(capsys, str(EXAMPLES / "14-one-consent-over-time-deny-class.json"),
+    code, out, err = _run(capsys, str(EXAMPLES / "14-one-consent-over-time-deny-class.json"),
                         "--patient", "p-tquill", "--as-of", "2026-12-02", "--summarize")
+    assert code == 0, err
     (entry,) = json.loads(out)["entries"]
     assert (entry["first"], entry["last"], entry["count"]) == ("2025-02-18", "2025-12-01", 2)
     assert entry["disclosure"] == "AuditEvent/ae-tquill-2"

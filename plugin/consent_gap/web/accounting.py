@@ -1,0 +1,94 @@
+"""The panel's page "Accounting of disclosures" (CONTRACT 8) for the launched patient, with
+its print layout and the same document as a PDF to download.
+
+The chart is read as the panel reads it (`chart.fetch_chart`), completed with whom and what
+its disclosures name (`queries.fetch_named`: names and addresses instead of ids), decided by
+`evaluate` on exactly what is shown, and accounted by the pure `accounting` module.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from flask import Blueprint, Response, current_app, render_template, request
+
+from consent_gap import accounting as core
+from consent_gap.documents import accounting_pdf, document
+from consent_gap.fhir.queries import Key, collect, fetch_named
+
+from .chart import _PATIENT_SEARCH, client_for, fetch_chart
+from .config import WebConfig
+from .context import Launch
+from .launch import message
+from .panel import with_launch
+
+bp = Blueprint("accounting", __name__)
+log = logging.getLogger(__name__)
+
+
+def _options() -> tuple[datetime, bool, dict[str, str]]:
+    """As-of (a date from the form, default now) and --summarize, from the query string."""
+    raw = (request.args.get("as_of") or "").strip()
+    as_of = core.parse_as_of(raw) if raw else core.now()
+    summarized = request.args.get("summarize") == "1"
+    query = {k: v for k, v in (("as_of", raw), ("summarize", "1" if summarized else ""))
+             if v}
+    return as_of, summarized, query
+
+
+def _accounting(launch: Launch, as_of: datetime, summarized: bool) -> core.Accounting:
+    from consent_gap.evaluate import evaluate
+    from consent_gap.mappings import load_rules
+
+    config: WebConfig = current_app.extensions["consent_gap"]
+    patient = launch.patient or ""
+    patient_ref = f"Patient/{patient}"
+    client = client_for(launch)
+    with client:
+        chart = fetch_chart(client, patient)
+        found: dict[Key, dict] = {}
+        collect(found, chart.resources)
+        fetch_named(client, found, extra=[config.organization],
+                    params=lambda rtype: [("patient", patient_ref)]
+                    if rtype in _PATIENT_SEARCH else [])
+    resources = list(found.values())
+    rules = load_rules(config.mappings)
+    report = evaluate(resources, config.jurisdiction, rules=rules)
+    log.info("accounting for launch %s: %d resources", launch.lid, len(resources))
+    return core.account(resources, report, rules, patient_ref, as_of,
+                        summarized=summarized, organization=config.organization)
+
+
+def _bad_as_of():
+    return message(400, "That date cannot be read",
+                   "Give the date of the request as YYYY-MM-DD.")
+
+
+@bp.get("/accounting/<lid>")
+@with_launch
+def show(launch: Launch):
+    try:
+        as_of, summarized, query = _options()
+    except ValueError:
+        return _bad_as_of()
+    accounting = _accounting(launch, as_of, summarized)
+    return render_template("accounting.html", doc=document(accounting, core.now()),
+                           lid=launch.lid, query=query, summarized=summarized,
+                           as_of_date=as_of.date().isoformat())
+
+
+@bp.get("/accounting/<lid>/pdf")
+@with_launch
+def pdf(launch: Launch):
+    try:
+        as_of, summarized, _query = _options()
+    except ValueError:
+        return _bad_as_of()
+    accounting = _accounting(launch, as_of, summarized)
+    body = accounting_pdf(accounting, core.now())
+    name = f"accounting-of-disclosures-{as_of.date().isoformat()}.pdf"
+    return Response(body, mimetype="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "Cache-Control": "no-store",
+    })
