@@ -35,6 +35,7 @@ UNNAMED = "Recipient not named in the record"
 class Row:
     """One line of the table: an entry, or a summary of several."""
 
+    disclosure: str  # the first one, for a summary
     dates: str
     count: int
     decision: str
@@ -54,7 +55,7 @@ def _row(item: Entry | Summary) -> Row:
         dates = f"{first.date} to {item.last.date}"
     recipient = first.recipient
     return Row(
-        dates=dates, count=count, decision=first.decision,
+        disclosure=first.disclosure, dates=dates, count=count, decision=first.decision,
         status=STATUS.get(first.decision, first.decision),
         recipient_name=recipient.name or recipient.reference or UNNAMED,
         recipient_address=recipient.address,
