@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from consent_gap.cli import main  # noqa: E402
+from consent_gap.fetch_plan import fetch_accounting_chart  # noqa: E402
 from consent_gap.fhir import FhirClient  # noqa: E402
-from consent_gap.fhir.queries import fetch_accounting_chart  # noqa: E402
 
 from sandbox.data import fhirbuild as fb  # noqa: E402
 

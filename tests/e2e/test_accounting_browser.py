@@ -15,8 +15,8 @@ import pytest
 import requests
 from consent_gap.accounting import account, now
 from consent_gap.evaluate import evaluate
+from consent_gap.fetch_plan import fetch_accounting_chart
 from consent_gap.fhir import FhirClient
-from consent_gap.fhir.queries import fetch_accounting_chart
 from consent_gap.mappings import load_rules
 from support import axe
 

@@ -85,7 +85,7 @@ def _accounting(args: argparse.Namespace, patient: str, as_of: Any) -> Any:
         data: Any = read_input(args.file)
         shown = "standard input" if args.file == "-" else args.file
     else:
-        data = _from_server(settings, patient)
+        data = _from_server(settings, patient, decide.rules)
         shown = settings.fhir_base
     try:
         report = decide(data)
@@ -97,11 +97,11 @@ def _accounting(args: argparse.Namespace, patient: str, as_of: Any) -> Any:
         raise UsageError(f"{shown}: no patient {patient}") from None
 
 
-def _from_server(settings: Any, patient: str) -> list[dict]:
+def _from_server(settings: Any, patient: str, rules: Any) -> list[dict]:
     """The patient's chart by the project's fetch plan, with the parties it names and the
     practice; UsageError when the server has no such patient."""
+    from consent_gap.fetch_plan import ChartCodes, fetch_accounting_chart
     from consent_gap.fhir.errors import FhirHttpError
-    from consent_gap.fhir.queries import fetch_accounting_chart
     from consent_gap.scan.wiring import make_client
     from consent_gap.settings import require
 
@@ -116,7 +116,8 @@ def _from_server(settings: Any, patient: str) -> list[dict]:
             if error.status in (404, 410):
                 raise UsageError(f"{settings.fhir_base}: no patient {patient}") from None
             raise
-        return fetch_accounting_chart(client, pid, extra=[settings.organization])
+        return fetch_accounting_chart(client, pid, codes=ChartCodes.from_rules(rules),
+                                      extra=[settings.organization])
 
 
 def _write(args: argparse.Namespace, accounting: Any) -> None:

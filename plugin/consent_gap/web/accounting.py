@@ -2,7 +2,7 @@
 its print layout and the same document as a PDF to download.
 
 The chart is read as the panel reads it (`chart.fetch_chart`), completed with whom and what
-its disclosures name (`queries.fetch_named`: names and addresses instead of ids), decided by
+its disclosures name (`fetch_plan.fetch_named`: names and addresses instead of ids), decided by
 `evaluate` on exactly what is shown, and accounted by the pure `accounting` module.
 """
 
@@ -15,9 +15,10 @@ from flask import Blueprint, Response, current_app, render_template, request
 
 from consent_gap import accounting as core
 from consent_gap.documents import accounting_pdf, document
-from consent_gap.fhir.queries import Key, collect, fetch_named
+from consent_gap.fetch_plan import fetch_named
+from consent_gap.fhir.search import Key, collect
 
-from .chart import _PATIENT_SEARCH, client_for, fetch_chart
+from .chart import client_for, fetch_chart
 from .config import WebConfig
 from .context import Launch
 from .launch import message
@@ -46,14 +47,12 @@ def _accounting(launch: Launch, as_of: datetime, summarized: bool) -> core.Accou
     patient_ref = f"Patient/{patient}"
     client = client_for(launch)
     with client:
-        chart = fetch_chart(client, patient)
+        rules = load_rules(config.mappings)
+        chart = fetch_chart(client, patient, rules=rules)
         found: dict[Key, dict] = {}
         collect(found, chart.resources)
-        fetch_named(client, found, extra=[config.organization],
-                    params=lambda rtype: [("patient", patient_ref)]
-                    if rtype in _PATIENT_SEARCH else [])
+        fetch_named(client, found, extra=[config.organization], patient_id=patient)
     resources = list(found.values())
-    rules = load_rules(config.mappings)
     report = evaluate(resources, config.jurisdiction, rules=rules)
     log.info("accounting for launch %s: %d resources", launch.lid, len(resources))
     return core.account(resources, report, rules, patient_ref, as_of,
