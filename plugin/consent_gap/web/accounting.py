@@ -59,7 +59,20 @@ def _accounting(launch: Launch, as_of: datetime, summarized: bool) -> core.Accou
                         summarized=summarized, organization=config.organization)
 
 
-def _bad_as_of():
+class _BadDate(ValueError):
+    """The as-of of the form cannot be read."""
+
+
+def _requested(launch: Launch) -> tuple[core.Accounting, dict[str, str]]:
+    """The accounting the query string asks for (as-of, summarize) and that query."""
+    try:
+        as_of, summarized, query = _options()
+    except ValueError:
+        raise _BadDate from None
+    return _accounting(launch, as_of, summarized), query
+
+
+def _bad_date():
     return message(400, "That date cannot be read",
                    "Give the date of the request as YYYY-MM-DD.")
 
@@ -68,26 +81,22 @@ def _bad_as_of():
 @with_launch
 def show(launch: Launch):
     try:
-        as_of, summarized, query = _options()
-    except ValueError:
-        return _bad_as_of()
-    accounting = _accounting(launch, as_of, summarized)
+        accounting, query = _requested(launch)
+    except _BadDate:
+        return _bad_date()
     return render_template("accounting.html", doc=document(accounting, core.now()),
-                           lid=launch.lid, query=query, summarized=summarized,
-                           as_of_date=as_of.date().isoformat())
+                           lid=launch.lid, query=query, summarized=accounting.summarized,
+                           as_of_date=accounting.as_of.date().isoformat())
 
 
 @bp.get("/accounting/<lid>/pdf")
 @with_launch
 def pdf(launch: Launch):
     try:
-        as_of, summarized, _query = _options()
-    except ValueError:
-        return _bad_as_of()
-    accounting = _accounting(launch, as_of, summarized)
-    body = accounting_pdf(accounting, core.now())
-    name = f"accounting-of-disclosures-{as_of.date().isoformat()}.pdf"
-    return Response(body, mimetype="application/pdf", headers={
-        "Content-Disposition": f'attachment; filename="{name}"',
-        "Cache-Control": "no-store",
-    })
+        accounting, _query = _requested(launch)
+    except _BadDate:
+        return _bad_date()
+    name = f"accounting-of-disclosures-{accounting.as_of.date().isoformat()}.pdf"
+    return Response(accounting_pdf(accounting, core.now()), mimetype="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"',
+                             "Cache-Control": "no-store"})
