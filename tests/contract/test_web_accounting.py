@@ -59,3 +59,10 @@ def test_an_unknown_launch_is_the_ended_session_page(mocked):  # noqa: F811
     client, _, _, _ = launch(mocked, "06-duty-to-warn-ca.json", "p-dhpike")
     response = client.get("/accounting/not-a-launch")
     assert response.status_code == 401
+
+
+def test_design_s_accounting_endpoint_opens_the_latest_launch(mocked):  # noqa: F811
+    client, _, panel_url, _ = launch(mocked, "06-duty-to-warn-ca.json", "p-dhpike")
+    response = client.get("/accounting?as_of=2026-12-02")
+    assert response.status_code == 302
+    assert response.headers["Location"] == _accounting_url(panel_url) + "?as_of=2026-12-02"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 
 from consent_gap import accounting as core
 from consent_gap.documents import accounting_pdf, document
@@ -20,9 +20,9 @@ from consent_gap.fhir.search import Key, collect
 
 from .chart import client_for, fetch_chart
 from .config import WebConfig
-from .context import Launch
+from .context import Launch, LaunchMissing, get_launch
 from .launch import message
-from .panel import with_launch
+from .panel import expired_page, with_launch
 
 bp = Blueprint("accounting", __name__)
 log = logging.getLogger(__name__)
@@ -75,6 +75,17 @@ def _requested(launch: Launch) -> tuple[core.Accounting, dict[str, str]]:
 def _bad_date():
     return message(400, "That date cannot be read",
                    "Give the date of the request as YYYY-MM-DD.")
+
+
+@bp.get("/accounting")
+def latest():
+    """DESIGN's `/accounting`: the page for `?launch=<id>`, else the session's latest launch."""
+    try:
+        launch = get_launch(request.args.get("launch"))
+    except LaunchMissing:
+        return expired_page()
+    query = {k: v for k, v in request.args.items() if k in ("as_of", "summarize")}
+    return redirect(url_for("accounting.show", lid=launch.lid, **query))
 
 
 @bp.get("/accounting/<lid>")
