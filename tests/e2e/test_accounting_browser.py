@@ -80,6 +80,10 @@ def test_accounting_page_pdf_and_accessibility(page, sandbox, app_server,
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "accounting.png"), full_page=True)
+    page.set_viewport_size({"width": 380, "height": 1400})  # the panel's narrow iframe
+    assert axe.violations(app_frame) == []
+    page.screenshot(path=str(ARTIFACTS / "accounting-narrow.png"), full_page=True)
+    page.set_viewport_size({"width": 1100, "height": 1400})
     with page.expect_download(timeout=PAGE_TIMEOUT_MS) as download:
         frame.get_by_role("link", name="Download the PDF").click()
     pdf = ARTIFACTS / "accounting.pdf"
