@@ -102,3 +102,30 @@ def test_an_unknown_patient_on_the_server_is_exit_2(fhir_base, run_id, capsys, m
                                f"nobody-{run_id}")
     assert code == 2
     assert err.count("\n") == 1 and f"no patient Patient/nobody-{run_id}" in err
+
+
+def test_backend_services_through_the_launcher(charts, proxy_base, capsys, monkeypatch):
+    """The scan's authorization for real: discovery on the proxy's base, a private_key_jwt
+    assertion with the key the launcher registered, system/ scopes enforced by the proxy (the
+    recipients' Organization and Practitioner reads included)."""
+    key = Path(__file__).parents[2] / "sandbox" / "var" / "keys" / "consent-gap-scan.pem"
+    if not key.exists():
+        pytest.fail(f"{key} is missing: the launcher creates it on its first start")
+    monkeypatch.delenv("CONSENT_GAP_CONFIG", raising=False)
+    monkeypatch.setenv("CONSENT_GAP_PRIVATE_KEY", str(key))
+    monkeypatch.setenv("CONSENT_GAP_CLIENT_ID", "consent-gap-scan")
+    resources, patient, jurisdiction = charts["10-court-order"]
+    practice = next(r for r in resources if r["resourceType"] == "Organization"
+                    and r["id"].startswith("org-cedar-hollow"))
+    monkeypatch.setenv("CONSENT_GAP_ORGANIZATION", f"Organization/{practice['id']}")
+    code, got, err = _accounting(capsys, "--fhir-base", proxy_base, "--auth", "backend",
+                                 "--patient", patient, "--as-of", AS_OF,
+                                 "--jurisdiction", str(jurisdiction))
+    assert code == 0, err
+    (entry,) = got["entries"]
+    assert entry["recipient"]["name"] == "Superior Court of California, County of Alden"
+    assert entry["request"].startswith("DocumentReference/dr-cnakamura-order")
+    html_code = main(["accounting", "--fhir-base", proxy_base, "--auth", "backend",
+                      "--patient", patient, "--as-of", AS_OF, "--format", "html"])
+    html = capsys.readouterr().out
+    assert html_code == 0 and "Cedar Hollow Counseling Associates" in html
