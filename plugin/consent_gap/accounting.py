@@ -142,13 +142,18 @@ RECORD_TYPES: dict[str, str] = {
 UNDESCRIBED = "Information the record does not describe"
 
 
+def _listed(words: Sequence[str]) -> str:
+    """"a", "a and b", "a, b and c", capitalized: the start of a sentence."""
+    said = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+    return said[0].upper() + said[1:]
+
+
 def purpose_sentence(purposes: Sequence[str], basis: str | None, decision: str) -> str:
     """One plain sentence of purpose and legal basis (164.528(b)(2)(iv))."""
     phrases = [PURPOSES.get(code, f"for the purpose recorded as {code}") for code in purposes]
     if not phrases:
         phrases = ["for a purpose the record does not state"]
-    said = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
-    said = said[0].upper() + said[1:]
+    said = _listed(phrases)
     if basis is None:
         why = _NO_BASIS.get(Decision(decision), _NO_BASIS[Decision.REVIEW])
         return f"{said}; {why}."
@@ -159,10 +164,7 @@ def purpose_sentence(purposes: Sequence[str], basis: str | None, decision: str) 
 
 def _labels_meaning(labels: Iterable[Coding]) -> str | None:
     words = list(dict.fromkeys(LABELS.get(code, code) for _system, code in labels))
-    if not words:
-        return None
-    said = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
-    return said[0].upper() + said[1:]
+    return _listed(words) if words else None
 
 
 def _record_type(resource_type: str | None) -> str:
@@ -170,9 +172,8 @@ def _record_type(resource_type: str | None) -> str:
         return "Record"
     if resource_type in RECORD_TYPES:
         return RECORD_TYPES[resource_type]
-    spaced = "".join(f" {c.lower()}" if c.isupper() and i else c
-                     for i, c in enumerate(resource_type))
-    return spaced
+    return "".join(f" {c.lower()}" if c.isupper() and i else c
+                   for i, c in enumerate(resource_type))
 
 
 def describe_item(item: DataItem) -> str:
