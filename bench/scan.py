@@ -16,6 +16,10 @@ In one run, against baselines measured in the same run:
    creates again (the same entries, sizes and server work; goal: <= 1.3);
 3. a rerun (writes nothing) against the bare sweep, swept before and after it (goal: <= 1.1).
 
+`--rounds R` splits the patients into R rounds, each running all of the above on its share, so
+that the load of a shared machine drifts over each run and its baseline alike; the ratios are
+of the totals, with the median of the rounds beside them.
+
 It prints wall times, HTTP requests per patient, resources written, peak memory and the ratios.
 The real scan must find the charts unscanned: load a fresh suffix (`--load --suffix -sN`), or
 the ratio of step 2 is left out. The bare writes leave their salted copies in HAPI under the
@@ -37,8 +41,11 @@ import resource as rusage
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import requests
@@ -211,6 +218,104 @@ def bare_writes(base: str, bundles: list[dict[str, Any]], salt: str) -> tuple[fl
     return seconds, created
 
 
+@dataclass
+class Round:
+    """One round's figures: each run against its baseline on the same patients."""
+
+    patients: int = 0
+    sweeps: list[float] = field(default_factory=list)  # around the dry run, around the rerun
+    sweep_requests: int = 0
+    dry: float = 0.0
+    real: float = 0.0
+    bare: float = 0.0
+    rerun: float = 0.0
+    requests: dict[str, int] = field(default_factory=dict)
+    written: Counter[str] = field(default_factory=Counter)
+    would_write: int = 0
+    bare_created: int = 0
+    transactions: int = 0
+    errors: int = 0
+    disclosures: int = 0
+    decisions: Counter[str] = field(default_factory=Counter)
+
+
+def one_round(base: str, patients: list[str], batch_size: int, jurisdiction: str | None,
+              state: str) -> Round:
+    """Sweep, dry run, sweep, real scan, bare writes of its transactions, sweep, rerun, sweep:
+    each run beside its baseline, on the same patients, so that drift in the machine's load
+    touches both."""
+    batches = [patients[i:i + batch_size] for i in range(0, len(patients), batch_size)]
+    out = Round(patients=len(patients))
+
+    def scan(dry_run: bool) -> tuple[float, RecordingClient, ScanSummary]:
+        return run_scan(base, patients, batch_size, jurisdiction, dry_run=dry_run, state=state)
+
+    seconds, out.sweep_requests = bare_sweep(base, batches)
+    out.sweeps.append(seconds)
+    out.dry, dry_client, dry = scan(True)
+    out.sweeps.append(bare_sweep(base, batches)[0])
+    out.real, real_client, real = scan(False)
+    out.bare, out.bare_created = bare_writes(base, real_client.posted, f"x{time.time_ns():x}")
+    out.sweeps.append(bare_sweep(base, batches)[0])
+    out.rerun, rerun_client, rerun = scan(False)
+    out.sweeps.append(bare_sweep(base, batches)[0])
+    out.requests = {"dry": dry_client.request_count, "real": real_client.request_count,
+                    "rerun": rerun_client.request_count}
+    out.written, out.would_write = real.written, len(dry.would_write)
+    out.transactions = len(real_client.posted)
+    out.errors = len(dry.errors) + len(real.errors) + len(rerun.errors)
+    out.disclosures, out.decisions = dry.disclosures, dry.decisions
+    if rerun.written:
+        print(f"the rerun wrote {dict(rerun.written)}", file=sys.stderr)
+        out.errors += 1
+    return out
+
+
+def report(rounds: list[Round], peak: float, before: float) -> bool:
+    """Print the figures and ratios; True when every goal is met."""
+    n = sum(r.patients for r in rounds)
+    sweep_dry = sum(sum(r.sweeps[:2]) / 2 for r in rounds)
+    sweep_rerun = sum(sum(r.sweeps[2:]) / 2 for r in rounds)
+    dry, real, bare, rerun = (sum(getattr(r, k) for r in rounds)
+                              for k in ("dry", "real", "bare", "rerun"))
+    written = sum((r.written for r in rounds), Counter())
+    decisions = sum((r.decisions for r in rounds), Counter())
+    per = {k: sum(r.requests[k] for r in rounds) / n for k in ("dry", "real", "rerun")}
+    print(f"patients {n} in {len(rounds)} round(s), disclosures "
+          f"{sum(r.disclosures for r in rounds)} (decisions {dict(sorted(decisions.items()))}); "
+          f"errors {sum(r.errors for r in rounds)}")
+    print("bare paging sweeps (s): " + "; ".join(
+        " / ".join(f"{s:.1f}" for s in r.sweeps) for r in rounds)
+        + f"; {sum(r.sweep_requests for r in rounds) / n:.2f} requests per patient")
+    dry_ratio = dry / sweep_dry
+    print(f"dry run: {dry:.1f} s, {per['dry']:.2f} requests per patient, would write "
+          f"{sum(r.would_write for r in rounds)}; against the sweep {dry_ratio:.2f} "
+          "(goal <= 1.5)")
+    print(f"real scan: {real:.1f} s, {per['real']:.2f} requests per patient, "
+          f"{sum(r.transactions for r in rounds)} transactions, wrote "
+          f"{sum(written.values())} ({dict(sorted(written.items()))})")
+    write_ratio = None
+    if sum(written.values()):
+        write_ratio = real / bare
+        paired = median(r.real / r.bare for r in rounds if r.bare)
+        print(f"bare writes of the same transactions: {bare:.1f} s, "
+              f"{sum(r.bare_created for r in rounds)} created; real scan / bare writes "
+              f"{write_ratio:.2f} (median of rounds {paired:.2f}; goal <= 1.3)")
+    else:
+        print("the real scan wrote nothing (charts scanned before): load a fresh --suffix "
+              "to measure it against the bare writes")
+    rerun_ratio = rerun / sweep_rerun
+    paired = median(r.rerun / (sum(r.sweeps[2:]) / 2) for r in rounds)
+    print(f"rerun: {rerun:.1f} s, {per['rerun']:.2f} requests per patient; rerun / sweep "
+          f"{rerun_ratio:.2f} (median of rounds {paired:.2f}; goal <= 1.1)")
+    would = sum(r.would_write for r in rounds)
+    print(f"the dry run would write {would}, the real scan wrote {sum(written.values())}"
+          + ("" if would == sum(written.values()) else "  <- they differ"))
+    print(f"peak memory (max RSS): {peak:.0f} MiB (before the scans {before:.0f} MiB)")
+    return (dry_ratio <= 1.5 and rerun_ratio <= 1.1 and (write_ratio or 0) <= 1.3
+            and max(per.values()) <= 3 and not sum(r.errors for r in rounds))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fhir-base", default="http://127.0.0.1:8080/fhir")
@@ -219,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--load", action="store_true", help="load the charts first")
     parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="split the patients into this many rounds, each measuring "
+                             "every run beside its baseline (on a busy machine)")
     parser.add_argument("--jurisdiction", default="US-CA")
     parser.add_argument("--suffix", default=None,
                         help="suffix of every id (default -b<seed>; '' for none)")
@@ -231,58 +339,12 @@ def main(argv: list[str] | None = None) -> int:
         count, seconds = load(world, base, suffix)
         print(f"loaded {count} resources in {seconds:.0f} s")
     patients = patient_ids(world, suffix)
-    batches = [patients[i:i + args.batch_size] for i in range(0, len(patients), args.batch_size)]
-
-    def scan(dry_run: bool, state: str) -> tuple[float, RecordingClient, ScanSummary]:
-        return run_scan(base, patients, args.batch_size, args.jurisdiction, dry_run=dry_run,
-                        state=state)
-
-    before_scan = rss_mib()
+    size = -(-len(patients) // max(1, args.rounds))
+    before = rss_mib()
     with tempfile.TemporaryDirectory() as state:
-        sweep0, sweep_requests = bare_sweep(base, batches)
-        dry_seconds, dry_client, dry = scan(True, state)
-        sweep1, _ = bare_sweep(base, batches)
-        real_seconds, real_client, real = scan(False, state)
-        salt = f"x{time.time_ns():x}"
-        bare_seconds, bare_created = bare_writes(base, real_client.posted, salt)
-        sweep2, _ = bare_sweep(base, batches)
-        rerun_seconds, rerun_client, rerun = scan(False, state)
-        sweep3, _ = bare_sweep(base, batches)
-    peak = rss_mib()
-
-    n = len(patients)
-    written = sum(real.written.values())
-    print(f"patients {n}, disclosures {dry.disclosures} "
-          f"(decisions {dict(sorted(dry.decisions.items()))}); errors: dry run "
-          f"{len(dry.errors)}, scan {len(real.errors)}, rerun {len(rerun.errors)}")
-    print(f"bare paging sweep: {sweep0:.1f} / {sweep1:.1f} s around the dry run, "
-          f"{sweep2:.1f} / {sweep3:.1f} s around the rerun; {sweep_requests} requests")
-    dry_ratio = dry_seconds / ((sweep0 + sweep1) / 2)
-    print(f"dry run: {dry_seconds:.1f} s, {dry_client.request_count / n:.2f} requests per "
-          f"patient, would write {len(dry.would_write)}; ratio to the sweep {dry_ratio:.2f} "
-          "(goal <= 1.5)")
-    print(f"real scan: {real_seconds:.1f} s, {real_client.request_count / n:.2f} requests per "
-          f"patient, {len(real_client.posted)} transactions, wrote {written} "
-          f"({dict(sorted(real.written.items()))})")
-    write_ratio = None
-    if written:
-        write_ratio = real_seconds / bare_seconds
-        print(f"bare writes of the same transactions: {bare_seconds:.1f} s, "
-              f"{bare_created} created; ratio real scan / bare writes {write_ratio:.2f} "
-              "(goal <= 1.3)")
-    else:
-        print("the real scan wrote nothing (charts scanned before): load a fresh --suffix "
-              "to measure it against the bare writes")
-    rerun_ratio = rerun_seconds / ((sweep2 + sweep3) / 2)
-    print(f"rerun: {rerun_seconds:.1f} s, {rerun_client.request_count / n:.2f} requests per "
-          f"patient, wrote {sum(rerun.written.values())}; ratio rerun / sweep "
-          f"{rerun_ratio:.2f} (goal <= 1.1)")
-    print(f"the dry run would write {len(dry.would_write)}, the real scan wrote {written}"
-          + ("" if len(dry.would_write) == written else "  <- they differ"))
-    print(f"peak memory (max RSS): {peak:.0f} MiB (before the scans {before_scan:.0f} MiB)")
-    ok = (dry_ratio <= 1.5 and rerun_ratio <= 1.1 and (write_ratio or 0) <= 1.3
-          and not (dry.errors or real.errors or rerun.errors))
-    return 0 if ok else 1
+        rounds = [one_round(base, patients[i:i + size], args.batch_size, args.jurisdiction,
+                            state) for i in range(0, len(patients), size)]
+    return 0 if report(rounds, rss_mib(), before) else 1
 
 
 if __name__ == "__main__":
