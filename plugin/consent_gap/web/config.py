@@ -58,7 +58,7 @@ class WebConfig:
     secret_key: str | None = None
     dev_insecure_cookies: bool = False
     frame_ancestors: tuple[str, ...] = ()
-    session_store: str = Settings.session_store
+    session_store: str = "memory"  # or a SQLAlchemy URL (Settings.session_url)
     session_ttl: int = Settings.session_ttl
     scopes: str = PANEL_SCOPES
     jurisdiction: str | None = None
@@ -107,7 +107,7 @@ def from_settings(settings: object) -> WebConfig:
         "secret_key": "secret_key",
         "dev_insecure_cookies": "dev_insecure_cookies",
         "frame_ancestors": "frame_ancestors",
-        "session_store": "session_store",
+        "session_store": "session_url",
         "session_ttl": "session_ttl",
         "scopes": "app_scopes",
         "jurisdiction": "jurisdiction",
