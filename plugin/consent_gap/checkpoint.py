@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import socket
 from collections.abc import Callable, Iterable, Mapping
@@ -47,6 +48,11 @@ from consent_gap.database import database_errors, make_engine
 
 RUNNING, OK, ERRORS, FAILED = "running", "ok", "errors", "failed"
 MAX_ERRORS_KEPT = 50
+log = logging.getLogger(__name__)
+# Alembic narrates every open at INFO ("Context impl SQLiteImpl", its plugins); the one line
+# an operator needs, the upgrade itself, is logged by migrate() below.
+logging.getLogger("alembic").setLevel(logging.WARNING)
+
 #: Alembic's table of the schema's revision (its own name: the database may be shared).
 VERSION_TABLE = "consent_gap_schema_version"
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -188,7 +194,9 @@ def migrate(connection: Connection) -> None:
     tables = set(inspect(connection).get_table_names())
     if current_revision(connection) is None and "scan_runs" in tables:
         command.stamp(config, "0001")  # made by a release before migrations: adopt it
+    before = current_revision(connection)
     command.upgrade(config, "head")
+    log.info("checkpoint schema upgraded from %s to %s", before or "nothing", head_revision())
 
 
 T = TypeVar("T")

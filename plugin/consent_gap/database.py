@@ -132,8 +132,9 @@ def explain(error: BaseException, url: str | URL) -> DatabaseUnavailable:
     parsed = url if isinstance(url, URL) else make_url(url)
     where = _where(parsed)
     if isinstance(error, NoSuchModuleError | ModuleNotFoundError | ImportError):
-        backend = parsed.get_backend_name()
-        extra = " (pip install 'consent-gap[postgresql]')" if backend == "postgresql" else ""
+        extra = ""
+        if (parsed.get_backend_name(), parsed.get_driver_name()) == ("postgresql", "psycopg"):
+            extra = " (pip install 'consent-gap[postgresql]')"
         return DatabaseUnavailable(f"{where}: its driver is not installed{extra}",
                                    transient=False)
     text = str(getattr(error, "orig", None) or error)
