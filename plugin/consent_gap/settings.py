@@ -13,6 +13,7 @@ value raises :class:`SettingsError` naming the variable, so an operator sees whi
 | `CONSENT_GAP_AUTH` | `auth` | `none` | `none` (open server) or `backend` (SMART Backend Services) |
 | `CONSENT_GAP_CLIENT_ID` | `client_id` | `consent-gap-scan` | backend-services client id registered with the EHR |
 | `CONSENT_GAP_PRIVATE_KEY` | `private_key` | none | PEM file of the backend-services key (RS384 or ES384); required with `auth = backend` |
+| `CONSENT_GAP_JWKS_FILE` | `jwks_file` | none (an empty JWKS) | the app: JSON file of the public keys it publishes at `/.well-known/jwks.json` (written by `consent-gap keys`; a private key in it is refused) |
 | `CONSENT_GAP_TOKEN_URL` | `token_url` | discovered | token endpoint; default from `<fhir_base>/.well-known/smart-configuration` |
 | `CONSENT_GAP_SCOPES` | `scopes` | the scan's `system/` scopes | scopes requested by the scan |
 | `CONSENT_GAP_JURISDICTION` | `jurisdiction` | none (federal rules only) | ISO 3166-2 code, e.g. `US-CA` |
@@ -95,6 +96,7 @@ class Settings:
     auth: str = "none"
     client_id: str = "consent-gap-scan"
     private_key: Path | None = None
+    jwks_file: Path | None = None
     token_url: str | None = None
     scopes: str = SCAN_SCOPES
     jurisdiction: str | None = None
@@ -338,6 +340,7 @@ VARIABLES: tuple[Var, ...] = (
     Var("auth", _choice("none", "backend"), "none or backend (SMART Backend Services)"),
     Var("client_id", _text, "backend-services client id"),
     Var("private_key", _path, "PEM file of the backend-services private key"),
+    Var("jwks_file", _path, "public JWKS file the app publishes"),
     Var("token_url", _url, "token endpoint (default: SMART discovery)"),
     Var("scopes", _scopes, "scopes the scan requests"),
     Var("jurisdiction", _jurisdiction, "ISO 3166-2 code such as US-CA"),

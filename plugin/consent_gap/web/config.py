@@ -64,7 +64,7 @@ class WebConfig:
     jurisdiction: str | None = None
     privacy_officer: str | None = None
     organization: str | None = None
-    private_key: Path | None = None
+    jwks_file: Path | None = None  # public keys only: the web tier never holds a private key
     mappings: Path | None = None
     http_timeout: float = 15.0
     cds_clients: tuple[tuple[str, str], ...] = ()  # CDS Hooks: (issuer, JWKS URL)
@@ -113,7 +113,7 @@ def from_settings(settings: object) -> WebConfig:
         "jurisdiction": "jurisdiction",
         "privacy_officer": "privacy_officer",
         "organization": "organization",
-        "private_key": "private_key",
+        "jwks_file": "jwks_file",
         "mappings": "mappings",
         "cds_clients": "cds_clients",
     }
