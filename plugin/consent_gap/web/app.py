@@ -73,7 +73,8 @@ def create_app(
 
     app.extensions["consent_gap.prefetch"] = Prefetcher()
     app.session_interface = ServerSessionInterface(
-        store or make_store(config.session_store), secret, config.session_ttl
+        store if store is not None else make_store(config.session_store), secret,
+        config.session_ttl,
     )
     security.install(app, config)
     _register_blueprints(app)
