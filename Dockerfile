@@ -1,9 +1,9 @@
 # consent-gap: the app in the chart (SMART on FHIR panel + JSON API), served by gunicorn; the
 # same image runs the nightly scan's scheduler (command: consent-gap schedule).
 #
-# Build:  docker build -t consent-gap .            (BASE: any Debian-based image with Python 3.11+
-#         and pip; default the official python image; scripts/image-check builds one from
-#         Debian packages instead)
+# Build:  docker build -t consent-gap .     (--build-arg BASE=IMAGE: any Debian-based image with
+#         Python 3.11+ and its venv module; default the official python image; scripts/image-check
+#         builds one from Debian packages, then this file on it, and runs the result)
 # Run:    docker run -p 8082:8082 -v consent-gap:/var/lib/consent-gap \
 #           -e CONSENT_GAP_ALLOWED_ISSUERS=https://ehr.example/fhir \
 #           -e CONSENT_GAP_PUBLIC_URL=https://consent-gap.example \
@@ -18,17 +18,24 @@
 ARG BASE=python:3.11-slim-bookworm
 
 FROM ${BASE} AS build
+# Where pip finds packages: PyPI unless told otherwise. A build without a registry (CI:
+# scripts/image-check) passes PIP_NO_INDEX=1 and PIP_FIND_LINKS=<a local wheelhouse URL>.
+ARG PIP_NO_INDEX
+ARG PIP_FIND_LINKS
 WORKDIR /src
 COPY pyproject.toml setup.cfg README.md constraints.txt ./
 COPY plugin ./plugin
 COPY mappings ./mappings
-# The versions the tests passed with (constraints.txt), the PostgreSQL driver included.
-RUN python3 -m pip wheel --no-cache-dir --constraint constraints.txt --wheel-dir /wheels \
-      '.[postgresql]'
+# The versions the tests passed with (constraints.txt), the PostgreSQL driver included. A venv:
+# Debian's own Python refuses pip in the system (PEP 668), the official image does not mind.
+RUN python3 -m venv /opt/build \
+    && /opt/build/bin/pip wheel --no-cache-dir --constraint constraints.txt --wheel-dir /wheels \
+       '.[postgresql]'
 
 FROM ${BASE}
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    PATH=/opt/consent-gap/bin:$PATH \
     PORT=8082 \
     CONSENT_GAP_STATE_DIR=/var/lib/consent-gap \
     CONSENT_GAP_SESSION_STORE=database \
@@ -39,8 +46,9 @@ RUN groupadd --system --gid 10001 consentgap \
     && mkdir -p /var/lib/consent-gap \
     && chown consentgap:consentgap /var/lib/consent-gap
 COPY --from=build /wheels /wheels
-RUN python3 -m pip install --no-cache-dir --no-index --find-links=/wheels \
-      "$(ls /wheels/consent_gap-*.whl)[postgresql]" \
+RUN python3 -m venv /opt/consent-gap \
+    && /opt/consent-gap/bin/pip install --no-cache-dir --no-index --find-links=/wheels \
+       "$(ls /wheels/consent_gap-*.whl)[postgresql]" \
     && rm -rf /wheels
 USER 10001:10001
 WORKDIR /var/lib/consent-gap
