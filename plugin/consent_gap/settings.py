@@ -18,7 +18,7 @@ value raises :class:`SettingsError` naming the variable, so an operator sees whi
 | `CONSENT_GAP_SCOPES` | `scopes` | the scan's `system/` scopes | scopes requested by the scan |
 | `CONSENT_GAP_JURISDICTION` | `jurisdiction` | none (federal rules only) | ISO 3166-2 code, e.g. `US-CA` |
 | `CONSENT_GAP_PRIVACY_OFFICER` | `privacy_officer` | none | reference of the privacy officer, e.g. `Practitioner/po-1`; alerts go there |
-| `CONSENT_GAP_ORGANIZATION` | `organization` | none | reference of the practice, e.g. `Organization/org-1`; custodian of written notes |
+| `CONSENT_GAP_ORGANIZATION` | `organization` | none | reference of the practice, e.g. `Organization/org-1`; custodian of written notes; its name heads the accounting of disclosures |
 | `CONSENT_GAP_STATE_DIR` | `state_dir` | `~/.local/state/consent-gap` | folder for the default database (SQLite) and the scheduler's lock |
 | `CONSENT_GAP_DATABASE_URL` | `database_url` | `sqlite:///<state_dir>/consent-gap.db` | SQLAlchemy URL of the one database of the checkpoint, the scheduler's job store and, when set, the app's sessions; `postgresql://user:password@host/dbname` needs the `postgresql` extra |
 | `CONSENT_GAP_CHECKPOINT_URL` | `checkpoint_url` | `CONSENT_GAP_DATABASE_URL` | the earlier name of `CONSENT_GAP_DATABASE_URL`, still honoured for the checkpoint and the job store (both set and different: refused) |
