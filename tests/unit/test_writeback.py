@@ -16,6 +16,7 @@ from consent_gap.writeback import (
     WritebackError,
     WriteContext,
     WriteStatus,
+    existing_searches,
     identifier_value,
     kinds_for,
     plan,
@@ -438,3 +439,11 @@ def test_preview_leaves_out_what_is_on_the_server():
     on_server = {group.writes[0].value}
     assert preview(item, present=on_server) == without(group, on_server).describe()
     assert preview(item, present={w.value for w in group.writes}) == []
+
+
+def test_look_ups_name_the_patient_when_asked():
+    """The panel's token is patient-scoped: its searches must name the launch patient."""
+    ((rtype, params),) = existing_searches([("Communication", "v1")], patient="Patient/p-1")
+    assert rtype == "Communication" and ("patient", "Patient/p-1") in params
+    ((_, params),) = existing_searches([("Communication", "v1")])
+    assert all(name != "patient" for name, _ in params)

@@ -10,16 +10,15 @@ fetched while the current one is decided and written.
 
 Writing: first the scan finds which of the batch's writes are on the server already (those
 its fetch returned, then a look-up by identifier for the rest), and builds only the others;
-each finding's remaining resources go in one transaction of
-conditional creates with one Provenance targeting them all (writeback/). To save round trips,
-several findings share a transaction, and when the server rejects one the scan retries that
-group one finding per transaction, reports the findings the server still rejects, and writes
-the rest. A rerun, a retried transaction or a resumed scan writes nothing twice.
+each finding's remaining resources go in one transaction of conditional creates with one
+Provenance targeting them all (writeback/). To save round trips, several findings share a
+transaction, and when the server rejects one the scan retries that group one finding per
+transaction, reports the findings the server still rejects, and writes the rest. A rerun, a
+retried transaction or a resumed scan writes nothing twice.
 
-A dry run decides everything, looks up what is on the server as the real run does, and lists
-per finding the kind and identifier of each resource the real run would create, and its
-Provenance, without building or sending them (building and validating every note costs about
-1.6 ms per resource, more than fetching the charts). The Device is listed when it is missing.
+A dry run decides everything, looks up what is on the server exactly as the real run does,
+and lists per finding the kind and identifier of each resource the real run would create,
+and its Provenance, without building or sending anything; the Device when it is missing.
 
 Checkpointing: after each batch its patients are recorded as done with the batch's counts; a
 scan that is killed and started again with the same selection (selectors.py) resumes with the
@@ -332,7 +331,7 @@ class Scanner:
         return written, errors
 
     def _present(self, findings: list[Finding], resources: list[dict[str, Any]],
-                 context: WriteContext) -> set[str]:
+                 context: WriteContext) -> dict[str, str]:
         """Which of the findings' writes are on the server already: those the batch's fetch
         returned (our notes and drafts come with their disclosures), then one look-up per
         resource type and 200 identifiers for the rest. The real run and the dry run both

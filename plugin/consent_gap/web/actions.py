@@ -78,7 +78,8 @@ def _send(launch: Launch, group: writeback.FindingWrites,
     was created now or was already there."""
     with client_for(launch) as client:
         found = writeback.written_values(
-            [(write.resource_type, write.value) for write in group.writes], client.search)
+            [(write.resource_type, write.value) for write in group.writes], client.search,
+            patient=group.finding.patient)
         todo = writeback.without(group, found)
         bundle = writeback.transaction([todo], context)
         response = client.transaction(bundle) if bundle else {}

@@ -252,11 +252,13 @@ LOOKUP_CHUNK = 200
 
 
 def existing_searches(
-    wanted: Iterable[tuple[str, str]], chunk: int = LOOKUP_CHUNK
+    wanted: Iterable[tuple[str, str]], chunk: int = LOOKUP_CHUNK, patient: str | None = None,
 ) -> list[tuple[str, list[tuple[str, str]]]]:
     """Searches that find which of these (resource type, identifier value) are already on
     the server, so a rerun skips them without a transaction; the conditional create stays
-    the guard. Each asks for its whole answer in one page."""
+    the guard. Each asks for its whole answer in one page. With `patient` (``Patient/<id>``:
+    the panel's) each names it, as a patient-scoped token's searches must."""
+    narrow = [("patient", patient)] if patient else []
     values: dict[str, list[str]] = {}
     for rtype, value in wanted:
         values.setdefault(rtype, []).append(value)
@@ -265,8 +267,8 @@ def existing_searches(
         for start in range(0, len(wanted_values), chunk):
             tokens = ",".join(f"{FINDING_SYSTEM}|{v}"
                               for v in wanted_values[start:start + chunk])
-            searches.append((rtype, [("identifier", tokens), ("_elements", "identifier"),
-                                     ("_count", str(chunk))]))
+            searches.append((rtype, [("identifier", tokens), *narrow,
+                                     ("_elements", "identifier"), ("_count", str(chunk))]))
     return searches
 
 
@@ -282,15 +284,16 @@ def identifier_values(resources: Iterable[dict[str, Any]]) -> dict[str, str]:
 
 
 def written_values(wanted: Iterable[tuple[str, str]], search: Search,
-                   known: Mapping[str, str] | None = None) -> dict[str, str]:
+                   known: Mapping[str, str] | None = None,
+                   patient: str | None = None) -> dict[str, str]:
     """Which of these (resource type, identifier value) are on the server already, with their
     references. `known`: what was seen on the server already (in what the scan fetched), not
-    searched again."""
+    searched again; `patient`: see :func:`existing_searches`."""
     known = known or {}
     wanted = list(wanted)
     present = {value: known[value] for _, value in wanted if value in known}
     rest = [(rtype, value) for rtype, value in wanted if value not in known]
-    for rtype, params in existing_searches(rest):
+    for rtype, params in existing_searches(rest, patient=patient):
         present.update(identifier_values(search(rtype, params)))
     return present
 
