@@ -445,5 +445,16 @@ def test_look_ups_name_the_patient_when_asked():
     """The panel's token is patient-scoped: its searches must name the launch patient."""
     ((rtype, params),) = existing_searches([("Communication", "v1")], patient="Patient/p-1")
     assert rtype == "Communication" and ("patient", "Patient/p-1") in params
+    assert "_elements" not in dict(params)  # the server checks the compartment of each
     ((_, params),) = existing_searches([("Communication", "v1")])
     assert all(name != "patient" for name, _ in params)
+    assert ("_elements", "identifier") in params
+
+
+def test_nothing_sent_reads_as_nothing_done():
+    """When everything was on the server already, transaction() sends nothing; reading the
+    (absent) answer says nothing was created and nothing failed."""
+    empty = without(plan(finding(), CONTEXT), {w.value for w in plan(finding(), CONTEXT).writes})
+    assert transaction([empty], CONTEXT) is None
+    outcome = read_response({}, [empty], CONTEXT)
+    assert outcome.writes == () and outcome.failed == {} and outcome.created == {}

@@ -256,9 +256,11 @@ def existing_searches(
 ) -> list[tuple[str, list[tuple[str, str]]]]:
     """Searches that find which of these (resource type, identifier value) are already on
     the server, so a rerun skips them without a transaction; the conditional create stays
-    the guard. Each asks for its whole answer in one page. With `patient` (``Patient/<id>``:
-    the panel's) each names it, as a patient-scoped token's searches must."""
-    narrow = [("patient", patient)] if patient else []
+    the guard. Each asks for its whole answer in one page, and for the identifiers only.
+    With `patient` (``Patient/<id>``: the panel's) each names it, as a patient-scoped token's
+    searches must, and asks for whole resources, which such a server checks against the
+    patient's compartment (a summary without ``subject`` would be refused)."""
+    narrow = [("patient", patient)] if patient else [("_elements", "identifier")]
     values: dict[str, list[str]] = {}
     for rtype, value in wanted:
         values.setdefault(rtype, []).append(value)
@@ -268,7 +270,7 @@ def existing_searches(
             tokens = ",".join(f"{FINDING_SYSTEM}|{v}"
                               for v in wanted_values[start:start + chunk])
             searches.append((rtype, [("identifier", tokens), *narrow,
-                                     ("_elements", "identifier"), ("_count", str(chunk))]))
+                                     ("_count", str(chunk))]))
     return searches
 
 
@@ -461,6 +463,8 @@ def read_response(response: dict[str, Any], groups: Sequence[FindingWrites],
     created, which already existed (the conditional create matched), which failed, with the
     references the server gives. Entries are matched by position, as a transaction-response
     keeps the request's order (FHIR R4 3.1.0.11.4)."""
+    if not any(groups):  # transaction() sent nothing: nothing was done
+        return Outcome(())
     answers = iter([entry.get("response") if isinstance(entry, dict) else None
                     for entry in response.get("entry") or []])
     device = (_entry_result("Device", next(answers, None))
