@@ -89,8 +89,9 @@ def _register_blueprints(app: Flask) -> None:
     from .launch import bp as auth_bp
     from .meta import bp as meta_bp
     from .panel import bp as panel_bp
+    from .worklist import bp as worklist_bp
 
-    for blueprint in (meta_bp, auth_bp, panel_bp, api_bp, actions_bp, cds_bp):
+    for blueprint in (meta_bp, auth_bp, panel_bp, api_bp, actions_bp, cds_bp, worklist_bp):
         app.register_blueprint(blueprint)
 
 

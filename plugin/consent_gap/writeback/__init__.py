@@ -417,6 +417,8 @@ def _models() -> dict[str, Any]:
     from fhir.resources.R4B.device import Device
     from fhir.resources.R4B.documentreference import DocumentReference
     from fhir.resources.R4B.provenance import Provenance
+    from fhir.resources.R4B.questionnaire import Questionnaire
+    from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
     from fhir.resources.R4B.task import Task
 
     return {
@@ -425,6 +427,8 @@ def _models() -> dict[str, Any]:
         "DocumentReference": DocumentReference,
         "Provenance": Provenance,
         "Task": Task,
+        "Questionnaire": Questionnaire,
+        "QuestionnaireResponse": QuestionnaireResponse,
     }
 
 

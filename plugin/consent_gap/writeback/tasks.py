@@ -143,3 +143,77 @@ def anchored(group: FindingWrites, found: Mapping[str, Present],
     rebuilt = replace(task, resource=resource)
     return FindingWrites(group.finding,
                          tuple(rebuilt if write is task else write for write in left))
+
+
+# ---------------------------------------------------------------- reading a Task back
+
+@dataclass(frozen=True)
+class Note:
+    author: str | None
+    time: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """A consent-gap Task as the worklist shows it (read tolerantly: a missing field is None)."""
+
+    id: str
+    version: str
+    status: str
+    business: str | None
+    priority: str | None
+    patient: str | None
+    focus: str | None
+    authored: datetime | None
+    deadline: datetime | None
+    notes: tuple[Note, ...]
+    outputs: tuple[tuple[str, str], ...]  # (code, Type/id)
+
+    @property
+    def decision(self) -> str:
+        """The finding's decision, from the priority the Task was written with."""
+        return "unauthorized" if self.priority == "urgent" else "review"
+
+    @property
+    def open(self) -> bool:
+        return self.status not in CLOSED
+
+
+def _reference(value: Any) -> str | None:
+    ref = value.get("reference") if isinstance(value, dict) else None
+    return ref if isinstance(ref, str) and ref else None
+
+
+def read_task(resource: dict[str, Any]) -> TaskView:
+    """The Task's fields the worklist needs."""
+    business = None
+    for coding in ((resource.get("businessStatus") or {}).get("coding") or []):
+        if isinstance(coding, dict) and coding.get("system") == DISPOSITION_SYSTEM:
+            business = coding.get("code")
+    notes = tuple(
+        Note(_reference(note.get("authorReference")), note.get("time"), str(note.get("text")))
+        for note in resource.get("note") or [] if isinstance(note, dict) and note.get("text"))
+    outputs = []
+    for output in resource.get("output") or []:
+        if not isinstance(output, dict):
+            continue
+        codes = [c.get("code") for c in ((output.get("type") or {}).get("coding") or [])
+                 if isinstance(c, dict)]
+        ref = _reference(output.get("valueReference"))
+        if ref and codes:
+            outputs.append((str(codes[0]), ref))
+    restriction = (resource.get("restriction") or {}).get("period") or {}
+    return TaskView(
+        id=str(resource.get("id") or ""),
+        version=str((resource.get("meta") or {}).get("versionId") or ""),
+        status=str(resource.get("status") or ""),
+        business=business,
+        priority=resource.get("priority"),
+        patient=_reference(resource.get("for")),
+        focus=_reference(resource.get("focus")),
+        authored=parse_instant(resource.get("authoredOn")),
+        deadline=parse_instant(restriction.get("end")),
+        notes=notes,
+        outputs=tuple(outputs),
+    )
