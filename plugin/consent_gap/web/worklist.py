@@ -300,8 +300,13 @@ def _chart_report(client: Any, patient: str | None) -> tuple[list[dict[str, Any]
     config = _config()
     if not patient or not patient.startswith("Patient/"):
         raise FhirError("the Task names no patient")
-    chart = fetch_chart(client, patient.split("/", 1)[1])
-    return chart.resources, evaluate(chart.resources, config.jurisdiction)
+    rules = None
+    if config.mappings is not None:
+        from consent_gap.mappings import load_rules
+
+        rules = load_rules(config.mappings)
+    chart = fetch_chart(client, patient.split("/", 1)[1], rules=rules)
+    return chart.resources, evaluate(chart.resources, config.jurisdiction, rules=rules)
 
 
 def _finding_of(report: Any, disclosure: str | None) -> Any | None:
