@@ -185,6 +185,9 @@ def test_a_breach_assessment_writes_the_notice_draft_and_shows_the_deadlines(
     notice = read(sandbox["fhir"], notice_ref)
     assert notice["docStatus"] == "preliminary"
     assert notice["subject"] == task["for"]
+    dated = {o["type"]["coding"][0]["code"]: o.get("valueDate") for o in stored["output"]}
+    assert dated["hhs-notice-deadline"] == hhs  # the deadlines are on the Task itself
+    assert "media-notice-deadline" not in dated
     response = read(sandbox["fhir"], outputs["breach-risk-assessment"])
     assert response["status"] == "completed"
     assert response["subject"] == task["for"]
@@ -194,6 +197,10 @@ def test_a_breach_assessment_writes_the_notice_draft_and_shows_the_deadlines(
     questionnaires = requests.get(f"{sandbox['fhir']}/Questionnaire", timeout=30, params={
         "url": response["questionnaire"], "_summary": "count"}).json()
     assert questionnaires["total"] == 1
+    # and on the worklist
+    page.goto(f"{app_server}/worklist")
+    row = page.locator(f'tr[data-task="{task["id"]}"]')
+    assert f"HHS by {hhs}" in row.inner_text() and client in row.inner_text()
     # the breach log of the discovery year lists it
     page.goto(f"{app_server}/worklist/breaches?year={discovered.year}")
     assert f"Task/{task['id']}" in page.content() or task["focus"]["reference"] in page.content()

@@ -132,3 +132,13 @@ def test_read_task_reads_what_the_worklist_shows():
     assert view.decision == "unauthorized" and view.open
     assert view.deadline == datetime(2027, 1, 1, 9, 30, tzinfo=UTC)
     assert view.notes[0].text == "earlier note by a person"
+
+
+def test_the_notices_deadlines_go_on_the_task_as_dated_outputs():
+    updated = office.updated_task(state(), status="in-progress", business="breach",
+                                  author=None, why="assessed", now=NOW,
+                                  dates=(("hhs-notice-deadline", "2027-03-01"),))
+    validate(updated)
+    view = read_task(updated)
+    assert view.date_of("hhs-notice-deadline") == "2027-03-01"
+    assert view.date_of("media-notice-deadline") is None

@@ -497,13 +497,20 @@ def assessment(launch: Launch, tid: str):
                 notice = _notice_draft(client, state, task, config, now)
                 creations.append(notice)
                 outputs.append(("breach-notice-draft", notice.full_url))
+            dates: tuple[tuple[str, str], ...] = ()
+            if answers.conclusion == "breach" and task.authored:
+                due = breach.deadlines(task.authored, task.deadline, answers.affected,
+                                       answers.state_residents)
+                dates = (("hhs-notice-deadline", due.hhs.isoformat()),) + (
+                    (("media-notice-deadline", due.media.date().isoformat()),)
+                    if due.media else ())
             status = "completed" if answers.conclusion == "low-probability" else "in-progress"
             text = (f"Breach risk assessment: {answers.conclusion}. "
                     f"{officer or 'The privacy officer'}: ratings "
                     + ", ".join(f"{c} {answers.ratings[c]}" for c, _ in breach.FACTORS) + ".")
             updated = office.updated_task(state, status=status, business=answers.conclusion,
                                           author=officer, why=text, now=now,
-                                          outputs=tuple(outputs))
+                                          outputs=tuple(outputs), dates=dates)
             _send(client, office.disposition_transaction(
                 state, updated, creations=tuple(creations), author=officer, device=None,
                 now=now, with_questionnaire=True))

@@ -87,10 +87,11 @@ def key(task: TaskState, what: str) -> str:
 
 
 def updated_task(task: TaskState, *, status: str, business: str, author: str | None,
-                 why: str, now: datetime, outputs: tuple[tuple[str, str], ...] = ()
-                 ) -> dict[str, Any]:
+                 why: str, now: datetime, outputs: tuple[tuple[str, str], ...] = (),
+                 dates: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
     """The Task with its new status, businessStatus and a note (who and why) appended, and
-    ``outputs`` (code, reference) appended; everything else as it was."""
+    ``outputs`` (code, reference) and ``dates`` (code, date: a notice's deadline, so the
+    worklist shows it from the Task alone) appended; everything else as it was."""
     resource = {k: v for k, v in task.resource.items() if k != "meta"}
     resource["meta"] = {k: v for k, v in (task.resource.get("meta") or {}).items()
                         if k in ("tag", "security", "profile")}
@@ -102,10 +103,12 @@ def updated_task(task: TaskState, *, status: str, business: str, author: str | N
         note["authorReference"] = {"reference": author}
     resource["note"] = [*(task.resource.get("note") or []), note]
     resource["lastModified"] = instant(now)
-    if outputs:
+    if outputs or dates:
         resource["output"] = [*(task.resource.get("output") or []), *(
             {"type": {"coding": [{"system": OUTPUT_SYSTEM, "code": code}]},
-             "valueReference": {"reference": ref}} for code, ref in outputs)]
+             "valueReference": {"reference": ref}} for code, ref in outputs), *(
+            {"type": {"coding": [{"system": OUTPUT_SYSTEM, "code": code}]},
+             "valueDate": day} for code, day in dates)]
     validate(resource)
     return resource
 

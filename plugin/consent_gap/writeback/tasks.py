@@ -169,6 +169,10 @@ class TaskView:
     deadline: datetime | None
     notes: tuple[Note, ...]
     outputs: tuple[tuple[str, str], ...]  # (code, Type/id)
+    dates: tuple[tuple[str, str], ...] = ()  # (code, date): the notices' deadlines
+
+    def date_of(self, code: str) -> str | None:
+        return next((day for name, day in self.dates if name == code), None)
 
     @property
     def decision(self) -> str:
@@ -194,7 +198,7 @@ def read_task(resource: dict[str, Any]) -> TaskView:
     notes = tuple(
         Note(_reference(note.get("authorReference")), note.get("time"), str(note.get("text")))
         for note in resource.get("note") or [] if isinstance(note, dict) and note.get("text"))
-    outputs = []
+    outputs, dates = [], []
     for output in resource.get("output") or []:
         if not isinstance(output, dict):
             continue
@@ -203,6 +207,8 @@ def read_task(resource: dict[str, Any]) -> TaskView:
         ref = _reference(output.get("valueReference"))
         if ref and codes:
             outputs.append((str(codes[0]), ref))
+        if codes and isinstance(output.get("valueDate"), str):
+            dates.append((str(codes[0]), output["valueDate"]))
     restriction = (resource.get("restriction") or {}).get("period") or {}
     return TaskView(
         id=str(resource.get("id") or ""),
@@ -216,4 +222,5 @@ def read_task(resource: dict[str, Any]) -> TaskView:
         deadline=parse_instant(restriction.get("end")),
         notes=notes,
         outputs=tuple(outputs),
+        dates=tuple(dates),
     )
