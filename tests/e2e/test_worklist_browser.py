@@ -51,7 +51,12 @@ def office(sandbox, tmp_path_factory):
     assert summary.status == "ok", summary.errors
     tasks = hapi_tasks(sandbox["fhir"], charts.patients)
     assert len({t["for"]["reference"] for t in tasks}) >= 5
-    return {"charts": charts, "tasks": tasks, "discovered": discovered}
+    findings = {f.disclosure: f for b in charts.bundles
+                for f in evaluate(b, JURISDICTION).findings}
+    expired = next(t for t in tasks
+                   if t["focus"]["reference"].startswith("AuditEvent/ae-pnholt-1-"))
+    return {"charts": charts, "tasks": tasks, "discovered": discovered,
+            "used": {expired["id"]}, "expired": (expired, findings[expired["focus"]["reference"]])}
 
 
 def hapi_tasks(base: str, patients: list[str]) -> list[dict]:
@@ -275,3 +280,44 @@ def test_two_officers_on_one_task_get_a_conflict_not_a_lost_update(
     assert not any("Second officer" in t for t in texts)
     for page in pages:
         page.context.close()
+
+
+def test_an_authorization_on_file_completes_the_task_only_when_the_re_check_clears_it(
+        officer_page, sandbox, app_server, office):
+    """Example 02 (an expired authorization): the officer attaches the signed form that was
+    kept on paper. One that does not cover the date of the disclosure leaves the Task open;
+    one that does completes it, and the Consent is in the chart, signed by its scan."""
+    page = officer_page
+    task, finding = office["expired"]
+    year = int(finding.occurred[:4])
+    page.goto(f"{app_server}/worklist/task/{task['id']}")
+    form = page.locator("form#authorization")
+    form.wait_for(timeout=TIMEOUT_MS)
+    no_blocking_violations(page)
+
+    def attach(signed: str, expires: str) -> None:
+        form = page.locator("form#authorization")
+        form.locator("#auth-file").set_input_files(files=[{
+            "name": "signed-authorization.pdf", "mimeType": "application/pdf",
+            "buffer": b"%PDF-1.4 signed authorization (scan)"}])
+        form.get_by_label("Signed on").fill(signed)
+        form.get_by_label("Expires on").fill(expires)
+        form.get_by_role("button", name="Attach and re-check").click()
+
+    attach(f"{year - 3}-01-01", f"{year - 2}-01-01")
+    message = page.locator(".notice-error")
+    message.wait_for(timeout=TIMEOUT_MS)
+    assert "still flags" in message.inner_text() and "stays open" in message.inner_text()
+    assert read(sandbox["fhir"], f"Task/{task['id']}")["status"] == "requested"
+
+    attach(f"{year - 1}-01-01", f"{year + 1}-12-31")
+    page.locator(".notice-ok").wait_for(timeout=TIMEOUT_MS)
+    stored = read(sandbox["fhir"], f"Task/{task['id']}")
+    assert stored["status"] == "completed"
+    assert stored["businessStatus"]["coding"][0]["code"] == "authorization-on-file"
+    consent_ref = next(o["valueReference"]["reference"] for o in stored["output"]
+                       if o["type"]["coding"][0]["code"] == "authorization")
+    consent = read(sandbox["fhir"], consent_ref)
+    assert consent["status"] == "active"
+    assert consent["sourceAttachment"]["contentType"] == "application/pdf"
+    assert consent["patient"] == task["for"]

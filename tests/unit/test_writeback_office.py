@@ -142,3 +142,41 @@ def test_the_notices_deadlines_go_on_the_task_as_dated_outputs():
     view = read_task(updated)
     assert view.date_of("hhs-notice-deadline") == "2027-03-01"
     assert view.date_of("media-notice-deadline") is None
+
+
+def test_an_authorization_on_file_covers_the_disclosure_on_the_re_check():
+    """The Consent the officer attaches (CONTRACT 7, authorization-on-file): signed by its
+    scan, for the disclosure's recipient and purposes; the engine then authorizes."""
+    import json
+    from pathlib import Path
+
+    from consent_gap.evaluate import evaluate
+
+    path = Path(__file__).resolve().parents[1] / "fixtures" / "examples"
+    resources = [e["resource"] for e in json.loads(
+        (path / "02-authorization-expired.json").read_text())["entry"]]
+    (finding,) = evaluate(resources, "US-CA").findings
+    assert finding.decision == "unauthorized"
+    occurred = finding.occurred[:10]
+    form = office.SignedForm(b"%PDF-1.4 scan", "application/pdf", "signed.pdf",
+                             signed=f"{int(occurred[:4]) - 1}{occurred[4:]}",
+                             expires=f"{int(occurred[:4]) + 1}{occurred[4:]}",
+                             signer=finding.patient)
+    consent = office.authorization_on_file(state(), form, patient=finding.patient,
+                                           recipient=finding.recipient,
+                                           purposes=finding.purposes, organization=None,
+                                           now=NOW)
+    assert consent.resource["status"] == "active"
+    assert "tag" not in consent.resource["meta"]  # a person's record: the engine reads it
+    assert consent.resource["sourceAttachment"]["contentType"] == "application/pdf"
+    stored = {**consent.resource, "id": "c-on-file"}
+    (again,) = evaluate([*resources, stored], "US-CA").findings
+    assert again.decision == "authorized" and again.basis == "Consent/c-on-file"
+    # a form that expired before the disclosure does not cover it
+    early = office.SignedForm(b"x", "application/pdf", "x.pdf", signed="2001-01-01",
+                              expires="2002-01-01", signer=finding.patient)
+    stale = office.authorization_on_file(state(), early, patient=finding.patient,
+                                         recipient=finding.recipient,
+                                         purposes=finding.purposes, organization=None, now=NOW)
+    (still,) = evaluate([*resources, {**stale.resource, "id": "c-old"}], "US-CA").findings
+    assert still.decision == "unauthorized"

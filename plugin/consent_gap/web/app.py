@@ -46,6 +46,9 @@ def create_app(
 
     load_rules(config.mappings)
     app = Flask(__name__)
+    from .worklist import UploadRequest
+
+    app.request_class = UploadRequest  # 64 KB, but for the scan of a signed authorization
     secret = config.resolved_secret()
     app.config.update(
         SECRET_KEY=secret,

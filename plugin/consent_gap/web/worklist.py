@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
+    Request,
     Response,
     current_app,
     redirect,
@@ -292,6 +293,7 @@ class Detail:
     assessment: dict[str, Any] | None = None
     notice: str | None = None
     outputs: list[tuple[str, str]] = field(default_factory=list)
+    signers: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _chart_report(client: Any, patient: str | None) -> tuple[list[dict[str, Any]], Any]:
@@ -340,6 +342,7 @@ def _detail(client: Any, resource: dict[str, Any], today: date) -> Detail:
                                              finding.recipient if finding else None))
     detail.days_left = breach.days_left(task.deadline, today)
     detail.outputs = list(task.outputs)
+    detail.signers = _signers(report, task.patient)
     if task.business == "breach" and task.authored:
         answers = _assessment_answers(client, task)
         affected = int(answers.get("affected", 1)) if answers else 1
@@ -469,6 +472,115 @@ def _effect(client: Any, state: office.TaskState, code: str) -> tuple[str, bool]
         return "completed", True
     return ("The re-check finds no documentation of this disclosure in the chart (a final "
             "note that references it); nothing was saved.", False)
+
+
+UPLOAD_LIMIT = 5 * 1024 * 1024
+UPLOAD_TYPES = ("application/pdf", "image/png", "image/jpeg")
+
+
+class UploadRequest(Request):
+    """The app's requests: 64 KB at most, but for the scan of a signed authorization."""
+
+    @property
+    def max_content_length(self) -> int | None:  # type: ignore[override]
+        if self.path.startswith("/worklist/task/") and self.path.endswith("/authorization"):
+            return UPLOAD_LIMIT + 64 * 1024
+        return super().max_content_length
+
+
+def _signed_form(patient: str | None, signers: list[tuple[str, str]]) -> office.SignedForm:
+    """The attached authorization from the form; ValueError names what is missing."""
+    upload = request.files.get("file")
+    data = upload.read(UPLOAD_LIMIT + 1) if upload else b""
+    problems = []
+    if not data or len(data) > UPLOAD_LIMIT:
+        problems.append("the scan of the signed form (PDF, PNG or JPEG, at most 5 MB)")
+    content_type = (upload.mimetype if upload else "") or ""
+    if data and content_type not in UPLOAD_TYPES:
+        problems.append("a PDF, PNG or JPEG file")
+    signed = _day(request.form.get("signed"))
+    expires = _day(request.form.get("expires"))
+    if signed is None:
+        problems.append("the date it was signed")
+    if expires is None or (signed is not None and expires <= signed):
+        problems.append("the date it expires (after the date signed)")
+    signer = request.form.get("signer", "")
+    if signer not in {ref for ref, _ in signers}:
+        problems.append("who signed it")
+    labels = tuple(code for code in office.SPECIFIC_LABELS if request.form.get(f"label-{code}"))
+    if problems:
+        raise ValueError("Missing or not valid: " + "; ".join(problems) + ".")
+    name = (upload.filename or "signed authorization") if upload else "signed authorization"
+    return office.SignedForm(data, content_type, name[:100], str(signed), str(expires), signer,
+                             labels)
+
+
+def _day(text: str | None) -> date | None:
+    try:
+        return date.fromisoformat((text or "").strip())
+    except ValueError:
+        return None
+
+
+def _signers(report: Any, patient: str | None) -> list[tuple[str, str]]:
+    """Who may have signed: the client, or a representative the chart holds."""
+    chart = report.charts.get(patient)
+    out = []
+    if patient:
+        name = getattr(getattr(chart, "patient", None), "name", None)
+        out.append((patient, f"The client ({name or patient})"))
+    for ref in sorted(getattr(chart, "representatives", None) or {}):
+        out.append((ref, f"A representative ({ref})"))
+    return out
+
+
+@bp.post("/worklist/task/<tid>/authorization")
+@with_office
+def authorization(launch: Launch, tid: str):
+    now = _now()
+    officer = _user(launch)
+    config = _config()
+    try:
+        with client_for(launch) as client:
+            state = _state(client, tid)
+            task = read_task(state.resource)
+            _resources, report = _chart_report(client, task.patient)
+            finding = _finding_of(report, task.focus)
+            try:
+                form = _signed_form(task.patient, _signers(report, task.patient))
+            except ValueError as missing:
+                _notice("error", str(missing))
+                return _back(tid, "authorization")
+            consent = office.authorization_on_file(
+                state, form, patient=task.patient or "", organization=config.organization,
+                recipient=finding.recipient if finding else None,
+                purposes=tuple(finding.purposes) if finding else (), now=now)
+            answer = _send(client, office.creation_transaction(state, consent, author=officer,
+                                                               device=None, now=now))
+            attached = next((ref for ref in office.created_references(answer)
+                             if ref.startswith("Consent/")), "the Consent")
+            status, ok = _effect(client, state, "authorization-on-file")
+            if not ok:
+                _notice("error", f"The signed authorization is attached ({attached}). "
+                        + status.replace("; nothing was saved.", "; the task stays open."))
+                return _back(tid, "authorization")
+            text = (f"{DISPOSITION_TEXT['authorization-on-file']}: {attached} attached. "
+                    f"{officer or 'The privacy officer'}: "
+                    + ((request.form.get('note') or '').strip() or "no note given"))
+            updated = office.updated_task(state, status="completed",
+                                          business="authorization-on-file", author=officer,
+                                          why=text, now=now,
+                                          outputs=(("authorization", attached),)
+                                          if attached.startswith("Consent/") else ())
+            _send(client, office.disposition_transaction(state, updated, author=officer,
+                                                         device=None, now=now))
+    except office.ConflictingUpdate:
+        _notice("error", CONFLICT)
+        return _back(tid, "authorization")
+    log.info("worklist: Task %s authorization on file", tid)
+    _notice("ok", f"The signed authorization is attached ({attached}) and the re-check no "
+            "longer flags the disclosure: the task is completed.")
+    return _back(tid, "authorization")
 
 
 @bp.post("/worklist/task/<tid>/assessment")

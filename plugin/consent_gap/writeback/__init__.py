@@ -414,6 +414,7 @@ def _located(location: str, rtype: str) -> str | None:
 
 def _models() -> dict[str, Any]:
     from fhir.resources.R4B.communication import Communication
+    from fhir.resources.R4B.consent import Consent
     from fhir.resources.R4B.device import Device
     from fhir.resources.R4B.documentreference import DocumentReference
     from fhir.resources.R4B.provenance import Provenance
@@ -427,6 +428,7 @@ def _models() -> dict[str, Any]:
         "DocumentReference": DocumentReference,
         "Provenance": Provenance,
         "Task": Task,
+        "Consent": Consent,
         "Questionnaire": Questionnaire,
         "QuestionnaireResponse": QuestionnaireResponse,
     }

@@ -362,3 +362,105 @@ def notice_state(document: dict[str, Any]) -> str:
     if doc_status in ("final", "amended"):
         return "final"
     return str(doc_status or document.get("status") or "unknown")
+
+
+ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+#: Labels an officer may say the signed form names (psychotherapy notes, 42 CFR Part 2).
+SPECIFIC_LABELS = {"PSYTHPN": "psychotherapy notes", "42CFRPart2": "42 CFR Part 2 records"}
+PART2_POLICY = "https://www.ecfr.gov/current/title-42/chapter-I/subchapter-A/part-2"
+
+
+@dataclass(frozen=True)
+class SignedForm:
+    """A signed authorization kept outside the record, as the officer attaches it: the scan
+    of the form and the terms it states."""
+
+    data: bytes
+    content_type: str
+    title: str
+    signed: str  # date
+    expires: str  # date
+    signer: str  # Patient/... or RelatedPerson/...
+    labels: tuple[str, ...] = ()  # keys of SPECIFIC_LABELS the form names
+
+
+def authorization_on_file(task: TaskState, form: SignedForm, *, patient: str,
+                          recipient: str | None, purposes: tuple[str, ...],
+                          organization: str | None, now: datetime) -> Creation:
+    """The Consent that records a signed authorization kept outside the record (CONTRACT 7,
+    ``authorization-on-file``): active, a HIPAA authorization, signed by its
+    ``sourceAttachment`` (the scan, 1.2 check 3), permitting the disclosure's recipient and
+    purposes from the day it was signed to its expiry. Deliberately without the consent-gap
+    tag: it records what a person signed, and the engine must read it."""
+    value = key(task, "authorization-on-file")
+    provision: dict[str, Any] = {
+        "type": "permit",
+        "period": {"start": form.signed, "end": form.expires},
+        "action": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction",
+                                "code": "disclose"}]}],
+    }
+    if recipient:
+        provision["actor"] = [{"role": {"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+            "code": "IRCP"}]}, "reference": {"reference": recipient}}]
+    if purposes:
+        provision["purpose"] = [{"system": ACT_REASON, "code": code} for code in purposes]
+    if form.labels:
+        provision["securityLabel"] = [{"system": ACT_CODE, "code": code}
+                                      for code in form.labels]
+    resource: dict[str, Any] = {
+        "resourceType": "Consent",
+        "meta": {"security": [dict(c) for c in SECURITY]},
+        "identifier": [{"system": FINDING_SYSTEM, "value": value}],
+        "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                              "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "64292-6"}]}],
+        "patient": {"reference": patient},
+        "dateTime": form.signed,
+        "performer": [{"reference": form.signer}],
+        **({"organization": [{"reference": organization}]} if organization else {}),
+        "sourceAttachment": {
+            "contentType": form.content_type,
+            "data": base64.b64encode(form.data).decode("ascii"),
+            "title": form.title, "creation": instant(now)},
+        "policyRule": {"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/consentpolicycodes",
+            "code": "hipaa-auth"}]},
+        **({"policy": [{"uri": PART2_POLICY}]} if "42CFRPart2" in form.labels else {}),
+        "provision": provision,
+    }
+    validate(resource)
+    return Creation(value, resource, f"identifier={FINDING_SYSTEM}|{value}")
+
+
+def creation_transaction(task: TaskState, creation: Creation, *, author: str | None,
+                         device: str | None, now: datetime) -> dict[str, Any]:
+    """A creation on its own (conditional), with a Provenance naming the officer and the app:
+    what the officer attaches before the re-check decides whether the Task completes."""
+    entries: list[dict[str, Any]] = []
+    device_ref = device or urn(f"{DEVICE_SYSTEM}|{DEVICE_VALUE}")
+    if device is None:
+        entries.append(device_entry())
+    entries.append({"fullUrl": creation.full_url, "resource": creation.resource,
+                    "request": {"method": "POST", "url": creation.resource["resourceType"],
+                                "ifNoneExist": creation.condition}})
+    value = key(task, f"provenance-{creation.value}")
+    agents = ([_agent("author", author)] if author else []) + [
+        _agent("assembler" if author else "author", device_ref)]
+    provenance = {
+        "resourceType": "Provenance",
+        "meta": {"tag": [dict(TAG), {"system": PROVENANCE_TAG_SYSTEM, "code": value}],
+                 "security": [dict(c) for c in SECURITY]},
+        "target": [{"reference": creation.full_url}],
+        "recorded": instant(now),
+        "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+                                 "code": "CREATE"}]},
+        "agent": agents,
+    }
+    validate(provenance)
+    entries.append({"fullUrl": urn(f"{PROVENANCE_TAG_SYSTEM}|{value}"), "resource": provenance,
+                    "request": {"method": "POST", "url": "Provenance",
+                                "ifNoneExist": f"_tag={PROVENANCE_TAG_SYSTEM}|{value}"}})
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
