@@ -191,3 +191,11 @@ def test_an_incomplete_assessment_writes_nothing_and_names_what_is_missing(mocke
     assert "the rating of factor recipient" in html and "the conclusion" in html
     assert "names and diagnoses" in html  # what was typed is kept
     assert json.dumps(ehr.transactions) == "[]"
+
+
+def test_a_task_id_that_is_not_a_fhir_id_is_a_404_without_a_request(mocked):
+    client, ehr = signed_in(mocked)
+    before = len(ehr.fhir_calls())
+    response = client.get("/worklist/task/..%2F..%2FPatient")
+    assert response.status_code == 404
+    assert len(ehr.fhir_calls()) == before

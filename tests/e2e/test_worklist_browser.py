@@ -240,9 +240,15 @@ def test_not_a_disclosure_needs_its_note_and_completes(officer_page, sandbox, ap
     # the browser's own check (required radio) passes; the server asks for the note
     page.locator(".notice-error").wait_for(timeout=TIMEOUT_MS)
     assert read(sandbox["fhir"], f"Task/{task['id']}")["status"] == "requested"
-    page.get_by_label("Not a disclosure", exact=True).check()
-    page.get_by_label("Why").fill("The export went to our own billing office's archive.")
-    page.get_by_role("button", name="Record the disposition").click()
+    # by keyboard alone: the radio, the note, then Tab to the button and Enter
+    page.get_by_label("Not a disclosure", exact=True).focus()
+    page.keyboard.press("Space")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "note"
+    page.keyboard.type("The export went to our own billing office's archive.")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Record the disposition"
+    page.keyboard.press("Enter")
     page.locator(".notice-ok").wait_for(timeout=TIMEOUT_MS)
     stored = read(sandbox["fhir"], f"Task/{task['id']}")
     assert stored["status"] == "completed"

@@ -155,6 +155,9 @@ def with_office(view: Callable[..., Any]) -> Callable[..., Any]:
         except SessionExpired:
             return message(401, "Your session has ended", "Open the worklist again from the EHR.",
                            retry=False)
+        except ValueError:  # not a FHIR id in the URL
+            return message(404, "No such task", "That is not a task of the worklist.",
+                           retry=False)
         except FhirError as error:
             log.warning("worklist: FHIR error for launch %s: %s", launch.lid,
                         type(error).__name__)
