@@ -199,3 +199,28 @@ def test_a_task_id_that_is_not_a_fhir_id_is_a_404_without_a_request(mocked):
     response = client.get("/worklist/task/..%2F..%2FPatient")
     assert response.status_code == 404
     assert len(ehr.fhir_calls()) == before
+
+
+def test_only_the_authorization_route_takes_a_scan_larger_than_64_kb(mocked):
+    import io
+
+    client, ehr = signed_in(mocked)
+    token = _task_page_token(client)
+    scan = b"%PDF-1.4 " + b"x" * 200_000
+    response = client.post("/worklist/task/t-1/authorization", data={
+        "csrf_token": token, "version": "2", "signer": "Patient/p-pnholt",
+        "signed": "2025-01-01", "expires": "2026-12-31",
+        "file": (io.BytesIO(scan), "signed.pdf", "application/pdf")},
+        content_type="multipart/form-data")
+    assert response.status_code == 303
+    (bundle,) = ehr.transactions  # the Consent; the fake's chart re-check still flags it
+    consent = bundle["entry"][1]["resource"]
+    assert consent["resourceType"] == "Consent" and consent["status"] == "active"
+    too_big = client.post("/worklist/task/t-1/disposition", data={
+        "csrf_token": token, "version": "2", "disposition": "not-a-disclosure",
+        "note": "x" * 200_000})
+    assert too_big.status_code == 413
+    huge = client.post("/worklist/task/t-1/authorization", data={
+        "csrf_token": token, "file": (io.BytesIO(b"x" * 6_000_000), "big.pdf",
+                                      "application/pdf")}, content_type="multipart/form-data")
+    assert huge.status_code == 413

@@ -482,13 +482,13 @@ UPLOAD_TYPES = ("application/pdf", "image/png", "image/jpeg")
 
 
 class UploadRequest(Request):
-    """The app's requests: 64 KB at most, but for the scan of a signed authorization."""
+    """The app's requests: 64 KB at most, but for the scan of a signed authorization. Set at
+    the start, before the CSRF check reads the form (a view's own setting would come later)."""
 
-    @property
-    def max_content_length(self) -> int | None:  # type: ignore[override]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         if self.path.startswith("/worklist/task/") and self.path.endswith("/authorization"):
-            return UPLOAD_LIMIT + 64 * 1024
-        return super().max_content_length
+            self.max_content_length = UPLOAD_LIMIT + 64 * 1024
 
 
 def _signed_form(patient: str | None, signers: list[tuple[str, str]]) -> office.SignedForm:
