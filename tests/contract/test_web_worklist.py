@@ -224,3 +224,28 @@ def test_only_the_authorization_route_takes_a_scan_larger_than_64_kb(mocked):
         "csrf_token": token, "file": (io.BytesIO(b"x" * 6_000_000), "big.pdf",
                                       "application/pdf")}, content_type="multipart/form-data")
     assert huge.status_code == 413
+
+
+def test_the_breach_log_as_csv(mocked):
+    concluded = {**TASK, "status": "in-progress",
+                 "businessStatus": {"coding": [{
+                     "system": "https://consent-gap.dev/fhir/CodeSystem/disposition",
+                     "code": "breach"}]},
+                 "note": [{"time": "2026-11-20T10:00:00Z",
+                           "text": "Breach risk assessment: breach. Practitioner/po-1."}]}
+    FakeEhr(mocked, [*example_resources("02-authorization-expired.json"), concluded], None,
+            scope=USER_SCOPES)
+    client = make_app().test_client()
+    response = client.get(f"/worklist/launch?iss={ISS}&launch=l-1")
+    state = parse_qs(urlsplit(response.headers["Location"]).query)["state"][0]
+    client.get(f"/callback?code=c-1&state={state}")
+    csv_response = client.get("/worklist/breaches.csv?year=2026")
+    assert csv_response.status_code == 200
+    assert csv_response.mimetype == "text/csv"
+    assert "breach-log-2026.csv" in csv_response.headers["Content-Disposition"]
+    lines = csv_response.get_data(as_text=True).strip().split("\r\n")
+    assert lines[0].startswith("task,patient,disclosure")
+    assert lines[1].startswith("Task/t-1,")
+    assert "2026-11-02" in lines[1] and "2026-11-20" in lines[1]
+    html = client.get("/worklist/breaches?year=2026").get_data(as_text=True)
+    assert "Breach log 2026" in html and "AuditEvent/ae-pnholt-1" in html

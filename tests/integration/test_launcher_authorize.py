@@ -398,3 +398,15 @@ def test_the_privacy_office_entry_launches_with_no_patient_and_user_scopes(sandb
     refused = requests.get(f"{sandbox.origin}/ehr/office", params={"app": "sandbox-public"},
                            timeout=10)
     assert refused.status_code == 400
+
+
+def test_a_standalone_launch_with_user_scopes_needs_no_patient(sandbox):
+    """The worklist's standalone launch: no `launch`, no `launch/patient`, so no patient
+    picker and no patient in the token."""
+    scope = "openid fhirUser user/Task.rus user/Patient.rs"
+    started = start_authorization(sandbox, "consent-gap", scope, redirect_uri=APP_REDIRECT)
+    assert started.response.status_code == 302, started.response.text
+    assert started.location.startswith(APP_REDIRECT + "?")
+    body = exchange_code(sandbox, started).json()
+    assert "patient" not in body
+    assert {"user/Task.rs", "user/Task.u", "user/Patient.rs"} <= set(body["scope"].split())
