@@ -197,6 +197,8 @@ def test_a_breach_assessment_writes_the_notice_draft_and_shows_the_deadlines(
     assert response["status"] == "completed"
     assert response["subject"] == task["for"]
     assert response["author"] == {"reference": "Practitioner/sandbox-practitioner"}
+    occurred = next(i for i in response["item"] if i["linkId"] == "occurred")
+    assert occurred["answer"][0]["valueDateTime"][:4].isdigit()
     assert response["questionnaire"] == (
         "https://consent-gap.dev/fhir/Questionnaire/breach-risk-assessment")
     questionnaires = requests.get(f"{sandbox['fhir']}/Questionnaire", timeout=30, params={

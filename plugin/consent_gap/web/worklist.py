@@ -604,8 +604,11 @@ def assessment(launch: Launch, tid: str):
         with client_for(launch) as client:
             state = _state(client, tid)
             task = read_task(state.resource)
+            _resources, report = _chart_report(client, task.patient)
+            finding = _finding_of(report, task.focus)
             response = office.response_resource(state, answers, patient=task.patient,
-                                                author=officer, now=now)
+                                                author=officer, now=now,
+                                                occurred=finding.occurred if finding else None)
             creations = [response]
             outputs = [("breach-risk-assessment", response.full_url)]
             if answers.conclusion == "breach":
@@ -679,7 +682,7 @@ def _log_entries(client: Any, year: int) -> list[breach.LogEntry]:
         notice = next((r for code, r in task.outputs if code == "breach-notice-draft"), None)
         entries.append(breach.LogEntry(
             task=f"Task/{task.id}", patient=names.get(task.patient or "", task.patient or ""),
-            disclosure=task.focus or "", occurred=str(answers.get("occurred", "")),
+            disclosure=task.focus or "", occurred=str(answers.get("occurred") or "")[:10],
             discovered=task.authored.date().isoformat() if task.authored else "",
             affected=int(answers.get("affected", 1)),
             concluded=next((n.time or "" for n in reversed(task.notes)

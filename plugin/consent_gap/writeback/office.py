@@ -135,6 +135,8 @@ def questionnaire_resource() -> dict[str, Any]:
                           {"linkId": f"evidence-{code}", "type": "text", "required": True,
                            "text": "Evidence"}]})
     items += [
+        {"linkId": "occurred", "type": "dateTime", "readOnly": True,
+         "text": "Date of the breach (the disclosure's, from the record)"},
         {"linkId": "affected", "type": "integer", "required": True,
          "text": "People affected"},
         {"linkId": "state_residents", "type": "integer", "required": True,
@@ -166,7 +168,8 @@ def questionnaire_entry() -> dict[str, Any]:
 
 
 def response_resource(task: TaskState, answers: breach.Assessment, *, patient: str | None,
-                      author: str | None, now: datetime) -> Creation:
+                      author: str | None, now: datetime,
+                      occurred: str | None = None) -> Creation:
     """The completed QuestionnaireResponse of the assessment."""
     value = key(task, "breach-risk-assessment")
 
@@ -184,6 +187,8 @@ def response_resource(task: TaskState, answers: breach.Assessment, *, patient: s
              "answer": [coding(f"{CS}/CodeSystem/risk-rating", answers.ratings[code])]},
             {"linkId": f"evidence-{code}", "answer": [{"valueString": answers.evidence[code]}]},
         ]})
+    if occurred:
+        items.append({"linkId": "occurred", "answer": [{"valueDateTime": occurred}]})
     items += [
         {"linkId": "affected", "answer": [{"valueInteger": answers.affected}]},
         {"linkId": "state_residents", "answer": [{"valueInteger": answers.state_residents}]},
