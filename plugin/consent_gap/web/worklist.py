@@ -604,7 +604,7 @@ def assessment(launch: Launch, tid: str):
         with client_for(launch) as client:
             state = _state(client, tid)
             task = read_task(state.resource)
-            _resources, report = _chart_report(client, task.patient)
+            resources, report = _chart_report(client, task.patient)
             finding = _finding_of(report, task.focus)
             response = office.response_resource(state, answers, patient=task.patient,
                                                 author=officer, now=now,
@@ -612,7 +612,7 @@ def assessment(launch: Launch, tid: str):
             creations = [response]
             outputs = [("breach-risk-assessment", response.full_url)]
             if answers.conclusion == "breach":
-                notice = _notice_draft(client, state, task, config, now)
+                notice = _notice_draft(client, state, task, config, now, resources, report)
                 creations.append(notice)
                 outputs.append(("breach-notice-draft", notice.full_url))
             dates: tuple[tuple[str, str], ...] = ()
@@ -643,8 +643,8 @@ def assessment(launch: Launch, tid: str):
 
 
 def _notice_draft(client: Any, state: office.TaskState, task: TaskView, config: WebConfig,
-                  now: datetime) -> office.Creation:
-    resources, report = _chart_report(client, task.patient)
+                  now: datetime, resources: list[dict[str, Any]], report: Any
+                  ) -> office.Creation:
     finding = _finding_of(report, task.focus)
     chart = report.charts.get(task.patient)
     client_name = getattr(getattr(chart, "patient", None), "name", None) or "the client"
