@@ -180,3 +180,15 @@ def test_an_authorization_on_file_covers_the_disclosure_on_the_re_check():
                                          purposes=finding.purposes, organization=None, now=NOW)
     (still,) = evaluate([*resources, {**stale.resource, "id": "c-old"}], "US-CA").findings
     assert still.decision == "unauthorized"
+
+
+def test_the_same_form_is_one_consent_and_other_terms_another():
+    form = office.SignedForm(b"scan", "application/pdf", "a.pdf", "2025-01-01", "2026-01-01",
+                             "Patient/p-1")
+    def made(f):
+        return office.authorization_on_file(state(), f, patient="Patient/p-1",
+                                            recipient="Organization/o-1", purposes=("HPAYMT",),
+                                            organization=None, now=NOW).value
+    assert made(form) == made(form)
+    assert made(form) != made(office.SignedForm(b"scan", "application/pdf", "a.pdf",
+                                                "2025-01-01", "2027-01-01", "Patient/p-1"))

@@ -61,12 +61,14 @@ bp = Blueprint("worklist", __name__)
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
-#: DESIGN.md's worklist scopes, and the panel's reads with user/ (the finding's chart).
+#: DESIGN.md's worklist scopes, and the panel's reads with user/ (the finding's chart);
+#: beyond DESIGN.md, Consent create: `authorization-on-file` attaches the signed form as a
+#: Consent (CONTRACT 7). A server that refuses it refuses that disposition alone.
 WORKLIST_SCOPES = " ".join([
     "openid", "fhirUser", "online_access",
     "user/Task.rus", "user/Communication.rs", "user/DocumentReference.crs",
     "user/QuestionnaireResponse.crus", "user/Questionnaire.crs", "user/Patient.rs",
-    "user/Consent.rs", "user/Provenance.crs", "user/AuditEvent.rs", "user/Device.crs",
+    "user/Consent.crs", "user/Provenance.crs", "user/AuditEvent.rs", "user/Device.crs",
     "user/RelatedPerson.rs", "user/Observation.rs", "user/Practitioner.rs",
     "user/Organization.rs",
 ])

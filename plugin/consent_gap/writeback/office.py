@@ -398,7 +398,10 @@ def authorization_on_file(task: TaskState, form: SignedForm, *, patient: str,
     ``sourceAttachment`` (the scan, 1.2 check 3), permitting the disclosure's recipient and
     purposes from the day it was signed to its expiry. Deliberately without the consent-gap
     tag: it records what a person signed, and the engine must read it."""
-    value = key(task, "authorization-on-file")
+    # The same form submitted twice is one Consent; another form (or other terms) another.
+    terms = "\n".join((hashlib.sha256(form.data).hexdigest(), form.signed, form.expires,
+                       form.signer, *form.labels))
+    value = key(task, f"authorization-on-file\n{terms}")
     provision: dict[str, Any] = {
         "type": "permit",
         "period": {"start": form.signed, "end": form.expires},
