@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import wraps
@@ -261,9 +262,11 @@ def show(launch: Launch):
     filters = Filters.from_args(request.args)
     page = request.args.get("page") or None
     today = _now().date()
-    with client_for(launch) as client:
+    with client_for(launch) as client, ThreadPoolExecutor(max_workers=1) as pool:
+        # the clinicians to filter by are read while the page's Task search runs
+        names = pool.submit(_clinicians, client)
         rows, nxt = page_of(client, filters, page, today)
-        clinicians = _clinicians(client)
+        clinicians = names.result()
     next_url = url_for("worklist.show", **filters.query(), page=nxt) if nxt else None
     return render_template("worklist.html", rows=rows, filters=filters, ages=AGES,
                            clinicians=clinicians, next_url=next_url, first=page is None,
