@@ -158,3 +158,52 @@ def missing_words(tables: GuideTables) -> list[str]:
                                  for code, _types in s.recipients)
     missing += [f"recipient {c}" for c in dict.fromkeys(recipients) if c not in RECIPIENT_TEXT]
     return missing
+
+
+#: Data described by a label (6.1 `data` with labels alone), as the picker and the form say it.
+LABEL_TEXT = {
+    "PSYTHPN": "psychotherapy notes",
+    "HIPAAPsyNotes": "psychotherapy notes",
+    "42CFRPart2": "substance use disorder treatment records (42 CFR Part 2)",
+    "MH": "mental health information",
+    "SUD": "substance use information",
+    "ETH": "substance abuse information",
+    "HIV": "HIV/AIDS information",
+    "SDV": "sexual and domestic violence information",
+    "ADOL": "care the client consented to as a minor",
+}
+
+#: Purposes of use in plain words (the form's 164.508(c)(1)(iv) line, the picker).
+PURPOSE_TEXT = {
+    "PATRQT": "at the request of the client",
+    "FAMRQT": "at the request of the client's family",
+    "PWATRNY": "at the request of the client's attorney-in-fact",
+    "SUPNWK": "at the request of the client's support network",
+    "TREAT": "treatment",
+    "COC": "coordination of care",
+    "ETREAT": "emergency treatment",
+    "HPAYMT": "payment",
+    "HOPERAT": "health care operations",
+    "TRAIN": "training",
+    "THREAT": "preventing a serious threat to health or safety",
+    "PUBHLTH": "public health (a mandated report)",
+    "HLEGAL": "a legal proceeding",
+    "GOV": "a government request",
+}
+
+#: The authorization form's statements (45 CFR 164.508(c)(2), (c)(3); 42 CFR 2.31 for Part 2),
+#: in plain language. `{practice}` is the practice's name.
+FORM_TITLE = "Authorization to share my health information"
+FORM_STATEMENTS = (
+    ("revoke", "You may take back (revoke) this authorization at any time by telling "
+     "{practice} in writing. Taking it back does not undo anything already shared because of "
+     "it. The practice's notice of privacy practices explains how."),
+    ("conditioning", "{practice} will not refuse to treat you, and your payment, enrollment or "
+     "eligibility for benefits will not depend on whether you sign this form."),
+    ("redisclosure", "Once your information is shared, the person or organization that "
+     "receives it may share it again, and federal privacy law may no longer protect it."),
+    ("copy", "You have the right to a copy of this signed form."),
+)
+PART2_STATEMENT = ("Records of substance use disorder treatment are protected by federal law "
+                   "(42 CFR part 2). A recipient may not use or share them again except as "
+                   "that law allows.")

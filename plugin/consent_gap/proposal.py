@@ -278,6 +278,8 @@ class Answer:
     proposal: Proposal | None = None
     audit_event: dict[str, Any] | None = field(default=None, repr=False)
     jurisdiction: Jurisdiction | None = None
+    # the run's Report (the chart as normalized, for the page's details); not in the JSON
+    report: Any = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         finding = None
@@ -373,7 +375,7 @@ def check(chart: Any, proposal: Proposal,
         raise ProposalError(f"proposal: could not be decided {problem}".strip())
     draftable = can_draft_authorization(rules, finding, report, reference, proposal)
     return Answer(finding, with_words(step_codes(tables, finding, draftable), place),
-                  draftable, proposal, event, place)
+                  draftable, proposal, event, place, report)
 
 
 def can_draft_authorization(rules: Rules, finding: Finding, report: Any, reference: str,

@@ -64,8 +64,12 @@ def default_expiry(at: datetime) -> datetime:
 
 def draft_consent(proposal: Proposal, proposal_id: str, *, expires: datetime, now: datetime,
                   performer: str | None = None, organization: str | None = None,
-                  clinician: str | None = None) -> Planned:
-    """The Consent of 6.5 (status proposed) and its Provenance, validated."""
+                  clinician: str | None = None, description: str | None = None) -> Planned:
+    """The Consent of 6.5 (status proposed) and its Provenance, validated.
+
+    `description` says in words what information is to be disclosed (164.508(c)(1)(i)); it
+    goes in the narrative, which decides nothing: the provision keeps only what 6.5 lists,
+    so the authorization covers exactly the proposal it was drafted for."""
     if proposal.recipient is None or not proposal.purposes:
         raise RecordError("proposal: an authorization needs a recipient and a purpose")
     if expires <= proposal.at:
@@ -111,6 +115,8 @@ def draft_consent(proposal: Proposal, proposal_id: str, *, expires: datetime, no
     }
     if not _PART2.isdisjoint(proposal.labels):
         consent["policy"] = [{"uri": PART2_URI}]
+    if description:
+        consent["text"] = {"status": "additional", "div": _div(description)}
     device = urn(f"{DEVICE_SYSTEM}|{DEVICE_VALUE}")
     made = Planned("authorization", consent,
                    provenance(urn(f"{PROPOSAL_SYSTEM}|{key}"), key, now=now,
@@ -118,6 +124,25 @@ def draft_consent(proposal: Proposal, proposal_id: str, *, expires: datetime, no
     validate(made.resource)
     validate(made.provenance)
     return made
+
+
+def _div(text: str) -> str:
+    from html import escape
+
+    return (f'<div xmlns="http://www.w3.org/1999/xhtml"><p>Information to be disclosed: '
+            f"{escape(text)}</p></div>")
+
+
+def described(consent: dict[str, Any]) -> str | None:
+    """The information an authorization drafted here describes (its narrative), as text."""
+    import re
+    from html import unescape
+
+    div = (consent.get("text") or {}).get("div")
+    if not isinstance(div, str):
+        return None
+    found = re.search(r"Information to be disclosed: (.*?)</p>", div, re.S)
+    return unescape(found.group(1)) if found else None
 
 
 def draft_transaction(draft: Planned) -> dict[str, Any]:
@@ -222,7 +247,6 @@ def sign(consent: dict[str, Any], *, signer: str, png: bytes, now: datetime,
     }
     active = copy.deepcopy(consent)
     active["status"] = "active"
-    active.pop("text", None)  # the narrative said "proposed"; the server regenerates it
     meta = active.get("meta") or {}
     active["meta"] = {k: v for k, v in meta.items() if k in ("security", "tag")}
     validate(signature)
