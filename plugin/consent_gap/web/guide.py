@@ -20,10 +20,11 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 
+from consent_gap.fetch_plan import fetch_referenced
 from consent_gap.fhir import FhirClient, FhirError
 from consent_gap.fhir.errors import FhirHttpError
 
-from .chart import SessionExpired, client_for, fetch_chart, fetch_referenced
+from .chart import SessionExpired, client_for, fetch_chart
 from .config import WebConfig
 from .context import Launch, LaunchMissing, drop_launch, get_launch
 from .panel import with_launch
@@ -118,7 +119,7 @@ class Checked:
 
 def _chart(client: FhirClient, launch: Launch, event: dict[str, Any]) -> list[dict[str, Any]]:
     """The chart and what the proposal names that it lacks (one more round only then)."""
-    resources = fetch_chart(client, launch.patient or "").resources
+    resources = fetch_chart(client, launch.patient or "", rules=_rules()).resources
     return resources + fetch_referenced(client, [*resources, event], launch.patient or "")
 
 
@@ -379,7 +380,7 @@ def page(launch: Launch):
     from consent_gap.web.guide_view import build_guide_view
 
     with client_for(launch) as client:
-        resources = fetch_chart(client, launch.patient or "").resources
+        resources = fetch_chart(client, launch.patient or "", rules=_rules()).resources
     report = evaluate(resources, _config().jurisdiction, rules=_rules())
     view = build_guide_view(launch, resources, report, _rules(), _config())
     return render_template("guide.html", view=view, proposal_id=str(uuid.uuid4()))
