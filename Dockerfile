@@ -22,16 +22,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     CONSENT_GAP_STATE_DIR=/var/lib/consent-gap \
     CONSENT_GAP_SESSION_STORE=sqlite:/var/lib/consent-gap/web-sessions.db \
     GUNICORN_CMD_ARGS="--bind=0.0.0.0:8082 --workers=2 --threads=4 --timeout=60"
-# WeasyPrint (the authorization form as PDF) renders with Pango and HarfBuzz.
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends \
-       libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
-    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 consentgap \
     && useradd --system --uid 10001 --gid consentgap --no-create-home \
        --home-dir /var/lib/consent-gap --shell /usr/sbin/nologin consentgap \
     && mkdir -p /var/lib/consent-gap \
     && chown consentgap:consentgap /var/lib/consent-gap
+# WeasyPrint (the PDF of the accounting of disclosures) needs Debian's Pango and a font.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 \
+       fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links=/wheels /wheels/consent_gap-*.whl \
     && rm -rf /wheels
