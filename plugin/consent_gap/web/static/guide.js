@@ -7,7 +7,7 @@
   if (!root) { return; }
   var $ = function (id) { return document.getElementById(id); };
   var state = { answer: null, recipientName: "", consent: null, version: null, drawn: false,
-                busy: false };
+                busy: false, signed: false };
 
   function post(url, body) {
     return fetch(url, {
@@ -98,7 +98,8 @@
     var unauthorized = finding && finding.decision === "unauthorized";
     $("acknowledge-box").hidden = !unauthorized;
     if (!unauthorized) { $("acknowledge").checked = false; }
-    $("authorize").hidden = !answer.can_draft_authorization;
+    // once signed, the section stays to say so (the check no longer offers a draft)
+    $("authorize").hidden = !answer.can_draft_authorization && !state.signed;
     prefill(finding);
     text($("record-result"), "");
     $("record-button").disabled = false;
@@ -306,6 +307,9 @@
       .then(function (result) {
         $("sign-button").disabled = false;
         if (result.status !== 201 && result.status !== 200) { fail(where, result); return; }
+        state.signed = true;
+        $("sign-button").disabled = true;
+        $("draft-button").disabled = true;
         where.className = "notice";
         text(where, "Signed. Checking again\u2026");
         where.focus();
