@@ -128,7 +128,8 @@ def without_audit_events(example: str) -> list[dict]:
 
 THREAT = {"scenario": "threat-to-person", "at": "2025-09-03T22:10:00Z",
           "recipient": {"reference": "Organization/org-alden-valley-pd"},
-          "data": [{"reference": "DocumentReference/dr-dhpike-risk"}]}
+          "data": [{"labels": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                                "code": "MH"}], "description": "the risk assessment"}]}
 
 
 def test_check_answers_6_2_for_the_launched_patient(mocked):
@@ -307,3 +308,20 @@ def test_the_new_disclosure_page_renders_with_scenarios_and_local_script_only(mo
         assert f'data-element="{key}"' in html
     found = client.get(f"{panel_url}/guide/recipients?q=al").get_json()
     assert any(r["reference"].startswith("Organization/") for r in found["results"])
+
+
+def test_the_pages_answer_uses_the_chart_it_just_read_and_the_record_reads_afresh(mocked):
+    client, fake, panel_url, token = launch(mocked, "06-duty-to-warn-ca.json", "p-dhpike",
+                                            "US-CA",
+                                            without_audit_events("06-duty-to-warn-ca.json"))
+    client.get(f"{panel_url}/guide")
+    before = len(fake.fhir_calls())
+    answer = post(client, f"{panel_url}/guide/answer", THREAT, token)
+    assert answer.status_code == 200
+    assert answer.get_json()["finding"]["decision"] == "required"
+    assert answer.get_json()["details"]["state_rule"].startswith("California has a mandatory")
+    assert fake.fhir_calls()[before:] == [], fake.fhir_calls()[before:]
+    body = {"proposal": THREAT, "proposal_id": str(uuid.uuid4()), "documentation": FIVE,
+            "client_notice": {"status": "later"}}
+    assert post(client, "/api/proposals/record", body, token).status_code == 201
+    assert len(fake.fhir_calls()) > before  # the record decided on the chart as it is now

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from consent_gap.fetch_plan import fetch_referenced
 from consent_gap.fhir import FhirClient, FhirError
 from consent_gap.fhir.errors import FhirHttpError
 
-from .chart import SessionExpired, client_for, fetch_chart
+from .chart import SessionExpired, client_for, fetch_chart, load_report
 from .config import WebConfig
 from .context import Launch, LaunchMissing, drop_launch, get_launch
 from .panel import with_launch
@@ -97,6 +98,7 @@ def _written(launch: Launch) -> None:
     prefetcher = current_app.extensions.get("consent_gap.prefetch")
     if prefetcher is not None:
         prefetcher.take(launch.lid)
+    _opened().take(launch.lid)
 
 
 def _body() -> dict[str, Any]:
@@ -108,6 +110,37 @@ def _body() -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------ deciding
 
+class OpenedCharts:
+    """The chart the "New disclosure" page just read, kept for the check that follows it, so
+    the answer costs no second round of reads. Per process, per launch; taken once; gone
+    after TTL seconds or after any write. Only checks use it: the record, the draft and the
+    signature always decide on the chart as it is now."""
+
+    TTL = 30.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._charts: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+
+    def keep(self, lid: str, resources: list[dict[str, Any]]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key in [k for k, (t, _) in self._charts.items() if now - t > self.TTL]:
+                del self._charts[key]
+            self._charts[lid] = (now, resources)
+
+    def take(self, lid: str) -> list[dict[str, Any]] | None:
+        with self._lock:
+            found = self._charts.pop(lid, None)
+        if found is None or time.monotonic() - found[0] > self.TTL:
+            return None
+        return found[1]
+
+
+def _opened() -> OpenedCharts:
+    return current_app.extensions.setdefault("consent_gap.guide_charts", OpenedCharts())
+
+
 @dataclass
 class Checked:
     """A proposal decided in the launched patient's current chart."""
@@ -117,13 +150,17 @@ class Checked:
     resources: list[dict[str, Any]]
 
 
-def _chart(client: FhirClient, launch: Launch, event: dict[str, Any]) -> list[dict[str, Any]]:
-    """The chart and what the proposal names that it lacks (one more round only then)."""
-    resources = fetch_chart(client, launch.patient or "", rules=_rules()).resources
+def _chart(client: FhirClient, launch: Launch, event: dict[str, Any],
+           opened: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The chart (`opened`: as the page just read it) and what the proposal names that it
+    lacks (one more round only then)."""
+    resources = opened if opened is not None else fetch_chart(
+        client, launch.patient or "", rules=_rules()).resources
     return resources + fetch_referenced(client, [*resources, event], launch.patient or "")
 
 
-def decide_proposal(launch: Launch, data: Any, client: FhirClient) -> Checked:
+def decide_proposal(launch: Launch, data: Any, client: FhirClient, *,
+                    fresh: bool = True) -> Checked:
     from consent_gap.evaluate import evaluator
     from consent_gap.proposal import ProposalError, check, read_proposal
     from consent_gap.writeback.records import audit_event
@@ -134,7 +171,10 @@ def decide_proposal(launch: Launch, data: Any, client: FhirClient) -> Checked:
     try:
         proposal = read_proposal(data, rules, now=_now(), patient=launch.patient_ref)
         decide = evaluator(_config().jurisdiction, rules=rules)
-        resources = _chart(client, launch, audit_event(proposal, recorded=proposal.at))
+        opened = None if fresh else _opened().take(launch.lid)
+        resources = _chart(client, launch, audit_event(proposal, recorded=proposal.at), opened)
+        if opened is not None:  # the next check of this page may use it too, while fresh
+            _opened().keep(launch.lid, opened)
         answer = check(resources, proposal, decide, rules=rules, place=decide.place)
     except ProposalError as error:
         raise Refused(400, "invalid-proposal", str(error)) from None
@@ -376,12 +416,11 @@ def _signed_by_us(client: FhirClient, cid: str) -> bool:
 @bp.get("/panel/<lid>/guide")
 @with_launch
 def page(launch: Launch):
-    from consent_gap.evaluate import evaluate
     from consent_gap.web.guide_view import build_guide_view
 
-    with client_for(launch) as client:
-        resources = fetch_chart(client, launch.patient or "", rules=_rules()).resources
-    report = evaluate(resources, _config().jurisdiction, rules=_rules())
+    chart, report = load_report(launch)
+    resources = chart.resources
+    _opened().keep(launch.lid, resources)
     view = build_guide_view(launch, resources, report, _rules(), _config())
     return render_template("guide.html", view=view, proposal_id=str(uuid.uuid4()))
 
@@ -395,7 +434,7 @@ def answer(launch: Launch):
 
     try:
         with client_for(launch) as client:
-            checked = decide_proposal(launch, _body(), client)
+            checked = decide_proposal(launch, _body(), client, fresh=False)
     except Refused as refused:
         return _error(refused.status, refused.code, refused.message)
     return jsonify({**checked.answer.to_json(),
