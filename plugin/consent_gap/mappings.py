@@ -48,6 +48,11 @@ class PurposeHierarchy:
     system: str
     parents: Mapping[str, str]
     lineage_of: Mapping[str, frozenset[str]]
+    codes: frozenset[str] = frozenset()  # every ActReason code ([codes] all), for refusals
+
+    def known(self, code: str) -> bool:
+        """A code of v3-ActReason: listed in [codes], or placed in the hierarchy."""
+        return code in self.codes or code in self.parents or code in self.parents.values()
 
     def lineage(self, code: str) -> frozenset[str]:
         """The code and every code above it (an unknown code is only itself)."""
@@ -402,8 +407,13 @@ def _purposes(file: _Section) -> PurposeHierarchy:
                 raise file.fail("the hierarchy has a cycle", f"[parent] {code}")
             seen.append(current)
         lineage[code] = frozenset(seen)
+    listed = file.data.get("codes", {})
+    codes = (_Section(file.file, "[codes]", listed).texts("all", required=False)
+             if isinstance(listed, dict) else None)
+    if listed and not isinstance(listed, dict):
+        raise file.fail("must be a table", "[codes]")
     return PurposeHierarchy(system=meta.text("system"), parents=dict(parents),
-                            lineage_of=lineage)
+                            lineage_of=lineage, codes=codes or frozenset())
 
 
 def _row(table: _Section, purposes: PurposeHierarchy, instruments: LegalInstruments, *,
@@ -607,14 +617,15 @@ RECIPIENT_TYPES = ("Practitioner", "PractitionerRole", "Organization", "RelatedP
 
 def _guide(file: _Section, purposes: PurposeHierarchy,
            instruments: LegalInstruments) -> GuideTables:
-    known_purposes = set(purposes.parents) | set(purposes.parents.values())
     scenarios: dict[str, Scenario] = {}
     for table in file.tables("scenario", required=True):
         code, item = table.named("code")
         if code in scenarios:
             raise item.fail("duplicate code")
         chosen = list(item.data.get("purposes") or [])
-        item.known(chosen, known_purposes, "unknown purpose {}")
+        for purpose in chosen:
+            if not purposes.known(purpose):
+                raise item.fail(f"unknown purpose {purpose!r}")
         attach = list(item.data.get("instruments") or [])
         item.known(attach, instruments.codes, "unknown legal instrument {}")
         recipients = []

@@ -187,8 +187,8 @@ def _data(value: Any) -> tuple[DataItem, ...]:
         if reference is not None:
             _reference(reference, f"{where}.reference")
         labels = _labels(item["labels"], f"{where}.labels") if "labels" in item else ()
-        if reference is None and not labels:
-            raise ProposalError(f"{where}: needs a reference or labels")
+        # Neither a reference nor labels: data the record cannot identify (an unresolved
+        # entity, 1.1), decided as evaluate decides such an entity, not refused.
         description = item.get("description")
         if description is not None:
             description = _text(description, f"{where}.description")
@@ -201,9 +201,8 @@ def _purposes(value: Any, rules: Rules) -> tuple[str, ...]:
         return ()
     if not isinstance(value, list):
         raise ProposalError("purposes: must be a list of v3-ActReason codes")
-    known = set(rules.purposes.parents) | set(rules.purposes.parents.values())
     for i, code in enumerate(value):
-        if not isinstance(code, str) or code not in known:
+        if not isinstance(code, str) or not rules.purposes.known(code):
             raise ProposalError(f"purposes[{i}]: unknown purpose code {code!r} "
                                 "(a v3-ActReason purpose of use, such as THREAT)")
     return tuple(dict.fromkeys(value))

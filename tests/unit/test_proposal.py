@@ -47,7 +47,6 @@ REFUSALS = [
     ({"recipient": {"identifier": {"system": "urn:x"}}}, "recipient.identifier.value:"),
     ({"recipient": {}}, "recipient: needs a reference or an identifier"),
     ({"data": [{"reference": "not a ref"}]}, "data[0].reference:"),
-    ({"data": [{}]}, "data[0]: needs a reference or labels"),
     ({"data": [{"labels": [{"code": "PSYTHPN"}]}]}, "data[0].labels[0].system:"),
     ({"instruments": ["DocumentReference/"]}, "instruments[0]:"),
     ({"instruments": ["Binary/b1"]}, "instruments[0]: must reference a DocumentReference"),
@@ -99,6 +98,15 @@ def test_the_cli_refuses_a_bad_proposal_with_exit_2_and_one_line(tmp_path, capsy
     assert out["finding"]["decision"] == "permitted"
     assert [s["code"] for s in out["steps"]] == ["record-disclosure"]
     assert set(out) == {"finding", "steps", "can_draft_authorization"}
+
+
+def test_any_actreason_code_is_known_and_decided_as_evaluate_decides_it():
+    got = answer({"purposes": ["LEGAL"]})  # ActReason, outside the PurposeOfUse hierarchy
+    assert str(got.finding.decision) == "review"
+    assert got.finding.reasons[0] == "purpose-unmapped"
+    for code in ("XYZ", "threat", "TREAT "):
+        with pytest.raises(ProposalError, match=r"^purposes\[0\]: unknown purpose code"):
+            read_proposal({"patient": PATIENT, "purposes": [code]}, RULES, now=NOW)
 
 
 def test_defaults_at_is_now_and_scenario_fills_purposes():
@@ -280,6 +288,13 @@ def test_described_data_is_resolved_and_narrowed():
         {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSYTHPN"}]}]})
     assert str(got.finding.decision) == "unauthorized"
     assert "psychotherapy-notes-need-specific-authorization" in got.finding.reasons
+
+
+@pytest.mark.parametrize("item", [{}, {"description": "the letter we talked about"}])
+def test_data_neither_referenced_nor_labelled_is_unresolved(item):
+    got = answer({"purposes": ["TREAT"], "data": [item]})
+    assert str(got.finding.decision) == "review"
+    assert got.finding.reasons[0] == "data-unresolved"
 
 
 def test_a_guardian_recipient_is_the_access_row():
