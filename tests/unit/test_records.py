@@ -116,6 +116,14 @@ def test_a_threat_in_california_records_five_elements_and_notice_then_evaluates_
     assert note["meta"]["tag"] == [{"system": "https://consent-gap.dev/fhir/tag",
                                     "code": "recorded-by-clinician",
                                     "display": "recorded by a clinician with consent-gap"}]
+    assert note["content"][0]["attachment"]["contentType"] == "text/plain"
+    assert note["author"] == [{"reference": CLINICIAN}]
+    assert note["context"]["related"] == [{"reference": writes[0].full_url}]
+    assert note["status"] == "current" and note["subject"] == {"reference": PATIENT}
+    notice = writes[2].resource
+    assert (notice["status"], notice["recipient"], notice["about"]) == (
+        "completed", [{"reference": PATIENT}], [{"reference": writes[0].full_url}])
+    assert "sent" in notice and notice["payload"][0]["contentString"]
     text = base64.b64decode(note["content"][0]["attachment"]["data"]).decode()
     for heading in ("Nature of the threat or situation", "Who was informed and why",
                     "How the client responded", "Supporting evidence or consultations",
@@ -299,3 +307,33 @@ def test_urn_targets_match_full_urls():
     _, read, answer, _ = checked({"scenario": "treatment-coordination"})
     write = planned(answer, read)[0]
     assert write.full_url == urn(f"{PROPOSAL_SYSTEM}|{PID}-audit-event")
+
+
+def test_every_resource_written_validates_as_r4b():
+    """Each resource of every transaction 6.3 and 6.5 write, through fhir.resources.R4B."""
+    import importlib
+
+    sub = instrument("DocumentReference/sub", "subpoena")
+    bundles = []
+    _, read, answer, _ = checked({"scenario": "threat-to-person"}, jurisdiction="US-CA")
+    bundles.append(record_transaction(planned(answer, read, documentation=FIVE,
+                                              notice="withheld", notice_reason="unsafe")))
+    _, read, answer, _ = checked({"scenario": "subpoena",
+                                  "instruments": ["DocumentReference/sub"]}, sub)
+    bundles.append(record_transaction(planned(answer, read, acknowledge_unauthorized=True)))
+    _, read, answer, _ = checked({"scenario": "client-request"})
+    draft = draft_consent(read, PID, expires=default_expiry(read.at), now=NOW,
+                          description="Progress note, 2025-05-01")
+    bundles.append(draft_transaction(draft))
+    consent = {**draft.resource, "id": "c1", "meta": {"versionId": "1"}}
+    bundles.append(sign(consent, signer=PATIENT, png=PNG, now=NOW).transaction())
+    seen = set()
+    for tx in bundles:
+        for entry in tx["entry"]:
+            resource = entry["resource"]
+            kind = resource["resourceType"]
+            module = importlib.import_module(f"fhir.resources.R4B.{kind.lower()}")
+            getattr(module, kind).model_validate(resource)
+            seen.add(kind)
+    assert seen == {"Device", "AuditEvent", "Provenance", "DocumentReference", "Communication",
+                    "Consent"}

@@ -293,7 +293,7 @@ def _note(request: RecordRequest, key: str, event_url: str, clinician: str | Non
         **({"author": [_ref(clinician)]} if clinician else {}),
         "description": title,
         "content": [{"attachment": {
-            "contentType": "text/plain; charset=utf-8", "language": "en",
+            "contentType": "text/plain", "language": "en",
             "data": base64.b64encode(text.encode("utf-8")).decode("ascii"),
             "title": title, "creation": now}}],
         "context": {"related": [_ref(event_url)]},
