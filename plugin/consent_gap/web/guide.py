@@ -481,9 +481,14 @@ def form_pdf(launch: Launch, cid: str):
     from weasyprint import HTML
 
     html = render_template("authorization.html", form=_form(launch, cid), pdf=True)
-    document = HTML(string=html, base_url=request.url_root).write_pdf()
+    document = HTML(string=html, url_fetcher=_no_fetch).write_pdf()
     return Response(document, mimetype="application/pdf", headers={
         "Content-Disposition": f'inline; filename="authorization-{cid}.pdf"'})
+
+
+def _no_fetch(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """The form embeds nothing: WeasyPrint fetches no URL while rendering it."""
+    raise ValueError("the authorization form loads no external resource")
 
 
 def _form(launch: Launch, cid: str) -> Any:
