@@ -291,6 +291,16 @@ class Answer:
         }
 
     @property
+    def disclosed_labels(self) -> frozenset[Coding] | None:
+        """The counted labels of the data as the engine read it (proposal and chart)."""
+        if self.report is None or self.audit_event is None:
+            return None
+        disclosure = self.report.disclosures.get(f"AuditEvent/{self.audit_event.get('id')}")
+        if disclosure is None:
+            return None
+        return frozenset(code for e in disclosure.entities for code in e.labels)
+
+    @property
     def step_codes(self) -> tuple[str, ...]:
         return tuple(s.code for s in self.steps)
 

@@ -272,12 +272,43 @@ def test_draft_sign_and_check_again_authorized():
 
 
 def test_special_labels_and_part2_policy_in_the_draft():
-    labels = [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "42CFRPart2"},
-              {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "MH"}]
+    labels = [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "42CFRPart2"}]
     _, read, _, _ = checked({"purposes": ["PATRQT"], "data": [{"labels": labels}]})
     consent = draft_consent(read, PID, expires=default_expiry(read.at), now=NOW).resource
-    assert consent["provision"]["securityLabel"] == [labels[0]]
+    assert consent["provision"]["securityLabel"] == labels
     assert consent["policy"][0]["uri"].startswith("https://www.ecfr.gov/current/title-42")
+    plain = draft_consent(checked({"purposes": ["PATRQT"]})[1], PID,
+                          expires=default_expiry(read.at), now=NOW).resource
+    assert "securityLabel" not in plain["provision"] and "policy" not in plain
+
+
+def test_a_psychotherapy_note_from_the_chart_is_authorized_once_signed():
+    """The note carries PSYTHPN and MH: the draft lists both (check 9), and covers it."""
+    from support.fhir import document
+
+    note = document("DocumentReference/psy1", labels=("PSYTHPN", "MH"))
+    chart, read, answer, decide = checked(
+        {"purposes": ["PATRQT"], "data": [{"reference": "DocumentReference/psy1"}]}, note)
+    assert answer.can_draft_authorization
+    draft = draft_consent(read, PID, expires=default_expiry(read.at), now=NOW,
+                          labels=answer.disclosed_labels)
+    listed = {c["code"] for c in draft.resource["provision"]["securityLabel"]}
+    assert listed == {"PSYTHPN", "MH"}
+    signed = applied(chart, draft_transaction(draft))
+    consent = next(e["resource"] for e in signed["entry"]
+                   if e["resource"]["resourceType"] == "Consent")
+    signing = sign({**consent, "meta": {"versionId": "1"}}, signer=PATIENT, png=PNG,
+                   now=datetime(2025, 6, 1, 10, 30, tzinfo=UTC))
+    for entry in signed["entry"]:
+        if entry["resource"].get("id") == consent["id"]:
+            entry["resource"] = signing.consent
+    signed["entry"].append({"resource": {**signing.provenance, "id": "sig9"}})
+    later = read_proposal({"patient": PATIENT, "purposes": ["PATRQT"],
+                           "recipient": {"reference": RECIPIENT},
+                           "data": [{"reference": "DocumentReference/psy1"}]}, RULES,
+                          now=datetime(2025, 6, 1, 11, tzinfo=UTC))
+    final = check(signed, later, decide, rules=RULES)
+    assert final.finding.decision == "authorized", final.finding.reasons
 
 
 @pytest.mark.parametrize(("change", "message"), [

@@ -322,6 +322,7 @@ def draft_authorization(launch: Launch):
                                   description=data_description(checked.proposal,
                                                                checked.resources),
                                   performer=performer or None,
+                                  labels=checked.answer.disclosed_labels,
                                   organization=_config().organization,
                                   clinician=_clinician(launch))
         except RecordError as error:

@@ -64,12 +64,20 @@ def default_expiry(at: datetime) -> datetime:
 
 def draft_consent(proposal: Proposal, proposal_id: str, *, expires: datetime, now: datetime,
                   performer: str | None = None, organization: str | None = None,
-                  clinician: str | None = None, description: str | None = None) -> Planned:
+                  clinician: str | None = None, description: str | None = None,
+                  labels: frozenset[tuple[str, str]] | None = None) -> Planned:
     """The Consent of 6.5 (status proposed) and its Provenance, validated.
 
     `description` says in words what information is to be disclosed (164.508(c)(1)(i)); it
     goes in the narrative, which decides nothing: the provision keeps only what 6.5 lists,
-    so the authorization covers exactly the proposal it was drafted for."""
+    so the authorization covers exactly the proposal it was drafted for.
+
+    `labels` are the counted labels of the data as the check read it (the proposal's and
+    those of the records it names); without them, the proposal's own. When psychotherapy-note
+    or Part 2 labels are among them the provision lists them, and with them the other labels
+    the same data carries: check 9 wants every label of every disclosed item listed, and an
+    authorization that names psychotherapy notes must still cover the note that carries
+    them (the check after signing answers authorized, 6.5)."""
     if proposal.recipient is None or not proposal.purposes:
         raise RecordError("proposal: an authorization needs a recipient and a purpose")
     if expires <= proposal.at:
@@ -85,7 +93,8 @@ def draft_consent(proposal: Proposal, proposal_id: str, *, expires: datetime, no
         who["identifier"] = {"system": recipient.system, "value": recipient.value}
     if recipient.display:
         who["display"] = recipient.display
-    labels = sorted(code for code in proposal.labels if code in SPECIAL_LABELS)
+    pool = frozenset(labels) if labels is not None else proposal.labels
+    listed = sorted(pool) if not pool.isdisjoint(SPECIAL_LABELS) else []
     node: dict[str, Any] = {
         "type": "permit",
         "period": {"start": _instant(proposal.at), "end": _instant(expires)},
@@ -95,8 +104,8 @@ def draft_consent(proposal: Proposal, proposal_id: str, *, expires: datetime, no
         "action": [{"coding": [{"system": ACTION, "code": "disclose"}]}],
         "purpose": [{"system": ACT_REASON, "code": code} for code in proposal.purposes],
     }
-    if labels:
-        node["securityLabel"] = [{"system": s, "code": c} for s, c in labels]
+    if listed:
+        node["securityLabel"] = [{"system": s, "code": c} for s, c in listed]
     key = f"{proposal_id}-authorization"
     consent: dict[str, Any] = {
         "resourceType": "Consent",
@@ -113,7 +122,7 @@ def draft_consent(proposal: Proposal, proposal_id: str, *, expires: datetime, no
         "policyRule": {"coding": [{"system": POLICY, "code": "hipaa-auth"}]},
         "provision": node,
     }
-    if not _PART2.isdisjoint(proposal.labels):
+    if not _PART2.isdisjoint(pool):
         consent["policy"] = [{"uri": PART2_URI}]
     if description:
         consent["text"] = {"status": "additional", "div": _div(description)}
