@@ -368,3 +368,17 @@ def test_every_resource_written_validates_as_r4b():
             seen.add(kind)
     assert seen == {"Device", "AuditEvent", "Provenance", "DocumentReference", "Communication",
                     "Consent"}
+
+
+def test_a_review_keeps_the_ethic_answers_in_a_note_of_the_record():
+    _, read, answer, _ = checked({"purposes": ["GOV"]})
+    assert answer.finding.decision == "review"
+    ethic = {"evaluate": "The agency's letter cites no statute.", "consult": "Counsel: wait."}
+    writes = planned(answer, read, ethic=ethic)
+    assert [w.kind for w in writes] == ["audit-event", "deliberation"]
+    note = writes[1].resource
+    text = base64.b64decode(note["content"][0]["attachment"]["data"]).decode()
+    assert "Deliberation (ETHIC)" in text and ethic["evaluate"] in text
+    assert "Think through consequences\n(not answered)" in text
+    assert note["context"]["related"] == [{"reference": writes[0].full_url}]
+    assert [w.kind for w in planned(answer, read)] == ["audit-event"]  # nothing to keep
