@@ -98,6 +98,13 @@ def test_the_cli_refuses_a_bad_proposal_with_exit_2_and_one_line(tmp_path, capsy
     assert out["finding"]["decision"] == "permitted"
     assert [s["code"] for s in out["steps"]] == ["record-disclosure"]
     assert set(out) == {"finding", "steps", "can_draft_authorization"}
+    assert main(["check", str(chart), "--proposal", str(proposal), "--format", "text"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("decision: permitted (hipaa-164.506-treatment)")
+    assert "1. [record-disclosure]" in text
+    assert main(["check", str(chart), "--proposal", str(proposal), "--jurisdiction",
+                 "CA"]) == 2
+    assert "did you mean US-CA?" in capsys.readouterr().err
 
 
 def test_any_actreason_code_is_known_and_decided_as_evaluate_decides_it():
