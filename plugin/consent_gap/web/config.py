@@ -37,8 +37,8 @@ PANEL_SCOPES = " ".join(
         "patient/Device.crs",
         "patient/RelatedPerson.rs",
         "patient/Observation.rs",
-        # Before a disclosure (CONTRACT 6; DESIGN's scopes added for 6-8): the panel records
-        # the disclosure and drafts and signs authorizations, and finds recipients.
+        # DESIGN's scopes for CONTRACT 6-8: before a disclosure the panel records it, drafts
+        # and signs authorizations and finds recipients; the accounting names recipients.
         "patient/AuditEvent.c",
         "patient/Consent.cu",
         "patient/Task.rs",
