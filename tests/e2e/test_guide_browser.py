@@ -237,3 +237,32 @@ def test_a_double_submit_writes_once(page, sandbox, guide_app):
     }""")
     assert again == [200, False]
     assert len(audit_events(sandbox["fhir"], pid("treatment-coordination"))) == 1
+
+
+def test_without_a_pointer_a_typed_and_adopted_name_signs_by_keyboard(page, sandbox, guide_app):
+    """The pad's keyboard alternative: the signer types a name and adopts it as the
+    signature (drawn into the image); without the adoption nothing is signed."""
+    frame = open_guide(page, sandbox, "emergency")
+    frame.locator("#scenario").select_option("client-request")
+    choose_recipient(frame, page, "Whitcombe")
+    frame.locator(f'input[name=data][value="DocumentReference/dr-{pid("emergency")}-note"]'
+                  ).check()
+    check(frame)
+    assert "unauthorized" in frame.locator("#answer-decision").inner_text()
+    frame.locator("#draft-button").focus()
+    page.keyboard.press("Enter")
+    frame.locator("#sign-box").wait_for(state="visible", timeout=TIMEOUT_MS)
+    frame.locator("#typed-name").focus()
+    page.keyboard.type("Tamsin Guidewell")
+    frame.locator("#sign-button").focus()
+    page.keyboard.press("Enter")
+    refused = frame.locator("#sign-result.notice-error")
+    refused.wait_for(timeout=TIMEOUT_MS)
+    assert "confirm it as the signature" in refused.inner_text()
+    frame.locator("#typed-adopt").focus()
+    page.keyboard.press("Space")
+    frame.locator("#sign-button").focus()
+    page.keyboard.press("Enter")
+    frame.locator("#sign-result", has_text="The check now says: authorized").wait_for(
+        timeout=TIMEOUT_MS)
+    shot(page, "typed-signature")
