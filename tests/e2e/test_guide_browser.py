@@ -64,6 +64,7 @@ def app_frame(page, app_url: str):
 def choose_recipient(frame, page, text: str) -> None:
     """Search as you type, then pick the first match with the keyboard."""
     box = frame.locator("#recipient-search")
+    box.fill("")
     box.focus()
     box.press_sequentially(text, delay=30)
     frame.locator("#recipient-results [role=option]").first.wait_for(timeout=TIMEOUT_MS)
@@ -141,6 +142,11 @@ def test_a_subpoena_without_an_order_cannot_be_recorded_unacknowledged(page, san
     axe.install(page)
     frame = open_guide(page, sandbox, "subpoena")
     frame.locator("#scenario").select_option("subpoena")
+    assert "the requesting party" in frame.locator("#suggested").inner_text()
+    frame.locator("#recipient-search").press_sequentially("Zzqxv", delay=20)
+    frame.locator("#recipient-results", has_text="No match").wait_for(timeout=TIMEOUT_MS)
+    problems = axe.violations(app_frame(page, guide_app))  # the open listbox, too
+    assert problems == [], problems
     choose_recipient(frame, page, "Brightwater")
     frame.locator(f'input[name=instruments][value="DocumentReference/dr-{pid("subpoena")}'
                   '-subpoena"]').check()

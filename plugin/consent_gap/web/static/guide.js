@@ -147,8 +147,12 @@
   $("scenario").addEventListener("change", function () {
     var scenario = selectedScenario();
     text($("suggested"), "");
-    if (scenario && scenario.dataset.nothing !== "yes") {
-      text($("suggested"), "Usual recipients: see the search below.");
+    if (scenario && scenario.dataset.nothing === "yes") {
+      text($("suggested"), "Nothing is to be disclosed in this situation: check to see the steps.");
+    } else if (scenario && scenario.dataset.recipients) {
+      text($("suggested"), "Usually told: " + scenario.dataset.recipients + "." +
+        (scenario.dataset.instruments ? " Attach the papers received (" +
+          scenario.dataset.instruments.replace(/-/g, " ") + ")." : ""));
     }
   });
 
@@ -163,7 +167,7 @@
     closeList();
   }
   function mark(index) {
-    var options = results.querySelectorAll("[role=option]");
+    var options = results.querySelectorAll("[role=option]:not([aria-disabled=true])");
     options.forEach(function (o, i) { o.setAttribute("aria-selected", i === index ? "true" : "false"); });
     active = index;
     if (options[index]) { search.setAttribute("aria-activedescendant", options[index].id); }
@@ -189,6 +193,9 @@
           });
           if (!data.results.length) {
             var none = document.createElement("li");
+            none.setAttribute("role", "option");
+            none.setAttribute("aria-disabled", "true");
+            none.id = "recipient-option-none";
             none.textContent = "No match; enter a name and identifier instead.";
             results.appendChild(none);
           }
@@ -197,7 +204,7 @@
     }, 250);
   });
   search.addEventListener("keydown", function (event) {
-    var options = results.querySelectorAll("[role=option]");
+    var options = results.querySelectorAll("[role=option]:not([aria-disabled=true])");
     if (event.key === "ArrowDown" && options.length) { event.preventDefault(); results.hidden = false; mark(Math.min(active + 1, options.length - 1)); }
     else if (event.key === "ArrowUp" && options.length) { event.preventDefault(); mark(Math.max(active - 1, 0)); }
     else if (event.key === "Enter" && active >= 0 && options[active]) { event.preventDefault(); choose(options[active]); }
