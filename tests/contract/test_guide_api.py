@@ -325,3 +325,27 @@ def test_the_pages_answer_uses_the_chart_it_just_read_and_the_record_reads_afres
             "client_notice": {"status": "later"}}
     assert post(client, "/api/proposals/record", body, token).status_code == 201
     assert len(fake.fhir_calls()) > before  # the record decided on the chart as it is now
+
+
+def test_draft_without_proposal_id_is_idempotent_and_sign_takes_object_forms(mocked):
+    resources = [r for r in without_audit_events("01-authorized-lawyer.json")
+                 if r["resourceType"] not in ("Consent", "Provenance")]
+    client, fake, _, token = launch(mocked, "01-authorized-lawyer.json", "p-jvance", None,
+                                    resources)
+    proposal = {"purposes": ["PATRQT"], "at": "2026-12-07T10:00:00Z",
+                "recipient": {"reference": "Organization/org-castellan-reyes"},
+                "data": [{"labels": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                                      "code": "MH"}]}], "expires": "2027-03-01"}
+    first = post(client, "/api/authorizations/draft", proposal, token)
+    again = post(client, "/api/authorizations/draft", proposal, token)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.get_json()["consent"] == again.get_json()["consent"]
+    consent = next(r for r in fake.resources if r["resourceType"] == "Consent")
+    assert consent["provision"]["period"]["end"] == "2027-03-01T00:00:00Z"
+    signed = post(client, f"/api/authorizations/{consent['id']}/sign",
+                  {"signer": {"reference": "Patient/p-jvance"},
+                   "signature": {"contentType": "image/png",
+                                 "data": base64.b64encode(PNG).decode()}}, token)
+    assert signed.status_code == 201, signed.get_json()
+    assert post(client, "/api/authorizations/nope-1/sign", {"signature": "x"},
+                token).status_code == 404

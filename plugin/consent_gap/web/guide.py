@@ -305,9 +305,12 @@ def draft_authorization(launch: Launch):
     from consent_gap.writeback.records import RecordError
 
     body = _body()
-    pid = _proposal_id(body)
+    pid = _proposal_id(body) if body.get("proposal_id") is not None else None
     with client_for(launch) as client:
         checked = decide_proposal(launch, _proposal_of(body), client)
+        # 6.5 names no proposal_id for the draft: without one, the same proposal (and the
+        # same `at`, when it names one) drafts the same Consent, so a retry writes nothing.
+        pid = pid or _derived_id(checked.proposal, _proposal_of(body))
         if not checked.answer.can_draft_authorization:
             raise Refused(400, "not-draftable", "proposal: no authorization can be drafted for "
                           "it (it is covered already, or the client's own deny forbids it)")
@@ -347,6 +350,15 @@ def draft_authorization(launch: Launch):
     }), (201 if consent.status == "created" else 200)
 
 
+def _derived_id(proposal: Any, given: dict[str, Any]) -> str:
+    import json
+
+    key = proposal.to_json()
+    if given.get("at") is None:
+        key.pop("at", None)
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, json.dumps(key, sort_keys=True)))
+
+
 def _check_representative(performer: str, resources: list[dict[str, Any]],
                           launch: Launch) -> None:
     """The named signer must be one of this patient's RelatedPersons."""
@@ -382,13 +394,18 @@ def sign_authorization(launch: Launch, cid: str):
 
     body = _body()
     signer = body.get("signer") or launch.patient_ref
+    if isinstance(signer, dict):  # {"reference": "Patient/..."} as well as the bare reference
+        signer = signer.get("reference") or launch.patient_ref
+    drawn = body.get("signature")
+    if isinstance(drawn, dict):  # {"data": base64, "contentType": "image/png"} as well
+        drawn = drawn.get("data")
     with client_for(launch) as client:
         consent = _own_consent(client, launch, cid)
         if consent.get("status") == "active" and _signed_by_us(client, cid):
             return jsonify({"consent": f"Consent/{cid}", "status": "active",
                             "written": False}), 200
         try:
-            png = signature_png(str(body.get("signature") or ""))
+            png = signature_png(str(drawn or ""))
             version = body.get("version")
             signing = sign(consent, signer=str(signer), png=png, now=_now(),
                            clinician=_clinician(launch),
