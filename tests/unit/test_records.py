@@ -382,3 +382,13 @@ def test_a_review_keeps_the_ethic_answers_in_a_note_of_the_record():
     assert "Think through consequences\n(not answered)" in text
     assert note["context"]["related"] == [{"reference": writes[0].full_url}]
     assert [w.kind for w in planned(answer, read)] == ["audit-event"]  # nothing to keep
+
+
+def test_signing_never_overwrites_an_edited_draft():
+    _, read, _, _ = checked({"scenario": "client-request"})
+    consent = {**draft_consent(read, PID, expires=default_expiry(read.at), now=NOW).resource,
+               "id": "c1", "meta": {"versionId": "2"}}
+    with pytest.raises(RecordError, match=r"^version: the authorization changed"):
+        sign(consent, signer=PATIENT, png=PNG, now=NOW)
+    named = sign(consent, signer=PATIENT, png=PNG, now=NOW, version="1")
+    assert named.transaction()["entry"][2]["request"]["ifMatch"] == 'W/"1"'  # then 412

@@ -224,9 +224,13 @@ def sign(consent: dict[str, Any], *, signer: str, png: bytes, now: datetime,
         raise RecordError("signer: must be the person the authorization names "
                           f"({', '.join(p for p in performers if p)})")
     current = str((consent.get("meta") or {}).get("versionId") or "")
-    drafted = version or current
+    # The one update is conditional on the version drafted: the caller's (the draft's answer
+    # named it), else the first, which a conditional create writes; a Consent someone has
+    # edited since is never overwritten (the server answers 412 to a stale If-Match).
+    drafted = version or ("1" if current in ("", "1") else "")
     if not drafted:
-        raise RecordError("consent: its version is unknown, so it cannot be updated safely")
+        raise RecordError("version: the authorization changed since it was drafted; send the "
+                          "version the draft answered, or check again")
     pid = key.removesuffix("-authorization")
     rid = consent["id"]
     device = urn(f"{DEVICE_SYSTEM}|{DEVICE_VALUE}")
