@@ -161,6 +161,9 @@ def _chart(client: FhirClient, launch: Launch, event: dict[str, Any],
 
 def decide_proposal(launch: Launch, data: Any, client: FhirClient, *,
                     fresh: bool = True) -> Checked:
+    """The proposal read for the launched patient and decided by `proposal.check` on the
+    chart; `fresh=False` lets a check use the chart the page just read. Refused (400) when
+    the proposal is not valid."""
     from consent_gap.evaluate import evaluator
     from consent_gap.proposal import ProposalError, check, read_proposal
     from consent_gap.writeback.records import audit_event
