@@ -413,6 +413,7 @@ def _located(location: str, rtype: str) -> str | None:
 # ---------------------------------------------------------------- validation
 
 def _models() -> dict[str, Any]:
+    from fhir.resources.R4B.auditevent import AuditEvent
     from fhir.resources.R4B.communication import Communication
     from fhir.resources.R4B.consent import Consent
     from fhir.resources.R4B.device import Device
@@ -423,12 +424,13 @@ def _models() -> dict[str, Any]:
     from fhir.resources.R4B.task import Task
 
     return {
+        "AuditEvent": AuditEvent,
         "Communication": Communication,
+        "Consent": Consent,
         "Device": Device,
         "DocumentReference": DocumentReference,
         "Provenance": Provenance,
         "Task": Task,
-        "Consent": Consent,
         "Questionnaire": Questionnaire,
         "QuestionnaireResponse": QuestionnaireResponse,
     }
