@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,11 @@ from consent_gap.writeback import (
     PROVENANCE_TAG_SYSTEM,
     TAG,
     FindingWrites,
+    Kind,
     WriteContext,
     device_entry,
     plan,
+    transaction,
 )
 from support.fhir import renamed as _renamed
 
@@ -105,9 +108,9 @@ class Charts:
         client = FhirClient(self.base)
         subjects = ",".join(f"Patient/{p}" for p in self.patients)
         found: dict[str, list[str]] = {"Communication": [], "DocumentReference": [],
-                                       "Provenance": [], "targeted": []}
+                                       "Task": [], "Provenance": [], "targeted": []}
         references: dict[str, str] = {}
-        for rtype in ("Communication", "DocumentReference"):
+        for rtype in ("Communication", "DocumentReference", "Task"):
             for resource in client.search(rtype, [("subject", subjects),
                                                   ("_tag", f"{TAG['system']}|{TAG['code']}")]):
                 if resource["resourceType"] != rtype:
@@ -139,7 +142,7 @@ def assert_exactly(charts: Charts, expected: dict[str, str]) -> None:
     """Every expected resource once, one Provenance per finding, each resource the target of
     exactly one Provenance, nothing else."""
     found = charts.written()
-    for rtype in ("Communication", "DocumentReference", "Provenance"):
+    for rtype in ("Communication", "DocumentReference", "Task", "Provenance"):
         wanted = sorted(v for v, t in expected.items() if t == rtype)
         assert sorted(found[rtype]) == wanted, rtype
     resources = sum(1 for t in expected.values() if t != "Provenance")
@@ -161,7 +164,7 @@ def test_scan_writes_what_evaluate_finds_and_a_rerun_writes_nothing(fhir_base, t
     provenances = sum(1 for t in expected.values() if t == "Provenance")
     assert first.written["Provenance"] == provenances == len(charts.groups())
     assert (first.written["Communication"] + first.written["DocumentReference"]
-            == len(expected) - provenances)
+            + first.written["Task"]) == len(expected) - provenances
     assert_exactly(charts, expected)
     assert first.requests / len(charts.patients) <= 3
 
@@ -272,8 +275,8 @@ def test_dry_run_on_the_command_line_writes_nothing(fhir_base, tmp_path, fmt):
     rows = [row for row in summary["would_write"] if row["kind"] != "device"]
     assert len(rows) == len(charts.expected())
     assert {row["identifier"].split("|")[1] for row in rows} == set(charts.expected())
-    assert charts.written() == {"Communication": [], "DocumentReference": [], "Provenance": [],
-                                "targeted": []}
+    assert charts.written() == {"Communication": [], "DocumentReference": [], "Task": [],
+                                "Provenance": [], "targeted": []}
 
 
 def test_backend_services_scan_through_the_launcher(fhir_base, proxy_base, tmp_path):
@@ -328,7 +331,7 @@ def test_an_install_with_per_resource_provenances_gets_no_duplicates(fhir_base, 
     assert summary.written == {}
     found = charts.written()
     wanted = {v: t for v, t in charts.expected().items() if t != "Provenance"}
-    for rtype in ("Communication", "DocumentReference"):
+    for rtype in ("Communication", "DocumentReference", "Task"):
         assert sorted(found[rtype]) == sorted(v for v, t in wanted.items() if t == rtype)
     assert sorted(found["Provenance"]) == sorted(wanted)  # the old ones, each once
     assert found["targeted"] == ["1"] * len(wanted)
@@ -347,3 +350,110 @@ def test_dry_run_says_what_the_real_run_writes(fhir_base, tmp_path):
     assert Counter(row["resourceType"] for row in dry.would_write) == real.written
     assert run_scan(settings, patients=charts.patients, dry_run=True).would_write == []
     assert_exactly(charts, charts.expected())
+# ---------------------------------------------------------------- CONTRACT 7: the Tasks
+
+def _ours(base: str, rtype: str, patients: list[str]) -> list[dict]:
+    client = FhirClient(base)
+    subjects = ",".join(f"Patient/{p}" for p in patients)
+    found = [r for r in client.search(rtype, [("subject", subjects),
+                                              ("_tag", f"{TAG['system']}|{TAG['code']}")])
+             if r["resourceType"] == rtype]
+    client.close()
+    return found
+
+
+def _by_about(resources: list[dict], kind: str) -> dict[str, dict]:
+    """disclosure -> our resource of this kind (alert: Communication about; note: the
+    finding-note DocumentReference; task: Task focus)."""
+    out: dict[str, dict] = {}
+    for resource in resources:
+        if kind == "task":
+            key = resource["focus"]["reference"]
+        elif kind == "alert":
+            if resource["category"][0]["coding"][0]["code"] != "alert":
+                continue
+            key = resource["about"][0]["reference"]
+        else:
+            if resource["type"]["coding"][0]["code"] != "finding-note":
+                continue
+            key = resource["context"]["related"][0]["reference"]
+        assert key not in out, f"two {kind}s for {key}"
+        out[key] = resource
+    return out
+
+
+def _check_tasks(charts: Charts, discovered: dict[str, str] | None = None) -> int:
+    """Every flagged finding has exactly one Task with CONTRACT 7's fields; none other has.
+    ``discovered``: disclosure -> the authoredOn expected (default: its alert's `sent`)."""
+    findings = {f.disclosure: f for b in charts.bundles for f in evaluate(b, JURISDICTION).findings}
+    tasks = _by_about(_ours(charts.base, "Task", charts.patients), "task")
+    alerts = _by_about(_ours(charts.base, "Communication", charts.patients), "alert")
+    notes = _by_about(_ours(charts.base, "DocumentReference", charts.patients), "note")
+    flagged = {d for d, f in findings.items() if f.decision in ("unauthorized", "review")}
+    assert set(tasks) == flagged
+    for disclosure in flagged:
+        found, task, alert = findings[disclosure], tasks[disclosure], alerts[disclosure]
+        urgent = found.decision == "unauthorized"
+        assert task["status"] == "requested" and task["intent"] == "order"
+        assert task["priority"] == alert["priority"] == ("urgent" if urgent else "routine")
+        assert task["code"]["coding"][0]["system"] == (
+            "https://consent-gap.dev/fhir/CodeSystem/task")
+        assert task["code"]["coding"][0]["code"] == "review-disclosure"
+        assert task["for"] == {"reference": found.patient}
+        assert task["owner"] == {"reference": charts.privacy_officer}
+        assert task["reasonReference"] == {
+            "reference": f"DocumentReference/{notes[disclosure]['id']}"}
+        authored = (discovered or {}).get(disclosure) or alert["sent"]
+        assert _instant(task["authoredOn"]) == _instant(authored)
+        if urgent:
+            end = _instant(task["restriction"]["period"]["end"])
+            assert end - _instant(task["authoredOn"]) == timedelta(days=60)
+        else:
+            assert "restriction" not in task
+    return len(flagged)
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_each_flagged_finding_gets_one_task_with_the_contracts_fields(fhir_base, tmp_path):
+    charts = load(fhir_base)
+    settings = charts.settings(tmp_path)
+    first = run_scan(settings, patients=charts.patients)
+    assert first.status == "ok", first.errors
+    flagged = _check_tasks(charts)
+    assert flagged >= 8 and first.written["Task"] == flagged
+    again = run_scan(settings, patients=charts.patients)
+    assert again.written == {}
+    assert _check_tasks(charts) == flagged
+
+
+def test_an_existing_install_gets_its_tasks_dated_at_discovery(fhir_base, tmp_path):
+    """Alerts and notes written before Tasks existed (a month ago): the next scan writes the
+    Tasks, each dated at its alert, once; a rerun writes nothing."""
+    charts = load(fhir_base)
+    month_ago = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
+    context = WriteContext(privacy_officer=charts.privacy_officer, now=month_ago)
+    groups = []
+    for resources in charts.bundles:
+        for finding in evaluate(resources, JURISDICTION).findings:
+            group = plan(finding, context)
+            old = FindingWrites(finding, tuple(w for w in group.writes if w.kind != Kind.TASK))
+            if old:
+                groups.append(old)
+    client = FhirClient(fhir_base)
+    client.transaction(transaction(groups, context))
+    client.close()
+    assert charts.written()["Task"] == []
+
+    scanned = run_scan(charts.settings(tmp_path), patients=charts.patients)
+    assert scanned.status == "ok", scanned.errors
+    assert set(scanned.written) == {"Task", "Provenance"}
+    assert scanned.written["Task"] == scanned.written["Provenance"]
+    stamp = month_ago.isoformat().replace("+00:00", "Z")
+    flagged = _check_tasks(charts, {d: stamp for d in _by_about(
+        _ours(fhir_base, "Communication", charts.patients), "alert")})
+    assert scanned.written["Task"] == flagged
+    assert_exactly(charts, charts.expected())
+    assert run_scan(charts.settings(tmp_path), patients=charts.patients).written == {}

@@ -29,6 +29,7 @@ from consent_gap.writeback import (
     without,
     written_values,
 )
+from consent_gap.writeback.tasks import Present
 
 NOW = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
 CONTEXT = WriteContext(
@@ -69,8 +70,8 @@ def by_kind(writes) -> dict:
 @pytest.mark.parametrize(
     ("changes", "kinds"),
     [
-        ({}, [Kind.ALERT, Kind.FINDING_NOTE]),
-        ({"decision": Decision.REVIEW}, [Kind.ALERT, Kind.FINDING_NOTE]),
+        ({}, [Kind.ALERT, Kind.FINDING_NOTE, Kind.TASK]),
+        ({"decision": Decision.REVIEW}, [Kind.ALERT, Kind.FINDING_NOTE, Kind.TASK]),
         ({"decision": Decision.AUTHORIZED, "reasons": ()}, []),
         ({"decision": Decision.PERMITTED, "reasons": ()}, []),
         ({"decision": Decision.REQUIRED, "reasons": (), "documentation": Documentation.PRESENT,
@@ -121,7 +122,7 @@ def test_identifiers_are_deterministic_and_distinct():
 def test_every_resource_is_labelled_tagged_identified_and_about_the_patient():
     item = finding(documentation=Documentation.MISSING, client_notice=ClientNotice.MISSING)
     writes = plan(item, CONTEXT)
-    assert len(writes.writes) == 4
+    assert len(writes.writes) == 5  # alert, note, draft, reminder, Task (CONTRACT 5 and 7)
     for write in writes.writes:
         resource = write.resource
         assert TAG["code"] in [t["code"] for t in resource["meta"]["tag"]]
@@ -129,7 +130,9 @@ def test_every_resource_is_labelled_tagged_identified_and_about_the_patient():
         security = {(s["system"].rsplit("/", 1)[1], s["code"]) for s in labels}
         assert security == {("v3-Confidentiality", "R"), ("v3-ActCode", "PSY")}
         assert resource["identifier"] == [{"system": FINDING_SYSTEM, "value": write.value}]
-        assert resource["subject"] == {"reference": "Patient/p-1"}
+        # a Task names the patient in `for` (it has no subject)
+        about = resource["for"] if write.kind == Kind.TASK else resource["subject"]
+        assert about == {"reference": "Patient/p-1"}
         validate(resource)
     validate(writes.provenance(CONTEXT))
 
@@ -147,7 +150,7 @@ def test_one_provenance_per_finding_targets_every_resource_and_is_conditional():
     resources = [e for e in entries[1:] if e["resource"]["resourceType"] != "Provenance"]
     (provenance,) = [e for e in entries[1:] if e["resource"]["resourceType"] == "Provenance"]
     assert entries[-1] is provenance
-    assert len(resources) == 3
+    assert len(resources) == 4  # alert, note, draft, Task
     for resource in resources:
         value = resource["resource"]["identifier"][0]["value"]
         assert resource["request"] == {
@@ -193,7 +196,7 @@ def test_only_what_the_server_lacks_is_built_and_sent():
              for n in range(3)]
     full = [plan(item, CONTEXT) for item in items]
     on_server = {w.value for w in full[0].writes} | {full[1].writes[0].value}
-    known = {full[0].writes[1].value: "DocumentReference/seen"}
+    known = {full[0].writes[1].value: Present("DocumentReference/seen", None)}
     asked = []
 
     def search(rtype, params):
@@ -208,18 +211,19 @@ def test_only_what_the_server_lacks_is_built_and_sent():
 
     wanted = [pair for item in items for pair in planned_values(item)]
     present = written_values(wanted, search, known)
-    assert sorted(asked) == ["Communication", "DocumentReference"]
+    assert sorted(asked) == ["Communication", "DocumentReference", "Task"]
     assert set(present) == on_server
-    assert present[full[0].writes[1].value] == "DocumentReference/seen"
+    assert present[full[0].writes[1].value].reference == "DocumentReference/seen"
     left = [group for group in (plan(item, CONTEXT, present) for item in items) if group]
     assert [g.finding.disclosure for g in left] == ["AuditEvent/ae-1", "AuditEvent/ae-2"]
-    assert [w.kind for w in left[0].writes] == [Kind.FINDING_NOTE, Kind.DOCUMENTATION_DRAFT]
+    assert [w.kind for w in left[0].writes] == [Kind.FINDING_NOTE, Kind.DOCUMENTATION_DRAFT,
+                                                Kind.TASK]
     assert left[1] == full[2]
     assert left[0] == without(full[1], present)
     bundle = transaction(left, CONTEXT)
     provenances = [e["resource"] for e in bundle["entry"]
                    if e["resource"]["resourceType"] == "Provenance"]
-    assert [len(p["target"]) for p in provenances] == [2, 3]
+    assert [len(p["target"]) for p in provenances] == [3, 4]
 
 
 def test_known_device_is_referenced_not_created():
@@ -340,7 +344,7 @@ def test_several_findings_share_one_device_entry():
     types = [e["resource"]["resourceType"] for e in bundle["entry"]]
     assert types.count("Device") == 1
     assert types.count("Provenance") == 3
-    assert len(types) == 1 + 3 * 2 + 3
+    assert len(types) == 1 + 3 * 3 + 3  # per finding: alert, note, Task and one Provenance
 
 
 def _answers(*statuses: tuple[str, str]) -> dict:
@@ -355,18 +359,20 @@ def test_read_response_says_per_write_what_was_created_and_what_existed():
         ("200 OK", "Device/7/_history/1"),
         ("201 Created", "Communication/8/_history/1"),
         ("200 OK", "DocumentReference/5/_history/2"),
+        ("201 Created", "Task/4/_history/1"),
         ("201 Created", "http://ehr.example/fhir/Provenance/9/_history/1"),
     )
     outcome = read_response(response, groups, WriteContext(now=NOW))
     assert [(r.write.kind, r.status, r.reference) for r in outcome.writes] == [
         (Kind.ALERT, WriteStatus.CREATED, "Communication/8"),
         (Kind.FINDING_NOTE, WriteStatus.EXISTING, "DocumentReference/5"),
+        (Kind.TASK, WriteStatus.CREATED, "Task/4"),
     ]
     assert {w.provenance.reference for w in outcome.writes} == {"Provenance/9"}
     assert outcome.device == EntryResult("Device", WriteStatus.EXISTING, "Device/7")
-    assert outcome.created == {"Communication": 1, "Provenance": 1}
+    assert outcome.created == {"Communication": 1, "Provenance": 1, "Task": 1}
     assert outcome.matched == {"Device": 1, "DocumentReference": 1}
-    assert outcome.created_total == 2 and outcome.failed == {}
+    assert outcome.created_total == 3 and outcome.failed == {}
 
 
 def test_read_response_without_inline_device_and_with_failures():
@@ -379,16 +385,17 @@ def test_read_response_without_inline_device_and_with_failures():
                         ("422 Unprocessable Entity", ""))
     outcome = read_response(response, groups, context)
     assert outcome.device is None
-    alert, note = outcome.writes
+    alert, note, task = outcome.writes
+    assert task.status == WriteStatus.FAILED  # not answered
     assert alert.resource.status == WriteStatus.CREATED
     assert alert.status == WriteStatus.FAILED  # its Provenance was refused
     assert note.reference == "DocumentReference/5"
     assert note.provenance == EntryResult("Provenance", WriteStatus.FAILED)
     assert note.status == WriteStatus.FAILED
-    assert outcome.failed == {"Provenance": 1}
+    assert outcome.failed == {"Provenance": 1, "Task": 1}
 
     short = read_response(_answers(("201 Created", "Communication/8")), groups, context)
-    assert [w.status for w in short.writes] == [WriteStatus.FAILED] * 2  # no answer: failed
+    assert [w.status for w in short.writes] == [WriteStatus.FAILED] * 3  # no answer: failed
 
 
 def test_read_response_reads_the_layout_transaction_wrote():
@@ -424,10 +431,10 @@ def test_preview_is_what_plan_would_write(changes):
 
 def test_describe_lists_identifiers_without_text():
     rows = plan(finding(), CONTEXT).describe()
-    assert [row["kind"] for row in rows] == ["alert", "finding-note", "provenance"]
-    assert all(row["identifier"].startswith(FINDING_SYSTEM + "|") for row in rows[:2])
+    assert [row["kind"] for row in rows] == ["alert", "finding-note", "task", "provenance"]
+    assert all(row["identifier"].startswith(FINDING_SYSTEM + "|") for row in rows[:3])
     key = plan(finding(), CONTEXT).provenance_key
-    assert rows[2]["identifier"] == f"{PROVENANCE_TAG_SYSTEM}|{key}"
+    assert rows[3]["identifier"] == f"{PROVENANCE_TAG_SYSTEM}|{key}"
     assert "subpoena" not in str(rows)
 
 
@@ -448,7 +455,7 @@ def test_look_ups_name_the_patient_when_asked():
     assert "_elements" not in dict(params)  # the server checks the compartment of each
     ((_, params),) = existing_searches([("Communication", "v1")])
     assert all(name != "patient" for name, _ in params)
-    assert ("_elements", "identifier") in params
+    assert ("_elements", "identifier,sent") in params
 
 
 def test_nothing_sent_reads_as_nothing_done():

@@ -51,11 +51,11 @@ from consent_gap.writeback import (
     WriteContext,
     device_resource,
     device_search,
-    identifier_values,
     plan,
     planned_values,
     preview,
     read_response,
+    tasks,
     transaction,
     written_values,
 )
@@ -182,6 +182,7 @@ class Scanner:
         self.codes = fetch_plan.ChartCodes.from_rules(rules) if rules is not None else None
         self.progress_stream = progress_stream
         self.should_stop = should_stop or (lambda: False)
+        self._tasks_searchable = True
 
     # -- the run
 
@@ -295,8 +296,10 @@ class Scanner:
             for finding in findings:
                 summary.would_write += preview(finding, context.ruleset, present)
         else:
-            groups = [group for group in (plan(f, context, present) for f in findings)
-                      if group]
+            groups = [group for group in (
+                tasks.anchored(plan(f, context), present, context) for f in findings
+                if any(value not in present for _, value in planned_values(f, context.ruleset)))
+                if group]
             written, errors = self._write(groups, context)
         summary.disclosures += len(findings)
         summary.decisions.update(decisions)
@@ -331,18 +334,29 @@ class Scanner:
         return written, errors
 
     def _present(self, findings: list[Finding], resources: list[dict[str, Any]],
-                 context: WriteContext) -> dict[str, str]:
+                 context: WriteContext) -> dict[str, tasks.Present]:
         """Which of the findings' writes are on the server already: those the batch's fetch
         returned (our notes and drafts come with their disclosures), then one look-up per
         resource type and 200 identifiers for the rest. The real run and the dry run both
         decide from this, so the dry run lists what the real run writes."""
         wanted = [pair for finding in findings
                   for pair in planned_values(finding, context.ruleset)]
-        return written_values(wanted, self._search, identifier_values(resources))
+        return written_values(wanted, self._search, tasks.present(resources))
 
     def _search(self, rtype: str, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
-        """What the write-back's look-ups search with (the scan's page size)."""
-        return list(self.client.search(rtype, params, page_size=PAGE_SIZE))
+        """What the write-back's look-ups search with (the scan's page size). DESIGN.md
+        grants the scan system/Task.cru, no search: a refused Task look-up finds nothing and
+        the conditional create alone keeps a Task from being written twice."""
+        if rtype == "Task" and not self._tasks_searchable:
+            return []
+        try:
+            return list(self.client.search(rtype, params, page_size=PAGE_SIZE))
+        except FhirHttpError as error:
+            if rtype != "Task" or error.status != 403:
+                raise
+            self._tasks_searchable = False
+            log.info("Task search refused (HTTP 403): Tasks are written conditionally")
+            return []
 
     def _send(self, groups: list[FindingWrites], context: WriteContext) -> Counter[str]:
         bundle = transaction(groups, context)

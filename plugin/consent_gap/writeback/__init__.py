@@ -43,6 +43,8 @@ from typing import Any
 from consent_gap import RULESET, __version__
 from consent_gap.domain import ClientNotice, Decision, Documentation, Finding
 
+from . import tasks
+
 CS = "https://consent-gap.dev/fhir"
 FINDING_SYSTEM = f"{CS}/finding"
 PROVENANCE_TAG_SYSTEM = f"{CS}/provenance"
@@ -71,6 +73,7 @@ class Kind(StrEnum):
     DOCUMENTATION_DRAFT = "documentation-draft"
     NOTICE_REMINDER = "notice-reminder"
     CLIENT_NOTICE = "client-notice"  # the panel's record of a person's act (see below)
+    TASK = "task"  # the privacy office's Task (CONTRACT 7; writeback/tasks.py)
 
 
 class WritebackError(ValueError):
@@ -196,6 +199,8 @@ def kinds_for(finding: Finding) -> list[Kind]:
         kinds.append(Kind.DOCUMENTATION_DRAFT)
     if finding.client_notice == ClientNotice.MISSING:
         kinds.append(Kind.NOTICE_REMINDER)
+    if finding.decision in (Decision.UNAUTHORIZED, Decision.REVIEW):
+        kinds.append(Kind.TASK)
     return kinds
 
 
@@ -212,6 +217,7 @@ RESOURCE_TYPE = {
     Kind.DOCUMENTATION_DRAFT: "DocumentReference",
     Kind.NOTICE_REMINDER: "Communication",
     Kind.CLIENT_NOTICE: "Communication",
+    Kind.TASK: "Task",
 }
 
 
@@ -256,16 +262,18 @@ def existing_searches(
 ) -> list[tuple[str, list[tuple[str, str]]]]:
     """Searches that find which of these (resource type, identifier value) are already on
     the server, so a rerun skips them without a transaction; the conditional create stays
-    the guard. Each asks for its whole answer in one page, and for the identifiers only.
+    the guard. Each asks for its whole answer in one page, and for the identifiers and dates
+    only.
     With `patient` (``Patient/<id>``: the panel's) each names it, as a patient-scoped token's
     searches must, and asks for whole resources, which such a server checks against the
     patient's compartment (a summary without ``subject`` would be refused)."""
-    narrow = [("patient", patient)] if patient else [("_elements", "identifier")]
     values: dict[str, list[str]] = {}
     for rtype, value in wanted:
         values.setdefault(rtype, []).append(value)
     searches = []
     for rtype, wanted_values in sorted(values.items()):
+        narrow = ([("patient", patient)] if patient
+                  else [("_elements", _EXISTING_ELEMENTS.get(rtype, "identifier"))])
         for start in range(0, len(wanted_values), chunk):
             tokens = ",".join(f"{FINDING_SYSTEM}|{v}"
                               for v in wanted_values[start:start + chunk])
@@ -274,29 +282,24 @@ def existing_searches(
     return searches
 
 
-def identifier_values(resources: Iterable[dict[str, Any]]) -> dict[str, str]:
-    """The consent-gap identifier values of (our own) resources, as a search returned them,
-    each with the resource's reference (``Type/id``)."""
-    return {
-        str(identifier.get("value")): f"{resource.get('resourceType')}/{resource.get('id')}"
-        for resource in resources
-        for identifier in resource.get("identifier") or []
-        if isinstance(identifier, dict) and identifier.get("system") == FINDING_SYSTEM
-    }
+#: What a search for our own resources brings back: the identifier, and when each was written
+#: (a Task written after its alert is dated at the alert: writeback/tasks.py).
+_EXISTING_ELEMENTS = {"Communication": "identifier,sent", "DocumentReference": "identifier,date"}
 
 
 def written_values(wanted: Iterable[tuple[str, str]], search: Search,
-                   known: Mapping[str, str] | None = None,
-                   patient: str | None = None) -> dict[str, str]:
-    """Which of these (resource type, identifier value) are on the server already, with their
-    references. `known`: what was seen on the server already (in what the scan fetched), not
-    searched again; `patient`: see :func:`existing_searches`."""
+                   known: Mapping[str, tasks.Present] | None = None,
+                   patient: str | None = None) -> dict[str, tasks.Present]:
+    """Which of these (resource type, identifier value) are on the server already: identifier
+    value -> its reference and when it was written (tasks.present). `known`: what was seen on
+    the server already (in what the scan fetched: ``tasks.present(resources)``), not searched
+    again; `patient`: see :func:`existing_searches`."""
     known = known or {}
     wanted = list(wanted)
     present = {value: known[value] for _, value in wanted if value in known}
     rest = [(rtype, value) for rtype, value in wanted if value not in known]
     for rtype, params in existing_searches(rest, patient=patient):
-        present.update(identifier_values(search(rtype, params)))
+        present.update(tasks.present(search(rtype, params)))
     return present
 
 
@@ -507,16 +510,26 @@ def _located(location: str, rtype: str) -> str | None:
 # ---------------------------------------------------------------- validation
 
 def _models() -> dict[str, Any]:
+    from fhir.resources.R4B.auditevent import AuditEvent
     from fhir.resources.R4B.communication import Communication
+    from fhir.resources.R4B.consent import Consent
     from fhir.resources.R4B.device import Device
     from fhir.resources.R4B.documentreference import DocumentReference
     from fhir.resources.R4B.provenance import Provenance
+    from fhir.resources.R4B.questionnaire import Questionnaire
+    from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+    from fhir.resources.R4B.task import Task
 
     return {
+        "AuditEvent": AuditEvent,
         "Communication": Communication,
+        "Consent": Consent,
         "Device": Device,
         "DocumentReference": DocumentReference,
         "Provenance": Provenance,
+        "Task": Task,
+        "Questionnaire": Questionnaire,
+        "QuestionnaireResponse": QuestionnaireResponse,
     }
 
 
@@ -705,6 +718,7 @@ _BUILDERS = {
     Kind.FINDING_NOTE: _finding_note,
     Kind.DOCUMENTATION_DRAFT: _draft,
     Kind.NOTICE_REMINDER: _reminder,
+    Kind.TASK: lambda finding, context, device: tasks.task_resource(finding, context, device),
 }
 
 
