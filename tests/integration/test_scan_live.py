@@ -455,5 +455,12 @@ def test_an_existing_install_gets_its_tasks_dated_at_discovery(fhir_base, tmp_pa
     flagged = _check_tasks(charts, {d: stamp for d in _by_about(
         _ours(fhir_base, "Communication", charts.patients), "alert")})
     assert scanned.written["Task"] == flagged
-    assert_exactly(charts, charts.expected())
+    # every resource once, each the target of exactly one Provenance: the old transaction's
+    # over the alert and note, the new one's over the Task written later (CONTRACT 5)
+    found = charts.written()
+    wanted = {v: t for v, t in charts.expected().items() if t != "Provenance"}
+    for rtype in ("Communication", "DocumentReference", "Task"):
+        assert sorted(found[rtype]) == sorted(v for v, t in wanted.items() if t == rtype)
+    assert len(found["Provenance"]) == len(groups) + flagged
+    assert found["targeted"] == ["1"] * len(wanted)
     assert run_scan(charts.settings(tmp_path), patients=charts.patients).written == {}
