@@ -71,6 +71,7 @@ class FakeFhir:
     reject: Any = None  # callable(resource) -> str | None: the reason to reject a transaction
     calls: list[tuple[str, str]] = field(default_factory=list)
     auth_check: Any = None  # callable(headers) -> bool
+    unsearchable: tuple[str, ...] = ()  # types whose search is refused (403), as scopes do
 
     def add(self, *resources: dict) -> None:
         for resource in resources:
@@ -122,10 +123,17 @@ class FakeFhir:
 
     # -- search
     def search(self, rtype: str, params: list[tuple[str, str]]) -> tuple[int, dict, str]:
+        if rtype in self.unsearchable:
+            return self._json(403, {"resourceType": "OperationOutcome", "issue": [
+                {"severity": "error", "code": "forbidden"}]})
         values: dict[str, list[str]] = {}
         for name, value in params:
             values.setdefault(name, []).append(value)
         matches = self.of_type(rtype)
+        if "_tag" in values:
+            tokens = {tuple(t.split("|")) for t in values["_tag"][0].split(",")}
+            matches = [r for r in matches if tokens & {
+                (t.get("system"), t.get("code")) for t in r.get("meta", {}).get("tag", [])}]
         if "_id" in values:
             ids = values["_id"][0].split(",")
             matches = [r for r in matches if r["id"] in ids]
@@ -562,3 +570,22 @@ def test_unknown_jurisdiction_is_a_usage_error_before_any_request(tmp_path):
         pytest.raises(UsageError, match="unknown jurisdiction 'US-ZZ'"),
     ):
         run_scan(Settings(fhir_base=BASE, jurisdiction="US-ZZ", state_dir=tmp_path))
+
+
+def test_a_server_refusing_task_search_gets_nothing_twice_on_a_rerun(fake, store):
+    """DESIGN grants the scan system/Task.cru, no search: the Task is known to be there from
+    the Provenance of the transaction that wrote it, so a rerun sends nothing (before, it
+    sent the Task again, which matched, under a new Provenance, which did not)."""
+    fake.unsearchable = ("Task",)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
+        fake.install(mocked)
+        first, _ = scan(store, full=True)
+        count = sum(len(v) for v in fake.store.values())
+        fake.calls.clear()
+        dry, _ = scan(store, full=True, dry_run=True)
+        second, _ = scan(store, full=True)
+    assert first.status == second.status == "ok", second.errors
+    assert first.written["Task"] == 7 and first.written["Provenance"] == 7
+    assert dry.would_write == [] and second.written == {}
+    assert sum(len(v) for v in fake.store.values()) == count
+    assert ("POST", "") not in fake.calls

@@ -54,6 +54,9 @@ from consent_gap.writeback import (
     plan,
     planned_values,
     preview,
+    provenance_key,
+    provenance_searches,
+    provenance_targets,
     read_response,
     tasks,
     transaction,
@@ -341,7 +344,32 @@ class Scanner:
         decide from this, so the dry run lists what the real run writes."""
         wanted = [pair for finding in findings
                   for pair in planned_values(finding, context.ruleset)]
-        return written_values(wanted, self._search, tasks.present(resources))
+        present = written_values(wanted, self._search, tasks.present(resources))
+        if not self._tasks_searchable:
+            present.update(self._tasks_by_provenance(findings, present, context))
+        return present
+
+    def _tasks_by_provenance(self, findings: list[Finding], present: dict[str, tasks.Present],
+                             context: WriteContext) -> dict[str, tasks.Present]:
+        """With Task search refused, a finding's Task is on the server when the Provenance of
+        the transaction that wrote it is (a transaction is all or nothing): the one over the
+        finding's whole write-back, or over the Task alone (written after its alert). Else a
+        rerun would send the Task again, which matches, under a new Provenance, which would
+        not."""
+        keys: dict[str, str] = {}
+        for finding in findings:
+            values = planned_values(finding, context.ruleset)
+            task = next((v for t, v in values if t == "Task" and v not in present), None)
+            if task is not None:
+                keys[provenance_key(finding.disclosure, [v for _, v in values])] = task
+                keys[provenance_key(finding.disclosure, [task])] = task
+        found: dict[str, tasks.Present] = {}
+        for rtype, params in provenance_searches(sorted(keys)):
+            for key, targets in provenance_targets(self._search(rtype, params)).items():
+                reference = next((t for t in targets if t.startswith("Task/")), None)
+                if key in keys and reference is not None:
+                    found[keys[key]] = tasks.Present(reference, None)
+        return found
 
     def _search(self, rtype: str, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
         """What the write-back's look-ups search with (the scan's page size). DESIGN.md

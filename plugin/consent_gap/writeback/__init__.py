@@ -303,6 +303,29 @@ def written_values(wanted: Iterable[tuple[str, str]], search: Search,
     return present
 
 
+def provenance_searches(keys: Sequence[str], chunk: int = LOOKUP_CHUNK
+                        ) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Searches for our Provenances by their keys (``_tag``), 200 a search, one page each."""
+    return [("Provenance", [("_tag", ",".join(f"{PROVENANCE_TAG_SYSTEM}|{key}"
+                                              for key in keys[start:start + chunk])),
+                            ("_count", str(chunk))])
+            for start in range(0, len(keys), chunk)]
+
+
+def provenance_targets(resources: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
+    """Our Provenances as a search returned them: key -> the references it targets."""
+    out: dict[str, list[str]] = {}
+    for resource in resources:
+        if resource.get("resourceType") != "Provenance":
+            continue
+        targets = [str(t.get("reference")) for t in resource.get("target") or []
+                   if isinstance(t, dict)]
+        for tag in (resource.get("meta") or {}).get("tag") or []:
+            if isinstance(tag, dict) and tag.get("system") == PROVENANCE_TAG_SYSTEM:
+                out[str(tag.get("code"))] = targets
+    return out
+
+
 def without(group: FindingWrites, present: Container[str]) -> FindingWrites:
     """The group less the writes whose identifier is already present."""
     return replace(group, writes=tuple(w for w in group.writes if w.value not in present))
