@@ -46,7 +46,8 @@ class PurposeHierarchy:
     """v3-ActReason purposes of use: each code with itself and all its ancestors."""
 
     system: str
-    parents: Mapping[str, str]
+    parents: Mapping[str, tuple[str, ...]]  # every code, with its parents (a root: none)
+    roots: frozenset[str]
     lineage_of: Mapping[str, frozenset[str]]
 
     def lineage(self, code: str) -> frozenset[str]:
@@ -345,25 +346,42 @@ def _read(folder: Traversable, label: str, name: str) -> _Section:
 
 
 def _purposes(file: _Section) -> PurposeHierarchy:
+    """The whole v3-ActReason hierarchy: each code's parents, every chain ending at a root.
+
+    A code may have several parents (ActReason is a polyhierarchy): its lineage is itself and
+    every code above it on any path. A code that reaches no root, or a cycle, is an error."""
     meta = file.table("meta")
-    top = meta.text("top")
-    parents = file.table("parent").data
-    for code, parent in parents.items():
-        if not isinstance(parent, str) or not parent:
-            raise file.fail("the parent must be a code", f"[parent] {code}")
-        if parent != top and parent not in parents:
-            raise file.fail(f"unknown parent {parent!r}", f"[parent] {code}")
+    roots = meta.texts("roots") or frozenset()
+    raw = file.table("parent").data
+    parents: dict[str, tuple[str, ...]] = {root: () for root in roots}
+    for code, parent in raw.items():
+        listed = [parent] if isinstance(parent, str) else parent
+        if (not isinstance(listed, list) or not listed
+                or not all(isinstance(p, str) and p for p in listed)):
+            raise file.fail("the parent must be a code or a list of codes", f"[parent] {code}")
+        if code in roots:
+            raise file.fail("a root has no parent", f"[parent] {code}")
+        parents[code] = tuple(listed)
+    for code, listed in parents.items():
+        for parent in listed:
+            if parent not in parents:
+                raise file.fail(f"unknown parent {parent!r}", f"[parent] {code}")
     lineage: dict[str, frozenset[str]] = {}
+
+    def lineage_of(code: str, path: tuple[str, ...]) -> frozenset[str]:
+        found = lineage.get(code)
+        if found is not None:
+            return found
+        if code in path:
+            raise file.fail("the hierarchy has a cycle", f"[parent] {code}")
+        above = frozenset((code,)).union(
+            *(lineage_of(parent, (*path, code)) for parent in parents[code]))
+        lineage[code] = above
+        return above
+
     for code in parents:
-        seen = [code]
-        current = code
-        while parents.get(current, top) != top:
-            current = parents[current]
-            if current in seen:
-                raise file.fail("the hierarchy has a cycle", f"[parent] {code}")
-            seen.append(current)
-        lineage[code] = frozenset(seen)
-    return PurposeHierarchy(system=meta.text("system"), parents=dict(parents),
+        lineage_of(code, ())
+    return PurposeHierarchy(system=meta.text("system"), parents=parents, roots=roots,
                             lineage_of=lineage)
 
 
