@@ -109,7 +109,7 @@ def _may_sign(rules: Rules, chart: Chart, patient: str | None, majority: int, re
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Facts:
     rules: Rules
     disclosure: Disclosure
@@ -120,6 +120,7 @@ class _Facts:
     part2: bool
     adolescent: bool
     lineages: tuple[frozenset[str], ...]  # each purpose with its ancestors (checks 8, 10)
+    special: bool  # psychotherapy notes or Part 2 data (check 9)
 
 
 def context(rules: Rules, disclosure: Disclosure, chart: Chart,
@@ -130,6 +131,8 @@ def context(rules: Rules, disclosure: Disclosure, chart: Chart,
                                  frozenset().union(*(e.labels for e in entities)))
     sens = rules.sensitivity
     lineage = rules.purposes.lineage
+    notes = bool(labels) and not labels.isdisjoint(sens.psychotherapy_notes)
+    part2 = bool(labels) and not labels.isdisjoint(sens.part2)
     return _Facts(
         rules=rules,
         disclosure=disclosure,
@@ -137,10 +140,11 @@ def context(rules: Rules, disclosure: Disclosure, chart: Chart,
         majority=(jurisdiction.age_of_majority if jurisdiction is not None
                   else rules.representatives.default_age_of_majority),
         duty=jurisdiction.duty if jurisdiction is not None else "none-given",
-        psychotherapy_notes=bool(labels) and not labels.isdisjoint(sens.psychotherapy_notes),
-        part2=bool(labels) and not labels.isdisjoint(sens.part2),
+        psychotherapy_notes=notes,
+        part2=part2,
         adolescent=bool(labels) and not labels.isdisjoint(sens.adolescent),
-        lineages=tuple(lineage(p) for p in disclosure.purposes),
+        lineages=tuple([lineage(p) for p in disclosure.purposes]),
+        special=notes or part2,
     )
 
 
@@ -163,7 +167,7 @@ def speaks_for(facts: _Facts, reference: str, moment: datetime | None) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Match:
     """A provision node's constraints as the checks read them (recipient actors, ActReason
     purposes, data references), and the node itself for its periods and lists."""
@@ -176,11 +180,10 @@ class _Match:
     refs: frozenset[str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Path:
     """A permit path (1.2), with what does not depend on the disclosure worked out."""
 
-    index: int  # position among the chart's paths (the per-chart indexes use it)
     match: _Match
     start: datetime | None
     end: datetime | None
@@ -188,9 +191,11 @@ class _Path:
     signer_adolescent: str | None  # check 6 for data labelled ADOL
     denies: tuple[_Match, ...]  # check 10: the denies beneath this permit
     complete: bool  # check 11
+    lists_data: bool  # check 9: sets labels, classes, codes or data
+    by_purposes: dict[tuple[str, ...], bool]  # check 8, indexed by the disclosure's purposes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Consent:
     consent: Authorization
     candidate: bool
@@ -198,24 +203,31 @@ class _Consent:
     revoked_at: datetime | None  # inactive: when the revocation took effect
     unsigned: bool  # check 3
     no_provision: bool  # fails only check 11
-    paths: tuple[_Path, ...]
+    paths: tuple[_Path, ...] | None  # None until a disclosure reaches them (`_paths`)
     restriction: tuple[_Match, ...]  # a restriction's deny nodes (its root when a deny)
     in_force: tuple[datetime | None, datetime | None] | None  # a restriction's window
     results: dict[tuple[str | None, bool], CandidateResult]  # interned results
+    fixed: CandidateResult | None = None  # the result whatever the disclosure (checks 1-3)
+
+
+_NONE: frozenset = frozenset()
 
 
 def _match(rules: Rules, node: Provision) -> _Match:
-    roles = rules.consents.recipient_roles
-    system = rules.purposes.system
-    actors = [a for a in node.actors if not a.roles.isdisjoint(roles)]
-    return _Match(
-        node=node,
-        actor_refs=frozenset(a.reference for a in actors if a.reference is not None),
-        actor_ids=frozenset(a.identifier for a in actors if a.identifier is not None),
-        has_actors=bool(actors),
-        purposes=frozenset(code for sys, code in node.purposes if sys == system),
-        refs=frozenset(ref for _meaning, ref in node.data if ref),
-    )
+    refs = ids = purposes = data = _NONE
+    has_actors = False
+    if node.actors:
+        roles = rules.consents.recipient_roles
+        actors = [a for a in node.actors if not a.roles.isdisjoint(roles)]
+        has_actors = bool(actors)
+        refs = frozenset([a.reference for a in actors if a.reference is not None])
+        ids = frozenset([a.identifier for a in actors if a.identifier is not None])
+    if node.purposes:
+        system = rules.purposes.system
+        purposes = frozenset([code for sys, code in node.purposes if sys == system])
+    if node.data:
+        data = frozenset([ref for _meaning, ref in node.data if ref])
+    return _Match(node, refs, ids, has_actors, purposes, data)
 
 
 def _deny_nodes(node: Provision) -> list[Provision]:
@@ -298,12 +310,9 @@ def _signer(signers: tuple[bool, bool, bool | None], lists_adolescent: bool,
     return "authorizer-not-permitted"
 
 
-def prepare(rules: Rules, c: Authorization, chart: Chart | None = None,
-            majority: int | None = None, first_index: int = 0) -> _Consent:
-    """Everything about a Consent the checks need that does not depend on the disclosure."""
-    chart = chart if chart is not None else Chart(patient=None)
-    majority = majority if majority is not None else \
-        rules.representatives.default_age_of_majority
+def prepare(rules: Rules, c: Authorization) -> _Consent:
+    """Everything about a Consent that checks 1-3 and the restrictions read, whatever the
+    disclosure; its paths are prepared when a disclosure first reaches them (`_paths`)."""
     early: str | None = None
     revoked_at = None
     if not is_authorization(rules, c):
@@ -314,26 +323,11 @@ def prepare(rules: Rules, c: Authorization, chart: Chart | None = None,
             early = "authorization-revoked"
     elif c.status != "active":
         early = "authorization-not-active"
-    signers = _signers(rules, chart, majority, c)
-    adolescent = rules.sensitivity.adolescent
-    paths = []
     root = c.provision
-    for i, node in enumerate(permit_paths(root)):
-        match = _match(rules, node)
-        lists_adolescent = not node.labels.isdisjoint(adolescent)
-        beneath = _deny_nodes(node)  # a permit root: the whole tree; a nested permit: its own
-        paths.append(_Path(
-            index=first_index + i, match=match, start=node.start, end=node.end,
-            signer=_signer(signers, lists_adolescent, False),
-            signer_adolescent=_signer(signers, lists_adolescent, True),
-            denies=tuple(_match(rules, n) for n in beneath),
-            complete=_complete(rules, match)))
     restriction: tuple[_Match, ...] = ()
     in_force = None
     if (root is not None and not c.policy_rules.isdisjoint(rules.consents.restriction_policy)
             and c.status in ("active", "inactive")):
-        nodes = _deny_nodes(root) + ([root] if root.type == "deny" else [])
-        restriction = tuple(_match(rules, n) for n in nodes)
         end = root.end
         if c.status == "inactive":
             revoked = _revoked_at(c)
@@ -341,18 +335,52 @@ def prepare(rules: Rules, c: Authorization, chart: Chart | None = None,
             in_force = (root.start, end) if revoked is not None else None
         else:
             in_force = (root.start, end)
-    return _Consent(
+        nodes = _deny_nodes(root) + ([root] if root.type == "deny" else [])
+        restriction = tuple(_match(rules, n) for n in nodes) if in_force is not None else ()
+    prepared = _Consent(
         consent=c,
         candidate=not c.scopes.isdisjoint(rules.consents.scope),
         early=early,
         revoked_at=revoked_at,
         unsigned=not c.signed,
         no_provision=root is None,
-        paths=tuple(paths),
-        restriction=restriction if in_force is not None else (),
+        paths=None,
+        restriction=restriction,
         in_force=in_force if restriction else None,
         results={},
     )
+    if early is not None:
+        prepared.fixed = _result(prepared, early, False)
+    elif revoked_at is None and prepared.unsigned:
+        prepared.fixed = _result(prepared, "authorization-unsigned", False)
+    return prepared
+
+
+def _paths(facts: _Facts, prepared: _Consent) -> tuple[_Path, ...]:
+    """A candidate's permit paths, prepared once (the first time a disclosure reaches them):
+    period bounds, the signer's standing with and without ADOL data, the denies beneath each
+    permit (a permit root: the whole tree; a nested permit: its own), completeness."""
+    found = prepared.paths
+    if found is not None:
+        return found
+    rules = facts.rules
+    c = prepared.consent
+    signers = _signers(rules, facts.chart, facts.majority, c)
+    adolescent = rules.sensitivity.adolescent
+    paths = []
+    for node in permit_paths(c.provision):
+        match = _match(rules, node)
+        lists_adolescent = bool(node.labels) and not node.labels.isdisjoint(adolescent)
+        paths.append(_Path(
+            match=match, start=node.start, end=node.end,
+            signer=_signer(signers, lists_adolescent, False),
+            signer_adolescent=_signer(signers, lists_adolescent, True),
+            denies=tuple(_match(rules, n) for n in _deny_nodes(node)),
+            complete=_complete(rules, match),
+            lists_data=bool(node.labels or node.classes or node.codes or node.data),
+            by_purposes={}))
+    prepared.paths = found = tuple(paths)
+    return found
 
 
 def _signing_order(p: _Consent) -> tuple[bool, float, str]:
@@ -362,47 +390,15 @@ def _signing_order(p: _Consent) -> tuple[bool, float, str]:
 
 
 class _PreparedChart:
-    """One chart's Consents, prepared, with its indexes of checks 7 and 8 by path."""
+    """One chart's Consents, prepared: candidates in signing order, restrictions in force."""
 
-    __slots__ = ("by_purposes", "by_recipient", "candidates", "chart", "paths",
-                 "restrictions")
+    __slots__ = ("candidates", "chart", "restrictions")
 
-    def __init__(self, rules: Rules, chart: Chart, majority: int) -> None:
+    def __init__(self, rules: Rules, chart: Chart) -> None:
         self.chart = chart
-        prepared: list[_Consent] = []
-        count = 0
-        for c in chart.consents:
-            p = prepare(rules, c, chart, majority, count)
-            count += len(p.paths)
-            prepared.append(p)
+        prepared = [prepare(rules, c) for c in chart.consents]
         self.candidates = sorted((p for p in prepared if p.candidate), key=_signing_order)
         self.restrictions = [p for p in prepared if p.restriction]
-        self.paths = [path for p in self.candidates for path in p.paths]
-        self.by_recipient: dict[tuple[str | None, frozenset[str]], frozenset[int]] = {}
-        self.by_purposes: dict[tuple[str, ...], frozenset[int]] = {}
-
-    def recipient_ok(self, d: Disclosure) -> frozenset[int]:
-        """The paths whose check 7 passes for this recipient (indexed per chart)."""
-        key = (d.recipient, d.recipient_identifiers)
-        found = self.by_recipient.get(key)
-        if found is None:
-            found = frozenset(p.index for p in self.paths
-                              if not p.match.has_actors or _recipient_matches(d, p.match))
-            self.by_recipient[key] = found
-        return found
-
-    def purposes_ok(self, facts: _Facts) -> frozenset[int]:
-        """The paths whose check 8 passes for these purposes (indexed per chart)."""
-        key = facts.disclosure.purposes
-        found = self.by_purposes.get(key)
-        if found is None:
-            lineages = facts.lineages
-            found = frozenset(
-                p.index for p in self.paths
-                if not p.match.node.purposes or (lineages and all(
-                    not lineage.isdisjoint(p.match.purposes) for lineage in lineages)))
-            self.by_purposes[key] = found
-        return found
 
 
 class Prepared:
@@ -419,7 +415,7 @@ class Prepared:
         key = (id(chart), majority)
         found = self._charts.get(key)
         if found is None or found.chart is not chart:
-            found = _PreparedChart(self.rules, chart, majority)
+            found = _PreparedChart(self.rules, chart)
             self._charts[key] = found
         return found
 
@@ -482,7 +478,7 @@ def _data(facts: _Facts, c: Authorization, match: _Match) -> str | None:
                 return "data-not-covered"
             if node.data and e.reference not in match.refs:
                 return "data-not-covered"
-    if facts.psychotherapy_notes or facts.part2:
+    if facts.special:
         sens = facts.rules.sensitivity
         if facts.psychotherapy_notes and node.labels.isdisjoint(sens.psychotherapy_notes):
             return sens.psychotherapy_reason
@@ -493,16 +489,31 @@ def _data(facts: _Facts, c: Authorization, match: _Match) -> str | None:
     return None
 
 
-def _after_signer(facts: _Facts, c: Authorization, path: _Path, recipient_ok: frozenset[int],
-                  purposes_ok: frozenset[int]) -> tuple[int, str] | None:
-    """Checks 7-11 of one path, in order: the first failure, or None."""
-    if path.index not in recipient_ok:
+def _after_signer(facts: _Facts, c: Authorization, path: _Path) -> tuple[int, str] | None:
+    """Checks 7-11 of one path, in order: the first failure, or None.
+
+    Check 8 is answered once per list of purposes per path (a chart's disclosures go to few
+    recipients for few purposes); the rest is a set lookup or skipped when the path sets
+    nothing it could fail on."""
+    d = facts.disclosure
+    match = path.match
+    if match.has_actors and not (
+            d.recipient in match.actor_refs
+            or (match.actor_ids and not match.actor_ids.isdisjoint(d.recipient_identifiers))):
         return 7, "recipient-not-covered"
-    if path.index not in purposes_ok:
-        return 8, "purpose-not-covered"
-    data = _data(facts, c, path.match)
-    if data is not None:
-        return 9, data
+    if match.node.purposes:
+        key = d.purposes
+        covered = path.by_purposes.get(key)
+        if covered is None:
+            listed = match.purposes
+            covered = path.by_purposes[key] = bool(key) and all(
+                not lineage.isdisjoint(listed) for lineage in facts.lineages)
+        if not covered:
+            return 8, "purpose-not-covered"
+    if path.lists_data or facts.special:
+        data = _data(facts, c, match)
+        if data is not None:
+            return 9, data
     if path.denies and any(deny_matches(facts, deny) for deny in path.denies):
         return 10, "denied-by-provision"
     if not path.complete:
@@ -536,15 +547,17 @@ def _result(prepared: _Consent, reason: str | None, near_miss: bool) -> Candidat
     return found
 
 
-def _check(facts: _Facts, prepared: _Consent, recipient_ok: frozenset[int],
-           purposes_ok: frozenset[int]) -> CandidateResult:
+def _check(facts: _Facts, prepared: _Consent) -> CandidateResult:
     """Run the eleven checks; the reason comes from the path that got furthest (the first
     such path on a tie), and so does the near miss (1.2, the decision)."""
     occurred = facts.disclosure.occurred
     early = _before_paths(prepared, occurred)
     if early is not None:
         return _result(prepared, early, False)
-    if not prepared.paths:
+    paths = prepared.paths
+    if paths is None:
+        paths = _paths(facts, prepared)
+    if not paths:
         if prepared.no_provision:  # signed and active with no provision: check 11 only
             return _result(prepared, "authorization-incomplete", True)
         denied = prepared.consent.provision is not None and \
@@ -553,26 +566,25 @@ def _check(facts: _Facts, prepared: _Consent, recipient_ok: frozenset[int],
                        else "authorization-incomplete", False)
     c = prepared.consent
     adolescent = facts.adolescent
-    best: tuple[int, str] | None = None
-    best_near = False
-    for path in prepared.paths:
+    best, best_reason, best_near = 0, "", False
+    for path in paths:
         if path.start is not None and path.start > occurred:
-            first, near = (4, "authorization-not-yet-valid"), False
+            check, reason, near = 4, "authorization-not-yet-valid", False
         elif path.end is not None and path.end < occurred:
-            first, near = (5, "authorization-expired"), False
+            check, reason, near = 5, "authorization-expired", False
         else:
             signer = path.signer_adolescent if adolescent else path.signer
-            rest = _after_signer(facts, c, path, recipient_ok, purposes_ok)
+            rest = _after_signer(facts, c, path)
             if signer is not None:
-                first, near = (6, signer), signer == MINOR_SELF and rest is None
+                check, reason, near = 6, signer, signer == MINOR_SELF and rest is None
             elif rest is None:
                 return _result(prepared, None, False)
             else:
-                first, near = rest, rest[0] == 11
-        if best is None or first[0] > best[0]:
-            best, best_near = first, near
-    assert best is not None
-    return _result(prepared, best[1], best_near)
+                check, reason = rest
+                near = check == 11
+        if check > best:
+            best, best_reason, best_near = check, reason, near
+    return _result(prepared, best_reason, best_near)
 
 
 # --------------------------------------------------------------------------------------------
@@ -752,12 +764,8 @@ def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
     facts = context(rules, disclosure, chart, jurisdiction)
     prepared = prepared if prepared is not None else Prepared(rules)
     pc = prepared.of(chart, facts.majority)
-    if pc.candidates:
-        recipient_ok = pc.recipient_ok(disclosure)
-        purposes_ok = pc.purposes_ok(facts)
-        results = tuple(_check(facts, p, recipient_ok, purposes_ok) for p in pc.candidates)
-    else:
-        results = ()
+    results = tuple([p.fixed or _check(facts, p) for p in pc.candidates]
+                    if pc.candidates else ())
     covering = next((r for r in results if r.reason is None), None)
     if covering is not None:
         # Authorized disclosures are accountable only with Part 2 data (42 CFR 2.24).
