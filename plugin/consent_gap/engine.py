@@ -49,7 +49,7 @@ class CandidateResult:
     # own signature) or only at check 11
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
     """The decision for one disclosure, before it is worded for people."""
 
@@ -410,6 +410,7 @@ class Prepared:
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
         self._charts: dict[tuple[int, int], _PreparedChart] = {}
+        self.exceptions: dict = {}  # 1.3 verdicts by what they read (`exception_decision`)
 
     def of(self, chart: Chart, majority: int) -> _PreparedChart:
         key = (id(chart), majority)
@@ -489,51 +490,28 @@ def _data(facts: _Facts, c: Authorization, match: _Match) -> str | None:
     return None
 
 
-def _after_signer(facts: _Facts, c: Authorization, path: _Path) -> tuple[int, str] | None:
-    """Checks 7-11 of one path, in order: the first failure, or None.
+def _purposes_covered(facts: _Facts, path: _Path) -> bool:
+    """Check 8, answered once per list of purposes per path (a chart's disclosures are made
+    for a few purposes, again and again)."""
+    key = facts.disclosure.purposes
+    covered = path.by_purposes.get(key)
+    if covered is None:
+        listed = path.match.purposes
+        covered = path.by_purposes[key] = bool(key) and all(
+            not lineage.isdisjoint(listed) for lineage in facts.lineages)
+    return covered
 
-    Check 8 is answered once per list of purposes per path (a chart's disclosures go to few
-    recipients for few purposes); the rest is a set lookup or skipped when the path sets
-    nothing it could fail on."""
-    d = facts.disclosure
-    match = path.match
-    if match.has_actors and not (
-            d.recipient in match.actor_refs
-            or (match.actor_ids and not match.actor_ids.isdisjoint(d.recipient_identifiers))):
-        return 7, "recipient-not-covered"
-    if match.node.purposes:
-        key = d.purposes
-        covered = path.by_purposes.get(key)
-        if covered is None:
-            listed = match.purposes
-            covered = path.by_purposes[key] = bool(key) and all(
-                not lineage.isdisjoint(listed) for lineage in facts.lineages)
-        if not covered:
-            return 8, "purpose-not-covered"
+
+def _after_purposes(facts: _Facts, c: Authorization, path: _Path) -> tuple[int, str] | None:
+    """Checks 9-11 of one path, in order: the first failure, or None."""
     if path.lists_data or facts.special:
-        data = _data(facts, c, match)
+        data = _data(facts, c, path.match)
         if data is not None:
             return 9, data
     if path.denies and any(deny_matches(facts, deny) for deny in path.denies):
         return 10, "denied-by-provision"
     if not path.complete:
         return 11, "authorization-incomplete"
-    return None
-
-
-def _before_paths(prepared: _Consent, occurred: datetime) -> str | None:
-    """Checks 1-4 that do not depend on a path, in order: the first failure's reason.
-
-    A revocation takes effect at its instant: a disclosure at that instant is revoked."""
-    if prepared.early is not None:
-        return prepared.early
-    if prepared.revoked_at is not None and occurred >= prepared.revoked_at:
-        return "authorization-revoked"
-    if prepared.unsigned:
-        return "authorization-unsigned"
-    signed_at = prepared.consent.signed_at
-    if signed_at is None or signed_at > occurred:
-        return "authorization-not-yet-valid"
     return None
 
 
@@ -549,11 +527,19 @@ def _result(prepared: _Consent, reason: str | None, near_miss: bool) -> Candidat
 
 def _check(facts: _Facts, prepared: _Consent) -> CandidateResult:
     """Run the eleven checks; the reason comes from the path that got furthest (the first
-    such path on a tie), and so does the near miss (1.2, the decision)."""
-    occurred = facts.disclosure.occurred
-    early = _before_paths(prepared, occurred)
-    if early is not None:
-        return _result(prepared, early, False)
+    such path on a tie), and so does the near miss (1.2, the decision).
+
+    Written flat: it runs for every candidate of every decision."""
+    d = facts.disclosure
+    occurred = d.occurred
+    revoked_at = prepared.revoked_at
+    if revoked_at is not None and occurred >= revoked_at:  # revoked at its instant
+        return _result(prepared, "authorization-revoked", False)
+    if prepared.unsigned:
+        return _result(prepared, "authorization-unsigned", False)
+    signed_at = prepared.consent.signed_at
+    if signed_at is None or signed_at > occurred:
+        return _result(prepared, "authorization-not-yet-valid", False)
     paths = prepared.paths
     if paths is None:
         paths = _paths(facts, prepared)
@@ -564,8 +550,6 @@ def _check(facts: _Facts, prepared: _Consent) -> CandidateResult:
             prepared.consent.provision.type == "deny"
         return _result(prepared, "denied-by-provision" if denied
                        else "authorization-incomplete", False)
-    c = prepared.consent
-    adolescent = facts.adolescent
     best, best_reason, best_near = 0, "", False
     for path in paths:
         if path.start is not None and path.start > occurred:
@@ -573,8 +557,18 @@ def _check(facts: _Facts, prepared: _Consent) -> CandidateResult:
         elif path.end is not None and path.end < occurred:
             check, reason, near = 5, "authorization-expired", False
         else:
-            signer = path.signer_adolescent if adolescent else path.signer
-            rest = _after_signer(facts, c, path)
+            signer = path.signer_adolescent if facts.adolescent else path.signer
+            match = path.match
+            rest: tuple[int, str] | None = None
+            if match.has_actors and not (
+                    d.recipient in match.actor_refs
+                    or (match.actor_ids
+                        and not match.actor_ids.isdisjoint(d.recipient_identifiers))):
+                rest = (7, "recipient-not-covered")
+            elif match.node.purposes and not _purposes_covered(facts, path):
+                rest = (8, "purpose-not-covered")
+            elif path.lists_data or facts.special or path.denies or not path.complete:
+                rest = _after_purposes(facts, prepared.consent, path)
             if signer is not None:
                 check, reason, near = 6, signer, signer == MINOR_SELF and rest is None
             elif rest is None:
@@ -663,21 +657,36 @@ def _narrow(facts: _Facts, row: ExceptionRow, instruments: frozenset[str]) -> _V
                     (row.reason,) if row.reason else (), (row,))
 
 
-def exception_decision(facts: _Facts) -> tuple[_Verdict, list[_Verdict]]:
+_Rows = tuple[_Verdict, list[_Verdict]]
+
+
+def exception_decision(facts: _Facts, memo: dict | None = None) -> _Rows:
     """The winning verdict and every purpose's, in purpose order (1.3).
 
     The first row goes before all others; request codes count only when nothing else is
     listed; the strictest wins. Every purpose whose row won counts: the basis is the first's,
-    the decision is accountable when any winning row is, and its codes are each one's."""
+    the decision is accountable when any winning row is, and its codes are each one's.
+    `memo` keeps the purpose rows' verdicts of one run by everything they read."""
     table = facts.rules.exceptions
     instruments = _instruments(facts)
     if _recipient_may_access(facts):
-        decided = [_narrow(facts, table.access, instruments)]
-    else:
-        purposes = facts.disclosure.purposes
+        return _winner([_narrow(facts, table.access, instruments)])
+    d = facts.disclosure
+    key = (d.purposes, d.recipient_type, facts.duty, instruments, facts.psychotherapy_notes,
+           facts.part2)
+    found = memo.get(key) if memo is not None else None
+    if found is None:
+        purposes = d.purposes
         kept = [p for p in purposes if p not in table.request_codes] or list(purposes)
         rows = [row_for(facts, p, instruments) for p in kept] or [table.no_purpose]
-        decided = [_narrow(facts, row, instruments) for row in rows]
+        found = _winner([_narrow(facts, row, instruments) for row in rows])
+        if memo is not None:
+            memo[key] = found
+    return found
+
+
+def _winner(decided: list[_Verdict]) -> _Rows:
+    """The strictest verdict, every winning row counted (1.3)."""
     if len(decided) == 1:
         return decided[0], decided
     top = max(_RANK[v.decision] for v in decided)
@@ -771,7 +780,8 @@ def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
         # Authorized disclosures are accountable only with Part 2 data (42 CFR 2.24).
         verdict = _Verdict(Decision.AUTHORIZED, covering.reference, facts.part2, ())
     else:
-        verdict = _without_authorization(facts, results, pc.restrictions)
+        verdict = _without_authorization(facts, results, pc.restrictions,
+                                         prepared.exceptions)
     verdict = _unless_data_unresolved(verdict, disclosure)
     documentation, notice = documentation_and_notice(facts, verdict.decision, verdict.rows)
     return Outcome(
@@ -791,10 +801,10 @@ def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
 
 
 def _without_authorization(facts: _Facts, results: tuple[CandidateResult, ...],
-                           restrictions: list[_Consent]) -> _Verdict:
+                           restrictions: list[_Consent], memo: dict) -> _Verdict:
     """1.3 decides; then a near miss turns unauthorized into review, and a patient's
     restriction turns a treatment, payment or operations permission into unauthorized."""
-    winner, decided = exception_decision(facts)
+    winner, decided = exception_decision(facts, memo)
     if winner.decision is Decision.UNAUTHORIZED and any(r.near_miss for r in results):
         return replace(winner, decision=Decision.REVIEW, basis=None, converted="near-miss")
     if (winner.decision is Decision.PERMITTED and restrictions
@@ -811,7 +821,8 @@ def _unless_data_unresolved(verdict: _Verdict, disclosure: Disclosure) -> _Verdi
     review, keeping the accountable value of the decision it replaces."""
     if verdict.decision not in (Decision.AUTHORIZED, Decision.PERMITTED):
         return verdict
-    if disclosure.entities and not any(e.unresolved for e in disclosure.entities):
+    entities = disclosure.entities
+    if entities and not any(not e.resolved and not e.labels for e in entities):
         return verdict
     return replace(verdict, decision=Decision.REVIEW, basis=None, causes=(DATA_UNRESOLVED,),
                    converted="data-unresolved")
