@@ -134,21 +134,31 @@ class Disclosure:
     reference: str
     occurred: datetime
     patient: str | None
-    recipient: str | None  # reference "Type/id"
+    # whom the recipient names: "Type/id" of the data set (given by reference, or by an
+    # identifier that a resource of the data set carries), an absolute URL on another server
+    # (never one of the data set's resources), or None
+    recipient: str | None
     recipient_identifiers: frozenset[str] = frozenset()  # "system|value"
     purposes: tuple[str, ...] = ()  # ActReason codes, in listed order, each once
     instruments: frozenset[str] = frozenset()  # legal-instrument codes that count
     instrument_refs: tuple[str, ...] = ()  # the DocumentReferences that carry them
     entities: tuple[Entity, ...] = ()
     notify: tuple[str, ...] = ()
+    recipient_shown: str | None = None  # the recipient as written: reference, else identifier
 
     @property
     def recipient_type(self) -> str | None:
-        return self.recipient.split("/", 1)[0] if self.recipient else None
+        """The recipient's resource type (1.3 rows); none for another server's resource."""
+        recipient = self.recipient
+        if not recipient or recipient.startswith(("http://", "https://")):
+            return None
+        return recipient.split("/", 1)[0]
 
     @property
     def recipient_label(self) -> str | None:
         """What the JSON output shows as the recipient: the reference, else an identifier."""
+        if self.recipient_shown:
+            return self.recipient_shown
         if self.recipient:
             return self.recipient
         return min(self.recipient_identifiers) if self.recipient_identifiers else None

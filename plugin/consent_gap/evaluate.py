@@ -93,33 +93,40 @@ class Evaluator:
 
     rules: Rules
     place: Jurisdiction | None = None
+    base: str | None = None  # the FHIR base being read (1.1 References)
 
-    def __call__(self, data: Any) -> Report:
+    def __call__(self, data: Any, *, base: str | None = None) -> Report:
         """Decide every disclosure in `data`; runs with the cyclic collector paused."""
         with gc_paused():
-            return _evaluate(data, self.rules, self.place)
+            return _evaluate(data, self.rules, self.place, base or self.base)
 
 
-def evaluator(jurisdiction: str | None = None, *, rules: Rules | None = None) -> Evaluator:
-    """The pipeline for one run: the rules (the packaged tables by default) and the
-    jurisdiction, resolved now (InputError when the code is unknown)."""
+def evaluator(jurisdiction: str | None = None, *, rules: Rules | None = None,
+              base: str | None = None) -> Evaluator:
+    """The pipeline for one run: the rules (the packaged tables by default), the
+    jurisdiction, resolved now (InputError when the code is unknown), and the FHIR base the
+    run reads (the scan's or the panel's server; a file's Bundle names its own)."""
     rules = rules if rules is not None else load_rules()
-    return Evaluator(rules, resolve_jurisdiction(rules, jurisdiction))
+    return Evaluator(rules, resolve_jurisdiction(rules, jurisdiction), base)
 
 
-def evaluate(data: Any, jurisdiction: str | None = None, *, rules: Rules | None = None) -> Report:
+def evaluate(data: Any, jurisdiction: str | None = None, *, rules: Rules | None = None,
+             base: str | None = None) -> Report:
     """Decide every disclosure in a FHIR Bundle (any type but history) or list of resources.
 
-    Raises InputError (a ValueError) when the input is unusable as a whole; a resource that
-    cannot be read becomes a Problem and everything else is still decided. Runs with the
-    cyclic collector paused (see `gc_paused`). One call is one run: `evaluator` binds the
-    rules and jurisdiction for several.
+    `base` is the FHIR base being read (CONTRACT 1.1 References: an absolute reference on it
+    names a resource of the data set; one on another server never does); a Bundle's fullUrls
+    add their own. Raises InputError (a ValueError) when the input is unusable as a whole; a
+    resource that cannot be read becomes a Problem and everything else is still decided. Runs
+    with the cyclic collector paused (see `gc_paused`). One call is one run: `evaluator` binds
+    the rules and jurisdiction for several.
     """
-    return evaluator(jurisdiction, rules=rules)(data)
+    return evaluator(jurisdiction, rules=rules, base=base)(data)
 
 
-def _evaluate(data: Any, rules: Rules, place: Jurisdiction | None) -> Report:
-    dataset = normalize(data, rules)
+def _evaluate(data: Any, rules: Rules, place: Jurisdiction | None,
+              base: str | None = None) -> Report:
+    dataset = normalize(data, rules, base=base)
     disclosures = sorted(dataset.disclosures, key=lambda d: (d.occurred, d.reference))
     empty = Chart(patient=None)
     prepared = Prepared(rules)

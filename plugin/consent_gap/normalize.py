@@ -153,27 +153,62 @@ def _human_name(names: Any) -> str | None:
     return " ".join(parts).strip() or None
 
 
-class _References:
-    """Turns any reference form into the canonical 'Type/id' the index uses."""
+_PARTIES = frozenset({"Patient", "RelatedPerson", "Practitioner", "PractitionerRole",
+                      "Organization", "CareTeam", "Device", "Group"})
+"""Who may be named by identifier (a recipient, an actor, a signer): CONTRACT 1.1 References."""
 
-    def __init__(self) -> None:
+
+class _References:
+    """Turns any reference form into the canonical 'Type/id' of a resource of the data set,
+    as CONTRACT.md 1.1 "References" says: a relative reference (`Type/id`), a Bundle entry's
+    `fullUrl`, or an absolute URL on a FHIR base being read (`bases`: the server's, and the
+    bases of the Bundle's fullUrls). An absolute URL on any other server stays as written, so
+    it names nothing in the data set. A party given by identifier is the resource of the data
+    set that carries it (`by_identifier`; one carried by two resources names neither)."""
+
+    def __init__(self, bases: Iterable[str] = ()) -> None:
         self.alias: dict[str, str] = {}
+        self.bases: set[str] = {b.rstrip("/") for b in bases if b}
+        self.by_identifier: dict[str, str | None] = {}
+        self.identifiers_of: dict[str, list[str]] = {}
         self._cache: dict[str, str] = {}
+
+    def add_base_of(self, full_url: str, key: str) -> None:
+        """The FHIR base of an entry's fullUrl `<base>/<Type>/<id>`."""
+        if full_url.startswith(("http://", "https://")) and full_url.endswith("/" + key):
+            self.bases.add(full_url[: -len(key) - 1].rstrip("/"))
+
+    def add_identifiers(self, key: str, identifiers: Iterable[str]) -> None:
+        for identifier in identifiers:
+            self.identifiers_of.setdefault(key, []).append(identifier)
+            known = self.by_identifier.get(identifier, key)
+            self.by_identifier[identifier] = key if known == key else None
 
     def canonical(self, text: str) -> str:
         found = self._cache.get(text)
-        if found is not None:
-            return found
-        value = self.alias.get(text, text)
-        if value.count("/") != 1 or value.startswith(("http:", "https:")):
-            if "/_history/" in value:
-                value = value.split("/_history/", 1)[0]
-            parts = value.rstrip("/").split("/")
-            if len(parts) >= 2 and not value.startswith(("urn:", "#")):
-                value = f"{parts[-2]}/{parts[-1]}"
-            value = self.alias.get(value, value)
-        self._cache[text] = value
-        return value
+        if found is None:
+            found = self._cache[text] = self._resolve(text)
+        return found
+
+    def _resolve(self, text: str) -> str:
+        value = self.alias.get(text)
+        if value is not None:
+            return value
+        if "/_history/" in text:  # a versioned reference names the resource
+            text = text.split("/_history/", 1)[0]
+            value = self.alias.get(text)
+            if value is not None:
+                return value
+        if text.startswith(("http://", "https://")):
+            head, _, rid = text.rstrip("/").rpartition("/")
+            base, _, kind = head.rpartition("/")
+            if base in self.bases and kind and rid:
+                return f"{kind}/{rid}"
+            return text  # another server's: never one of the data set's resources
+        if text.startswith(("urn:", "#")) or text.count("/") == 1:
+            return text
+        parts = text.strip("/").split("/")
+        return f"{parts[-2]}/{parts[-1]}" if len(parts) >= 2 else text
 
     def of(self, reference: Any) -> str | None:
         if isinstance(reference, dict):
@@ -181,6 +216,43 @@ class _References:
             if isinstance(text, str) and text:
                 return self.canonical(text)
         return None
+
+    def who(self, reference: Any) -> str | None:
+        """A party: its reference, else the resource of the data set carrying its identifier."""
+        found = self.of(reference)
+        if found is None and isinstance(reference, dict):
+            identifier = _identifier(reference.get("identifier"))
+            if identifier is not None:
+                found = self.by_identifier.get(identifier)
+        return found
+
+
+def _party(refs: _References, who: Any) -> tuple[str | None, frozenset[str], str | None]:
+    """(whom a recipient names in the data set, the identifiers that name it, the recipient
+    as written: its reference, else its identifier). By identifier alone it is the resource
+    carrying that identifier; its own identifiers count for a match by identifier (check 7)."""
+    ref = refs.of(who)
+    identifier = _identifier(who.get("identifier")) if isinstance(who, dict) else None
+    shown = ref if ref is not None else identifier
+    if ref is None and identifier is not None:
+        ref = refs.by_identifier.get(identifier)
+    identifiers = {identifier} if identifier else set()
+    if ref is not None:
+        identifiers.update(refs.identifiers_of.get(ref, ()))
+    return ref, frozenset(identifiers), shown
+
+
+def is_foreign(reference: str) -> bool:
+    """An absolute URL left as written: another server's resource (1.1 References)."""
+    return reference.startswith(("http://", "https://"))
+
+
+def type_of(reference: str) -> str:
+    """The resource type a reference names, wherever the resource lives."""
+    if is_foreign(reference):
+        parts = reference.rstrip("/").split("/")
+        return parts[-2] if len(parts) >= 2 else ""
+    return reference.split("/", 1)[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,9 +375,9 @@ def parse_text(text: str | bytes) -> Any:
 class _Reader:
     """One pass over the resources: index, then read each kind into domain objects."""
 
-    def __init__(self, rules: Rules) -> None:
+    def __init__(self, rules: Rules, bases: Iterable[str] = ()) -> None:
         self.rules = rules
-        self.refs = _References()
+        self.refs = _References(bases)
         self.index: dict[str, dict] = {}
         self.by_type: dict[str, dict[str, dict]] = {}  # a resource listed twice counts once
         self.problems: list[Problem] = []
@@ -324,6 +396,10 @@ class _Reader:
                 key = f"{kind}/{rid}"
                 if full_url and full_url != key:
                     self.refs.alias[full_url] = key
+                    self.refs.add_base_of(full_url, key)
+                if kind in _PARTIES and "identifier" in resource:
+                    self.refs.add_identifiers(key, filter(None, map(
+                        _identifier, _list(resource.get("identifier")))))
             elif full_url:
                 key = full_url
             else:
@@ -443,7 +519,7 @@ class _Reader:
         status = resource.get("status")
         return about, Notice(
             reference=key,
-            recipients=tuple(r for r in map(self.refs.of, _list(resource.get("recipient")))
+            recipients=tuple(r for r in map(self.refs.who, _list(resource.get("recipient")))
                              if r),
             status=status if isinstance(status, str) else None,
             has_status_reason=bool(resource.get("statusReason")),
@@ -481,7 +557,7 @@ class _Reader:
             signed=signed,
             signed_at=signed_at,
             last_updated=last_updated,
-            performers=tuple(r for r in map(self.refs.of, _list(resource.get("performer")))
+            performers=tuple(r for r in map(self.refs.who, _list(resource.get("performer")))
                              if r),
             provision=provision,
             narrative=div if isinstance(div := _dict(resource.get("text")).get("div"), str)
@@ -530,7 +606,7 @@ class _Reader:
         reference = actor.get("reference")
         return Actor(
             roles=frozenset(_concept_codings(actor.get("role"))),
-            reference=self.refs.of(reference),
+            reference=self.refs.who(reference),
             identifier=_identifier(_dict(reference).get("identifier")),
         )
 
@@ -541,7 +617,7 @@ class _Reader:
         if not self.is_disclosure(resource):
             return None
         occurred = self.occurred(resource)
-        recipient, identifiers, notify = self.agents(resource)
+        (recipient, identifiers, shown), notify = self.agents(resource)
         patient, entities, instruments, instrument_refs = self.entities(resource, occurred)
         system = self.rules.purposes.system
         purposes = [code for sys, code in _concept_codings(resource.get("purposeOfEvent"))
@@ -552,6 +628,7 @@ class _Reader:
             patient=patient,
             recipient=recipient,
             recipient_identifiers=identifiers,
+            recipient_shown=shown,
             purposes=tuple(dict.fromkeys(purposes)),
             instruments=frozenset(instruments),
             instrument_refs=tuple(instrument_refs),
@@ -579,28 +656,26 @@ class _Reader:
             return parse_instant(resource["recorded"], "recorded")
         raise Unreadable("has neither period.start nor recorded")
 
-    def agents(self, resource: dict) -> tuple[str | None, frozenset[str], tuple[str, ...]]:
-        """(recipient reference, recipient identifiers, people to notify) of an AuditEvent.
+    def agents(self, resource: dict
+               ) -> tuple[tuple[str | None, frozenset[str], str | None], tuple[str, ...]]:
+        """(the recipient as `_party` reads it, people to notify) of an AuditEvent.
 
         The recipient is the first Destination Role agent that names someone."""
         codes = self.rules.disclosures
-        recipient: str | None = None
-        identifier: str | None = None
+        recipient: tuple[str | None, frozenset[str], str | None] = (None, frozenset(), None)
         notify: list[str] = []
         for agent in _list(resource.get("agent")):
             if not isinstance(agent, dict):
                 continue
             who = agent.get("who")
             ref = self.refs.of(who)
-            if (recipient is None and identifier is None
+            if (recipient[2] is None
                     and not codes.recipient_agent_type.isdisjoint(
                         _concept_codings(agent.get("type")))):
-                recipient = ref
-                identifier = _identifier(_dict(who).get("identifier"))
+                recipient = _party(self.refs, who)
             if ref is not None and ref.split("/", 1)[0] in codes.notify_types:
                 notify.append(ref)
-        identifiers = frozenset((identifier,)) if identifier else frozenset()
-        return recipient, identifiers, tuple(dict.fromkeys(notify))
+        return recipient, tuple(dict.fromkeys(notify))
 
     def entities(self, resource: dict, occurred: datetime
                  ) -> tuple[str | None, list[Entity], set[str], list[str]]:
@@ -659,7 +734,7 @@ class _Reader:
             return False
         if self.tagged(resource):
             return False
-        return not any(ref.split("/", 1)[0] in codes.notice_about_types
+        return not any(type_of(ref) in codes.notice_about_types
                        for ref in self.about(resource))
 
     def sent_disclosure(self, key: str, resource: dict) -> Disclosure:
@@ -676,8 +751,7 @@ class _Reader:
             count = "no recipient" if not recipients else f"{len(recipients)} recipients"
             raise Unreadable(f"is a disclosure Communication with {count}: "
                              "record one Communication per recipient")
-        who = recipients[0]
-        identifier = _identifier(who.get("identifier"))
+        recipient, identifiers, shown = _party(self.refs, recipients[0])
         subject = self.refs.of(resource.get("subject"))
         sender = self.refs.of(resource.get("sender"))
         notify_types = self.rules.disclosures.notify_types
@@ -689,8 +763,9 @@ class _Reader:
             reference=key,
             occurred=occurred,
             patient=subject if subject is not None and subject.startswith("Patient/") else None,
-            recipient=self.refs.of(who),
-            recipient_identifiers=frozenset((identifier,)) if identifier else frozenset(),
+            recipient=recipient,
+            recipient_identifiers=identifiers,
+            recipient_shown=shown,
             purposes=tuple(dict.fromkeys(purposes)),
             instruments=frozenset(instruments),
             instrument_refs=tuple(instrument_refs),
@@ -735,7 +810,8 @@ class _Reader:
     def entity(self, ref: str | None, entity: dict) -> Entity:
         own = frozenset(c for c in _codings(entity.get("securityLabel")) if c[0] in self.counted)
         resource = self.index.get(ref) if ref is not None else None
-        kind = ref.split("/", 1)[0] if ref is not None and "/" in ref else None
+        kind = (ref.split("/", 1)[0] if ref is not None and "/" in ref
+                and not is_foreign(ref) else None)
         if resource is None:
             classes = frozenset()
             if kind is not None:
@@ -765,10 +841,15 @@ class _Reader:
         return frozenset(labels), frozenset(classes), frozenset(codes)
 
 
-def normalize(data: Any, rules: Rules) -> Dataset:
-    """Read a Bundle (any type but history) or a list of resources into a Dataset."""
+def normalize(data: Any, rules: Rules, *, base: str | Iterable[str] | None = None) -> Dataset:
+    """Read a Bundle (any type but history) or a list of resources into a Dataset.
+
+    `base`: the FHIR base (or bases) being read, the scan's or the panel's server: an absolute
+    reference on it names a resource of the data set (1.1 References). A Bundle's fullUrls
+    add their own bases; any other server's URL never resolves."""
     items, problems = resources_of(data)
-    reader = _Reader(rules)
+    bases = [base] if isinstance(base, str) else list(base or ())
+    reader = _Reader(rules, bases)
     reader.problems.extend(problems)
     reader.add(items)
     signatures = reader.signatures()
