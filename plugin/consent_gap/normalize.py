@@ -270,31 +270,91 @@ class Dataset:
     problems: list[Problem] = field(default_factory=list)
 
 
-def resources_of(data: Any) -> tuple[list[tuple[dict, str | None]], list[Problem]]:
+PROBLEMS_LISTED = 100
+"""At most this many problems are listed; the rest are counted in one summary line."""
+EARLY_STOP = 1000
+"""Items of an array read before giving up on input in which none is a resource."""
+
+
+class Problems(list):
+    """The problems of one run, capped: the first PROBLEMS_LISTED are kept, the rest counted,
+    so a file of millions of junk items costs neither memory nor pages of output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped = 0
+
+    def append(self, problem: Problem) -> None:  # type: ignore[override]
+        if len(self) < PROBLEMS_LISTED:
+            super().append(problem)
+        else:
+            self.dropped += 1
+
+    def extend(self, problems: Iterable[Problem]) -> None:  # type: ignore[override]
+        for problem in problems:
+            self.append(problem)
+        self.dropped += getattr(problems, "dropped", 0)
+
+    def add_skipped(self, first: int, count: int, message: str) -> None:
+        """`count` items from index `first` that are not resources (one run of scalars)."""
+        room = max(0, min(count, PROBLEMS_LISTED - len(self)))
+        for i in range(first, first + room):
+            super().append(Problem(f"item {i}", message))
+        self.dropped += count - room
+
+    def listed(self) -> list[Problem]:
+        """The problems to print: the kept ones, then how many more there were."""
+        if not self.dropped:
+            return list(self)
+        return [*self, Problem("input", f"{self.dropped} more problem(s) not listed")]
+
+
+class Skipped:
+    """A run of array items that cannot be resources (numbers, true/false/null), read
+    without building them (`parse_text`): where it starts and how many items it holds."""
+
+    __slots__ = ("count", "first")
+
+    def __init__(self, first: int, count: int) -> None:
+        self.first = first
+        self.count = count
+
+
+def resources_of(data: Any) -> tuple[list[tuple[dict, str | None]], Problems]:
     """The resources (with their Bundle fullUrl) of a Bundle or a list, and the items that are
     not resources. InputError when the input is not one of these, or holds items and not one
-    of them is a resource; an empty Bundle or list is an empty data set."""
-    problems: list[Problem] = []
+    of them is a resource (read no further than EARLY_STOP items without one); an empty
+    Bundle or list is an empty data set."""
+    problems = Problems()
     out: list[tuple[dict, str | None]] = []
     if isinstance(data, dict):
         _bundle_into(data, out, problems, top=True)
     elif isinstance(data, list):
-        for i, item in enumerate(data):
-            if isinstance(item, dict) and item.get("resourceType") == "Bundle":
+        i = 0
+        for item in data:
+            if item.__class__ is Skipped:
+                problems.add_skipped(i, item.count, "is not a FHIR resource")
+                i += item.count
+            elif isinstance(item, dict) and item.get("resourceType") == "Bundle":
                 _bundle_into(item, out, problems, top=False, where=f"item {i}")
+                i += 1
             elif isinstance(item, dict) and isinstance(item.get("resourceType"), str):
                 out.append((item, None))
+                i += 1
             else:
                 problems.append(Problem(f"item {i}", "is not a FHIR resource"))
+                i += 1
+            if not out and i >= EARLY_STOP:
+                break
     else:
         raise InputError("the input is not a FHIR Bundle or a JSON array of resources")
-    if problems and not out:  # something was there, and none of it is FHIR
+    if (problems or problems.dropped) and not out:  # something was there, none of it FHIR
         first = problems[0]
         raise InputError(f"the input holds no FHIR resource ({first.resource} {first.message})")
     return out, problems
 
 
-def _bundle_into(bundle: dict, out: list, problems: list[Problem], *, top: bool,
+def _bundle_into(bundle: dict, out: list, problems: Problems, *, top: bool,
                  where: str = "") -> None:
     """Append a Bundle's resources to `out`. At the top an unusable Bundle is an InputError;
     nested in a list it is a Problem and the rest of the list is still read."""
@@ -332,16 +392,93 @@ def _bundle_into(bundle: dict, out: list, problems: list[Problem], *, top: bool,
         problems.append(Problem(f"{prefix}entry {i}", why))
 
 
+class BigNumber(str):
+    """A JSON integer of more digits than Python converts (4,300): kept as its text, since
+    no FHIR element the engine reads is such a number and printing it must not fail."""
+
+
+def _number(text: str) -> int | BigNumber:
+    return int(text) if len(text) <= 4000 else BigNumber(text)
+
+
+_SAFE = json.JSONDecoder(parse_int=_number)
+_SPACE = re.compile(r"[ \t\n\r]*")
+_SCALAR_RUN = re.compile(  # up to 1,000 scalar items with their commas, matched in C
+    r"(?:[ \t\n\r]*(?:-?[0-9][0-9.eE+-]*|true|false|null)[ \t\n\r]*,){1,1000}")
+
+
+def _loads(text: str | bytes) -> Any:
+    """json.loads, except that an integer too long to convert does not fail the input."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:
+        if "digits" not in str(exc):
+            raise
+    if isinstance(text, bytes):
+        text = text.decode("utf-8-sig")
+    return _SAFE.decode(text)
+
+
+def _array(text: str) -> list:
+    """A top-level JSON array read item by item: objects are built, runs of scalars are only
+    counted (`Skipped`), and reading stops once EARLY_STOP items hold no object, so an array of
+    millions of numbers costs neither time nor memory. JSONDecodeError as json gives it."""
+    items: list = []
+    pos = _SPACE.match(text, 1).end()
+    if text.startswith("]", pos):
+        pos += 1
+    else:
+        index = 0
+        objects = 0
+        while True:
+            run = _SCALAR_RUN.match(text, pos)
+            if run is not None:
+                count = text.count(",", pos, run.end())
+                items.append(Skipped(index, count))
+                index += count
+                pos = run.end()
+                if not objects and index >= EARLY_STOP:
+                    return items
+            value, pos = _SAFE.raw_decode(text, _SPACE.match(text, pos).end())
+            if isinstance(value, dict):
+                items.append(value)
+                objects += 1
+            else:
+                items.append(Skipped(index, 1))
+            index += 1
+            if not objects and index >= EARLY_STOP:
+                return items
+            pos = _SPACE.match(text, pos).end()
+            if text.startswith(",", pos):
+                pos += 1
+                continue
+            if text.startswith("]", pos):
+                pos += 1
+                break
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
+    if _SPACE.match(text, pos).end() != len(text):
+        raise json.JSONDecodeError("Extra data", text, pos)
+    return items
+
+
 def parse_text(text: str | bytes) -> Any:
     """JSON, or NDJSON (one resource per line); InputError, one line, when it is neither.
 
     Bytes are decoded as `json` does (UTF-8, -16 or -32, with or without a BOM). NDJSON is
     recognised by its first line being a JSON object, so a broken JSON document is reported
-    as broken JSON and a broken NDJSON line by its number."""
+    as broken JSON and a broken NDJSON line by its number. A top-level array is read item by
+    item (`_array`); an integer too long for Python is kept as text (`BigNumber`)."""
     if isinstance(text, str):
         text = text.removeprefix("\ufeff")
     try:
-        return json.loads(text)
+        head = text.lstrip()[:1]
+        if head in ("[", b"["):
+            if isinstance(text, bytes):
+                text = text.decode(json.detect_encoding(text)).removeprefix("\ufeff")
+            return _array(text.lstrip())
+        return _loads(text)
     except json.JSONDecodeError as exc:
         whole = f"the input is not JSON ({exc.msg} at line {exc.lineno})"
     except UnicodeDecodeError:
@@ -360,7 +497,7 @@ def parse_text(text: str | bytes) -> Any:
     items: list[dict] = []
     for number, line in lines:
         try:
-            item = json.loads(line)
+            item = _loads(line)
         except (json.JSONDecodeError, RecursionError) as exc:
             detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
             raise InputError(f"NDJSON line {number} is not JSON ({detail})" if items
@@ -380,7 +517,7 @@ class _Reader:
         self.refs = _References(bases)
         self.index: dict[str, dict] = {}
         self.by_type: dict[str, dict[str, dict]] = {}  # a resource listed twice counts once
-        self.problems: list[Problem] = []
+        self.problems = Problems()
         self._entity_cache: dict[str, tuple[frozenset, frozenset, frozenset]] = {}
         self._bad_dates: set[str] = set()
         self.counted = rules.sensitivity.counted_systems
@@ -882,4 +1019,4 @@ def normalize(data: Any, rules: Rules, *, base: str | Iterable[str] | None = Non
         documented=documented,
         notices=notices_by_event,
     ) for patient in patients}
-    return Dataset(disclosures=disclosures, charts=charts, problems=reader.problems)
+    return Dataset(disclosures=disclosures, charts=charts, problems=reader.problems.listed())
