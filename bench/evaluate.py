@@ -48,7 +48,8 @@ cpu = time.process_time() - started
 print(json.dumps({"cpu": cpu, "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 
-CLI = "import sys; from consent_gap.cli import main; sys.exit(main())"
+CLI = ("import sys; sys.argv[0] = \"consent-gap\"; from consent_gap.cli import main; "
+       "sys.exit(main())")  # argv[0] as the console script has it
 
 
 def measure(command: list[str], env: dict | None = None) -> tuple[float, float, bytes]:

@@ -21,9 +21,18 @@ from consent_gap.domain import Chart, Finding, Problem
 from consent_gap.engine import Prepared, decide
 from consent_gap.explain import explain
 from consent_gap.mappings import Jurisdiction, Rules, load_rules
-from consent_gap.normalize import InputError, format_instant, normalize
+from consent_gap.normalize import (
+    InputError,
+    NotPerPatient,
+    Problems,
+    format_instant,
+    index_ndjson,
+    normalize,
+    read_group,
+)
 
-__all__ = ["Evaluator", "InputError", "Report", "evaluate", "evaluator", "gc_paused"]
+__all__ = ["Evaluator", "InputError", "NotPerPatient", "Report", "by_patient", "evaluate",
+           "evaluator", "gc_paused"]
 
 
 @dataclass(frozen=True)
@@ -155,3 +164,29 @@ def _evaluate(data: Any, rules: Rules, place: Jurisdiction | None,
     return Report(findings=findings, problems=dataset.problems, ruleset=RULESET,
                   jurisdiction=place.code if place is not None else None,
                   charts=dataset.charts)
+
+
+def by_patient(handle: Any, run: Evaluator) -> Iterator[Report]:
+    """Decide an NDJSON file one patient at a time: each patient's resources (and the
+    directory resources they name) are read, decided and let go before the next, so memory
+    is bounded by the largest patient, not the file. Yields one Report per patient with that
+    patient's findings only; a run's problems are capped as one (`Problems`), each listed once.
+
+    Two passes over the file (`index_ndjson`, then `read_group` per patient); NotPerPatient
+    when the file holds Bundles (read it whole). Findings come per patient: a caller orders
+    them (section 2: by occurred, then disclosure)."""
+    index = index_ndjson(handle)
+    problems = Problems()
+    seen: set[tuple[str, str]] = set()
+    groups = sorted(index.groups, key=lambda p: (p is None, p or ""))
+    for patient in groups:
+        report = run(read_group(handle, index, patient))
+        for problem in report.problems:
+            if (problem.resource, problem.message) not in seen:
+                seen.add((problem.resource, problem.message))
+                problems.append(problem)
+        findings = [f for f in report.findings if f.patient == patient]
+        yield Report(findings=findings, problems=[], ruleset=report.ruleset,
+                     jurisdiction=report.jurisdiction)
+    yield Report(findings=[], problems=problems.listed(), ruleset=run([]).ruleset,
+                 jurisdiction=run.place.code if run.place is not None else None)

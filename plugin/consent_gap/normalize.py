@@ -39,6 +39,10 @@ class InputError(ValueError):
     """The input is not usable at all (not JSON, not FHIR, a history Bundle...): one line."""
 
 
+class NotPerPatient(ValueError):
+    """NDJSON that cannot be split by patient (it holds Bundles): read it whole instead."""
+
+
 class Unreadable(ValueError):
     """One resource cannot be read; its message becomes a Problem."""
 
@@ -1020,3 +1024,169 @@ def normalize(data: Any, rules: Rules, *, base: str | Iterable[str] | None = Non
         notices=notices_by_event,
     ) for patient in patients}
     return Dataset(disclosures=disclosures, charts=charts, problems=reader.problems.listed())
+
+
+# --------------------------------------------------------------------------------------------
+# NDJSON, one patient at a time (two passes: index, then read each patient's lines)
+# --------------------------------------------------------------------------------------------
+
+_DIRECT = ("patient", "subject", "beneficiary")  # elements that name the resource's patient
+_RAW_REFERENCE = re.compile(rb'"reference"\s*:\s*"([^"\\]*)"')
+_RAW_VALUE = re.compile(rb'"value"\s*:\s*"([^"\\]*)"')
+
+
+def _patients_named(resource: dict) -> set[str]:
+    """The Patients a resource belongs to by its own elements (the patient compartment's
+    usual links; an AuditEvent's Patient entities)."""
+    found = set()
+    if resource.get("resourceType") == "Patient" and isinstance(resource.get("id"), str):
+        found.add(f"Patient/{resource['id']}")
+    for name in _DIRECT:
+        value = resource.get(name)
+        if isinstance(value, dict) and isinstance(value.get("reference"), str):
+            ref = value["reference"].split("/_history/", 1)[0].rstrip("/").split("/")
+            if len(ref) >= 2 and ref[-2] == "Patient":
+                found.add(f"Patient/{ref[-1]}")
+    if resource.get("resourceType") == "AuditEvent":
+        for entity in _list(resource.get("entity")):
+            what = _dict(entity).get("what") if isinstance(entity, dict) else None
+            ref = _dict(what).get("reference")
+            if isinstance(ref, str) and type_of(ref) == "Patient":
+                found.add("Patient/" + ref.split("/_history/", 1)[0].rstrip("/").rsplit("/", 1)[-1])
+    return found
+
+
+def _links(resource: dict) -> tuple[list[str], list[str]]:
+    """(what it points at that belongs with it, what it belongs with): a disclosure's data and
+    instruments go with the disclosure's patient; a Provenance goes with what it targets, a
+    notice or documentation with the disclosure it is about."""
+    kind = resource.get("resourceType")
+    forward: list = []
+    backward: list = []
+    if kind == "AuditEvent":
+        forward = [_dict(_dict(e).get("what")).get("reference") for e in
+                   _list(resource.get("entity"))]
+    elif kind == "Communication":
+        forward = [_dict(_dict(p).get("contentReference")).get("reference")
+                   for p in _list(resource.get("payload"))]
+        forward += [_dict(b).get("reference") for b in _list(resource.get("basedOn"))]
+        backward = [_dict(a).get("reference") for a in _list(resource.get("about"))]
+    elif kind == "Provenance":
+        backward = [_dict(t).get("reference") for t in _list(resource.get("target"))]
+    elif kind == "DocumentReference":
+        backward = [_dict(r).get("reference") for r in
+                    _list(_dict(resource.get("context")).get("related"))]
+
+    def keys(refs: list) -> list[str]:
+        out = []
+        for ref in refs:
+            if isinstance(ref, str) and ref:
+                parts = ref.split("/_history/", 1)[0].rstrip("/").split("/")
+                if len(parts) >= 2:
+                    out.append(f"{parts[-2]}/{parts[-1]}")
+        return out
+
+    return keys(forward), keys(backward)
+
+
+@dataclass
+class NdjsonIndex:
+    """Pass 1 over an NDJSON file: the lines (byte offsets) of each patient, and the lines that
+    belong to no patient (the directory: Organizations, Practitioners...), by key."""
+
+    groups: dict[str | None, list[int]] = field(default_factory=dict)
+    shared: dict[str, int] = field(default_factory=dict)  # "Type/id" -> offset
+    shared_identifiers: dict[str, set[str]] = field(default_factory=dict)  # value -> keys
+
+
+def index_ndjson(handle: Any) -> NdjsonIndex:
+    """Read an NDJSON file (binary, seekable) once and say where each patient's resources
+    are. A line that is not JSON or not a resource is an InputError, as `parse_text` says."""
+    index = NdjsonIndex()
+    owner_of: dict[str, set[str]] = {}
+    offset_of: dict[str, int] = {}
+    referenced_by: dict[str, set[str]] = {}
+    pending: list[tuple[int, str, list[str]]] = []
+    number = 0
+    offset = handle.tell()
+    for line in iter(handle.readline, b""):
+        number += 1
+        start, offset = offset, offset + len(line)
+        if not line.strip():
+            continue
+        try:
+            resource = _loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            raise InputError(f"NDJSON line {number} is not JSON") from None
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+            raise InputError(f"NDJSON line {number} is not a FHIR resource")
+        if resource["resourceType"] == "Bundle":
+            raise NotPerPatient(f"NDJSON line {number} is a Bundle")
+        rid = resource.get("id")
+        key = f"{resource['resourceType']}/{rid}" if isinstance(rid, str) and rid else \
+            f"{resource['resourceType']}/#{number}"
+        offset_of[key] = start
+        patients = _patients_named(resource)
+        forward, backward = _links(resource)
+        for target in forward:
+            if patients:
+                referenced_by.setdefault(target, set()).update(patients)
+        if patients:
+            owner_of[key] = patients
+            for patient in patients:
+                index.groups.setdefault(patient, []).append(start)
+        elif backward:
+            pending.append((start, key, backward))
+        elif resource["resourceType"] not in _PARTIES:  # a record without a patient
+            index.groups.setdefault(None, []).append(start)
+        else:
+            index.shared[key] = start
+            for identifier in _list(resource.get("identifier")):
+                value = _dict(identifier).get("value")
+                if isinstance(value, str):
+                    index.shared_identifiers.setdefault(value, set()).add(key)
+    for start, _key, backward in pending:
+        owners = set().union(*(owner_of.get(b, ()) for b in backward))
+        if owners:
+            for patient in owners:
+                index.groups.setdefault(patient, []).append(start)
+        else:
+            index.groups.setdefault(None, []).append(start)
+    for target, patients in referenced_by.items():  # data sent in another patient's disclosure
+        start = offset_of.get(target)
+        if start is None:
+            continue
+        if target in index.shared:
+            del index.shared[target]
+            owners = set()
+        else:
+            owners = owner_of.get(target, set())
+        for patient in patients - owners:
+            index.groups.setdefault(patient, []).append(start)
+    return index
+
+
+def read_group(handle: Any, index: NdjsonIndex, patient: str | None) -> list[dict]:
+    """One patient's resources (pass 2), with the directory resources they refer to by
+    reference or by identifier value."""
+    lines = []
+    for start in sorted(set(index.groups.get(patient, ()))):
+        handle.seek(start)
+        lines.append(handle.readline())
+    wanted: set[str] = set()
+    for line in lines:
+        for match in _RAW_REFERENCE.finditer(line):
+            parts = match.group(1).decode("utf-8", "replace").split("/_history/", 1)[0]
+            parts_list = parts.rstrip("/").split("/")
+            if len(parts_list) >= 2:
+                wanted.add(f"{parts_list[-2]}/{parts_list[-1]}")
+        if index.shared_identifiers:
+            for match in _RAW_VALUE.finditer(line):
+                wanted.update(index.shared_identifiers.get(
+                    match.group(1).decode("utf-8", "replace"), ()))
+    for key in sorted(wanted):
+        start = index.shared.get(key)
+        if start is not None:
+            handle.seek(start)
+            lines.append(handle.readline())
+    return [_loads(line) for line in lines]

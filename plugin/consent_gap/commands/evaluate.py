@@ -150,6 +150,10 @@ def _run(args: argparse.Namespace) -> int:
         decide = evaluator(args.jurisdiction, rules=load_rules(args.mappings))
     except (MappingsError, InputError) as exc:
         raise UsageError(str(exc)) from None
+    if args.format == "json" and _is_ndjson(args.file):
+        streamed = _run_per_patient(args, decide)
+        if streamed is not None:
+            return streamed
     data = read_input(args.file)
     try:
         report = decide(data)
@@ -164,6 +168,97 @@ def _run(args: argparse.Namespace) -> int:
             f.decision == "unauthorized" for f in report.findings):
         return EXIT_ERRORS
     return EXIT_OK
+
+
+def _is_ndjson(name: str) -> bool:
+    """A file (not standard input) whose first non-blank line is a whole JSON object and that
+    has another line: NDJSON, which `_run_per_patient` reads one patient at a time."""
+    if name == "-":
+        return False
+    try:
+        with open(name, "rb") as handle:
+            first = b""
+            for line in handle:
+                if line.strip():
+                    first = line
+                    break
+            second = next((line for line in handle if line.strip()), None)
+    except OSError:
+        return False  # read_input says why
+    if second is None:
+        return False
+    try:
+        return isinstance(json.loads(first), dict)
+    except ValueError:
+        return False
+
+
+def _run_per_patient(args: argparse.Namespace, decide: Any) -> int | None:
+    """NDJSON decided per patient (`by_patient`): each patient's findings are written to a
+    spool file as they are decided, then copied out in contract order (section 2), so memory
+    holds one patient and a small key per finding. None when the file must be read whole."""
+    import tempfile
+
+    from consent_gap.evaluate import NotPerPatient, by_patient
+    from consent_gap.normalize import InputError
+
+    keys: list[tuple[str, str, int, int]] = []
+    unauthorized = False
+    problems: list = []
+    ruleset = ""
+    with open(args.file, "rb") as handle, tempfile.TemporaryFile() as spool:
+        try:
+            for report in by_patient(handle, decide):
+                ruleset = report.ruleset
+                problems.extend(report.problems)
+                for finding in report.findings:
+                    data = _dumps(finding.to_json(), args.pretty, indent="    ")
+                    keys.append((finding.occurred, finding.disclosure, spool.tell(), len(data)))
+                    spool.write(data)
+                    unauthorized = unauthorized or finding.decision == "unauthorized"
+        except NotPerPatient:
+            return None
+        except InputError as exc:
+            raise UsageError(f"{_shown(args.file)}: {exc}") from None
+        keys.sort()
+        _write(_assemble(ruleset, keys, spool, problems, args.pretty))
+    if args.fail_on == "unauthorized" and unauthorized:
+        return EXIT_ERRORS
+    return EXIT_OK
+
+
+def _assemble(ruleset: str, keys: list, spool: Any, problems: list, pretty: bool) -> bytes:
+    """The report of section 2 from findings spooled as JSON, in the order of `keys`."""
+    parts = []
+    for _occurred, _disclosure, start, size in keys:
+        spool.seek(start)
+        parts.append(spool.read(size))
+    problem_items = [_dumps(p.to_json(), pretty, indent="    ") for p in problems]
+    if pretty:
+        head = '{\n  "ruleset": ' + json.dumps(ruleset) + ',\n  "findings": ['
+        body = b",\n".join(parts)
+        tail = b'\n  ],\n  "problems": [' + b",\n".join(problem_items) + b"\n  ]\n}\n"
+        if parts:
+            return head.encode() + b"\n" + body + tail
+        return head.encode() + tail
+    return (b'{"ruleset":' + json.dumps(ruleset).encode() + b',"findings":['
+            + b",".join(parts) + b'],"problems":[' + b",".join(problem_items) + b"]}\n")
+
+
+def _dumps(document: dict, pretty: bool, indent: str = "") -> bytes:
+    """One JSON value as bytes (orjson when installed; lone surrogates escaped by json)."""
+    if orjson is not None:
+        try:
+            data = orjson.dumps(document, option=orjson.OPT_INDENT_2 if pretty else 0)
+        except (TypeError, orjson.JSONEncodeError):
+            data = json.dumps(document, indent=2 if pretty else None,
+                              separators=None if pretty else (",", ":")).encode("ascii")
+    else:
+        data = json.dumps(document, indent=2 if pretty else None,
+                          separators=None if pretty else (",", ":")).encode("ascii")
+    if pretty and indent:
+        data = b"\n".join(indent.encode() + line for line in data.split(b"\n"))
+    return data
 
 
 def _clip(text: str, width: int) -> str:
