@@ -15,7 +15,7 @@ reason.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 from consent_gap.domain import (
@@ -47,6 +47,13 @@ class CandidateResult:
     reason: str | None
     near_miss: bool  # on the path its reason comes from: failed only at check 6 (a minor's
     # own signature) or only at check 11
+
+    # (Consent, reason) as a Finding lists it, made once per interned result: a patient
+    # with a thousand Consents then costs no new tuple per Consent per finding
+    checked: tuple[str, str | None] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "checked", (self.reference, self.reason))
 
 
 @dataclass(slots=True)

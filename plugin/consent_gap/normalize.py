@@ -123,7 +123,8 @@ def _codings(values: Any) -> list[Coding]:
 
 
 def _concept_codings(concepts: Any) -> list[Coding]:
-    """Codings of one CodeableConcept or a list of them."""
+    """Codings of one CodeableConcept or a list of them (inlined `_add_codings`: this runs for
+    every coded element of every resource read)."""
     if concepts.__class__ is not list:
         if concepts.__class__ is not dict:
             return []
@@ -131,7 +132,17 @@ def _concept_codings(concepts: Any) -> list[Coding]:
     out: list[Coding] = []
     for concept in concepts:
         if concept.__class__ is dict:
-            _add_codings(concept.get("coding"), out)
+            values = concept.get("coding")
+            if values.__class__ is not list:
+                if values.__class__ is not dict:
+                    continue
+                values = (values,)
+            for value in values:
+                if value.__class__ is dict:
+                    system = value.get("system")
+                    code = value.get("code")
+                    if system.__class__ is str and code.__class__ is str:
+                        out.append((system, code))
     return out
 
 
@@ -177,11 +188,6 @@ class _References:
         self.identifiers_of: dict[str, list[str]] = {}
         self._cache: dict[str, str] = {}
 
-    def add_base_of(self, full_url: str, key: str) -> None:
-        """The FHIR base of an entry's fullUrl `<base>/<Type>/<id>`."""
-        if full_url.startswith(("http://", "https://")) and full_url.endswith("/" + key):
-            self.bases.add(full_url[: -len(key) - 1].rstrip("/"))
-
     def add_identifiers(self, key: str, identifiers: Iterable[str]) -> None:
         for identifier in identifiers:
             self.identifiers_of.setdefault(key, []).append(identifier)
@@ -215,10 +221,13 @@ class _References:
         return f"{parts[-2]}/{parts[-1]}" if len(parts) >= 2 else text
 
     def of(self, reference: Any) -> str | None:
-        if isinstance(reference, dict):
+        if reference.__class__ is dict:
             text = reference.get("reference")
-            if isinstance(text, str) and text:
-                return self.canonical(text)
+            if text.__class__ is str and text:
+                found = self._cache.get(text)
+                if found is None:
+                    found = self._cache[text] = self._resolve(text)
+                return found
         return None
 
     def who(self, reference: Any) -> str | None:
@@ -523,21 +532,25 @@ class _Reader:
         self.by_type: dict[str, dict[str, dict]] = {}  # a resource listed twice counts once
         self.problems = Problems()
         self._entity_cache: dict[str, tuple[frozenset, frozenset, frozenset]] = {}
-        self._bad_dates: set[str] = set()
+        self._instruments: dict[str, tuple[list[str] | None, datetime | None]] = {}
         self.counted = rules.sensitivity.counted_systems
         self.own_tag = rules.disclosures.own_tag
 
     # ---- indexing -------------------------------------------------------------------------
 
     def add(self, items: Iterable[tuple[dict, str | None]]) -> None:
+        alias = self.refs.alias
+        bases = self.refs.bases
         for position, (resource, full_url) in enumerate(items):
             kind = resource["resourceType"]
             rid = resource.get("id")
-            if isinstance(rid, str) and rid:
-                key = f"{kind}/{rid}"
+            if rid.__class__ is str and rid:
+                key = kind + "/" + rid
                 if full_url and full_url != key:
-                    self.refs.alias[full_url] = key
-                    self.refs.add_base_of(full_url, key)
+                    alias[full_url] = key
+                    if (full_url.startswith(("http://", "https://"))
+                            and full_url.endswith("/" + key)):
+                        bases.add(full_url[: -len(key) - 1].rstrip("/"))
                 if kind in _PARTIES and "identifier" in resource:
                     self.refs.add_identifiers(key, filter(None, map(
                         _identifier, _list(resource.get("identifier")))))
@@ -842,25 +855,30 @@ class _Reader:
 
     def instrument(self, ref: str, occurred: datetime) -> list[str] | None:
         """Legal-instrument codes of a dated DocumentReference not after the disclosure."""
+        found = self._instruments.get(ref)
+        if found is None:
+            found = self._instruments[ref] = self._instrument(ref)
+        codes, dated = found
+        return codes if dated is not None and dated <= occurred else None
+
+    def _instrument(self, ref: str) -> tuple[list[str] | None, datetime | None]:
+        """(legal-instrument codes, date) of a DocumentReference, read once per run."""
         if not ref.startswith("DocumentReference/"):
-            return None
+            return None, None
         resource = self.index.get(ref)
         if resource is None:
-            return None
+            return None, None
         system = self.rules.instruments.system
         known = self.rules.instruments.codes
-        found = [code for sys, code in _concept_codings(resource.get("type"))
+        codes = [code for sys, code in _concept_codings(resource.get("type"))
                  if sys == system and code in known]
-        if not found or resource.get("date") is None:
-            return None
+        if not codes or resource.get("date") is None:
+            return None, None
         try:
-            dated = parse_instant(resource["date"], "date")
+            return codes, parse_instant(resource["date"], "date")
         except Unreadable as exc:
-            if ref not in self._bad_dates:
-                self._bad_dates.add(ref)
-                self.problem(ref, str(exc))
-            return None
-        return found if dated <= occurred else None
+            self.problem(ref, str(exc))
+            return None, None
 
     # ---- Communication sent out (1.1, "A disclosure may also be a Communication") -----------
 
