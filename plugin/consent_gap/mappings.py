@@ -49,6 +49,7 @@ class PurposeHierarchy:
     parents: Mapping[str, tuple[str, ...]]  # every code, with its parents (a root: none)
     roots: frozenset[str]
     lineage_of: Mapping[str, frozenset[str]]
+    displays: Mapping[str, str] = field(default_factory=dict)  # THO's display, for people
 
     def lineage(self, code: str) -> frozenset[str]:
         """The code and every code above it (an unknown code is only itself)."""
@@ -381,8 +382,10 @@ def _purposes(file: _Section) -> PurposeHierarchy:
 
     for code in parents:
         lineage_of(code, ())
+    displays = {code: text for code, text in file.data.get("display", {}).items()
+                if isinstance(text, str)}
     return PurposeHierarchy(system=meta.text("system"), parents=parents, roots=roots,
-                            lineage_of=lineage)
+                            lineage_of=lineage, displays=displays)
 
 
 def _row(table: _Section, purposes: PurposeHierarchy, instruments: LegalInstruments, *,
