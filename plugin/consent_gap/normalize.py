@@ -885,11 +885,13 @@ class _Reader:
         resource = self.index.get(ref)
         if resource is None:
             return None, None
+        if resource.get("date") is None:
+            return None, None
         system = self.rules.instruments.system
         known = self.rules.instruments.codes
-        codes = [code for sys, code in _concept_codings(resource.get("type"))
+        codes = [code for sys, code in self.described(ref, resource)[1]  # the type's codings
                  if sys == system and code in known]
-        if not codes or resource.get("date") is None:
+        if not codes:
             return None, None
         try:
             return codes, parse_instant(resource["date"], "date")
@@ -994,13 +996,16 @@ class _Reader:
                 classes = frozenset(((self.rules.consents.resource_type_system, kind),))
             return Entity(reference=ref, resource_type=kind, resolved=False, labels=own,
                           classes=classes)
-        cached = self._entity_cache.get(ref)
-        if cached is None:
-            cached = self.describe(resource)
-            self._entity_cache[ref] = cached
-        labels, classes, codes = cached
+        labels, classes, codes = self.described(ref, resource)
         return Entity(reference=ref, resource_type=resource["resourceType"], resolved=True,
                       labels=labels | own if own else labels, classes=classes, codes=codes)
+
+    def described(self, ref: str, resource: dict) -> tuple[frozenset, frozenset, frozenset]:
+        """`describe`, once per resource per run (an entity, a legal instrument)."""
+        found = self._entity_cache.get(ref)
+        if found is None:
+            found = self._entity_cache[ref] = self.describe(resource)
+        return found
 
     def describe(self, resource: dict) -> tuple[frozenset, frozenset, frozenset]:
         """(counted labels, classes, codes) of a resource in the data set."""
