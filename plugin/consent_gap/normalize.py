@@ -493,6 +493,15 @@ def _array(text: str) -> list:
     return items
 
 
+def _starts_an_array(text: str | bytes) -> bool:
+    """The first character that is not white space is `[` (UTF-16/32 input: json decides)."""
+    for char in text[:4096]:
+        if char in (" ", "\t", "\n", "\r", 32, 9, 10, 13):
+            continue
+        return char in ("[", 91)
+    return False
+
+
 def parse_text(text: str | bytes) -> Any:
     """JSON, or NDJSON (one resource per line); InputError, one line, when it is neither.
 
@@ -503,8 +512,7 @@ def parse_text(text: str | bytes) -> Any:
     if isinstance(text, str):
         text = text.removeprefix("\ufeff")
     try:
-        head = text.lstrip()[:1]
-        if head in ("[", b"["):
+        if _starts_an_array(text):
             if isinstance(text, bytes):
                 text = text.decode(json.detect_encoding(text)).removeprefix("\ufeff")
             return _array(text.lstrip())

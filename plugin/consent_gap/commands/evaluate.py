@@ -86,9 +86,11 @@ def run(args: argparse.Namespace) -> int:
     would only cost time (about a tenth of a run) for memory the system takes back anyway."""
     from consent_gap.evaluate import gc_paused
 
+    kept: list = []  # the input and the report, let go only after the exit decision
     with gc_paused():
-        code = _run(args)
+        code = _run(args, kept)
         _exit_now(code)
+        kept.clear()
     return code
 
 
@@ -141,7 +143,7 @@ def dump_report(report: Any, *, pretty: bool = False) -> bytes:
         return (text + "\n").encode("ascii")
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, kept: list) -> int:
     from consent_gap.evaluate import evaluator
     from consent_gap.mappings import MappingsError, load_rules
     from consent_gap.normalize import InputError
@@ -155,10 +157,12 @@ def _run(args: argparse.Namespace) -> int:
         if streamed is not None:
             return streamed
     data = read_input(args.file)
+    kept.append(data)
     try:
         report = decide(data)
     except InputError as exc:
         raise UsageError(f"{_shown(args.file)}: {exc}") from None
+    kept.append(report)
     if args.format == "text":
         out = render_text(report).encode("utf-8", "backslashreplace")
     else:
