@@ -249,6 +249,19 @@ def _deny_nodes(node: Provision) -> list[Provision]:
     return out
 
 
+def denies_of(rules: Rules, consent: Authorization) -> tuple[_Match, ...]:
+    """Every deny of a Consent as check 10 matches it: its deny nodes, and a restriction's
+    root when that is a deny (a proposal's draftability, CONTRACT 6.2)."""
+    root = consent.provision
+    if root is None:
+        return ()
+    nodes = _deny_nodes(root)
+    if root.type == "deny" and not consent.policy_rules.isdisjoint(
+            rules.consents.restriction_policy):
+        nodes.append(root)
+    return tuple(_match(rules, node) for node in nodes)
+
+
 def permit_paths(root: Provision | None) -> list[Provision]:
     """The root when it is a permit (nested permits add nothing), else each nested permit."""
     if root is None:
@@ -849,7 +862,23 @@ def _reasons(decision: Decision, causes: tuple[str, ...],
     return tuple(ordered)
 
 
-__all__ = ["DATA_UNRESOLVED", "NO_AUTHORIZATION", "CandidateResult", "Outcome",
-           "Prepared", "age_on", "context", "decide", "deny_matches",
-           "documentation_and_notice", "exception_decision", "is_authorization",
-           "permit_paths", "prepare", "restricted", "row_for", "speaks_for"]
+__all__ = [
+    "DATA_UNRESOLVED",
+    "NO_AUTHORIZATION",
+    "CandidateResult",
+    "Outcome",
+    "Prepared",
+    "age_on",
+    "context",
+    "decide",
+    "denies_of",
+    "deny_matches",
+    "documentation_and_notice",
+    "exception_decision",
+    "is_authorization",
+    "permit_paths",
+    "prepare",
+    "restricted",
+    "row_for",
+    "speaks_for",
+]
