@@ -795,15 +795,24 @@ def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
     pc = prepared.of(chart, facts.majority)
     results = tuple([p.fixed or _check(facts, p) for p in pc.candidates]
                     if pc.candidates else ())
-    covering = next((r for r in results if r.reason is None), None)
+    covering = None
+    for result in results:
+        if result.reason is None:
+            covering = result
+            break
     if covering is not None:
         # Authorized disclosures are accountable only with Part 2 data (42 CFR 2.24).
         verdict = _Verdict(Decision.AUTHORIZED, covering.reference, facts.part2, ())
     else:
         verdict = _without_authorization(facts, results, pc.restrictions,
                                          prepared.exceptions)
-    verdict = _unless_data_unresolved(verdict, disclosure)
-    documentation, notice = documentation_and_notice(facts, verdict.decision, verdict.rows)
+    if verdict.decision is Decision.AUTHORIZED or verdict.decision is Decision.PERMITTED:
+        verdict = _unless_data_unresolved(verdict, disclosure)
+    if verdict.decision is Decision.REQUIRED or verdict.decision is Decision.PERMITTED:
+        documentation, notice = documentation_and_notice(facts, verdict.decision,
+                                                         verdict.rows)
+    else:
+        documentation, notice = Documentation.NOT_REQUIRED, ClientNotice.NOT_REQUIRED
     return Outcome(
         decision=verdict.decision,
         basis=verdict.basis,
