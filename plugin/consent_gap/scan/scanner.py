@@ -142,10 +142,10 @@ class ScanSummary:
 DecideBatch = Callable[[list[dict[str, Any]]], Any]
 
 
-def _default_evaluator(jurisdiction: str | None) -> DecideBatch:
+def _default_evaluator(jurisdiction: str | None, base: str) -> DecideBatch:
     from consent_gap.evaluate import evaluator
 
-    return evaluator(jurisdiction)
+    return evaluator(jurisdiction, base=base)
 
 
 def _batches(items: Sequence[str], size: int) -> Iterator[list[str]]:
@@ -173,7 +173,7 @@ class Scanner:
         self.options = options
         self.privacy_officer = privacy_officer
         self.organization = organization
-        self.evaluate = evaluator or _default_evaluator(options.jurisdiction)
+        self.evaluate = evaluator or _default_evaluator(options.jurisdiction, options.fhir_base)
         rules = getattr(self.evaluate, "rules", None)
         self.codes = fetch_plan.ChartCodes.from_rules(rules) if rules is not None else None
         self.progress_stream = progress_stream

@@ -53,7 +53,7 @@ def _accounting(launch: Launch, as_of: datetime, summarized: bool) -> core.Accou
         collect(found, chart.resources)
         fetch_named(client, found, extra=[config.organization], patient_id=patient)
     resources = list(found.values())
-    report = evaluate(resources, config.jurisdiction, rules=rules)
+    report = evaluate(resources, config.jurisdiction, rules=rules, base=launch.iss)
     log.info("accounting for launch %s: %d resources", launch.lid, len(resources))
     return core.account(resources, report, rules, patient_ref, as_of,
                         summarized=summarized, organization=config.organization)

@@ -344,7 +344,7 @@ def patient_view():
             return _error(502, "fhir-error", "The EHR's record could not be read.")
     from consent_gap.evaluate import evaluate
 
-    report = evaluate(resources, config.jurisdiction, rules=rules)
+    report = evaluate(resources, config.jurisdiction, rules=rules, base=call.fhir_server)
     mine = [f for f in report.findings if f.patient == f"Patient/{call.patient_id}"]
     card = card_for(mine, f"{config.public_url.rstrip('/')}/launch")
     log.info("cds patient-view from %s for Patient/%s: %s, %d resources, %d findings, %s, "

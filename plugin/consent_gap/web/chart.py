@@ -89,7 +89,7 @@ def _decide(client: FhirClient, launch: Launch, jurisdiction: str | None,
     with client:
         chart = fetch_chart(client, launch.patient or "", rules=rules)
     fetched = time.perf_counter()
-    report = evaluate(chart.resources, jurisdiction, rules=rules)
+    report = evaluate(chart.resources, jurisdiction, rules=rules, base=launch.iss)
     log.info(
         "chart for launch %s: %d resources, %d findings, fetch %.0f ms, decide %.0f ms",
         launch.lid, len(chart.resources), len(report.findings),

@@ -173,7 +173,7 @@ def decide_proposal(launch: Launch, data: Any, client: FhirClient, *,
         raise Refused(400, "no-patient", "patient: the launch has no patient")
     try:
         proposal = read_proposal(data, rules, now=_now(), patient=launch.patient_ref)
-        decide = evaluator(_config().jurisdiction, rules=rules)
+        decide = evaluator(_config().jurisdiction, rules=rules, base=launch.iss)
         opened = None if fresh else _opened().take(launch.lid)
         resources = _chart(client, launch, audit_event(proposal, recorded=proposal.at), opened)
         if opened is not None:  # the next check of this page may use it too, while fresh

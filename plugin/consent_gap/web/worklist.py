@@ -316,7 +316,8 @@ def _chart_report(client: Any, patient: str | None) -> tuple[list[dict[str, Any]
 
         rules = load_rules(config.mappings)
     chart = fetch_chart(client, patient.split("/", 1)[1], rules=rules)
-    return chart.resources, evaluate(chart.resources, config.jurisdiction, rules=rules)
+    return chart.resources, evaluate(chart.resources, config.jurisdiction, rules=rules,
+                                     base=getattr(client, "base", None))
 
 
 def _finding_of(report: Any, disclosure: str | None) -> Any | None:
