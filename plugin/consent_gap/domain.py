@@ -238,3 +238,63 @@ class Chart:
     representatives: dict[str, Representative] = field(default_factory=dict)
     documented: frozenset[str] = frozenset()  # disclosure refs with valid documentation
     notices: dict[str, tuple[Notice, ...]] = field(default_factory=dict)  # by disclosure ref
+
+
+# ------------------------------------------------------------------------------------------
+# The codes of the guide and the privacy office (CONTRACT.md 6.2, 6.4, 7, 7.1). Their words
+# are in consent_gap.wording, which refuses to load when one has none.
+# ------------------------------------------------------------------------------------------
+
+
+class Step(StrEnum):
+    """What to do before or after a disclosure (CONTRACT.md 6.2)."""
+
+    DISCLOSE_WITHIN_AUTHORIZATION = "disclose-within-authorization"
+    RECORD_DISCLOSURE = "record-disclosure"
+    MINIMUM_NECESSARY = "minimum-necessary"
+    INFORM_CLIENT = "inform-client"
+    DOCUMENT = "document"
+    NOTIFY_WHO_CAN_PREVENT_HARM = "notify-who-can-prevent-harm"
+    WARN_INTENDED_VICTIM = "warn-intended-victim"
+    NOTIFY_LAW_ENFORCEMENT = "notify-law-enforcement"
+    REPORT_TO_PROTECTIVE_SERVICES = "report-to-protective-services"
+    DISCLOSE_ONLY_WHAT_THE_ORDER_NAMES = "disclose-only-what-the-order-names"
+    DO_NOT_DISCLOSE = "do-not-disclose"
+    CONSULT_LEGAL_COUNSEL = "consult-legal-counsel"
+    ASSERT_PRIVILEGE = "assert-privilege"
+    OBTAIN_AUTHORIZATION = "obtain-authorization"
+    CONSULT_BEFORE_DISCLOSING = "consult-before-disclosing"
+    DOCUMENT_AND_MONITOR = "document-and-monitor"
+
+
+class Scenario(StrEnum):
+    """The seed's scenarios (CONTRACT.md 6.4)."""
+
+    SUICIDAL_IDEATION_NO_PLAN = "suicidal-ideation-no-plan"
+    SUICIDE_RISK_IMMINENT = "suicide-risk-imminent"
+    THREAT_TO_PERSON = "threat-to-person"
+    CHILD_ABUSE = "child-abuse"
+    ELDER_OR_DEPENDENT_ADULT_ABUSE = "elder-or-dependent-adult-abuse"
+    SUBPOENA = "subpoena"
+    COURT_ORDER = "court-order"
+    CLIENT_REQUEST = "client-request"
+    EMERGENCY = "emergency"
+    TREATMENT_COORDINATION = "treatment-coordination"
+    BILLING = "billing"
+    CONSULTATION_OR_SUPERVISION = "consultation-or-supervision"
+
+
+class Disposition(StrEnum):
+    """How the privacy office closes a finding's Task (CONTRACT.md 7)."""
+
+    AUTHORIZATION_ON_FILE = "authorization-on-file"
+    DOCUMENTATION_COMPLETED = "documentation-completed"
+    NOT_A_DISCLOSURE = "not-a-disclosure"
+    BREACH_ASSESSMENT = "breach-assessment"
+
+
+class Conclusion(StrEnum):
+    """The outcome of a breach risk assessment (CONTRACT.md 7.1)."""
+
+    LOW_PROBABILITY = "low-probability"
+    BREACH = "breach"

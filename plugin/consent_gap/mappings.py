@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 from typing import Any
 
+from consent_gap import wording
 from consent_gap.domain import REASON_CODES, Coding, Decision
 
 ENV_FOLDER = "CONSENT_GAP_MAPPINGS"
@@ -606,7 +607,7 @@ def _load_cached(key: str, traversable: Traversable | None) -> Rules:
         table = _read(sub, f"{label}/jurisdictions", name)
         tables[f"jurisdictions/{name}"] = table
         _jurisdictions(table, jurisdictions)
-    return Rules(
+    rules = Rules(
         folder=key,
         purposes=purposes,
         exceptions=_exceptions(tables["exceptions.toml"], purposes, instruments),
@@ -619,3 +620,8 @@ def _load_cached(key: str, traversable: Traversable | None) -> Rules:
         sources={name: (t.data["meta"]["source"], t.data["meta"]["date"])
                  for name, t in tables.items()},
     )
+    # Complete by construction: a code the tables use that has no words stops the start.
+    unworded = wording.unworded(rules)
+    if unworded:
+        raise MappingsError(f"{label}/{unworded[0]} (add it to consent_gap.wording)")
+    return rules

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from consent_gap import wording
 from consent_gap.evaluate import evaluate
 from consent_gap.web.config import WebConfig
 from consent_gap.web.context import Launch
@@ -35,7 +36,7 @@ def test_revoked_consent_is_a_revoked_bar_ending_at_its_revocation():
     assert item.finding.decision == "review"
     assert [g.reason for g in item.consents] == ["authorization-revoked"]
     assert item.reasons[0].code == "family-involvement-review"
-    assert item.reasons[0].text == "family involvement needs review"
+    assert item.reasons[0].text == wording.reason("family-involvement-review")
     assert not item.can_alert  # no privacy officer configured
     counts = {c.decision: c.n for c in view.counts}
     assert counts == {"unauthorized": 0, "review": 1, "required": 0, "permitted": 0,
@@ -66,7 +67,7 @@ def test_reasons_group_consents_in_first_seen_order():
                        ("Consent/c", "authorization-expired")))
     assert [(g.reason, g.refs) for g in groups] == [
         ("authorization-expired", ("Consent/a", "Consent/c")), ("", ("Consent/b",))]
-    assert groups[1].label == "covers it"
+    assert groups[1].label == "it covers the disclosure"
 
 
 def test_timeline_marks_match_the_findings_in_order():

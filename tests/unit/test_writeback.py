@@ -243,7 +243,7 @@ def test_draft_holds_the_five_elements_and_marks_what_to_complete():
     assert text.count(TO_COMPLETE) >= 5
     assert "THREAT" in text and "duty-to-warn-or-protect" in text
     assert "Organization/police-1" in text
-    assert "client was informed" in text
+    assert "the client was told" in text
     assert "DocumentReference/subpoena-1" in text
 
 

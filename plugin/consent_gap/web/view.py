@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from consent_gap import RULESET
+from consent_gap import RULESET, wording
 from consent_gap.domain import (
     Authorization,
     ClientNotice,
@@ -22,38 +22,11 @@ from consent_gap.domain import (
     Problem,
 )
 from consent_gap.evaluate import Report
+from consent_gap.wording import notes
 
 from .config import WebConfig
 from .context import Launch
 from .timeline import DECISION_ORDER, STYLES, DecisionStyle, Span, Timeline, layout
-
-REASON_TEXT = {
-    "no-authorization": "no signed authorization on file",
-    "not-an-authorization": "the Consent is not a disclosure authorization",
-    "authorization-not-active": "the authorization was not active",
-    "authorization-revoked": "the authorization had been revoked",
-    "authorization-unsigned": "the authorization is not signed",
-    "authorization-not-yet-valid": "the authorization was not yet valid",
-    "authorization-expired": "the authorization had expired",
-    "authorizer-not-permitted": "the signer could not authorize for this client",
-    "minor-self-authorization": "a minor signed alone",
-    "recipient-not-covered": "the recipient is not named",
-    "purpose-not-covered": "the purpose is not covered",
-    "data-not-covered": "the information disclosed is not covered",
-    "psychotherapy-notes-need-specific-authorization":
-        "psychotherapy notes need their own authorization",
-    "part2-consent-required": "substance-use (Part 2) records need a Part 2 consent",
-    "denied-by-provision": "the authorization explicitly denies this",
-    "authorization-incomplete": "the authorization lacks a required element",
-    "restricted-by-patient": "the client restricted this disclosure",
-    "data-unresolved": "what was disclosed cannot be determined",
-    "subpoena-without-court-order": "a subpoena alone does not permit disclosure",
-    "legal-review-needed": "needs legal review",
-    "family-involvement-review": "family involvement needs review",
-    "recipient-not-a-provider": "the recipient is not a care provider",
-    "purpose-unmapped": "the purpose is not one the rules know",
-    "purpose-missing": "no purpose was recorded",
-}
 
 
 @dataclass(frozen=True)
@@ -167,7 +140,7 @@ def _grouped(checked: tuple[tuple[str, str | None], ...]) -> tuple[ConsentsCheck
     for ref, reason in checked:
         groups.setdefault(reason or "", []).append(ref)
     return tuple(
-        ConsentsChecked(reason, REASON_TEXT.get(reason, reason) if reason else "covers it",
+        ConsentsChecked(reason, wording.reason(reason) if reason else notes.CONSENT_COVERS,
                         tuple(refs))
         for reason, refs in groups.items()
     )
@@ -194,7 +167,7 @@ def _finding_view(index: int, finding: Finding, officer: bool) -> FindingView:
         style=STYLES[decision],
         occurred=finding.occurred.replace("T", " ").replace("Z", " UTC"),
         purposes=", ".join(finding.purposes) or "none recorded",
-        reasons=tuple(Reason(code, REASON_TEXT.get(code, "")) for code in finding.reasons),
+        reasons=tuple(Reason(code, wording.reason(code)) for code in finding.reasons),
         consents=_grouped(finding.consents_checked),
         consents_total=len(finding.consents_checked),
         can_draft=finding.documentation == Documentation.MISSING,

@@ -1,0 +1,392 @@
+"""Every word the product says about a code: one home, complete by construction.
+
+A reason, a basis, a rule of CONTRACT 1.3, a decision, a step of the guide (CONTRACT 6.2), a
+scenario (6.4), a disposition or conclusion of the privacy office (7) is a code everywhere
+else; here, and only here, it becomes plain words for a clinician or a privacy officer. The
+prose of the notes the product writes into the chart lives beside it, in `wording.notes`.
+
+Why one home: the same reason used to be worded three times, differently, and a code without
+wording showed as an empty line. Now a code without wording stops the program at start:
+
+- importing this module checks that every code the product defines (CONTRACT 3's reason codes,
+  the decisions, 1.4 states, steps, scenarios, dispositions, conclusions) has its words
+  (`WordingError`);
+- loading the rule tables (`mappings.load_rules`, which every command, the scan and the app
+  call before they serve anything) checks every basis, reason and rule id the tables use
+  (`unworded(rules)`), and refuses the tables with the file and the entry named.
+
+So a lookup below never falls back to the bare code: an unknown code raises `WordingError`
+(a bug, or tables that bypassed the loader).
+
+API (all pure, all str unless said):
+    reason(code)                        "the authorization had expired"
+    basis(code)                         "it was for payment (45 CFR 164.506)"
+    rule(rule_id)                       "HLEGAL with a subpoena only": a 1.3 row of exceptions.toml
+    decision(code)                      "Needs review" (a label)
+    documentation(state)                "a note documenting it is missing" (1.4)
+    client_notice(state)                "the client has not been told" (1.4)
+    step(code, jurisdiction_note=None)  one plain sentence of what to do (6.2); the note names
+                                        the state's rule for warn-intended-victim and
+                                        notify-law-enforcement
+    scenario(code) -> ScenarioWords     label and the recipients the panel suggests (6.4)
+    disposition(code) -> DispositionWords  label and what choosing it does (7)
+    conclusion(code)                    the label of a breach assessment's conclusion (7.1)
+    unworded(rules) -> list[str]        'exceptions.toml: row "x": basis "y" has no wording'
+The code sets themselves (which steps, scenarios, dispositions exist) are `domain`'s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from consent_gap.domain import (
+    REASON_CODES,
+    ClientNotice,
+    Conclusion,
+    Decision,
+    Disposition,
+    Documentation,
+    Scenario,
+    Step,
+)
+
+if TYPE_CHECKING:
+    from consent_gap.mappings import Rules
+
+
+class WordingError(LookupError):
+    """A code has no wording: a bug, refused at start (see the module docstring)."""
+
+
+# ---------------------------------------------------------------- reasons (CONTRACT 3)
+
+#: One plain phrase per reason code; it reads after "because" and as a line of its own.
+REASONS: dict[str, str] = {
+    "no-authorization": "the client has no authorization on file",
+    "not-an-authorization": "the Consent on file is not an authorization to disclose",
+    "authorization-not-active": "the authorization was not active",
+    "authorization-revoked": "the authorization had been revoked",
+    "authorization-unsigned": "the authorization has no recorded signature",
+    "authorization-not-yet-valid": "the authorization was not yet signed or in effect",
+    "authorization-expired": "the authorization had expired",
+    "authorizer-not-permitted": "the person who signed may not authorize for this client",
+    "minor-self-authorization": "the client signed alone as a minor",
+    "recipient-not-covered": "the authorization does not name this recipient",
+    "purpose-not-covered": "the authorization does not cover this purpose",
+    "data-not-covered": "the authorization does not cover the information sent",
+    "psychotherapy-notes-need-specific-authorization":
+        "psychotherapy notes need an authorization that names them",
+    "part2-consent-required": "substance use records under 42 CFR Part 2 need a Part 2 consent",
+    "denied-by-provision": "the authorization excludes this disclosure",
+    "authorization-incomplete": "the authorization lacks a recipient, purpose or expiry the "
+                                "record can check",
+    "restricted-by-patient": "the client restricted this disclosure (45 CFR 164.522)",
+    "data-unresolved": "the record does not show what information was sent",
+    "subpoena-without-court-order": "a subpoena alone does not permit disclosure without a "
+                                    "court order",
+    "legal-review-needed": "a legal request needs review by counsel",
+    "family-involvement-review": "sharing with family or supporters needs the client's "
+                                 "agreement to be confirmed",
+    "recipient-not-a-provider": "treatment disclosures are permitted only to providers",
+    "purpose-unmapped": "its purpose has no rule",
+    "purpose-missing": "no purpose was recorded",
+}
+
+# ---------------------------------------------------------------- bases (CONTRACT 1.3)
+
+#: The legal basis of a permitted or required decision, as a clause after "but it ...: ".
+BASES: dict[str, str] = {
+    "hipaa-164.524-access": "it went to the client or the client's personal representative "
+                            "(HIPAA right of access, 45 CFR 164.524)",
+    "hipaa-164.506-treatment": "it went to a provider for treatment or care coordination "
+                               "(45 CFR 164.506)",
+    "hipaa-164.506-payment": "it was for payment (45 CFR 164.506)",
+    "hipaa-164.506-operations": "it was for health care operations (45 CFR 164.506)",
+    "hipaa-164.506-emergency-treatment": "it was for emergency treatment",
+    "duty-to-warn-or-protect": "state law imposes a duty to warn or protect against a "
+                               "threat of violence",
+    "hipaa-164.512(j)-serious-threat": "it was made to prevent a serious and imminent threat "
+                                       "(45 CFR 164.512(j))",
+    "abuse-report": "it was a mandated abuse or neglect report",
+    "hipaa-164.512(e)-court-order": "a court order or warrant compelled it "
+                                    "(45 CFR 164.512(e))",
+}
+
+#: The rows of CONTRACT 1.3 by their id in exceptions.toml: what a privacy officer reads when
+#: tracing which rule decided a finding.
+RULE_ROWS: dict[str, str] = {
+    "access": "to the client, or to a personal representative who may sign for the client "
+              "(45 CFR 164.524)",
+    "treatment": "treatment or care coordination, to a provider (45 CFR 164.506)",
+    "treatment-other-recipient": "treatment or care coordination, to someone who is not a "
+                                 "provider",
+    "payment": "payment (45 CFR 164.506)",
+    "operations": "health care operations or training (45 CFR 164.506)",
+    "emergency-treatment": "emergency treatment (45 CFR 164.506)",
+    "duty-to-warn-or-protect": "a threat of violence, in a state whose duty to warn or protect "
+                               "is mandatory",
+    "serious-threat": "a serious and imminent threat, where the state's duty is not mandatory "
+                      "(45 CFR 164.512(j))",
+    "abuse-report": "a mandated abuse or neglect report (45 CFR 164.512(b), (c))",
+    "court-order": "a legal request with a court order or warrant (45 CFR 164.512(e))",
+    "subpoena-with-assurance": "a legal request with a subpoena and a satisfactory assurance",
+    "administrative-request": "a legal request by administrative process",
+    "subpoena-only": "a legal request with a subpoena only",
+    "legal-no-instrument": "a legal request with no order, warrant or subpoena on file",
+    "government": "a request by a government agency",
+    "family-involvement": "a disclosure to family, supporters or a power of attorney at "
+                          "someone's request",
+    "patient-request": "a disclosure the client asked for, which needs the client's signed "
+                       "authorization",
+    "purpose-unmapped": "a purpose the rules do not list",
+    "purpose-missing": "no purpose recorded",
+}
+
+# ---------------------------------------------------------------- decisions and 1.4 states
+
+DECISIONS: dict[str, str] = {
+    Decision.AUTHORIZED: "Authorized",
+    Decision.PERMITTED: "Permitted (exception)",
+    Decision.REQUIRED: "Required by law",
+    Decision.UNAUTHORIZED: "Unauthorized",
+    Decision.REVIEW: "Needs review",
+}
+
+DOCUMENTATION: dict[str, str] = {
+    Documentation.PRESENT: "the decision is documented",
+    Documentation.MISSING: "a note documenting it is missing",
+    Documentation.NOT_REQUIRED: "no documentation is due",
+}
+
+CLIENT_NOTICE: dict[str, str] = {
+    ClientNotice.SENT: "the client was told",
+    ClientNotice.WITHHELD: "telling the client was withheld with a reason",
+    ClientNotice.MISSING: "the client has not been told",
+    ClientNotice.NOT_REQUIRED: "no client notice is due",
+}
+
+# ---------------------------------------------------------------- steps (CONTRACT 6.2)
+
+#: What to do, one plain sentence each (the seed's flowchart and its ETHIC model).
+STEPS: dict[str, str] = {
+    Step.DISCLOSE_WITHIN_AUTHORIZATION:
+        "Disclose only to the recipient, for the purpose and the information the signed "
+        "authorization names, and only while it is in effect.",
+    Step.RECORD_DISCLOSURE:
+        "Record the disclosure in the chart: who received what, when, and why.",
+    Step.MINIMUM_NECESSARY:
+        "Share only the minimum necessary: dates of service, diagnosis and codes for billing, "
+        "what the recipient needs for their task; never psychotherapy notes.",
+    Step.INFORM_CLIENT:
+        "Tell the client about the disclosure and why it was made, if it is safe and possible; "
+        "if it is not, record why.",
+    Step.DOCUMENT:
+        "Document it thoroughly: the nature of the threat or situation, who was informed and "
+        "why, how the client responded, any supporting evidence or consultations, and the "
+        "steps taken to minimise harm.",
+    Step.NOTIFY_WHO_CAN_PREVENT_HARM:
+        "Tell only those who can prevent or lessen the threat (the person at risk, police, a "
+        "crisis team, family involved in care), and only what they need to act.",
+    Step.WARN_INTENDED_VICTIM:
+        "Warn the intended victim of the threat, or take the protective steps your state's law "
+        "allows in place of a warning.",
+    Step.NOTIFY_LAW_ENFORCEMENT:
+        "Notify the police where the threat is to a person you can name, as your state's duty "
+        "to warn or protect requires.",
+    Step.REPORT_TO_PROTECTIVE_SERVICES:
+        "Report the suspected abuse or neglect to child or adult protective services as a "
+        "mandated reporter, whoever the perpetrator is.",
+    Step.DISCLOSE_ONLY_WHAT_THE_ORDER_NAMES:
+        "Disclose only what the court order or warrant names, to whom it names, and keep a "
+        "copy of the order with the record.",
+    Step.DO_NOT_DISCLOSE:
+        "Do not disclose: nothing in the record permits it.",
+    Step.CONSULT_LEGAL_COUNSEL:
+        "Consult legal counsel before answering the subpoena.",
+    Step.ASSERT_PRIVILEGE:
+        "Assert privilege on the client's behalf and ask for a court order before releasing "
+        "anything.",
+    Step.OBTAIN_AUTHORIZATION:
+        "Ask the client to sign an authorization that names the recipient, the purpose, the "
+        "information and an expiry date.",
+    Step.CONSULT_BEFORE_DISCLOSING:
+        "Consult your supervisor, the privacy officer or counsel before disclosing: the rules "
+        "do not settle this case.",
+    Step.DOCUMENT_AND_MONITOR:
+        "Nothing is to be disclosed: document the risk assessment and the safety plan, and "
+        "monitor at each session.",
+}
+
+#: The steps that name the jurisdiction's rule (its note in jurisdictions/*.toml) when given.
+JURISDICTION_STEPS = frozenset({Step.WARN_INTENDED_VICTIM, Step.NOTIFY_LAW_ENFORCEMENT})
+
+# ---------------------------------------------------------------- scenarios (CONTRACT 6.4)
+
+
+@dataclass(frozen=True)
+class ScenarioWords:
+    label: str
+    recipients: str  # whom the panel suggests, in words ("" when none)
+
+
+SCENARIOS: dict[str, ScenarioWords] = {
+    Scenario.SUICIDAL_IDEATION_NO_PLAN: ScenarioWords(
+        "Suicidal thoughts, no plan", ""),
+    Scenario.SUICIDE_RISK_IMMINENT: ScenarioWords(
+        "Suicide plan, imminent risk", "police, crisis services, family involved in care"),
+    Scenario.THREAT_TO_PERSON: ScenarioWords(
+        "Threat to a specific person", "the intended victim, police"),
+    Scenario.CHILD_ABUSE: ScenarioWords(
+        "Child abuse", "child protective services"),
+    Scenario.ELDER_OR_DEPENDENT_ADULT_ABUSE: ScenarioWords(
+        "Elder or dependent adult abuse", "adult protective services"),
+    Scenario.SUBPOENA: ScenarioWords(
+        "Subpoena", "the requesting party"),
+    Scenario.COURT_ORDER: ScenarioWords(
+        "Court order", "the court or the party named"),
+    Scenario.CLIENT_REQUEST: ScenarioWords(
+        "The client asks for a disclosure", "whom the client names"),
+    Scenario.EMERGENCY: ScenarioWords(
+        "Emergency", "emergency personnel"),
+    Scenario.TREATMENT_COORDINATION: ScenarioWords(
+        "Treatment coordination", "the client's other providers"),
+    Scenario.BILLING: ScenarioWords(
+        "Insurance and billing", "the payer"),
+    Scenario.CONSULTATION_OR_SUPERVISION: ScenarioWords(
+        "Consultation or supervision", "the supervisor or consultant"),
+}
+
+# ---------------------------------------------------------------- the privacy office (7)
+
+
+@dataclass(frozen=True)
+class DispositionWords:
+    label: str
+    effect: str  # what choosing it does, for the officer
+
+
+DISPOSITIONS: dict[str, DispositionWords] = {
+    Disposition.AUTHORIZATION_ON_FILE: DispositionWords(
+        "A signed authorization is on file",
+        "Attach the authorization kept outside the record; the task completes when the "
+        "re-check no longer flags the disclosure."),
+    Disposition.DOCUMENTATION_COMPLETED: DispositionWords(
+        "The documentation is completed",
+        "The task completes when the re-check finds the documentation in the chart."),
+    Disposition.NOT_A_DISCLOSURE: DispositionWords(
+        "This was not a disclosure",
+        "The task completes; say why in the note."),
+    Disposition.BREACH_ASSESSMENT: DispositionWords(
+        "Assess the breach risk",
+        "The task is in progress until the four-factor assessment (45 CFR 164.402) is "
+        "concluded."),
+}
+
+CONCLUSIONS: dict[str, str] = {
+    Conclusion.LOW_PROBABILITY: "Low probability that the information was compromised: "
+                                "not a breach",
+    Conclusion.BREACH: "A breach: notify the client (45 CFR 164.404)",
+}
+
+# ---------------------------------------------------------------- lookups
+
+
+def _look(table: dict, code: str | None, what: str):
+    try:
+        return table[code]
+    except KeyError:
+        raise WordingError(f"{what} {code!r} has no wording") from None
+
+
+def reason(code: str) -> str:
+    return _look(REASONS, code, "reason")
+
+
+def basis(code: str) -> str:
+    return _look(BASES, code, "basis")
+
+
+def rule(rule_id: str) -> str:
+    return _look(RULE_ROWS, rule_id, "rule")
+
+
+def decision(code: str) -> str:
+    return _look(DECISIONS, code, "decision")
+
+
+def documentation(state: str) -> str:
+    return _look(DOCUMENTATION, state, "documentation state")
+
+
+def client_notice(state: str) -> str:
+    return _look(CLIENT_NOTICE, state, "client notice state")
+
+
+def step(code: str, jurisdiction_note: str | None = None) -> str:
+    """The step's sentence; for the steps of a duty to warn, the state's rule follows it."""
+    text = _look(STEPS, code, "step")
+    if jurisdiction_note and code in JURISDICTION_STEPS:
+        text = f"{text} Your state's rule: {jurisdiction_note.strip()}"
+    return text
+
+
+def scenario(code: str) -> ScenarioWords:
+    return _look(SCENARIOS, code, "scenario")
+
+
+def disposition(code: str) -> DispositionWords:
+    return _look(DISPOSITIONS, code, "disposition")
+
+
+def conclusion(code: str) -> str:
+    return _look(CONCLUSIONS, code, "conclusion")
+
+
+# ---------------------------------------------------------------- completeness
+
+
+def _missing(table: dict, codes, what: str) -> list[str]:
+    return [f"{what} {str(code)!r}" for code in sorted(map(str, codes)) if code not in table]
+
+
+def _check_own() -> None:
+    """Every code the product itself defines has its words (run at import)."""
+    missing = (
+        _missing(REASONS, REASON_CODES, "reason")
+        + _missing(DECISIONS, Decision, "decision")
+        + _missing(DOCUMENTATION, Documentation, "documentation state")
+        + _missing(CLIENT_NOTICE, ClientNotice, "client notice state")
+        + _missing(STEPS, Step, "step")
+        + _missing(SCENARIOS, Scenario, "scenario")
+        + _missing(DISPOSITIONS, Disposition, "disposition")
+        + _missing(CONCLUSIONS, Conclusion, "conclusion")
+    )
+    if missing:
+        raise WordingError(f"no wording for {', '.join(missing)} (consent_gap.wording)")
+
+
+def unworded(rules: Rules) -> list[str]:
+    """What the rule tables use that has no wording, each as 'file: entry: what'; empty when
+    everything is worded. The loader refuses tables for which this is not empty."""
+    table = rules.exceptions
+    out: list[str] = []
+    for row in (table.access, *table.rows, table.other_purpose, table.no_purpose):
+        where = f"exceptions.toml: row {row.id!r}"
+        if row.id not in RULE_ROWS:
+            out.append(f"{where}: rule id {row.id!r} has no wording")
+        if row.basis is not None and row.basis not in BASES:
+            out.append(f"{where}: basis {row.basis!r} has no wording")
+        if row.reason is not None and row.reason not in REASONS:
+            out.append(f"{where}: reason {row.reason!r} has no wording")
+    for where, code in (
+        ("sensitivity.toml: [psychotherapy_notes]", rules.sensitivity.psychotherapy_reason),
+        ("sensitivity.toml: [part2]", rules.sensitivity.part2_reason),
+        ("consents.toml: [restriction]", rules.consents.restriction_reason),
+    ):
+        if code not in REASONS:
+            out.append(f"{where}: reason {code!r} has no wording")
+    return out
+
+
+_check_own()
