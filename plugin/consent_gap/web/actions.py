@@ -11,16 +11,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from flask import Blueprint, current_app, redirect, request, url_for
+from flask import Blueprint, request
 
 from consent_gap import writeback
 from consent_gap.domain import Finding
 from consent_gap.fhir import FhirError
 
+from . import services
 from .chart import client_for, load_report
-from .config import WebConfig
 from .context import Launch
-from .panel import add_notice, with_launch
+from .pages import add_notice, with_launch
+from .pages import back_to_panel as _back
+from .view import NO_WRITE_SCOPE, Action, permitted_actions
 
 bp = Blueprint("actions", __name__, url_prefix="/panel/<lid>")
 log = logging.getLogger(__name__)
@@ -34,15 +36,6 @@ KIND_TEXT = {
 }
 
 
-def _config() -> WebConfig:
-    return current_app.extensions["consent_gap"]
-
-
-def _back(launch: Launch, anchor: str | None = None):
-    target = url_for("panel.show", lid=launch.lid)
-    return redirect(target + (f"#{anchor}" if anchor else ""), code=303)
-
-
 def _finding(launch: Launch) -> tuple[int, Finding] | None:
     disclosure = (request.form.get("disclosure") or "").strip()
     _, report = load_report(launch)
@@ -53,7 +46,7 @@ def _finding(launch: Launch) -> tuple[int, Finding] | None:
 
 
 def _context() -> writeback.WriteContext:
-    config = _config()
+    config = services.config()
     return writeback.WriteContext(privacy_officer=config.privacy_officer,
                                   organization=config.organization)
 
@@ -97,6 +90,17 @@ def _line(result: writeback.WriteResult, label: str | None) -> str:
     return f"The {what} was already in the chart ({where})."
 
 
+def _not_granted(launch: Launch, action: Action):
+    """The panel's answer when the launch's scopes do not allow ``action`` (the button is
+    hidden then; a hand-made POST gets this and writes nothing); None when they do."""
+    if action in permitted_actions(launch.scopes):
+        return None
+    log.warning("panel action %s refused for launch %s: not in the granted scopes", action,
+                launch.lid)
+    add_notice(launch.lid, "error", NO_WRITE_SCOPE)
+    return _back(launch)
+
+
 def _act(launch: Launch, kinds: tuple[writeback.Kind, ...], nothing: str):
     found = _finding(launch)
     if found is None:
@@ -117,6 +121,8 @@ def _act(launch: Launch, kinds: tuple[writeback.Kind, ...], nothing: str):
 @bp.post("/draft-note")
 @with_launch
 def draft_note(launch: Launch):
+    if (refused := _not_granted(launch, Action.DRAFT_NOTE)) is not None:
+        return refused
     return _act(launch, (writeback.Kind.DOCUMENTATION_DRAFT,),
                 "Documentation is not missing for this disclosure; nothing was written.")
 
@@ -124,7 +130,9 @@ def draft_note(launch: Launch):
 @bp.post("/notify-officer")
 @with_launch
 def notify_officer(launch: Launch):
-    if not _config().privacy_officer:
+    if (refused := _not_granted(launch, Action.NOTIFY_OFFICER)) is not None:
+        return refused
+    if not services.config().privacy_officer:
         add_notice(launch.lid, "error",
                    "No privacy officer is configured (CONSENT_GAP_PRIVACY_OFFICER).")
         return _back(launch)
@@ -135,6 +143,8 @@ def notify_officer(launch: Launch):
 @bp.post("/client-notice")
 @with_launch
 def client_notice(launch: Launch):
+    if (refused := _not_granted(launch, Action.CLIENT_NOTICE)) is not None:
+        return refused
     outcome = request.form.get("outcome")
     reason = (request.form.get("reason") or "").strip()
     if outcome not in ("sent", "withheld"):

@@ -6,7 +6,9 @@ import logging
 from functools import cache
 from pathlib import Path
 
-from flask import Blueprint, current_app, jsonify, render_template
+from flask import Blueprint, jsonify, render_template
+
+from . import services
 
 bp = Blueprint("meta", __name__)
 log = logging.getLogger(__name__)
@@ -14,7 +16,7 @@ log = logging.getLogger(__name__)
 
 @bp.get("/")
 def start():
-    config = current_app.extensions["consent_gap"]
+    config = services.config()
     return render_template("start.html", issuers=config.allowed_issuers)
 
 
@@ -28,7 +30,7 @@ def healthz():
 @bp.get("/.well-known/jwks.json")
 def jwks():
     """The public half of the backend-services key, for EHRs that fetch JWKS by URL."""
-    config = current_app.extensions["consent_gap"]
+    config = services.config()
     body = _public_jwks(str(config.private_key)) if config.private_key else {"keys": []}
     response = jsonify(body)
     response.headers["Cache-Control"] = "public, max-age=300"

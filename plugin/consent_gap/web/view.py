@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
-from consent_gap import RULESET, wording
+from consent_gap import RULESET, wording, writeback
 from consent_gap.domain import (
     Authorization,
     ClientNotice,
@@ -22,11 +24,40 @@ from consent_gap.domain import (
     Problem,
 )
 from consent_gap.evaluate import Report
+from consent_gap.smart.scopes import may_create
 from consent_gap.wording import notes
 
 from .config import WebConfig
 from .context import Launch
 from .timeline import DECISION_ORDER, STYLES, DecisionStyle, Span, Timeline, layout
+
+
+class Action(StrEnum):
+    """The panel's buttons (each a POST route of web/actions.py)."""
+
+    DRAFT_NOTE = "draft-note"
+    CLIENT_NOTICE = "client-notice"
+    NOTIFY_OFFICER = "notify-officer"
+
+
+#: What each button writes.
+ACTION_KINDS: dict[Action, tuple[writeback.Kind, ...]] = {
+    Action.DRAFT_NOTE: (writeback.Kind.DOCUMENTATION_DRAFT,),
+    Action.CLIENT_NOTICE: (writeback.Kind.CLIENT_NOTICE,),
+    Action.NOTIFY_OFFICER: (writeback.Kind.ALERT, writeback.Kind.FINDING_NOTE),
+}
+
+#: Shown when the token's scopes hide a button the chart would otherwise offer.
+NO_WRITE_SCOPE = ("This sign-in does not let consent-gap write to the chart, so its actions are "
+                  "hidden. Ask your EHR administrator to grant the app's write scopes.")
+
+
+def permitted_actions(granted: Iterable[str]) -> frozenset[Action]:
+    """The buttons whose writes the granted scopes allow (the app creates the resources, their
+    Provenance and, inline, its Device): a button the EHR would refuse is never shown."""
+    scopes = tuple(granted)
+    return frozenset(action for action, kinds in ACTION_KINDS.items()
+                     if may_create(scopes, writeback.created_types(kinds)))
 
 
 @dataclass(frozen=True)
@@ -103,6 +134,7 @@ class PanelView:
     problems: tuple[Problem, ...]
     jurisdiction: str | None
     ruleset: str
+    write_note: str | None = None  # NO_WRITE_SCOPE when the scopes hid an action
 
 
 def counts(findings: list[Finding]) -> tuple[Count, ...]:
@@ -158,7 +190,21 @@ def authorization_rows(spans: list[Span],
     )
 
 
-def _finding_view(index: int, finding: Finding, officer: bool) -> FindingView:
+def called_for(finding: Finding, officer: bool) -> frozenset[Action]:
+    """The buttons a finding calls for, whatever the scopes: a draft where documentation is
+    missing, a notice record where the client notice is, an alert for a flagged disclosure
+    when there is a privacy officer to alert."""
+    wanted = set()
+    if finding.documentation == Documentation.MISSING:
+        wanted.add(Action.DRAFT_NOTE)
+    if finding.client_notice == ClientNotice.MISSING:
+        wanted.add(Action.CLIENT_NOTICE)
+    if officer and finding.decision in (Decision.UNAUTHORIZED, Decision.REVIEW):
+        wanted.add(Action.NOTIFY_OFFICER)
+    return frozenset(wanted)
+
+
+def _finding_view(index: int, finding: Finding, actions: frozenset[Action]) -> FindingView:
     decision = Decision(finding.decision)
     return FindingView(
         index=index,
@@ -170,9 +216,9 @@ def _finding_view(index: int, finding: Finding, officer: bool) -> FindingView:
         reasons=tuple(Reason(code, wording.reason(code)) for code in finding.reasons),
         consents=_grouped(finding.consents_checked),
         consents_total=len(finding.consents_checked),
-        can_draft=finding.documentation == Documentation.MISSING,
-        can_notice=finding.client_notice == ClientNotice.MISSING,
-        can_alert=officer and decision in (Decision.UNAUTHORIZED, Decision.REVIEW),
+        can_draft=Action.DRAFT_NOTE in actions,
+        can_notice=Action.CLIENT_NOTICE in actions,
+        can_alert=Action.NOTIFY_OFFICER in actions,
     )
 
 
@@ -184,6 +230,9 @@ def build_view(launch: Launch, report: Report, config: WebConfig) -> PanelView:
     summaries = consent_summaries(authorizations)
     spans = spans_of(authorizations, summaries)
     findings = list(report.findings)
+    allowed = permitted_actions(launch.scopes)
+    wanted = [called_for(f, bool(config.privacy_officer)) for f in findings]
+    hidden = any(actions - allowed for actions in wanted)
     return PanelView(
         lid=launch.lid,
         patient=patient_ref,
@@ -192,13 +241,13 @@ def build_view(launch: Launch, report: Report, config: WebConfig) -> PanelView:
         counts=counts(findings),
         timeline=layout(findings, spans),
         authorizations=authorization_rows(spans, summaries),
-        findings=tuple(
-            _finding_view(i, f, bool(config.privacy_officer))
-            for i, f in enumerate(findings, start=1)
-        ),
+        findings=tuple(_finding_view(i, f, actions & allowed)
+                       for i, (f, actions) in enumerate(zip(findings, wanted, strict=True),
+                                                        start=1)),
         problems=tuple(report.problems),
         jurisdiction=config.jurisdiction,
         ruleset=RULESET,
+        write_note=NO_WRITE_SCOPE if hidden else None,
     )
 
 

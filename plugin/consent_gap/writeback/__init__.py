@@ -175,6 +175,14 @@ RESOURCE_TYPE = {
 }
 
 
+def created_types(kinds: Iterable[Kind], *, inline_device: bool = True) -> frozenset[str]:
+    """The resource types a transaction writing ``kinds`` creates: each kind's, its
+    Provenance, and the app's Device when it is created inline (no ``WriteContext.device``).
+    What a token's scopes must allow creating before the app offers the write."""
+    types = {RESOURCE_TYPE[kind] for kind in kinds} | {"Provenance"}
+    return frozenset(types | ({"Device"} if inline_device else set()))
+
+
 def preview(finding: Finding, ruleset: str = RULESET) -> list[dict[str, str]]:
     """What :func:`plan` would write for this finding (the rows of ``FindingWrites.describe``)
     without building or validating the resources: for dry runs, where nothing is sent and
