@@ -5,9 +5,10 @@ reads transaction responses; sending them is the caller's business (scan.py, the
 
 Why it looks like this:
 - Every resource written carries an identifier ``https://consent-gap.dev/fhir/finding|<value>``
-  whose value is a hash of the disclosure, the kind of resource, the decision and the ruleset,
-  and is created with ``ifNoneExist`` on it: a rerun, or a resumed scan, matches what is there
-  and writes nothing; a decision that changes gets new resources; nothing is ever updated.
+  whose value is a hash of the disclosure, the kind of resource and the decision only (not the
+  ruleset, the time or the configuration), and is created with ``ifNoneExist`` on it: a rerun,
+  a resumed scan or a new release of the rules matches what is there and writes nothing; a
+  decision that changes gets new resources; nothing is ever updated.
 - R4 ``Provenance`` has no ``identifier`` element, so its deterministic key is a ``meta.tag``
   ``https://consent-gap.dev/fhir/provenance|<value>`` and its conditional create searches
   ``_tag``. It targets its resource through the transaction's ``urn:uuid`` fullUrl (a uuid5 of
@@ -159,9 +160,12 @@ def kinds_for(finding: Finding) -> list[Kind]:
     return kinds
 
 
-def identifier_value(finding: Finding, kind: Kind, ruleset: str = RULESET) -> str:
-    """Deterministic: the same disclosure, kind, decision and ruleset give the same value."""
-    key = "\n".join((finding.disclosure, str(kind), str(finding.decision), ruleset))
+def identifier_value(finding: Finding, kind: Kind) -> str:
+    """Deterministic from the disclosure, the kind and the decision only (CONTRACT 5). Not
+    the ruleset: a new release of the rules re-alerts only the findings whose decision
+    changed. This formula is part of every identifier already written: changing it re-alerts
+    every finding once."""
+    key = "\n".join((finding.disclosure, str(kind), str(finding.decision)))
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
@@ -183,16 +187,17 @@ def created_types(kinds: Iterable[Kind], *, inline_device: bool = True) -> froze
     return frozenset(types | ({"Device"} if inline_device else set()))
 
 
-def preview(finding: Finding, ruleset: str = RULESET) -> list[dict[str, str]]:
+def preview(finding: Finding, ruleset: str | None = None) -> list[dict[str, str]]:
     """What :func:`plan` would write for this finding (the rows of ``FindingWrites.describe``)
     without building or validating the resources: for dry runs, where nothing is sent and
-    building every note would cost more than fetching the charts."""
+    building every note would cost more than fetching the charts. ``ruleset`` is accepted for
+    the scan's call and changes nothing: no identifier depends on it (CONTRACT 5)."""
     return [
         {
             "disclosure": finding.disclosure,
             "kind": str(kind),
             "resourceType": RESOURCE_TYPE[kind],
-            "identifier": f"{FINDING_SYSTEM}|{identifier_value(finding, kind, ruleset)}",
+            "identifier": f"{FINDING_SYSTEM}|{identifier_value(finding, kind)}",
         }
         for kind in kinds_for(finding)
     ]
@@ -240,7 +245,7 @@ def plan(finding: Finding, context: WriteContext) -> FindingWrites:
     device = context.device or urn(f"{DEVICE_SYSTEM}|{DEVICE_VALUE}")
     writes = []
     for kind in kinds_for(finding):
-        value = identifier_value(finding, kind, context.ruleset)
+        value = identifier_value(finding, kind)
         resource = _BUILDERS[kind](finding, context, device)
         resource = {
             "resourceType": resource.pop("resourceType"),
