@@ -27,6 +27,14 @@ REASON_CODES = frozenset({
 """Every reason code of CONTRACT.md section 3."""
 
 
+#: The trace of a decision (Finding.decided_by), besides a covering Consent's reference:
+TRACE_RULE = "exceptions/"  # + the id of the 1.3 row in exceptions.toml that won
+TRACE_PSYCHOTHERAPY_NOTES = "narrowing/psychotherapy-notes"  # 1.3, sensitive data
+TRACE_PART2 = "narrowing/part2"
+TRACE_CONVERSIONS = frozenset({"near-miss", "restriction", "data-unresolved"})  # 1.2, 1.3
+TRACE_TURNS = frozenset({TRACE_PSYCHOTHERAPY_NOTES, TRACE_PART2, *TRACE_CONVERSIONS})
+
+
 class Decision(StrEnum):
     """CONTRACT.md section 2; ordered here from the most to the least covered."""
 
@@ -84,6 +92,9 @@ class Finding:
     notify: tuple[str, ...] = field(default=())  # Practitioner/PractitionerRole refs (1.1)
     disclosed: tuple[str, ...] = field(default=())  # data disclosed: entity refs, 1.1 order
     instruments: tuple[str, ...] = field(default=())  # legal-instrument DocumentReference refs
+    # What decided, for a privacy officer to trace (TRACE_* below; worded by wording.trace):
+    # the covering Consent or the 1.3 row, then any narrowing or conversion.
+    decided_by: tuple[str, ...] = field(default=())
 
     def to_json(self) -> dict:
         return {

@@ -17,8 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consent_gap import RULESET
-from consent_gap.domain import Chart, Finding, Problem
-from consent_gap.engine import Prepared, decide
+from consent_gap.domain import (
+    TRACE_CONVERSIONS,
+    TRACE_PART2,
+    TRACE_PSYCHOTHERAPY_NOTES,
+    TRACE_RULE,
+    Chart,
+    Finding,
+    Problem,
+)
+from consent_gap.engine import Outcome, Prepared, decide
 from consent_gap.explain import explain
 from consent_gap.mappings import Jurisdiction, Rules, load_rules
 from consent_gap.normalize import InputError, format_instant, normalize
@@ -118,6 +126,26 @@ def evaluate(data: Any, jurisdiction: str | None = None, *, rules: Rules | None 
     return evaluator(jurisdiction, rules=rules)(data)
 
 
+def decided_by(outcome: Outcome, rules: Rules) -> tuple[str, ...]:
+    """What decided, as ids a privacy officer can look up (the way a policy engine names the
+    policy that decided): the covering Consent, or the winning row of exceptions.toml; then
+    the narrowing for sensitive data, and the near miss, restriction or unresolved data that
+    turned the decision (Finding.decided_by)."""
+    trace: list[str] = []
+    covering = next((c.reference for c in outcome.candidates if c.reason is None), None)
+    if outcome.row is None and covering:
+        trace.append(covering)  # authorized (or so, until its data proved unresolved)
+    if outcome.row is not None:
+        trace.append(TRACE_RULE + outcome.row.id)
+        narrowing = {rules.sensitivity.psychotherapy_reason: TRACE_PSYCHOTHERAPY_NOTES,
+                     rules.sensitivity.part2_reason: TRACE_PART2}.get(outcome.cause or "")
+        if narrowing and outcome.cause != outcome.row.reason:
+            trace.append(narrowing)
+    if outcome.converted in TRACE_CONVERSIONS:
+        trace.append(outcome.converted)
+    return tuple(trace)
+
+
 def _evaluate(data: Any, rules: Rules, place: Jurisdiction | None) -> Report:
     dataset = normalize(data, rules)
     disclosures = sorted(dataset.disclosures, key=lambda d: (d.occurred, d.reference))
@@ -144,6 +172,7 @@ def _evaluate(data: Any, rules: Rules, place: Jurisdiction | None) -> Report:
             notify=disclosure.notify,
             disclosed=tuple(e.reference for e in disclosure.entities if e.reference),
             instruments=disclosure.instrument_refs,
+            decided_by=decided_by(outcome, rules),
         ))
     return Report(findings=findings, problems=dataset.problems, ruleset=RULESET,
                   jurisdiction=place.code if place is not None else None,

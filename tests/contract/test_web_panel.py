@@ -74,6 +74,8 @@ def test_panel_shows_each_finding_with_its_decision_and_counts(mocked):
     report = evaluate(resources)
     for finding in report.findings:
         assert f'data-disclosure="{finding.disclosure}" data-decision="{finding.decision}"' in html
+        for item in finding.decided_by:  # what decided it, traceable by the officer
+            assert f"<code>{item}</code>" in html
     unauthorized = sum(f.decision == "unauthorized" for f in report.findings)
     assert f'data-decision="unauthorized">{unauthorized}</strong>' in html
     assert "Consent/c-pnholt-roi" in html  # the Consent checked, and its bar's title

@@ -115,6 +115,7 @@ class FindingView:
     occurred: str
     purposes: str
     reasons: tuple[Reason, ...]
+    decided_by: tuple[Reason, ...]  # the trace: the Consent or the 1.3 row, then what turned it
     consents: tuple[ConsentsChecked, ...]
     consents_total: int
     can_draft: bool
@@ -214,6 +215,7 @@ def _finding_view(index: int, finding: Finding, actions: frozenset[Action]) -> F
         occurred=finding.occurred.replace("T", " ").replace("Z", " UTC"),
         purposes=", ".join(finding.purposes) or "none recorded",
         reasons=tuple(Reason(code, wording.reason(code)) for code in finding.reasons),
+        decided_by=tuple(Reason(item, wording.trace(item)) for item in finding.decided_by),
         consents=_grouped(finding.consents_checked),
         consents_total=len(finding.consents_checked),
         can_draft=Action.DRAFT_NOTE in actions,

@@ -21,7 +21,9 @@ So a lookup below never falls back to the bare code: an unknown code raises `Wor
 API (all pure, all str unless said):
     reason(code)                        "the authorization had expired"
     basis(code)                         "it was for payment (45 CFR 164.506)"
-    rule(rule_id)                       "HLEGAL with a subpoena only": a 1.3 row of exceptions.toml
+    rule(rule_id)                       "a legal request with a subpoena only": a 1.3 row
+    trace(item)                         one id of Finding.decided_by (a Consent, a row, a
+                                        narrowing or a conversion) in words
     decision(code)                      "Needs review" (a label)
     documentation(state)                "a note documenting it is missing" (1.4)
     client_notice(state)                "the client has not been told" (1.4)
@@ -42,6 +44,10 @@ from typing import TYPE_CHECKING
 
 from consent_gap.domain import (
     REASON_CODES,
+    TRACE_PART2,
+    TRACE_PSYCHOTHERAPY_NOTES,
+    TRACE_RULE,
+    TRACE_TURNS,
     ClientNotice,
     Conclusion,
     Decision,
@@ -141,6 +147,16 @@ RULE_ROWS: dict[str, str] = {
                        "authorization",
     "purpose-unmapped": "a purpose the rules do not list",
     "purpose-missing": "no purpose recorded",
+}
+
+#: What turned or narrowed a decision (Finding.decided_by, after the Consent or the row).
+TRACES: dict[str, str] = {
+    TRACE_PSYCHOTHERAPY_NOTES:
+        "narrowed because psychotherapy notes were disclosed (45 CFR 164.508(a)(2))",
+    TRACE_PART2: "narrowed because 42 CFR Part 2 records were disclosed",
+    "near-miss": "eased to review: an authorization on file nearly covers it",
+    "restriction": "turned unauthorized by the client's restriction (45 CFR 164.522)",
+    "data-unresolved": "turned to review: the record does not show what was sent",
 }
 
 # ---------------------------------------------------------------- decisions and 1.4 states
@@ -311,6 +327,19 @@ def rule(rule_id: str) -> str:
     return _look(RULE_ROWS, rule_id, "rule")
 
 
+def trace(item: str) -> str:
+    """One id of Finding.decided_by in words, with the id itself, so the officer can find
+    the Consent or the row of exceptions.toml that decided."""
+    if item.startswith(TRACE_RULE):
+        row_id = item.removeprefix(TRACE_RULE)
+        return f"rule {row_id!r} of exceptions.toml: {rule(row_id)}"
+    if item in TRACES:
+        return TRACES[item]
+    if item.startswith("Consent/"):
+        return f"the client's authorization {item}"
+    raise WordingError(f"trace {item!r} has no wording")
+
+
 def decision(code: str) -> str:
     return _look(DECISIONS, code, "decision")
 
@@ -361,6 +390,7 @@ def _check_own() -> None:
         + _missing(SCENARIOS, Scenario, "scenario")
         + _missing(DISPOSITIONS, Disposition, "disposition")
         + _missing(CONCLUSIONS, Conclusion, "conclusion")
+        + _missing(TRACES, TRACE_TURNS, "trace")
     )
     if missing:
         raise WordingError(f"no wording for {', '.join(missing)} (consent_gap.wording)")

@@ -33,6 +33,11 @@ def coded(code: str | None) -> str:
     return f"{wording.reason(code)} (`{code}`)"
 
 
+def traced(item: str) -> str:
+    """One id of the decision's trace in words, with the id after it."""
+    return f"{wording.trace(item)} (`{item}`)"
+
+
 def _bullets(items: Sequence[str], empty: str) -> list[str]:
     return [f"- {item}" for item in items] or [f"- {empty}"]
 
@@ -85,6 +90,7 @@ def finding_note(finding: Finding, ruleset: str) -> str:
         f"- Purposes: {_purposes(finding)}",
         f"- Decision: {finding.decision} (basis: {finding.basis or 'none'}; "
         f"accountable: {'yes' if finding.accountable else 'no'}; rules {ruleset})",
+        *[f"- Decided by: {traced(item)}" for item in finding.decided_by],
         "",
         "## What was disclosed",
         *_bullets(list(finding.disclosed), "not recorded in the disclosure log"),
