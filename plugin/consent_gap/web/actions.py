@@ -9,7 +9,9 @@ form: the form names only the disclosure, and only one of this launch's patient.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import wraps
+from typing import Any
 
 from flask import Blueprint, request
 
@@ -90,15 +92,23 @@ def _line(result: writeback.WriteResult, label: str | None) -> str:
     return f"The {what} was already in the chart ({where})."
 
 
-def _not_granted(launch: Launch, action: Action):
-    """The panel's answer when the launch's scopes do not allow ``action`` (the button is
-    hidden then; a hand-made POST gets this and writes nothing); None when they do."""
-    if action in permitted_actions(launch.scopes):
-        return None
-    log.warning("panel action %s refused for launch %s: not in the granted scopes", action,
-                launch.lid)
-    add_notice(launch.lid, "error", NO_WRITE_SCOPE)
-    return _back(launch)
+def granted(action: Action) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Run the view only when the launch's scopes allow ``action``'s writes; otherwise say so
+    and write nothing (the button is hidden then: this answers a hand-made POST)."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapper(launch: Launch, **kwargs: Any):
+            if action in permitted_actions(launch.scopes):
+                return view(launch, **kwargs)
+            log.warning("panel action %s refused for launch %s: not in the granted scopes",
+                        action, launch.lid)
+            add_notice(launch.lid, "error", NO_WRITE_SCOPE)
+            return _back(launch)
+
+        return wrapper
+
+    return decorate
 
 
 def _act(launch: Launch, kinds: tuple[writeback.Kind, ...], nothing: str):
@@ -120,18 +130,16 @@ def _act(launch: Launch, kinds: tuple[writeback.Kind, ...], nothing: str):
 
 @bp.post("/draft-note")
 @with_launch
+@granted(Action.DRAFT_NOTE)
 def draft_note(launch: Launch):
-    if (refused := _not_granted(launch, Action.DRAFT_NOTE)) is not None:
-        return refused
     return _act(launch, (writeback.Kind.DOCUMENTATION_DRAFT,),
                 "Documentation is not missing for this disclosure; nothing was written.")
 
 
 @bp.post("/notify-officer")
 @with_launch
+@granted(Action.NOTIFY_OFFICER)
 def notify_officer(launch: Launch):
-    if (refused := _not_granted(launch, Action.NOTIFY_OFFICER)) is not None:
-        return refused
     if not services.config().privacy_officer:
         add_notice(launch.lid, "error",
                    "No privacy officer is configured (CONSENT_GAP_PRIVACY_OFFICER).")
@@ -142,9 +150,8 @@ def notify_officer(launch: Launch):
 
 @bp.post("/client-notice")
 @with_launch
+@granted(Action.CLIENT_NOTICE)
 def client_notice(launch: Launch):
-    if (refused := _not_granted(launch, Action.CLIENT_NOTICE)) is not None:
-        return refused
     outcome = request.form.get("outcome")
     reason = (request.form.get("reason") or "").strip()
     if outcome not in ("sent", "withheld"):
