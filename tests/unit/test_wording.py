@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.resources
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 from consent_gap import wording
@@ -20,8 +17,8 @@ from consent_gap.domain import (
     Step,
 )
 from consent_gap.mappings import MappingsError, load_rules
+from tablecopy import edit
 
-PACKAGED = Path(str(importlib.resources.files("consent_gap.mappings_data")))
 CONTRACT_STEPS = {  # CONTRACT 6.2's table, every code it names
     "disclose-within-authorization", "record-disclosure", "minimum-necessary", "inform-client",
     "document", "notify-who-can-prevent-harm", "warn-intended-victim", "notify-law-enforcement",
@@ -34,20 +31,6 @@ CONTRACT_BASES = {  # CONTRACT 1.3's basis column
     "hipaa-164.506-operations", "hipaa-164.506-emergency-treatment", "duty-to-warn-or-protect",
     "hipaa-164.512(j)-serious-threat", "abuse-report", "hipaa-164.512(e)-court-order",
 }
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    target = tmp_path / "mappings"
-    shutil.copytree(PACKAGED, target, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
-    return target
-
-
-def edit(folder: Path, name: str, old: str, new: str) -> None:
-    path = folder / name
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new, 1))
 
 
 def test_the_contracts_code_sets_are_the_products():
