@@ -1,7 +1,10 @@
 """Finding -> the FHIR resources that record it in the chart (CONTRACT.md section 5).
 
-The only module that writes FHIR shapes. Pure: it builds and validates transaction Bundles and
-reads transaction responses; sending them is the caller's business (scan.py, the panel).
+The only package that writes FHIR shapes (new builders go beside this module). Pure: it builds
+and validates transaction Bundles and reads a transaction's answer write by write
+(`read_response`, which the scan and the panel both use); sending them is the caller's business
+(scan/, the panel). The words it writes (the notes' prose, each code's wording) come from
+:mod:`consent_gap.wording`.
 
 Why it looks like this:
 - Every resource written carries an identifier ``https://consent-gap.dev/fhir/finding|<value>``
