@@ -116,3 +116,12 @@ def test_the_seeds_five_elements_are_the_document_step():
                     "how the client responded", "supporting evidence or consultations",
                     "steps taken to minimise harm"):
         assert element in text
+
+
+def test_every_kind_of_write_has_words_and_a_missing_one_stops_the_import(monkeypatch):
+    from consent_gap.writeback import Kind
+
+    assert all(wording.kind(k) for k in Kind)
+    monkeypatch.delitem(wording.KINDS, "alert")
+    with pytest.raises(wording.WordingError, match="kind of write 'alert'"):
+        wording.require(wording.KINDS, Kind, "kind of write")

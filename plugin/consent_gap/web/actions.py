@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Blueprint, request
 
-from consent_gap import writeback
+from consent_gap import wording, writeback
 from consent_gap.domain import Finding
 from consent_gap.fhir import FhirError
 
@@ -28,15 +28,6 @@ from .view import NO_WRITE_SCOPE, Action, permitted_actions
 
 bp = Blueprint("actions", __name__, url_prefix="/panel/<lid>")
 log = logging.getLogger(__name__)
-
-KIND_TEXT = {
-    writeback.Kind.DOCUMENTATION_DRAFT: "draft documentation note",
-    writeback.Kind.ALERT: "alert to the privacy officer",
-    writeback.Kind.FINDING_NOTE: "finding note",
-    writeback.Kind.NOTICE_REMINDER: "client-notice reminder",
-    writeback.Kind.CLIENT_NOTICE: "record of the client notice",
-}
-
 
 def _finding(launch: Launch) -> tuple[int, Finding] | None:
     disclosure = (request.form.get("disclosure") or "").strip()
@@ -85,7 +76,7 @@ def _send(launch: Launch, group: writeback.FindingWrites,
 
 def _line(result: writeback.WriteResult, label: str | None) -> str:
     """The confirmation for one write: created now or already there."""
-    what = label or KIND_TEXT.get(result.write.kind, result.write.kind)
+    what = label or wording.kind(result.write.kind)
     where = result.reference or result.write.resource_type
     if result.status == writeback.WriteStatus.CREATED:
         return f"The {what} saved in the chart ({where})."

@@ -25,6 +25,7 @@ API (all pure, all str unless said):
     trace(item)                         one id of Finding.decided_by (a Consent, a row, a
                                         narrowing or a conversion) in words
     decision(code)                      "Needs review" (a label)
+    kind(code)                          "draft documentation note" (a writeback.Kind)
     documentation(state)                "a note documenting it is missing" (1.4)
     client_notice(state)                "the client has not been told" (1.4)
     step(code, jurisdiction_note=None)  one plain sentence of what to do (6.2); the note names
@@ -34,11 +35,14 @@ API (all pure, all str unless said):
     disposition(code) -> DispositionWords  label and what choosing it does (7)
     conclusion(code)                    the label of a breach assessment's conclusion (7.1)
     unworded(rules) -> list[str]        'exceptions.toml: row "x": basis "y" has no wording'
+    require(table, codes, what)         WordingError unless every code of a module's own code
+                                        set has words (call it where the codes are defined)
 The code sets themselves (which steps, scenarios, dispositions exist) are `domain`'s.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -180,6 +184,15 @@ CLIENT_NOTICE: dict[str, str] = {
     ClientNotice.WITHHELD: "telling the client was withheld with a reason",
     ClientNotice.MISSING: "the client has not been told",
     ClientNotice.NOT_REQUIRED: "no client notice is due",
+}
+
+#: What consent-gap writes, per writeback.Kind (checked when writeback loads).
+KINDS: dict[str, str] = {
+    "alert": "alert to the privacy officer",
+    "finding-note": "finding note",
+    "documentation-draft": "draft documentation note",
+    "notice-reminder": "client-notice reminder",
+    "client-notice": "record of the client notice",
 }
 
 # ---------------------------------------------------------------- steps (CONTRACT 6.2)
@@ -340,6 +353,10 @@ def trace(item: str) -> str:
     raise WordingError(f"trace {item!r} has no wording")
 
 
+def kind(code: str) -> str:
+    return _look(KINDS, code, "kind of write")
+
+
 def decision(code: str) -> str:
     return _look(DECISIONS, code, "decision")
 
@@ -379,21 +396,29 @@ def _missing(table: dict, codes, what: str) -> list[str]:
     return [f"{what} {str(code)!r}" for code in sorted(map(str, codes)) if code not in table]
 
 
-def _check_own() -> None:
-    """Every code the product itself defines has its words (run at import)."""
-    missing = (
-        _missing(REASONS, REASON_CODES, "reason")
-        + _missing(DECISIONS, Decision, "decision")
-        + _missing(DOCUMENTATION, Documentation, "documentation state")
-        + _missing(CLIENT_NOTICE, ClientNotice, "client notice state")
-        + _missing(STEPS, Step, "step")
-        + _missing(SCENARIOS, Scenario, "scenario")
-        + _missing(DISPOSITIONS, Disposition, "disposition")
-        + _missing(CONCLUSIONS, Conclusion, "conclusion")
-        + _missing(TRACES, TRACE_TURNS, "trace")
-    )
+def require(table: dict, codes: Iterable[str], what: str) -> None:
+    """WordingError unless every code has its words in ``table``: for a module that defines
+    its own codes (writeback's kinds; the guide's, the privacy office's), called where they
+    are defined so that a code without words stops the import."""
+    missing = _missing(table, codes, what)
     if missing:
         raise WordingError(f"no wording for {', '.join(missing)} (consent_gap.wording)")
+
+
+def _check_own() -> None:
+    """Every code the product itself defines has its words (run at import)."""
+    for table, codes, what in (
+        (REASONS, REASON_CODES, "reason"),
+        (DECISIONS, Decision, "decision"),
+        (DOCUMENTATION, Documentation, "documentation state"),
+        (CLIENT_NOTICE, ClientNotice, "client notice state"),
+        (STEPS, Step, "step"),
+        (SCENARIOS, Scenario, "scenario"),
+        (DISPOSITIONS, Disposition, "disposition"),
+        (CONCLUSIONS, Conclusion, "conclusion"),
+        (TRACES, TRACE_TURNS, "trace"),
+    ):  # writeback's kinds are checked where writeback defines them
+        require(table, codes, what)
 
 
 def unworded(rules: Rules) -> list[str]:

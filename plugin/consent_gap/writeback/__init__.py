@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from consent_gap import RULESET, __version__
+from consent_gap import RULESET, __version__, wording
 from consent_gap.domain import ClientNotice, Decision, Documentation, Finding
 from consent_gap.wording import notes
 from consent_gap.wording.notes import TO_COMPLETE  # noqa: F401  (the draft's marker, re-exported)
@@ -65,6 +65,9 @@ class Kind(StrEnum):
     DOCUMENTATION_DRAFT = "documentation-draft"
     NOTICE_REMINDER = "notice-reminder"
     CLIENT_NOTICE = "client-notice"  # the panel's record of a person's act (see below)
+
+
+wording.require(wording.KINDS, Kind, "kind of write")  # each kind has its words, or no start
 
 
 class WritebackError(ValueError):
