@@ -42,9 +42,9 @@ The code sets themselves (which steps, scenarios, dispositions exist) are `domai
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from consent_gap.domain import (
     REASON_CODES,
@@ -63,6 +63,9 @@ from consent_gap.domain import (
 
 if TYPE_CHECKING:
     from consent_gap.mappings import Rules
+
+
+T = TypeVar("T")
 
 
 class WordingError(LookupError):
@@ -321,23 +324,38 @@ CONCLUSIONS: dict[str, str] = {
 # ---------------------------------------------------------------- lookups
 
 
-def _look(table: dict, code: str | None, what: str):
-    try:
-        return table[code]
-    except KeyError:
-        raise WordingError(f"{what} {code!r} has no wording") from None
+def _lookup(table: Mapping[str, T], what: str) -> Callable[[str], T]:
+    """The lookup of one family of codes: its words, or WordingError (never the bare code)."""
+
+    def look(code: str) -> T:
+        try:
+            return table[code]
+        except KeyError:
+            raise WordingError(f"{what} {code!r} has no wording") from None
+
+    look.__doc__ = f"The words of a {what} code (see the module docstring)."
+    return look
 
 
-def reason(code: str) -> str:
-    return _look(REASONS, code, "reason")
+reason = _lookup(REASONS, "reason")
+basis = _lookup(BASES, "basis")
+rule = _lookup(RULE_ROWS, "rule")
+decision = _lookup(DECISIONS, "decision")
+kind = _lookup(KINDS, "kind of write")
+documentation = _lookup(DOCUMENTATION, "documentation state")
+client_notice = _lookup(CLIENT_NOTICE, "client notice state")
+scenario = _lookup(SCENARIOS, "scenario")
+disposition = _lookup(DISPOSITIONS, "disposition")
+conclusion = _lookup(CONCLUSIONS, "conclusion")
+_step = _lookup(STEPS, "step")
 
 
-def basis(code: str) -> str:
-    return _look(BASES, code, "basis")
-
-
-def rule(rule_id: str) -> str:
-    return _look(RULE_ROWS, rule_id, "rule")
+def step(code: str, jurisdiction_note: str | None = None) -> str:
+    """The step's sentence; for the steps of a duty to warn, the state's rule follows it."""
+    text = _step(code)
+    if jurisdiction_note and code in JURISDICTION_STEPS:
+        text = f"{text} Your state's rule: {jurisdiction_note.strip()}"
+    return text
 
 
 def trace(item: str) -> str:
@@ -351,42 +369,6 @@ def trace(item: str) -> str:
     if item.startswith("Consent/"):
         return f"the client's authorization {item}"
     raise WordingError(f"trace {item!r} has no wording")
-
-
-def kind(code: str) -> str:
-    return _look(KINDS, code, "kind of write")
-
-
-def decision(code: str) -> str:
-    return _look(DECISIONS, code, "decision")
-
-
-def documentation(state: str) -> str:
-    return _look(DOCUMENTATION, state, "documentation state")
-
-
-def client_notice(state: str) -> str:
-    return _look(CLIENT_NOTICE, state, "client notice state")
-
-
-def step(code: str, jurisdiction_note: str | None = None) -> str:
-    """The step's sentence; for the steps of a duty to warn, the state's rule follows it."""
-    text = _look(STEPS, code, "step")
-    if jurisdiction_note and code in JURISDICTION_STEPS:
-        text = f"{text} Your state's rule: {jurisdiction_note.strip()}"
-    return text
-
-
-def scenario(code: str) -> ScenarioWords:
-    return _look(SCENARIOS, code, "scenario")
-
-
-def disposition(code: str) -> DispositionWords:
-    return _look(DISPOSITIONS, code, "disposition")
-
-
-def conclusion(code: str) -> str:
-    return _look(CONCLUSIONS, code, "conclusion")
 
 
 # ---------------------------------------------------------------- completeness
