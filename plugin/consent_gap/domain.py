@@ -1,7 +1,8 @@
 """Plain domain objects shared by the engine, the scan, the write-back and the panel.
 
-Nothing here knows FHIR shapes (normalize.py reads them, writeback.py writes them) and nothing
-does I/O: these are the values the pure engine takes and returns.
+Nothing here knows FHIR shapes (normalize.py reads them, writeback/ writes them), nothing does
+I/O and nothing is worded (wording/ holds the words for these codes): these are the values the
+pure engine takes and returns.
 """
 
 from __future__ import annotations

@@ -12,13 +12,9 @@ from consent_gap.domain import Decision, Disclosure, Documentation
 from consent_gap.engine import Outcome
 
 
-def _phrase(code: str) -> str:
-    return wording.reason(code)
-
-
 def _checked(outcome: Outcome) -> str:
     """'Consent/c1 (the authorization had expired)' for each candidate that did not cover."""
-    parts = [f"{r.reference} ({_phrase(r.reason)})" for r in outcome.candidates
+    parts = [f"{r.reference} ({wording.reason(r.reason)})" for r in outcome.candidates
              if r.reason is not None]
     return "; ".join(parts[:3]) + ("; ..." if len(parts) > 3 else "")
 
@@ -36,13 +32,13 @@ def explain(disclosure: Disclosure, outcome: Outcome) -> str:
         first = f"No authorization covers the disclosure on {when}, but it {verb}: {why}."
     else:
         word = "is not permitted" if decision is Decision.UNAUTHORIZED else "needs review"
-        cause = f" because {_phrase(outcome.cause)}" if outcome.cause else ""
+        cause = f" because {wording.reason(outcome.cause)}" if outcome.cause else ""
         if outcome.converted == "near-miss" and not outcome.cause:
             cause = " because an authorization on file may cover it but the record cannot show it"
         elif not cause and outcome.candidates:
             cause = " because no authorization covers it"
         elif not cause:
-            cause = f" because {_phrase('no-authorization')}"
+            cause = f" because {wording.reason('no-authorization')}"
         first = f"The disclosure on {when} {word}{cause}."
     if outcome.documentation is not Documentation.NOT_REQUIRED:
         return (f"{first} Because it broke confidentiality, "
