@@ -55,6 +55,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from consent_gap.domain import PARTY_TYPES
 from consent_gap.fhir.capabilities import CapabilityIndex
 from consent_gap.fhir.search import (
     DEFAULT_PAGE_SIZE,
@@ -397,3 +398,50 @@ def changed_patient_ids(
     for s in changed_patient_searches(since, codes):
         ids |= _patient_ids(run(client, s, None, page_size))
     return sorted(ids)
+
+
+# ---- the accounting of disclosures (CONTRACT 8) -------------------------------------------
+
+#: Never followed for the accounting's names: the patient, who is in every chart.
+_NAMED_TYPES = PARTY_TYPES - {"Patient"}
+
+
+def named_references(found: dict[Key, dict[str, Any]]) -> set[Key]:
+    """Whom the disclosures (AuditEvents, Communications) name and `found` lacks (recipients
+    above all, which the engine reads by reference only: `NOT_FETCHED`), and the practitioner
+    and organization of each PractitionerRole: the accounting gives names and addresses
+    (164.528(b)(2)(ii)), not ids."""
+    named: set[Key] = set()
+    for (rtype, _rid), resource in found.items():
+        if rtype in ("AuditEvent", "Communication", "PractitionerRole"):
+            named |= {r for r in references(resource) if r[0] in _NAMED_TYPES}
+    return named - found.keys()
+
+
+def fetch_named(client: SearchClient, found: dict[Key, dict[str, Any]],
+                extra: Iterable[str | None] = (), page_size: int = DEFAULT_PAGE_SIZE,
+                patient_id: str | None = None) -> None:
+    """Complete `found` with `named_references` (two hops: a PractitionerRole's practitioner
+    and organization) and the `extra` references (the practice, for the header), by `_id`,
+    tolerant (what is refused or absent keeps its id in the accounting)."""
+    keys = named_references(found) | {
+        key for ref in extra if ref and ref.count("/") == 1
+        if (key := tuple(ref.split("/", 1))) not in found}
+    for _hop in range(2):
+        if not keys:
+            return
+        for search in by_id_searches(keys, patient_id):
+            collect(found, run(client, search, None, page_size))
+        keys = named_references(found) - keys
+
+
+def fetch_accounting_chart(client: SearchClient, patient_id: str, *,
+                           codes: ChartCodes | None = None, extra: Iterable[str | None] = (),
+                           page_size: int = DEFAULT_PAGE_SIZE) -> list[dict[str, Any]]:
+    """One patient's chart for `consent-gap accounting --fhir-base` (`system/` scopes or an
+    open server): the batch plan for one patient, then whom its disclosures name and the
+    `extra` references."""
+    found: dict[Key, dict[str, Any]] = {}
+    collect(found, fetch_charts(client, [patient_id], codes=codes, page_size=page_size))
+    fetch_named(client, found, extra, page_size)
+    return list(found.values())

@@ -4,7 +4,8 @@ files.
 ``create_app(settings=None)`` builds the app from :mod:`consent_gap.settings` (the process
 environment when ``settings`` is None). One blueprint per page family: ``auth`` (launch.py:
 SMART launch, callback), ``panel`` (the HTML panel), ``actions`` (the panel's write-back
-buttons), ``api`` (JSON), ``cds`` (the CDS Hooks card), ``meta`` (health, JWKS, start page).
+buttons), ``accounting`` (the accounting of disclosures page and its PDF), ``api`` (JSON),
+``cds`` (the CDS Hooks card), ``meta`` (health, JWKS, start page).
 Beside them: ``services`` (typed accessors for the app's configuration, HTTP session,
 prefetcher and CDS verifier: no string-keyed look-ups in a view), ``pages`` (the page helpers
 every blueprint shares: message and error pages, resolving a launch, one-time notices),

@@ -81,6 +81,7 @@ def _http_session() -> requests.Session:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from .accounting import bp as accounting_bp
     from .actions import bp as actions_bp
     from .api import bp as api_bp
     from .cds import bp as cds_bp
@@ -88,7 +89,7 @@ def _register_blueprints(app: Flask) -> None:
     from .meta import bp as meta_bp
     from .panel import bp as panel_bp
 
-    for blueprint in (meta_bp, auth_bp, panel_bp, api_bp, actions_bp, cds_bp):
+    for blueprint in (meta_bp, auth_bp, panel_bp, api_bp, actions_bp, cds_bp, accounting_bp):
         app.register_blueprint(blueprint)
 
 
