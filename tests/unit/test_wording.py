@@ -125,3 +125,15 @@ def test_every_kind_of_write_has_words_and_a_missing_one_stops_the_import(monkey
     monkeypatch.delitem(wording.KINDS, "alert")
     with pytest.raises(wording.WordingError, match="kind of write 'alert'"):
         wording.require(wording.KINDS, Kind, "kind of write")
+
+
+def test_the_accountings_ground_for_a_basis_is_required_too(monkeypatch):
+    rules = load_rules()
+    monkeypatch.delitem(wording.GROUNDS, "abuse-report")
+    assert wording.unworded(rules) == [
+        "exceptions.toml: row 'abuse-report': basis 'abuse-report' has no wording as a ground"]
+    monkeypatch.undo()
+    monkeypatch.delitem(wording.PURPOSES, "GOV")
+    assert wording.unworded(rules) == ["exceptions.toml: row 'government': purpose 'GOV' has "
+                                       "no wording"]
+    assert wording.purpose("GOV") == "for the purpose recorded as GOV"  # data may carry any

@@ -34,6 +34,9 @@ API (all pure, all str unless said):
     scenario(code) -> ScenarioWords     label and the recipients the panel suggests (6.4)
     disposition(code) -> DispositionWords  label and what choosing it does (7)
     conclusion(code)                    the label of a breach assessment's conclusion (7.1)
+    ground(basis)                       a basis as the accounting's legal ground (8)
+    purpose(code), label(code)          a purpose of use / a security label in words (any
+                                        code may come with the data: these two fall back)
     unworded(rules) -> list[str]        'exceptions.toml: row "x": basis "y" has no wording'
     require(table, codes, what)         WordingError unless every code of a module's own code
                                         set has words (call it where the codes are defined)
@@ -321,6 +324,109 @@ CONCLUSIONS: dict[str, str] = {
     Conclusion.BREACH: "A breach: notify the client (45 CFR 164.404)",
 }
 
+# ---------------------------------------------------------------- the accounting (CONTRACT 8)
+# Purposes, bases, labels and record types as the accounting's sentences use them.
+
+#: ActReason purposes as a phrase that completes "The information was disclosed ...".
+PURPOSES: dict[str, str] = {
+    "PurposeOfUse": "for a purpose of use",
+    "TREAT": "for treatment",
+    "COC": "to coordinate care",
+    "ETREAT": "for emergency treatment",
+    "ERTREAT": "for emergency room treatment",
+    "BTG": "for emergency access to the record",
+    "POPHLTH": "for population health",
+    "TREATDS": "for treatment decision support",
+    "HPAYMT": "for payment",
+    "CLMATTCH": "to support an insurance claim",
+    "COVAUTH": "to obtain authorization of coverage",
+    "COVERAGE": "to determine coverage",
+    "PMTDS": "for payment decision support",
+    "HOPERAT": "for health care operations",
+    "TRAIN": "for training",
+    "HLEGAL": "for a legal proceeding",
+    "HCOMPL": "for compliance",
+    "GOV": "for a government agency",
+    "MILCDM": "for a military command",
+    "HDIRECT": "for a health care directory",
+    "PATSFTY": "for patient safety",
+    "MLTRAINING": "to train software",
+    "PUBHLTH": "for public health reporting",
+    "THREAT": "to prevent or lessen a serious threat to someone's health or safety",
+    "DISASTER": "for disaster relief",
+    "HRESCH": "for research",
+    "PATRQT": "at the client's request",
+    "FAMRQT": "at the request of a family member",
+    "PWATRNY": "at the request of the client's power of attorney",
+    "SUPNWK": "at the request of the client's support network",
+    "HMARKT": "for marketing",
+}
+
+#: Each basis of 1.3 as the legal ground it gives, completing the accounting's purpose
+#: sentence (164.528(b)(2)(iv)); the loader requires one for every basis the tables use.
+GROUNDS: dict[str, str] = {
+    "hipaa-164.524-access": "under the client's right of access (45 CFR 164.524)",
+    "hipaa-164.506-treatment": "as HIPAA permits for treatment (45 CFR 164.506)",
+    "hipaa-164.506-payment": "as HIPAA permits for payment (45 CFR 164.506)",
+    "hipaa-164.506-operations": "as HIPAA permits for health care operations "
+                                "(45 CFR 164.506)",
+    "hipaa-164.506-emergency-treatment": "as HIPAA permits for emergency treatment "
+                                         "(45 CFR 164.506)",
+    "duty-to-warn-or-protect": "as state law requires (the duty to warn or protect)",
+    "hipaa-164.512(j)-serious-threat": "as HIPAA permits to avert a serious and imminent "
+                                       "threat (45 CFR 164.512(j))",
+    "abuse-report": "as the law requires of a mandated reporter of abuse or neglect "
+                    "(45 CFR 164.512(b), (c))",
+    "hipaa-164.512(e)-court-order": "as a court order required (45 CFR 164.512(e))",
+}
+AUTHORIZED_GROUND = "with the client's signed authorization ({basis})"
+NO_GROUND: dict[str, str] = {
+    Decision.UNAUTHORIZED: "no authorization or legal exception permitted it",
+    Decision.REVIEW: "the practice is reviewing whether an authorization or a legal "
+                     "exception permitted it",
+}
+
+#: Counted labels (ActCode / USPrivacyLaw) as the kind of information they mark.
+LABELS: dict[str, str] = {
+    "PSYTHPN": "psychotherapy notes",
+    "HIPAAPsyNotes": "psychotherapy notes",
+    "42CFRPart2": "substance use disorder treatment records (42 CFR Part 2)",
+    "ADOL": "records of care the client consented to as a minor",
+    "MH": "mental health information",
+    "PSY": "psychiatry information",
+    "BH": "behavioral health information",
+    "SDV": "information about sexual assault, abuse or domestic violence",
+    "SUD": "substance use disorder information",
+    "ETH": "substance abuse information",
+    "ETHUD": "alcohol or drug abuse information",
+    "HIV": "HIV/AIDS information",
+    "STD": "sexually transmitted disease information",
+    "SEX": "sexuality and reproductive health information",
+    "GDIS": "genetic disease information",
+    "SICKLE": "sickle cell information",
+    "DEMO": "demographic information",
+    "CEL": "celebrity information",
+    "DIA": "diagnosis information",
+    "DRGIS": "drug information",
+    "EMP": "employee information",
+    "COMPT": "compartmentalized information",
+}
+
+#: Resource types in words, where the type's name is not plain enough.
+RECORD_TYPES: dict[str, str] = {
+    "DocumentReference": "Document",
+    "Composition": "Clinical document",
+    "DiagnosticReport": "Diagnostic report",
+    "Condition": "Diagnosis",
+    "Encounter": "Visit record",
+    "MedicationRequest": "Prescription",
+    "MedicationStatement": "Medication record",
+    "QuestionnaireResponse": "Questionnaire answers",
+    "Binary": "File",
+}
+UNDESCRIBED = "Information the record does not describe"
+
+
 # ---------------------------------------------------------------- lookups
 
 
@@ -348,6 +454,20 @@ scenario = _lookup(SCENARIOS, "scenario")
 disposition = _lookup(DISPOSITIONS, "disposition")
 conclusion = _lookup(CONCLUSIONS, "conclusion")
 _step = _lookup(STEPS, "step")
+ground = _lookup(GROUNDS, "basis (as a ground)")
+
+
+def purpose(code: str) -> str:
+    """A purpose of use as a phrase that completes "disclosed ...". Any ActReason code may
+    come with the data, so one without words reads as the code recorded (the purposes the
+    rules list all have words: the loader checks)."""
+    return PURPOSES.get(code, f"for the purpose recorded as {code}")
+
+
+def label(code: str) -> str:
+    """A security label as the kind of information it marks (the code itself when unknown:
+    labels come with the data)."""
+    return LABELS.get(code, code)
 
 
 def step(code: str, jurisdiction_note: str | None = None) -> str:
@@ -414,6 +534,10 @@ def unworded(rules: Rules) -> list[str]:
             out.append(f"{where}: rule id {row.id!r} has no wording")
         if row.basis is not None and row.basis not in BASES:
             out.append(f"{where}: basis {row.basis!r} has no wording")
+        if row.basis is not None and row.basis not in GROUNDS:
+            out.append(f"{where}: basis {row.basis!r} has no wording as a ground")
+        for code in sorted(row.purposes - PURPOSES.keys()):
+            out.append(f"{where}: purpose {code!r} has no wording")
         if row.reason is not None and row.reason not in REASONS:
             out.append(f"{where}: reason {row.reason!r} has no wording")
     for where, code in (
