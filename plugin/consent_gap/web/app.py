@@ -45,6 +45,13 @@ def create_app(
     from consent_gap.mappings import load_rules
 
     load_rules(config.mappings)
+    if config.jwks_file is not None:  # an unusable JWKS file stops the boot too
+        from consent_gap.smart.keys import KeyFileError, read_jwks
+
+        try:
+            read_jwks(config.jwks_file)
+        except KeyFileError as error:
+            raise ValueError(f"CONSENT_GAP_JWKS_FILE: {error}") from None
     app = Flask(__name__)
     secret = config.resolved_secret()
     app.config.update(
@@ -64,7 +71,8 @@ def create_app(
 
     services.install(app, config, http or _http_session(), Prefetcher())
     app.session_interface = ServerSessionInterface(
-        store or make_store(config.session_store), secret, config.session_ttl
+        store if store is not None else make_store(config.session_store), secret,
+        config.session_ttl,
     )
     security.install(app, config)
     _register_blueprints(app)

@@ -61,13 +61,13 @@ class WebConfig:
     secret_key: str | None = None
     dev_insecure_cookies: bool = False
     frame_ancestors: tuple[str, ...] = ()
-    session_store: str = Settings.session_store
+    session_store: str = "memory"  # or a SQLAlchemy URL (Settings.session_url)
     session_ttl: int = Settings.session_ttl
     scopes: str = PANEL_SCOPES
     jurisdiction: str | None = None
     privacy_officer: str | None = None
     organization: str | None = None
-    private_key: Path | None = None
+    jwks_file: Path | None = None  # public keys only: the web tier never holds a private key
     mappings: Path | None = None
     http_timeout: float = 15.0
     cds_clients: tuple[tuple[str, str], ...] = ()  # CDS Hooks: (issuer, JWKS URL)
@@ -110,13 +110,13 @@ def from_settings(settings: object) -> WebConfig:
         "secret_key": "secret_key",
         "dev_insecure_cookies": "dev_insecure_cookies",
         "frame_ancestors": "frame_ancestors",
-        "session_store": "session_store",
+        "session_store": "session_url",
         "session_ttl": "session_ttl",
         "scopes": "app_scopes",
         "jurisdiction": "jurisdiction",
         "privacy_officer": "privacy_officer",
         "organization": "organization",
-        "private_key": "private_key",
+        "jwks_file": "jwks_file",
         "mappings": "mappings",
         "cds_clients": "cds_clients",
     }

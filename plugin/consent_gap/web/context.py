@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from flask import session
@@ -102,7 +102,8 @@ def remember_pending(request: PendingAuthorization) -> None:
         for key, value in (session.get("pending") or {}).items()
         if not PendingAuthorization(**value).expired(now, PENDING_TTL)
     }
-    pending[request.state] = asdict(request)
+    # Without the authorize URL: the browser was sent there already, and the row stays small.
+    pending[request.state] = asdict(replace(request, authorize_url=""))
     if len(pending) > MAX_PENDING:
         for key in sorted(pending, key=lambda k: pending[k]["created_at"])[:-MAX_PENDING]:
             del pending[key]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, render_template
+from flask import Blueprint, render_template, request
 
 from . import services
 from .chart import load_report
@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 @bp.get("/panel/<lid>")
 @with_launch
 def show(launch: Launch):
+    if request.method == "HEAD":
+        # The launch exists; reading the chart and deciding it is for a GET (a HEAD must not
+        # cost the EHR a chart's worth of reads, nor take the notices meant for the page).
+        return "", 200, {"Content-Type": "text/html; charset=utf-8"}
     _chart, report = load_report(launch)
     view = build_view(launch, report, services.config())
     return render_template("panel.html", view=view, notices=take_notices(launch.lid))
