@@ -13,12 +13,13 @@ import sys
 import textwrap
 from typing import NoReturn
 
-from consent_gap.commands import accounting, evaluate, keys, scan, schedule, serve
+from consent_gap.commands import accounting, check, evaluate, keys, scan, schedule, serve
 from consent_gap.commands.base import PROG, Command, run_command
 
 #: The commands, in the order `--help` lists them.
 COMMANDS: list[Command] = [
     evaluate.COMMAND,
+    check.COMMAND,
     accounting.COMMAND,
     scan.COMMAND,
     schedule.COMMAND,

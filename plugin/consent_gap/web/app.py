@@ -93,11 +93,13 @@ def _register_blueprints(app: Flask) -> None:
     from .actions import bp as actions_bp
     from .api import bp as api_bp
     from .cds import bp as cds_bp
+    from .guide import bp as guide_bp
     from .launch import bp as auth_bp
     from .meta import bp as meta_bp
     from .panel import bp as panel_bp
 
-    for blueprint in (meta_bp, auth_bp, panel_bp, api_bp, actions_bp, cds_bp, accounting_bp):
+    for blueprint in (meta_bp, auth_bp, panel_bp, api_bp, actions_bp, cds_bp, accounting_bp,
+                      guide_bp):
         app.register_blueprint(blueprint)
 
 

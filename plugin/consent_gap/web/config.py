@@ -18,7 +18,7 @@ from consent_gap.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# INTERFACES' panel scopes plus two reads the contract needs: RelatedPerson (who may sign for
+# DESIGN's panel scopes plus two reads the contract needs: RelatedPerson (who may sign for
 # a minor or as guardian, CONTRACT 1.2 check 6, 1.3 first row, 1.4) and Observation (a disclosed
 # record such as a risk assessment; unreadable, it is unresolved and the decision is review).
 # A server that does not grant them leaves those reads out; the panel then decides on less.
@@ -37,7 +37,11 @@ PANEL_SCOPES = " ".join(
         "patient/Device.crs",
         "patient/RelatedPerson.rs",
         "patient/Observation.rs",
-        # DESIGN's reads for CONTRACT 6-8: recipients by name and address (the accounting).
+        # DESIGN's scopes for CONTRACT 6-8: before a disclosure the panel records it, drafts
+        # and signs authorizations and finds recipients; the accounting names recipients.
+        "patient/AuditEvent.c",
+        "patient/Consent.cu",
+        "patient/Task.rs",
         "patient/Practitioner.rs",
         "patient/Organization.rs",
     ]

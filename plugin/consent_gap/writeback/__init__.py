@@ -436,13 +436,17 @@ def _located(location: str, rtype: str) -> str | None:
 # ---------------------------------------------------------------- validation
 
 def _models() -> dict[str, Any]:
+    from fhir.resources.R4B.auditevent import AuditEvent
     from fhir.resources.R4B.communication import Communication
+    from fhir.resources.R4B.consent import Consent
     from fhir.resources.R4B.device import Device
     from fhir.resources.R4B.documentreference import DocumentReference
     from fhir.resources.R4B.provenance import Provenance
 
     return {
+        "AuditEvent": AuditEvent,
         "Communication": Communication,
+        "Consent": Consent,
         "Device": Device,
         "DocumentReference": DocumentReference,
         "Provenance": Provenance,
