@@ -104,10 +104,31 @@ def test_a_rule_row_without_words_stops_the_start(folder):
 
 def test_steps_of_a_duty_to_warn_name_the_states_rule():
     note = "Cal. Civ. Code 43.92: warn the victim and notify law enforcement."
-    assert wording.step(Step.WARN_INTENDED_VICTIM, note).endswith(f"Your state's rule: {note}")
+    assert wording.step(Step.WARN_INTENDED_VICTIM, note).endswith(note)
     assert wording.step(Step.NOTIFY_LAW_ENFORCEMENT, note).endswith(note)
     assert note not in wording.step(Step.DOCUMENT, note)
-    assert wording.step(Step.WARN_INTENDED_VICTIM) == wording.STEPS[Step.WARN_INTENDED_VICTIM]
+    assert "{rule}" not in wording.step(Step.WARN_INTENDED_VICTIM)
+    assert "{" not in "".join(wording.step(s) for s in Step)
+
+
+def test_the_guide_has_no_words_of_its_own_for_steps_or_scenarios():
+    """One home: the guide's step and scenario words are wording's, and the loader refuses a
+    guide table whose step, scenario or recipient has no words."""
+    from consent_gap.wording import guide
+
+    assert not hasattr(guide, "STEP_TEXT")
+    assert guide.step_text(Step.DOCUMENT) == wording.step(Step.DOCUMENT)
+    assert {c: wording.scenario(c).label for c in Scenario} == guide.SCENARIO_TEXT
+    assert guide.LABEL_TEXT is wording.LABELS
+
+
+def test_a_guide_recipient_without_words_stops_the_start(monkeypatch):
+    from consent_gap.wording import guide
+
+    rules = load_rules()
+    code = next(iter(guide.RECIPIENT_TEXT))
+    monkeypatch.delitem(guide.RECIPIENT_TEXT, code)
+    assert f"guide.toml: recipient {code} has no wording" in wording.unworded(rules)
 
 
 def test_the_seeds_five_elements_are_the_document_step():

@@ -7,7 +7,8 @@ calling `config()`, `http()`, `prefetcher()` or `cds_verifier()`, never by a str
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import requests
 from flask import Flask, current_app
@@ -17,6 +18,8 @@ from .config import WebConfig
 if TYPE_CHECKING:
     from .cds_auth import CdsVerifier
     from .chart import Prefetcher
+
+T = TypeVar("T")
 
 # Keys in app.extensions (web/chart.py still reads the first three directly).
 _CONFIG = "consent_gap"
@@ -45,6 +48,16 @@ def http() -> requests.Session:
 def prefetcher() -> Prefetcher:
     """The per-process prefetcher that starts a launch's first read at /callback."""
     return current_app.extensions[_PREFETCH]
+
+
+def kept(name: str, make: Callable[[], T]) -> T:
+    """A per-app object a blueprint keeps for itself (e.g. the guide's opened charts), made
+    on first use: one place that names the keys."""
+    key = f"consent_gap.{name}"
+    found = current_app.extensions.get(key)
+    if found is None:
+        found = current_app.extensions.setdefault(key, make())
+    return found
 
 
 def cds_verifier() -> CdsVerifier:

@@ -3,7 +3,9 @@
 A reason, a basis, a rule of CONTRACT 1.3, a decision, a step of the guide (CONTRACT 6.2), a
 scenario (6.4), a disposition or conclusion of the privacy office (7) is a code everywhere
 else; here, and only here, it becomes plain words for a clinician or a privacy officer. The
-prose of the notes the product writes into the chart lives beside it, in `wording.notes`.
+prose of the notes the product writes into the chart lives beside it, in `wording.notes`; the
+guide's words (the recipients scenarios suggest, ETHIC, the documentation elements, the
+authorization form, the state's rule) in `wording.guide`; the accounting's below.
 
 Why one home: the same reason used to be worded three times, differently, and a code without
 wording showed as an empty line. Now a code without wording stops the program at start:
@@ -28,9 +30,9 @@ API (all pure, all str unless said):
     kind(code)                          "draft documentation note" (a writeback.Kind)
     documentation(state)                "a note documenting it is missing" (1.4)
     client_notice(state)                "the client has not been told" (1.4)
-    step(code, jurisdiction_note=None)  one plain sentence of what to do (6.2); the note names
-                                        the state's rule for warn-intended-victim and
-                                        notify-law-enforcement
+    step(code, jurisdiction_note=None)  one plain sentence of what to do (6.2); the note (the
+                                        state's rule, wording.guide.state_rule) goes into
+                                        warn-intended-victim and notify-law-enforcement
     scenario(code) -> ScenarioWords     label and the recipients the panel suggests (6.4)
     disposition(code) -> DispositionWords  label and what choosing it does (7)
     conclusion(code)                    the label of a breach assessment's conclusion (7.1)
@@ -203,58 +205,53 @@ KINDS: dict[str, str] = {
 
 # ---------------------------------------------------------------- steps (CONTRACT 6.2)
 
-#: What to do, one plain sentence each (the seed's flowchart and its ETHIC model).
+#: What to do, one plain sentence each (the seed's flowchart and its ETHIC model). `{rule}`
+#: is where the state's rule goes (see `step`).
 STEPS: dict[str, str] = {
-    Step.DISCLOSE_WITHIN_AUTHORIZATION:
-        "Disclose only to the recipient, for the purpose and the information the signed "
-        "authorization names, and only while it is in effect.",
-    Step.RECORD_DISCLOSURE:
-        "Record the disclosure in the chart: who received what, when, and why.",
-    Step.MINIMUM_NECESSARY:
-        "Share only the minimum necessary: dates of service, diagnosis and codes for billing, "
-        "what the recipient needs for their task; never psychotherapy notes.",
-    Step.INFORM_CLIENT:
-        "Tell the client about the disclosure and why it was made, if it is safe and possible; "
-        "if it is not, record why.",
-    Step.DOCUMENT:
-        "Document it thoroughly: the nature of the threat or situation, who was informed and "
-        "why, how the client responded, any supporting evidence or consultations, and the "
-        "steps taken to minimise harm.",
-    Step.NOTIFY_WHO_CAN_PREVENT_HARM:
-        "Tell only those who can prevent or lessen the threat (the person at risk, police, a "
-        "crisis team, family involved in care), and only what they need to act.",
-    Step.WARN_INTENDED_VICTIM:
-        "Warn the intended victim of the threat, or take the protective steps your state's law "
-        "allows in place of a warning.",
-    Step.NOTIFY_LAW_ENFORCEMENT:
-        "Notify the police where the threat is to a person you can name, as your state's duty "
-        "to warn or protect requires.",
-    Step.REPORT_TO_PROTECTIVE_SERVICES:
-        "Report the suspected abuse or neglect to child or adult protective services as a "
-        "mandated reporter, whoever the perpetrator is.",
-    Step.DISCLOSE_ONLY_WHAT_THE_ORDER_NAMES:
-        "Disclose only what the court order or warrant names, to whom it names, and keep a "
-        "copy of the order with the record.",
-    Step.DO_NOT_DISCLOSE:
+    "disclose-within-authorization":
+        "Disclose only what the signed authorization names, to the recipient it names, before "
+        "it expires.",
+    "record-disclosure":
+        "Record the disclosure in the chart (what, to whom, when and why).",
+    "minimum-necessary":
+        "Send only the minimum necessary for the purpose (45 CFR 164.502(b)).",
+    "inform-client":
+        "Inform the client of the disclosure if it is safe and possible; if it is not, record why.",
+    "document":
+        "Document thoroughly: the nature of the threat or situation, who was informed and why, "
+        "how the client responded, the supporting evidence or consultations, and the steps "
+        "taken to minimise harm.",
+    "notify-who-can-prevent-harm":
+        "Tell only someone able to prevent or lessen the threat (the potential victim, police, "
+        "crisis services), and only what they need (45 CFR 164.512(j)).",
+    "warn-intended-victim":
+        "Warn the intended victim, or take the protective step the state's law accepts. {rule}",
+    "notify-law-enforcement":
+        "Notify law enforcement of the threat. {rule}",
+    "report-to-protective-services":
+        "Report to child or adult protective services as the state's reporting law requires, "
+        "within its deadline.",
+    "disclose-only-what-the-order-names":
+        "Disclose only what the court order names, to whom it names; attach the order to the "
+        "record.",
+    "do-not-disclose":
         "Do not disclose: nothing in the record permits it.",
-    Step.CONSULT_LEGAL_COUNSEL:
+    "consult-legal-counsel":
         "Consult legal counsel before answering the subpoena.",
-    Step.ASSERT_PRIVILEGE:
-        "Assert privilege on the client's behalf and ask for a court order before releasing "
-        "anything.",
-    Step.OBTAIN_AUTHORIZATION:
-        "Ask the client to sign an authorization that names the recipient, the purpose, the "
-        "information and an expiry date.",
-    Step.CONSULT_BEFORE_DISCLOSING:
-        "Consult your supervisor, the privacy officer or counsel before disclosing: the rules "
-        "do not settle this case.",
-    Step.DOCUMENT_AND_MONITOR:
+    "assert-privilege":
+        "Assert the client's privilege and answer that the records cannot be released without "
+        "the client's authorization or a court order.",
+    "obtain-authorization":
+        "Ask the client to sign an authorization for this disclosure (it can be prepared here "
+        "and signed now).",
+    "consult-before-disclosing":
+        "Consult a supervisor, the privacy officer or counsel before disclosing, and work "
+        "through ETHIC: evaluate, think through consequences, hypothesize alternatives, "
+        "identify who is affected, consult.",
+    "document-and-monitor":
         "Nothing is to be disclosed: document the risk assessment and the safety plan, and "
-        "monitor at each session.",
+        "monitor the client.",
 }
-
-#: The steps that name the jurisdiction's rule (its note in jurisdictions/*.toml) when given.
-JURISDICTION_STEPS = frozenset({Step.WARN_INTENDED_VICTIM, Step.NOTIFY_LAW_ENFORCEMENT})
 
 # ---------------------------------------------------------------- scenarios (CONTRACT 6.4)
 
@@ -273,21 +270,21 @@ SCENARIOS: dict[str, ScenarioWords] = {
     Scenario.THREAT_TO_PERSON: ScenarioWords(
         "Threat to a specific person", "the intended victim, police"),
     Scenario.CHILD_ABUSE: ScenarioWords(
-        "Child abuse", "child protective services"),
+        "Child abuse disclosed", "child protective services"),
     Scenario.ELDER_OR_DEPENDENT_ADULT_ABUSE: ScenarioWords(
         "Elder or dependent adult abuse", "adult protective services"),
     Scenario.SUBPOENA: ScenarioWords(
-        "Subpoena", "the requesting party"),
+        "A subpoena for records", "the requesting party"),
     Scenario.COURT_ORDER: ScenarioWords(
-        "Court order", "the court or the party named"),
+        "A court order for records", "the court or the party named"),
     Scenario.CLIENT_REQUEST: ScenarioWords(
-        "The client asks for a disclosure", "whom the client names"),
+        "The client asks to share their records", "whom the client names"),
     Scenario.EMERGENCY: ScenarioWords(
-        "Emergency", "emergency personnel"),
+        "A medical emergency", "emergency personnel"),
     Scenario.TREATMENT_COORDINATION: ScenarioWords(
-        "Treatment coordination", "the client's other providers"),
+        "Coordinating care with another provider", "the client's other providers"),
     Scenario.BILLING: ScenarioWords(
-        "Insurance and billing", "the payer"),
+        "Billing or insurance", "the payer"),
     Scenario.CONSULTATION_OR_SUPERVISION: ScenarioWords(
         "Consultation or supervision", "the supervisor or consultant"),
 }
@@ -471,11 +468,12 @@ def label(code: str) -> str:
 
 
 def step(code: str, jurisdiction_note: str | None = None) -> str:
-    """The step's sentence; for the steps of a duty to warn, the state's rule follows it."""
+    """The step's sentence; where it has a place for the state's rule (`{rule}`: warn the
+    intended victim, notify law enforcement), the jurisdiction's note fills it."""
     text = _step(code)
-    if jurisdiction_note and code in JURISDICTION_STEPS:
-        text = f"{text} Your state's rule: {jurisdiction_note.strip()}"
-    return text
+    if "{rule}" not in text:
+        return text
+    return text.format(rule=(jurisdiction_note or "").strip()).strip()
 
 
 def trace(item: str) -> str:
@@ -547,6 +545,9 @@ def unworded(rules: Rules) -> list[str]:
     ):
         if code not in REASONS:
             out.append(f"{where}: reason {code!r} has no wording")
+    from consent_gap.wording.guide import missing_words  # it reads the mappings' types
+
+    out += [f"guide.toml: {what} has no wording" for what in missing_words(rules.guide)]
     return out
 
 
