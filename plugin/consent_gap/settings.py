@@ -75,6 +75,9 @@ SCAN_SCOPES = " ".join(
         # The scan reads the configured privacy officer and organization before it starts.
         "Practitioner.rs",
         "Organization.rs",
+        # The privacy office's Task per flagged finding (CONTRACT 7). DESIGN.md grants no
+        # search: a rerun relies on the conditional create (scan/scanner.py).
+        "Task.cru",
     )
 )
 

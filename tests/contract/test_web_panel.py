@@ -239,6 +239,31 @@ def test_first_panel_uses_the_chart_prefetched_at_callback_then_reads_afresh(moc
     assert len(fake.fhir_calls()) == 2 * reads_at_callback  # taken once: later pages read anew
 
 
+@pytest.mark.parametrize(("scope", "with_task"), [
+    ("launch openid fhirUser patient/*.rs patient/DocumentReference.c patient/Communication.c "
+     "patient/Provenance.c patient/Device.c", False),
+    ("launch openid fhirUser patient/*.rs patient/DocumentReference.c patient/Communication.c "
+     "patient/Provenance.c patient/Device.c patient/Task.c", True),
+])
+def test_notify_officer_writes_the_task_when_the_ehr_lets_the_app_create_tasks(
+        mocked, scope, with_task):
+    """CONTRACT 7: the Task goes in the alert's transaction; without Task.c (DESIGN's panel
+    scopes) the alert goes alone and the next scan writes the Task, dated at the alert."""
+    client, fake, panel_url, _ = launch(mocked, "02-authorization-expired.json", "p-pnholt",
+                                        scope=scope)
+    html = client.get(panel_url).get_data(as_text=True)
+    disclosure = re.search(r'data-disclosure="([^"]+)" data-decision="unauthorized"',
+                           html).group(1)
+    client.post(f"{panel_url}/notify-officer",
+                data={"csrf_token": csrf_of(html), "disclosure": disclosure})
+    (bundle,) = fake.transactions
+    tasks = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Task"]
+    assert len(tasks) == (1 if with_task else 0)
+    if with_task:
+        assert tasks[0]["focus"] == {"reference": disclosure}
+        assert tasks[0]["owner"] == {"reference": "Practitioner/po-1"}
+
+
 def test_head_of_the_panel_reads_nothing_from_the_ehr(mocked):
     client, fake, panel_url, _ = launch(mocked, "02-authorization-expired.json", "p-pnholt")
     client.get(panel_url)  # the prefetched chart is used up

@@ -18,6 +18,7 @@ from flask import Blueprint, request
 from consent_gap import wording, writeback
 from consent_gap.domain import Finding
 from consent_gap.fhir import FhirError
+from consent_gap.smart.scopes import permits
 
 from . import services
 from .chart import client_for, load_report
@@ -135,7 +136,10 @@ def notify_officer(launch: Launch):
         add_notice(launch.lid, "error",
                    "No privacy officer is configured (CONSENT_GAP_PRIVACY_OFFICER).")
         return _back(launch)
-    return _act(launch, (writeback.Kind.ALERT, writeback.Kind.FINDING_NOTE),
+    # CONTRACT 7: the Task goes with the alert when the EHR lets the app create Tasks (the
+    # panel's DESIGN scopes do not); otherwise the next scan writes it, dated at this alert.
+    task = ((writeback.Kind.TASK,) if permits(launch.scope.split(), "Task", "c") else ())
+    return _act(launch, (writeback.Kind.ALERT, writeback.Kind.FINDING_NOTE, *task),
                 "This disclosure needs no alert; nothing was written.")
 
 

@@ -53,6 +53,9 @@ def create_app(
         except KeyFileError as error:
             raise ValueError(f"CONSENT_GAP_JWKS_FILE: {error}") from None
     app = Flask(__name__)
+    from .worklist import UploadRequest
+
+    app.request_class = UploadRequest  # 64 KB, but for the scan of a signed authorization
     secret = config.resolved_secret()
     app.config.update(
         SECRET_KEY=secret,
@@ -97,9 +100,10 @@ def _register_blueprints(app: Flask) -> None:
     from .launch import bp as auth_bp
     from .meta import bp as meta_bp
     from .panel import bp as panel_bp
+    from .worklist import bp as worklist_bp
 
     for blueprint in (meta_bp, auth_bp, panel_bp, api_bp, actions_bp, cds_bp, accounting_bp,
-                      guide_bp):
+                      guide_bp, worklist_bp):
         app.register_blueprint(blueprint)
 
 

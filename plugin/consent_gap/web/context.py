@@ -124,3 +124,20 @@ def take_pending(state: str | None) -> PendingAuthorization | None:
     if found.expired(time.time(), PENDING_TTL) or not states_match(found.state, state):
         return None
     return found
+
+
+def remember_target(state: str, target: str) -> None:
+    """Which page a pending sign-in opens (the worklist; the panel when none is named)."""
+    targets = dict(session.get("targets") or {})
+    targets[state] = target
+    session["targets"] = dict(list(targets.items())[-MAX_PENDING:])
+
+
+def take_target(state: str | None) -> str | None:
+    if not state:
+        return None
+    targets = dict(session.get("targets") or {})
+    target = targets.pop(state, None)
+    if target is not None:
+        session["targets"] = targets
+    return target

@@ -201,6 +201,7 @@ KINDS: dict[str, str] = {
     "documentation-draft": "draft documentation note",
     "notice-reminder": "client-notice reminder",
     "client-notice": "record of the client notice",
+    "task": "task for the privacy office",
 }
 
 # ---------------------------------------------------------------- steps (CONTRACT 6.2)
@@ -294,31 +295,36 @@ SCENARIOS: dict[str, ScenarioWords] = {
 
 @dataclass(frozen=True)
 class DispositionWords:
-    label: str
+    label: str  # the choice, as the worklist offers it
     effect: str  # what choosing it does, for the officer
+    status: str = ""  # the Task's state once chosen, when it reads otherwise than the label
+
+    @property
+    def status_text(self) -> str:
+        return self.status or self.label
 
 
 DISPOSITIONS: dict[str, DispositionWords] = {
     Disposition.AUTHORIZATION_ON_FILE: DispositionWords(
-        "A signed authorization is on file",
+        "An authorization is on file (re-check the chart)",
         "Attach the authorization kept outside the record; the task completes when the "
         "re-check no longer flags the disclosure."),
     Disposition.DOCUMENTATION_COMPLETED: DispositionWords(
-        "The documentation is completed",
+        "The documentation is completed (re-check the chart)",
         "The task completes when the re-check finds the documentation in the chart."),
     Disposition.NOT_A_DISCLOSURE: DispositionWords(
-        "This was not a disclosure",
+        "Not a disclosure",
         "The task completes; say why in the note."),
     Disposition.BREACH_ASSESSMENT: DispositionWords(
-        "Assess the breach risk",
+        "Start the breach risk assessment",
         "The task is in progress until the four-factor assessment (45 CFR 164.402) is "
-        "concluded."),
+        "concluded.",
+        "Breach risk assessment in progress"),
 }
 
 CONCLUSIONS: dict[str, str] = {
-    Conclusion.LOW_PROBABILITY: "Low probability that the information was compromised: "
-                                "not a breach",
-    Conclusion.BREACH: "A breach: notify the client (45 CFR 164.404)",
+    Conclusion.LOW_PROBABILITY: "Low probability of compromise: not a breach",
+    Conclusion.BREACH: "Breach: notify",
 }
 
 # ---------------------------------------------------------------- the accounting (CONTRACT 8)

@@ -30,6 +30,8 @@ class ClientSpec:
     scope: str = ""
     redirect_uris: tuple[str, ...] = ()
     launch_url: str | None = None
+    # The app's launch URL from a non-patient context (the EHR's "Privacy office" entry).
+    office_launch_url: str | None = None
     auto_approve: bool = False
     jwks: dict | None = None  # public keys by value
     jwks_uri: str | None = None  # public keys by URL
@@ -173,6 +175,7 @@ def _client(entry: dict, index: int, source: Path, config: LauncherConfig) -> Cl
         scope=" ".join(str(entry.get("scope", "")).split()),
         redirect_uris=tuple(entry.get("redirect_uris", ())),
         launch_url=entry.get("launch_url"),
+        office_launch_url=entry.get("office_launch_url"),
         auto_approve=bool(entry.get("auto_approve", False)),
         jwks=jwks,
         jwks_uri=jwks_uri,
