@@ -17,8 +17,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consent_gap import RULESET
-from consent_gap.domain import Chart, Disclosure, Finding, Problem
-from consent_gap.engine import Prepared, decide
+from consent_gap.domain import (
+    TRACE_CONVERSIONS,
+    TRACE_PART2,
+    TRACE_PSYCHOTHERAPY_NOTES,
+    TRACE_RULE,
+    Chart,
+    Disclosure,
+    Finding,
+    Problem,
+)
+from consent_gap.engine import Outcome, Prepared, decide
 from consent_gap.explain import explain
 from consent_gap.mappings import Jurisdiction, Rules, load_rules
 from consent_gap.normalize import (
@@ -136,6 +145,28 @@ def evaluate(data: Any, jurisdiction: str | None = None, *, rules: Rules | None 
     return evaluator(jurisdiction, rules=rules, base=base)(data)
 
 
+def decided_by(outcome: Outcome, rules: Rules) -> tuple[str, ...]:
+    """What decided, as ids a privacy officer can look up (the way a policy engine names the
+    policy that decided): the covering Consent, or the winning row of exceptions.toml; then
+    the narrowing for sensitive data, and the near miss, restriction or unresolved data that
+    turned the decision (Finding.decided_by)."""
+    trace: list[str] = []
+    covering = next((c.reference for c in outcome.candidates if c.reason is None), None)
+    rows = outcome.rows or ((outcome.row,) if outcome.row is not None else ())
+    if not rows and covering:
+        trace.append(covering)  # authorized (or so, until its data proved unresolved)
+    for row in rows:  # every winning row, in purpose order (1.3)
+        trace.append(TRACE_RULE + row.id)
+    if rows:
+        narrowing = {rules.sensitivity.psychotherapy_reason: TRACE_PSYCHOTHERAPY_NOTES,
+                     rules.sensitivity.part2_reason: TRACE_PART2}.get(outcome.cause or "")
+        if narrowing and outcome.cause not in {row.reason for row in rows}:
+            trace.append(narrowing)
+    if outcome.converted in TRACE_CONVERSIONS:
+        trace.append(outcome.converted)
+    return tuple(trace)
+
+
 def _evaluate(data: Any, rules: Rules, place: Jurisdiction | None,
               base: str | None = None) -> Report:
     dataset = normalize(data, rules, base=base)
@@ -163,6 +194,7 @@ def _evaluate(data: Any, rules: Rules, place: Jurisdiction | None,
             notify=disclosure.notify,
             disclosed=tuple(e.reference for e in disclosure.entities if e.reference),
             instruments=disclosure.instrument_refs,
+            decided_by=decided_by(outcome, rules),
         ))
     return Report(findings=findings, problems=dataset.problems, ruleset=RULESET,
                   jurisdiction=place.code if place is not None else None,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 from typing import Any
 
+from consent_gap import wording
 from consent_gap.domain import REASON_CODES, Coding, Decision
 
 ENV_FOLDER = "CONSENT_GAP_MAPPINGS"
@@ -731,7 +732,7 @@ def _load_cached(key: str, traversable: Traversable | None) -> Rules:
         tables[f"jurisdictions/{name}"] = table
         _jurisdictions(table, jurisdictions)
     _, tables["guide.toml"] = _guide_file(folder, label)
-    return Rules(
+    rules = Rules(
         folder=key,
         guide=_guide(tables["guide.toml"], purposes, instruments),
         purposes=purposes,
@@ -745,3 +746,8 @@ def _load_cached(key: str, traversable: Traversable | None) -> Rules:
         sources={name: (t.data["meta"]["source"], t.data["meta"]["date"])
                  for name, t in tables.items()},
     )
+    # Complete by construction: a code the tables use that has no words stops the start.
+    unworded = wording.unworded(rules)
+    if unworded:
+        raise MappingsError(f"{label}/{unworded[0]} (add it to consent_gap.wording)")
+    return rules

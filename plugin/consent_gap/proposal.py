@@ -5,7 +5,7 @@ A proposal is a disclosure that has not happened yet. It is decided by the one p
 caller uses: writeback.records builds the AuditEvent that recording it would write (6.3), the
 chart plus that AuditEvent goes through `evaluate`, and the finding for it is the answer (no
 second engine). Then the steps of 6.2 come from the table in mappings/guide.toml and their
-words from guide_wording. Pure: no I/O, no clock (the caller passes `now`).
+words from wording.guide. Pure: no I/O, no clock (the caller passes `now`).
 """
 
 from __future__ import annotations
@@ -336,7 +336,7 @@ def step_codes(tables: GuideTables, finding: Finding, can_draft: bool) -> tuple[
 
 
 def with_words(codes: Iterable[str], place: Jurisdiction | None) -> tuple[Step, ...]:
-    from consent_gap.guide_wording import step_text
+    from consent_gap.wording.guide import step_text
 
     return tuple(Step(code, step_text(code, place)) for code in codes)
 

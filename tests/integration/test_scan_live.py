@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -269,6 +270,42 @@ def test_backend_services_scan_through_the_launcher(fhir_base, proxy_base, tmp_p
     summary = run_scan(settings, patients=charts.patients)
     assert summary.status == "ok", summary.errors
     assert summary.written["Provenance"] == len(expected)
+    assert_exactly(charts, expected)
+
+
+class NextRelease(Scanner):
+    """The scan as the next release of the rules runs it: what it writes names another
+    ruleset (the finding note's text, the Provenance's policy)."""
+
+    RULESET = "2099.1-next"
+
+    def _context(self) -> WriteContext:
+        return replace(super()._context(), ruleset=self.RULESET)
+
+
+def test_a_new_ruleset_rewrites_nothing_whose_decision_is_the_same(fhir_base, tmp_path):
+    """CONTRACT 5: the identifier is the disclosure, the kind and the decision, not the
+    ruleset; so after an upgrade of the rules a scan of unchanged charts writes nothing."""
+    charts = load(fhir_base)
+    expected = charts.expected()
+    settings = charts.settings(tmp_path)
+    first = run_scan(settings, patients=charts.patients)
+    assert first.status == "ok", first.errors
+    assert sum(first.written.values()) == 2 * len(expected)  # each with its Provenance
+
+    client = FhirClient(fhir_base)
+    store = CheckpointStore(settings.database_url)
+    scanner = NextRelease(client, store,
+                          ScanOptions(fhir_base, patients=tuple(charts.patients),
+                                      jurisdiction=JURISDICTION, batch_size=4),
+                          privacy_officer=charts.privacy_officer)
+    assert scanner._context().ruleset != WriteContext().ruleset  # it is another release
+    second = scanner.run()
+    store.close()
+    client.close()
+    assert second.status == "ok", second.errors
+    assert second.disclosures == first.disclosures
+    assert second.written == {}
     assert_exactly(charts, expected)
 
 

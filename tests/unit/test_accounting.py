@@ -373,7 +373,8 @@ def test_purpose_sentence(purposes, basis, decision, said):
 
 
 def test_every_basis_of_the_rules_and_every_purpose_has_words():
-    from consent_gap.accounting import BASES, PURPOSES
+    from consent_gap.wording import GROUNDS as BASES
+    from consent_gap.wording import PURPOSES
 
     rules = load_rules()
     bases = {row.basis for row in rules.exceptions.rows if getattr(row, "basis", None)}
