@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# Keys in app.extensions (web/chart.py still reads the first three directly).
+# Keys in app.extensions: named here only.
 _CONFIG = "consent_gap"
 _HTTP = "consent_gap.http"
 _PREFETCH = "consent_gap.prefetch"
