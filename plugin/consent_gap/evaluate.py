@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from consent_gap import RULESET
 from consent_gap.domain import (
     TRACE_CONVERSIONS,
     TRACE_PART2,
@@ -50,7 +49,7 @@ class Report:
 
     findings: list[Finding] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    ruleset: str = RULESET
+    ruleset: str = ""  # the rules' own version (mappings [meta] ruleset)
     jurisdiction: str | None = None
     # The normalized chart of every patient the data names, so a caller that shows more than
     # the findings (the panel's timeline of authorizations) need not normalize again.
@@ -196,7 +195,7 @@ def _evaluate(data: Any, rules: Rules, place: Jurisdiction | None,
             instruments=disclosure.instrument_refs,
             decided_by=decided_by(outcome, rules),
         ))
-    return Report(findings=findings, problems=dataset.problems, ruleset=RULESET,
+    return Report(findings=findings, problems=dataset.problems, ruleset=rules.ruleset,
                   jurisdiction=place.code if place is not None else None,
                   charts=dataset.charts,
                   disclosures={d.reference: d for d in disclosures})

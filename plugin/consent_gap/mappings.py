@@ -227,6 +227,9 @@ class Rules:
     jurisdictions: Mapping[str, Jurisdiction]
     sources: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     guide: GuideTables | None = field(default=None, repr=False)
+    #: The version these tables name (`[meta] ruleset`, CONTRACT 2): printed with every
+    #: evaluation and written into the notes, so a practice's own tables carry their own.
+    ruleset: str = ""
 
     def jurisdiction(self, code: str | None) -> Jurisdiction | None:
         """The jurisdiction for an ISO 3166-2 code (case-insensitive); KeyError if unknown."""
@@ -714,6 +717,25 @@ def load_rules(folder: pathlib.Path | str | None = None) -> Rules:
     return _load_cached(str(chosen), chosen if folder is None else None)
 
 
+def _ruleset(tables: Mapping[str, _Section], label: str) -> str:
+    """The one version the tables name in `[meta] ruleset` (CONTRACT 2). Tables that name
+    none take it from the others; two that name different versions, or none at all, are
+    refused: the version printed and written must be the tables', never a guess."""
+    named = {name: t.data["meta"]["ruleset"] for name, t in tables.items()
+             if isinstance(t.data.get("meta"), dict) and "ruleset" in t.data["meta"]}
+    for name, value in named.items():
+        if not isinstance(value, str) or not value.strip():
+            raise MappingsError(f"{label}/{name}: [meta]: ruleset must be a non-empty string")
+    versions = sorted(set(named.values()))
+    if not versions:
+        raise MappingsError(f"{label}: no table names its ruleset ([meta] ruleset = \"...\" "
+                            "in jurisdictions/us-states.toml)")
+    if len(versions) > 1:
+        listed = ", ".join(f"{name} {value!r}" for name, value in sorted(named.items()))
+        raise MappingsError(f"{label}: the tables name different rulesets: {listed}")
+    return versions[0].strip()
+
+
 @functools.lru_cache(maxsize=8)
 def _load_cached(key: str, traversable: Traversable | None) -> Rules:
     folder: Traversable = traversable if traversable is not None else pathlib.Path(key)
@@ -745,6 +767,7 @@ def _load_cached(key: str, traversable: Traversable | None) -> Rules:
         jurisdictions=jurisdictions,
         sources={name: (t.data["meta"]["source"], t.data["meta"]["date"])
                  for name, t in tables.items()},
+        ruleset=_ruleset(tables, label),
     )
     # Complete by construction: a code the tables use that has no words stops the start.
     unworded = wording.unworded(rules)

@@ -99,7 +99,7 @@ def test_entries_without_a_resource_are_problems_not_silence(tmp_path, capsys):
 @pytest.mark.parametrize("content", ["[]", '{"resourceType": "Bundle", "type": "searchset"}'])
 def test_an_empty_data_set_is_evaluated(tmp_path, capsys, content):
     code, out, _ = run(["evaluate", write(tmp_path, content)], capsys)
-    assert code == 0 and json.loads(out) == {"ruleset": "2026.2", "findings": [], "problems": []}
+    assert code == 0 and json.loads(out) == {"ruleset": "2026.3", "findings": [], "problems": []}
 
 
 def test_missing_file(capsys, tmp_path):

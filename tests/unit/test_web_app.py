@@ -119,7 +119,7 @@ def hostile_view() -> PanelView:
         authorizations=(AuthorizationRow("Consent/c1", "2025-01-01 to 2025-03-01", "active",
                                          f"Consent text {HOSTILE}"),),
         findings=(item,),
-        problems=(), jurisdiction=None, ruleset="2026.2",
+        problems=(), jurisdiction=None, ruleset="2026.3",
     )
 
 

@@ -18,6 +18,7 @@ from flask import Blueprint, request
 from consent_gap import wording, writeback
 from consent_gap.domain import Finding
 from consent_gap.fhir import FhirError
+from consent_gap.mappings import load_rules
 from consent_gap.smart.scopes import permits
 
 from . import services
@@ -42,7 +43,8 @@ def _finding(launch: Launch) -> tuple[int, Finding] | None:
 def _context() -> writeback.WriteContext:
     config = services.config()
     return writeback.WriteContext(privacy_officer=config.privacy_officer,
-                                  organization=config.organization)
+                                  organization=config.organization,
+                                  ruleset=load_rules(config.mappings).ruleset)
 
 
 def _write(launch: Launch, finding: Finding, kinds: Iterable[writeback.Kind]) -> list[str]:

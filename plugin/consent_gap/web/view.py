@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from consent_gap import RULESET, wording, writeback
+from consent_gap import wording, writeback
 from consent_gap.domain import (
     Authorization,
     ClientNotice,
@@ -249,7 +249,7 @@ def build_view(launch: Launch, report: Report, config: WebConfig) -> PanelView:
                                                         start=1)),
         problems=tuple(report.problems),
         jurisdiction=config.jurisdiction,
-        ruleset=RULESET,
+        ruleset=report.ruleset,
         write_note=NO_WRITE_SCOPE if hidden else None,
     )
 

@@ -34,8 +34,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from consent_gap import RULESET, __version__, wording
+from consent_gap import __version__, wording
 from consent_gap.domain import ClientNotice, Decision, Documentation, Finding
+from consent_gap.mappings import load_rules
 from consent_gap.wording import notes
 from consent_gap.wording.notes import TO_COMPLETE  # noqa: F401  (the draft's marker, re-exported)
 
@@ -84,7 +85,7 @@ class WriteContext:
     privacy_officer: str | None = None  # Practitioner/... or PractitionerRole/...
     organization: str | None = None  # Organization/...
     device: str | None = None  # Device/<id> when the caller has ensured it; else created inline
-    ruleset: str = RULESET
+    ruleset: str = field(default_factory=lambda: load_rules().ruleset)  # the tables' own
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
