@@ -9,8 +9,10 @@ test), so it sees only its own patients whatever else the sandbox holds, and sca
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +28,7 @@ import requests
 from consent_gap.checkpoint import CheckpointStore
 from consent_gap.evaluate import evaluate
 from consent_gap.fhir.client import FhirClient
+from consent_gap.mappings import load_rules
 from consent_gap.scan import Scanner, ScanOptions, run_scan
 from consent_gap.settings import Settings
 from consent_gap.writeback import (
@@ -464,3 +467,30 @@ def test_an_existing_install_gets_its_tasks_dated_at_discovery(fhir_base, tmp_pa
     assert len(found["Provenance"]) == len(groups) + flagged
     assert found["targeted"] == ["1"] * len(wanted)
     assert run_scan(charts.settings(tmp_path), patients=charts.patients).written == {}
+
+
+def test_a_new_ruleset_rewrites_nothing_whose_decision_is_the_same(fhir_base, tmp_path):
+    """CONTRACT 5: the identifier is the disclosure, the kind and the decision, not the
+    ruleset; so after an upgrade of the rules (here: the tables with their `[meta] ruleset`
+    renamed, as a release or a practice's own tables would name it) a scan of unchanged charts
+    writes nothing."""
+    charts = load(fhir_base)
+    expected = charts.expected()
+    settings = charts.settings(tmp_path)
+    first = run_scan(settings, patients=charts.patients)
+    assert first.status == "ok", first.errors
+
+    tables = tmp_path / "next-release"
+    shutil.copytree(Path(str(importlib.resources.files("consent_gap.mappings_data"))), tables,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    states = tables / "jurisdictions" / "us-states.toml"
+    text = states.read_text()
+    assert 'ruleset = "2026.3"' in text
+    states.write_text(text.replace('ruleset = "2026.3"', 'ruleset = "2099.1-next"', 1))
+    assert load_rules(tables).ruleset == "2099.1-next"
+
+    second = run_scan(charts.settings(tmp_path, mappings=tables), patients=charts.patients)
+    assert second.status == "ok", second.errors
+    assert second.disclosures == first.disclosures
+    assert second.written == {}
+    assert_exactly(charts, expected)
