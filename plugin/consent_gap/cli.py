@@ -13,7 +13,7 @@ import sys
 import textwrap
 from typing import NoReturn
 
-from consent_gap.commands import evaluate, scan, schedule, serve
+from consent_gap.commands import evaluate, scan, schedule, serve, subscribe
 from consent_gap.commands.base import PROG, Command, run_command
 
 #: The commands, in the order `--help` lists them.
@@ -22,6 +22,7 @@ COMMANDS: list[Command] = [
     scan.COMMAND,
     schedule.COMMAND,
     serve.COMMAND,
+    subscribe.COMMAND,
 ]
 
 

@@ -88,9 +88,10 @@ def _register_blueprints(app: Flask) -> None:
     from .cds import bp as cds_bp
     from .launch import bp as auth_bp
     from .meta import bp as meta_bp
+    from .notify import bp as notify_bp
     from .panel import bp as panel_bp
 
-    for blueprint in (meta_bp, auth_bp, panel_bp, api_bp, actions_bp, cds_bp):
+    for blueprint in (meta_bp, auth_bp, panel_bp, api_bp, actions_bp, cds_bp, notify_bp):
         app.register_blueprint(blueprint)
 
 
@@ -99,7 +100,7 @@ def _register_errors(app: Flask) -> None:
     def _http_error(error: HTTPException):
         from flask import request
 
-        if request.path.startswith(("/api/", "/cds-services")):
+        if request.path.startswith(("/api/", "/cds-services", "/fhir-notify")):
             return {"error": error.name, "message": error.description}, error.code
         return (
             render_template(
