@@ -38,6 +38,8 @@ value raises :class:`SettingsError` naming the variable, so an operator sees whi
 | `CONSENT_GAP_NOTIFY_SECRET` | `notify_secret` | none (`/fhir-notify` refuses every call) | the secret the FHIR server's Subscriptions send in the `X-Consent-Gap-Secret` header (16+ printable characters) |
 | `CONSENT_GAP_NOTIFY_URL` | `notify_url` | `<public_url>/fhir-notify` | where the FHIR server sends notifications (`consent-gap subscribe` writes it into the Subscriptions) |
 | `CONSENT_GAP_NOTIFY_INTERVAL` | `notify_interval` | `3` | seconds between two drains of the notification queue by the scheduler (1 to 3600) |
+| `CONSENT_GAP_DASK_SCHEDULER` | `dask_scheduler` | none | address of an existing Dask scheduler (e.g. `tcp://10.0.0.5:8786`) on which `scan --bulk` decides; needs the `dask` extra |
+| `CONSENT_GAP_BULK_MAX_WAIT` | `bulk_max_wait` | `120` | `scan --bulk`: the longest wait in seconds between two polls of the export's status, whatever its `Retry-After` asks (HAPI always asks 120 s; the sandbox's tests use 2) |
 
 Adding a setting (e.g. for the web app) is two lines: a field on :class:`Settings` and a
 :class:`Var` in :data:`VARIABLES` with its parser; the loader, the errors and ``describe()``
@@ -126,6 +128,10 @@ class Settings:
     notify_secret: str | None = None
     notify_url: str | None = None
     notify_interval: int = 3
+    # Bulk scans: the address of an existing Dask scheduler that decides (scan --bulk).
+    dask_scheduler: str | None = None
+    # Bulk scans: the longest wait between two polls of an export, whatever Retry-After says.
+    bulk_max_wait: int = 120
 
     @property
     def database_url(self) -> str:
@@ -347,6 +353,8 @@ VARIABLES: tuple[Var, ...] = (
     Var("notify_secret", _secret, "secret header of the FHIR Subscriptions' notifications"),
     Var("notify_url", _url, "where the FHIR server sends notifications (the app's /fhir-notify)"),
     Var("notify_interval", _integer(1, 3600), "seconds between two drains of the notifications"),
+    Var("dask_scheduler", _text, "address of a Dask scheduler deciding bulk scans"),
+    Var("bulk_max_wait", _integer(1, 3600), "longest wait in seconds between two export polls"),
 )
 
 
