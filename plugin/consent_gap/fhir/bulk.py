@@ -29,6 +29,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -79,6 +80,28 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     except (TypeError, ValueError):
         return None
     return max(0.0, moment - (time.time() if now is None else now))
+
+
+def _instant(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def updated_before(resource: Mapping[str, Any], since: str | None) -> bool:
+    """True when `resource`'s ``meta.lastUpdated`` is before `since`: an export asked
+    ``_since`` should not hold it, but HAPI's Group export does (its compartment searches lose
+    ``_since``), so the caller drops it. Without a readable time, False (kept)."""
+    if not since:
+        return False
+    meta = resource.get("meta")
+    updated = meta.get("lastUpdated") if isinstance(meta, Mapping) else None
+    if not isinstance(updated, str):
+        return False
+    moment, start = _instant(updated), _instant(since)
+    return moment is not None and start is not None and moment < start
 
 
 def manifest_of(body: Any) -> Manifest:

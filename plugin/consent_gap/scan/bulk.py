@@ -56,7 +56,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, select
 
 from consent_gap.checkpoint import FAILED, OK, RunRecord, _engine
 from consent_gap.fhir import queries
-from consent_gap.fhir.bulk import BulkExport
+from consent_gap.fhir.bulk import BulkExport, updated_before
 from consent_gap.fhir.errors import FhirError
 from consent_gap.fhir.queries import NOT_FETCHED, Search
 from consent_gap.scan import selectors
@@ -202,10 +202,21 @@ class Spool:
         return [row[0] for row in self.db.execute(
             "SELECT id FROM res WHERE type = 'Patient' ORDER BY id")]
 
-    def ids(self, types: Sequence[str]) -> list[tuple[str, str]]:
+    def ids(self, types: Sequence[str], since: str | None = None) -> list[tuple[str, str]]:
+        """(type, id) of the spooled resources of these types; with `since`, only those
+        updated since then (fhir/bulk.py: `updated_before`)."""
         marks = ",".join("?" * len(types))
-        return list(self.db.execute(
-            f"SELECT type, id FROM res WHERE type IN ({marks})", tuple(types)))  # noqa: S608
+        rows = self.db.execute(f"SELECT type, id, file, offset, length FROM res "  # noqa: S608
+                               f"WHERE type IN ({marks}) ORDER BY file, offset", tuple(types))
+        if since is None:
+            return [(t, i) for t, i, *_ in rows]
+        out = []
+        for rtype, rid, number, offset, length in rows.fetchall():
+            with self.files[number].open("rb") as handle:
+                handle.seek(offset)
+                if not updated_before(json.loads(handle.read(length)), since):
+                    out.append((rtype, rid))
+        return out
 
     def chart(self, patients: Sequence[str]) -> list[dict[str, Any]]:
         """The resources of these patients' charts, each once, read back from the spool."""
@@ -387,7 +398,7 @@ class BulkScanner(Scanner):
         return list(found.values())
 
     def _incremental(self, run: RunRecord, spool: Spool, summary: ScanSummary) -> None:
-        changed = spool.ids(EXPORT_TYPES)
+        changed = spool.ids(EXPORT_TYPES, since=summary.since)
         patients = set(patients_of(self.client, changed))
         patients |= {p for t, p in changed if t == "Patient"}
         assert summary.since is not None
