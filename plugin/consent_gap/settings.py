@@ -39,7 +39,7 @@ value raises :class:`SettingsError` naming the variable, so an operator sees whi
 | `CONSENT_GAP_NOTIFY_URL` | `notify_url` | `<public_url>/fhir-notify` | where the FHIR server sends notifications (`consent-gap subscribe` writes it into the Subscriptions) |
 | `CONSENT_GAP_NOTIFY_INTERVAL` | `notify_interval` | `3` | seconds between two drains of the notification queue by the scheduler (1 to 3600) |
 | `CONSENT_GAP_DASK_SCHEDULER` | `dask_scheduler` | none | address of an existing Dask scheduler (e.g. `tcp://10.0.0.5:8786`) on which `scan --bulk` decides; needs the `dask` extra |
-| `CONSENT_GAP_BULK_MAX_WAIT` | `bulk_max_wait` | `120` | `scan --bulk`: the longest wait in seconds between two polls of the export's status, whatever its `Retry-After` asks (HAPI always asks 120 s; the sandbox's tests use 2) |
+| `CONSENT_GAP_BULK_MAX_WAIT` | `bulk_max_wait` | `120` | `scan --bulk`: the longest wait in seconds between two polls of the export's status, whatever its `Retry-After` asks (HAPI always asks 120 s; the sandbox tests use 1) |
 
 Adding a setting (e.g. for the web app) is two lines: a field on :class:`Settings` and a
 :class:`Var` in :data:`VARIABLES` with its parser; the loader, the errors and ``describe()``
