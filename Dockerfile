@@ -27,6 +27,12 @@ RUN groupadd --system --gid 10001 consentgap \
        --home-dir /var/lib/consent-gap --shell /usr/sbin/nologin consentgap \
     && mkdir -p /var/lib/consent-gap \
     && chown consentgap:consentgap /var/lib/consent-gap
+# WeasyPrint (the PDF of the accounting of disclosures) needs Debian's Pango and a font.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 \
+       fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links=/wheels /wheels/consent_gap-*.whl \
     && rm -rf /wheels

@@ -34,8 +34,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from consent_gap import fetch_plan  # noqa: E402
 from consent_gap.checkpoint import CheckpointStore  # noqa: E402
-from consent_gap.fhir import queries  # noqa: E402
 from consent_gap.fhir.client import FhirClient  # noqa: E402
 from consent_gap.scan import PAGE_SIZE, Scanner, ScanOptions  # noqa: E402
 
@@ -126,11 +126,11 @@ def bare_sweep(base: str, batches: list[list[str]]) -> tuple[float, int]:
 
     for batch in batches:
         related: set[str] = set()
-        for search in queries.chart_searches(batch):
+        for search in fetch_plan.chart_searches(batch):
             for bundle in pages(search.type, list(search.params)):
                 related |= {e["resource"]["id"] for e in bundle.get("entry", [])
                             if e["resource"]["resourceType"] == "RelatedPerson"}
-        notice = queries.notice_search(batch, sorted(related))
+        notice = fetch_plan.notice_search(batch, sorted(related))
         pages(notice.type, list(notice.params))
     http.close()
     return time.perf_counter() - started, count

@@ -13,12 +13,13 @@ import sys
 import textwrap
 from typing import NoReturn
 
-from consent_gap.commands import evaluate, scan, schedule, serve, subscribe
+from consent_gap.commands import accounting, evaluate, scan, schedule, serve, subscribe
 from consent_gap.commands.base import PROG, Command, run_command
 
 #: The commands, in the order `--help` lists them.
 COMMANDS: list[Command] = [
     evaluate.COMMAND,
+    accounting.COMMAND,
     scan.COMMAND,
     schedule.COMMAND,
     serve.COMMAND,

@@ -238,3 +238,58 @@ class Chart:
     representatives: dict[str, Representative] = field(default_factory=dict)
     documented: frozenset[str] = frozenset()  # disclosure refs with valid documentation
     notices: dict[str, tuple[Notice, ...]] = field(default_factory=dict)  # by disclosure ref
+
+
+# ------------------------------------------------------------------------------------------
+# The accounting of disclosures (CONTRACT.md 8): who received a disclosure and what was sent,
+# as read for display. Nothing is decided on these (normalize.read_released reads them).
+# ------------------------------------------------------------------------------------------
+
+
+#: Resource types that name a person or a body: a recipient, or the practice in a header.
+PARTY_TYPES = frozenset({
+    "Organization", "Practitioner", "PractitionerRole", "RelatedPerson", "Patient", "Person",
+    "CareTeam", "HealthcareService", "Location", "Group", "Device", "Endpoint",
+})
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """A recipient as the accounting names it (45 CFR 164.528(b)(2)(ii)): the resource it
+    resolves to (by reference, else by identifier), its name (the resource's, else the
+    reference's display, else the identifier's value) and its first address on one line."""
+
+    reference: str | None
+    name: str | None
+    address: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DataItem:
+    """One disclosed entity as the accounting describes it (164.528(b)(2)(iii)): its type,
+    what it is called (title, description or code display), and its counted labels (what
+    describes data sent without a reference, e.g. "the psychotherapy notes")."""
+
+    reference: str | None
+    resource_type: str | None
+    kind: str | None = None  # a document's type display (DocumentReference, Composition)
+    title: str | None = None
+    labels: tuple[Coding, ...] = ()
+    resolved: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """What one disclosure released, and to whom."""
+
+    recipient: Party
+    data: tuple[DataItem, ...] = ()
+
+
+@dataclass(frozen=True)
+class Releases:
+    """The display details of a data set's disclosures (by disclosure reference) and the name
+    of every party resource it holds (the practice's name for the accounting's header)."""
+
+    disclosures: dict[str, Released] = field(default_factory=dict)
+    parties: dict[str, Party] = field(default_factory=dict)

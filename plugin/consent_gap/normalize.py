@@ -20,16 +20,21 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from consent_gap.domain import (
+    PARTY_TYPES,
     Actor,
     Authorization,
     Chart,
     Coding,
+    DataItem,
     Disclosure,
     Entity,
     Notice,
+    Party,
     Person,
     Problem,
     Provision,
+    Released,
+    Releases,
     Representative,
 )
 from consent_gap.mappings import Rules
@@ -802,3 +807,198 @@ def normalize(data: Any, rules: Rules) -> Dataset:
         notices=notices_by_event,
     ) for patient in patients}
     return Dataset(disclosures=disclosures, charts=charts, problems=reader.problems)
+
+
+# --------------------------------------------------------------------------------------------
+# The accounting of disclosures (CONTRACT 8): names, addresses and titles, for display only.
+# Read apart from `normalize` (only for the disclosures an accounting lists), so the engine's
+# pass over every chart stays as lean as it is; the rules of 1.1 (which agent is the
+# recipient, which entity is the patient or a legal instrument) are the `_Reader`'s own.
+# --------------------------------------------------------------------------------------------
+
+_US = frozenset({"US", "USA", "UNITED STATES", "UNITED STATES OF AMERICA"})
+
+
+def _text(value: Any) -> str | None:
+    return " ".join(value.split()) or None if isinstance(value, str) else None
+
+
+def _concept_text(concept: Any) -> str | None:
+    """A CodeableConcept's text, else its first coding's display."""
+    for item in _list(concept):
+        if not isinstance(item, dict):
+            continue
+        found = _text(item.get("text")) or next(
+            (_text(c.get("display")) for c in _list(item.get("coding"))
+             if isinstance(c, dict) and _text(c.get("display"))), None)
+        if found:
+            return found
+    return None
+
+
+def one_line_address(addresses: Any) -> str | None:
+    """The first Address on one line: its text, else lines, city, "state postal code" and a
+    country other than the US, comma-separated ("1 Main St, Alden, CA 95000")."""
+    first = next((a for a in _list(addresses) if isinstance(a, dict)), None)
+    if first is None:
+        return None
+    text = first.get("text")
+    if isinstance(text, str) and text.strip():
+        return ", ".join(" ".join(line.split()) for line in text.splitlines() if line.strip())
+    country = _text(first.get("country"))
+    parts = [*filter(None, map(_text, _list(first.get("line")))), _text(first.get("city")),
+             " ".join(filter(None, (_text(first.get("state")), _text(first.get("postalCode"))))),
+             country if country and country.upper() not in _US else None]
+    return ", ".join(p for p in parts if p) or None
+
+
+class _Releases(_Reader):
+    """The accounting's reader: the `_Reader`'s index and 1.1 rules, display fields out."""
+
+    def __init__(self, rules: Rules) -> None:
+        super().__init__(rules)
+        self._by_identifier: dict[str, str] | None = None
+
+    def party(self, ref: str | None, identifier: str | None = None,
+              display: str | None = None) -> Party:
+        """Who `ref` (else `identifier`) names: the resource's name and first address, else
+        the reference's display, else the identifier's value."""
+        if ref is None and identifier is not None:
+            ref = self.identified(identifier)
+        resource = self.index.get(ref) if ref is not None else None
+        name = address = None
+        if resource is not None:
+            name, address = self.name_of(resource), self.address_of(resource)
+        if name is None:
+            name = display or (identifier.split("|", 1)[1] if identifier else None)
+        return Party(reference=ref, name=name, address=address)
+
+    def identified(self, identifier: str) -> str | None:
+        """The party resource of the data set that carries `identifier` (CONTRACT 1.1)."""
+        if self._by_identifier is None:
+            self._by_identifier = {}
+            for kind in PARTY_TYPES:
+                for key, resource in self.by_type.get(kind, {}).items():
+                    for found in map(_identifier, _list(resource.get("identifier"))):
+                        if found:
+                            self._by_identifier.setdefault(found, key)
+        return self._by_identifier.get(identifier)
+
+    def name_of(self, resource: dict) -> str | None:
+        name = resource.get("name")
+        if isinstance(name, str):
+            return _text(name)
+        if resource.get("resourceType") == "PractitionerRole":
+            names = [self.name_of(found) if found is not None else _text(ref.get("display"))
+                     for ref in (_dict(resource.get("practitioner")),
+                                 _dict(resource.get("organization")))
+                     for found in (self.index.get(self.refs.of(ref) or ""),)]
+            return ", ".join(n for n in names if n) or None
+        if resource.get("resourceType") == "Device":
+            return next((_text(d.get("name")) for d in _list(resource.get("deviceName"))
+                         if isinstance(d, dict) and _text(d.get("name"))), None)
+        return _human_name(name)
+
+    def address_of(self, resource: dict) -> str | None:
+        if resource.get("resourceType") == "PractitionerRole":
+            for ref in (resource.get("organization"), resource.get("practitioner")):
+                found = self.index.get(self.refs.of(ref) or "")
+                if found is not None and (address := self.address_of(found)):
+                    return address
+            return None
+        return one_line_address(resource.get("address"))
+
+    def item(self, ref: str | None, entity: dict) -> DataItem:
+        """A disclosed entity: its resource's type and title when in the data set, else what
+        the record says of it (an AuditEvent entity's name or description) and its labels."""
+        read = self.entity(ref, entity)
+        resource = self.index.get(ref) if ref is not None else None
+        kind = title = None
+        if resource is not None:
+            rtype = resource.get("resourceType")
+            if rtype in ("DocumentReference", "Composition"):
+                kind = _concept_text(resource.get("type"))
+            attachments = [_dict(c).get("attachment") for c in _list(resource.get("content"))]
+            title = (_text(resource.get("title"))
+                     or next((t for a in attachments if (t := _text(_dict(a).get("title")))),
+                             None)
+                     or _text(resource.get("description"))
+                     or (None if kind else _concept_text(resource.get("code"))))
+        title = title or _text(entity.get("name")) or _text(entity.get("description"))
+        return DataItem(reference=ref, resource_type=read.resource_type, kind=kind,
+                        title=title, labels=tuple(sorted(read.labels)), resolved=read.resolved)
+
+    def audit_released(self, key: str, resource: dict) -> Released | None:
+        """An AuditEvent disclosure (1.1): the first Destination agent naming someone, and
+        every entity but the Patient and the legal instruments."""
+        if not self.is_disclosure(resource):
+            return None
+        occurred = self.occurred(resource)
+        kinds = self.rules.disclosures.recipient_agent_type
+        recipient = Party(reference=None, name=None, address=None)
+        for agent in _list(resource.get("agent")):
+            who = _dict(_dict(agent).get("who"))
+            if kinds.isdisjoint(_concept_codings(_dict(agent).get("type"))):
+                continue
+            ref, identifier = self.refs.of(who), _identifier(who.get("identifier"))
+            if ref is not None or identifier is not None:
+                recipient = self.party(ref, identifier, _text(who.get("display")))
+                break
+        items: list[DataItem] = []
+        patient_seen = False
+        for entity in _list(resource.get("entity")):
+            if not isinstance(entity, dict):
+                continue
+            ref = self.refs.of(entity.get("what"))
+            if not patient_seen and ref is not None and ref.startswith("Patient/"):
+                patient_seen = True
+                continue
+            if ref is not None and self.instrument(ref, occurred):
+                continue
+            items.append(self.item(ref, entity))
+        return Released(recipient=recipient, data=tuple(items))
+
+    def sent_released(self, key: str, resource: dict) -> Released | None:
+        """A Communication disclosure (1.1): its one recipient and its payload."""
+        if not self.is_sent_disclosure(resource):
+            return None
+        disclosure = self.sent_disclosure(key, resource)
+        who = _dict(_list(resource.get("recipient"))[0])
+        recipient = self.party(disclosure.recipient, _identifier(who.get("identifier")),
+                               _text(who.get("display")))
+        sent = set(disclosure.instrument_refs)
+        items = [self.item(ref, {}) for p in _list(resource.get("payload"))
+                 if (ref := self.refs.of(_dict(p).get("contentReference"))) and ref not in sent]
+        for p in _list(resource.get("payload")):
+            attachment = _dict(p).get("contentAttachment")
+            if isinstance(attachment, dict):
+                items.append(DataItem(reference=None, resource_type=None,
+                                      title=_text(attachment.get("title"))))
+        if not items and disclosure.entities:
+            items.append(DataItem(reference=None, resource_type=None))
+        return Released(recipient=recipient, data=tuple(items))
+
+
+def read_released(data: Any, rules: Rules, wanted: Iterable[str] | None = None) -> Releases:
+    """The display details of the disclosures in `data` (all, or the references `wanted`)
+    and the name of every party resource it holds. Tolerant as `normalize`: what cannot be
+    read is left out (`normalize` has already reported it)."""
+    items, _problems = resources_of(data)
+    reader = _Releases(rules)
+    reader.add(items)
+    only = None if wanted is None else set(wanted)
+    released: dict[str, Released] = {}
+    for kind, read in (("AuditEvent", reader.audit_released),
+                       ("Communication", reader.sent_released)):
+        for key, resource in reader.by_type.get(kind, {}).items():
+            if only is not None and key not in only:
+                continue
+            try:
+                found = read(key, resource)
+            except (Unreadable, TypeError, AttributeError, KeyError, ValueError):
+                continue
+            if found is not None:
+                released[key] = found
+    parties = {key: reader.party(key) for kind in PARTY_TYPES
+               for key in reader.by_type.get(kind, {})}
+    return Releases(disclosures=released, parties=parties)

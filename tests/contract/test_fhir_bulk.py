@@ -228,8 +228,10 @@ def test_each_resource_goes_to_the_chart_the_paging_plan_would_put_it_in(tmp_pat
 
 def test_a_group_export_searches_what_the_patient_compartment_leaves_out():
     found = {("Consent", "c1"): {}, ("AuditEvent", "a1"): {}, ("RelatedPerson", "r1"): {},
+             ("Communication", "n1"): {},
              ("Patient", "p1"): {}}
     searches = {(s.type, s.params) for s in group_followups(["p1"], found)}
     assert searches == {("Provenance", (("target", "Consent/c1"),)),
                         ("DocumentReference", (("related", "AuditEvent/a1"),)),
+                        ("DocumentReference", (("related", "Communication/n1"),)),
                         ("Communication", (("recipient", "RelatedPerson/r1"),))}

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 from consent_gap.evaluate import evaluate
+from consent_gap.fetch_plan import fetch_patient_chart
 from consent_gap.fhir import FhirClient
-from consent_gap.fhir.queries import fetch_chart
 
 PANEL_TIMEOUT_MS = 60_000
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -31,7 +31,7 @@ def candidates(fhir: str):
                 counts[ref.split("/", 1)[1]] = counts.get(ref.split("/", 1)[1], 0) + 1
     for patient_id in sorted(counts, key=lambda p: (-counts[p], p))[:60]:
         with FhirClient(fhir) as client:
-            resources = fetch_chart(client, patient_id)
+            resources = fetch_patient_chart(client, patient_id)
         yield patient_id, evaluate(resources)
 
 

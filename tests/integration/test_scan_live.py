@@ -33,27 +33,11 @@ from consent_gap.writeback import (
     WriteContext,
     plan,
 )
+from support.fhir import renamed as _renamed
 
 EXAMPLES = Path(__file__).parents[1] / "fixtures" / "examples"
 JURISDICTION = "US-CA"
 FHIR_JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
-
-
-def _renamed(value: Any, suffix: str) -> Any:
-    """Every relative reference `Type/id` becomes `Type/id-suffix`."""
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if (key == "reference" and isinstance(item, str) and "/" in item
-                    and not item.startswith(("http", "urn:", "#"))):
-                rtype, rid = item.split("/", 1)
-                out[key] = f"{rtype}/{rid}-{suffix}"
-            else:
-                out[key] = _renamed(item, suffix)
-        return out
-    if isinstance(value, list):
-        return [_renamed(item, suffix) for item in value]
-    return value
 
 
 class Charts:

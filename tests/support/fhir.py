@@ -405,3 +405,21 @@ def world(*extra: Resource | None, birth_date: str | None = "1980-04-01") -> lis
     organisation and the default data document (MH-labelled), plus `extra`."""
     return [patient(birth_date=birth_date), practitioner(), organization(), document(),
             *[e for e in extra if e is not None]]
+
+
+def renamed(value: Any, suffix: str) -> Any:
+    """Every relative reference `Type/id` becomes `Type/id-suffix` (a chart loaded under ids of
+    its own, so a test against the shared sandbox sees only its own resources)."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if (key == "reference" and isinstance(item, str) and "/" in item
+                    and not item.startswith(("http", "urn:", "#"))):
+                rtype, rid = item.split("/", 1)
+                out[key] = f"{rtype}/{rid}-{suffix}"
+            else:
+                out[key] = renamed(item, suffix)
+        return out
+    if isinstance(value, list):
+        return [renamed(item, suffix) for item in value]
+    return value

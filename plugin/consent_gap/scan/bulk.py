@@ -11,7 +11,7 @@ creates, same checkpoint), so a bulk run after a paging run writes nothing, and 
    (``_typeFilter``);
 2. each NDJSON file is streamed to a spool file on disk while an index (SQLite, on disk beside
    it) records where each resource's line is and which resources it references (a generic walk
-   of ``reference`` strings, fhir/queries.py); memory holds one line at a time;
+   of ``reference`` strings, fhir/search.py); memory holds one line at a time;
 3. each resource is given to the patient(s) whose chart the paging fetch would put it in
    (`Spool.assign`): the Patient; what references the Patient (disclosures, Consents,
    RelatedPersons, notes, Communications); the Provenance of a Consent, the notes related to a
@@ -54,11 +54,13 @@ from typing import Any
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, select
 
+from consent_gap import fetch_plan
 from consent_gap.checkpoint import FAILED, OK, RunRecord, _engine
-from consent_gap.fhir import queries
+from consent_gap.fetch_plan import NOT_FETCHED
+from consent_gap.fhir import search as fhir_search
 from consent_gap.fhir.bulk import BulkExport, updated_before
 from consent_gap.fhir.errors import FhirError
-from consent_gap.fhir.queries import NOT_FETCHED, Search
+from consent_gap.fhir.search import Search
 from consent_gap.scan import selectors
 from consent_gap.scan.notifications import patients_of
 from consent_gap.scan.output import Progress
@@ -70,17 +72,20 @@ BULK = "bulk"
 #: What the engine reads (CONTRACT 1.1-1.4); anything else a disclosure names is fetched by id.
 EXPORT_TYPES = ("Patient", "RelatedPerson", "Consent", "Provenance", "AuditEvent",
                 "DocumentReference", "Communication")
-#: Reverse links the paging plan follows (fhir/queries.py): a resource of the first type that
+#: Reverse links the paging plan follows (fetch_plan.py): a resource of the first type that
 #: references a resource of the second belongs to that resource's patient.
 _REVERSE = (("Provenance", "Consent"), ("DocumentReference", "AuditEvent"),
-            ("Communication", "AuditEvent"), ("Communication", "RelatedPerson"))
+            ("DocumentReference", "Communication"), ("Communication", "AuditEvent"),
+            ("Communication", "Communication"), ("Communication", "RelatedPerson"))
 #: Forward links (the `_include` and follow-up of the paging plan): what these name belongs
 #: to their patient; None: any type but NOT_FETCHED.
-_FORWARD = (("AuditEvent", None), ("Consent", "RelatedPerson"),
-            ("Communication", "RelatedPerson"))
+_FORWARD = (("AuditEvent", None), ("Communication", None), ("Consent", "RelatedPerson"))
 
-#: Only disclosure AuditEvents (the paging plan's `subtype` search).
-FILTERS = (f"AuditEvent?subtype={queries.DISCLOSE_SUBTYPE}",)
+
+
+def type_filters() -> tuple[str, ...]:
+    """Only disclosure AuditEvents (the paging plan's `subtype` search, codes of the rules)."""
+    return (f"AuditEvent?subtype={fetch_plan.default_codes().disclosure_subtype}",)
 
 _meta = MetaData()
 bulk_runs = Table(
@@ -158,7 +163,7 @@ class Spool:
                 offset = out.tell()
                 out.write(line + b"\n")
                 rows.append((rtype, rid, number, offset, len(line)))
-                edges += [(rtype, rid, t, i) for t, i in queries.references(resource)
+                edges += [(rtype, rid, t, i) for t, i in fhir_search.references(resource)
                           if (t, i) != (rtype, rid)]
                 count += 1
                 if len(rows) >= 1000:
@@ -252,9 +257,10 @@ def group_followups(patient_ids: Sequence[str], found: dict) -> list[Search]:
     searches = []
     for rtype, param, target in (("Provenance", "target", "Consent"),
                                  ("DocumentReference", "related", "AuditEvent"),
+                                 ("DocumentReference", "related", "Communication"),
                                  ("Communication", "recipient", "RelatedPerson")):
         searches += [Search(rtype, ((param, ",".join(chunk)),))
-                     for chunk in queries.chunks(refs(target))]
+                     for chunk in fhir_search.chunks(refs(target))]
     return searches
 
 
@@ -309,7 +315,7 @@ class BulkScanner(Scanner):
         transaction_time = None
         try:
             with stop_on_sigterm(), BulkExport(
-                    self.client, group=self.group, types=EXPORT_TYPES, type_filters=FILTERS,
+                    self.client, group=self.group, types=EXPORT_TYPES, type_filters=type_filters(),
                     since=since, on_progress=self._progress, max_wait=self.max_wait) as export:
                 self.export = export
                 export.kick_off()
@@ -391,10 +397,10 @@ class BulkScanner(Scanner):
         progress.close()
 
     def _chart(self, spool: Spool, batch: list[str]) -> list[dict[str, Any]]:
-        found = {queries.resource_key(r): r for r in spool.chart(batch)}
+        found = {fhir_search.resource_key(r): r for r in spool.chart(batch)}
         if self.group:
-            queries.run_searches(self.client, group_followups(batch, found), found, PAGE_SIZE)
-        queries.fetch_missing(self.client, found, set(), PAGE_SIZE)
+            fhir_search.run_all(self.client, group_followups(batch, found), found, PAGE_SIZE)
+        fetch_plan.fetch_missing(self.client, found, set(), PAGE_SIZE)
         return list(found.values())
 
     def _incremental(self, run: RunRecord, spool: Spool, summary: ScanSummary) -> None:
@@ -402,7 +408,7 @@ class BulkScanner(Scanner):
         patients = set(patients_of(self.client, changed))
         patients |= {p for t, p in changed if t == "Patient"}
         assert summary.since is not None
-        signed = [s for s in queries.changed_patient_searches(summary.since)
+        signed = [s for s in fetch_plan.changed_patient_searches(summary.since)
                   if s.type == "Provenance"]
         for search in signed:
             patients |= {str(r["id"]) for r in self.client.search(
@@ -420,7 +426,7 @@ class BulkScanner(Scanner):
         """The Group's patients (the generic reference walk: a Group references only its
         members' Patients, and what it names besides is not a Patient)."""
         group = self.client.read("Group", str(self.group))
-        return {rid for rtype, rid in queries.references(group) if rtype == "Patient"}
+        return {rid for rtype, rid in fhir_search.references(group) if rtype == "Patient"}
 
     def _decided(self, run: RunRecord, batch: list[str], report: Any, context: Any,
                  summary: ScanSummary) -> None:

@@ -8,7 +8,7 @@ answers at once: a web worker never fetches a chart or runs a scan. The schedule
 1. it waits for a burst to settle (no new row for `QUIET`, or the oldest row waiting `MAX_WAIT`),
    so fifty notifications written in one transaction become one re-check;
 2. it finds the patient of each queued resource *on the FHIR server* (a search by ``_id`` with
-   the same ``_include`` plan as the incremental selector, fhir/queries.py): nothing in the
+   the same ``_include`` plan as the incremental selector, fetch_plan.py): nothing in the
    notification's body is believed, so a forged or stale payload can at worst cause a re-check
    of a patient the server itself names;
 3. it scans those patients once each (``run_scan`` with ``--patient``), then deletes the rows it
@@ -32,9 +32,9 @@ from typing import Any
 from sqlalchemy import Column, Integer, MetaData, String, Table, UniqueConstraint, delete, select
 from sqlalchemy.exc import IntegrityError
 
+from consent_gap import fetch_plan
 from consent_gap.checkpoint import OK, _engine
-from consent_gap.fhir import queries
-from consent_gap.fhir.queries import Search
+from consent_gap.fhir.search import Search, chunks, run
 
 log = logging.getLogger("consent_gap.notify")
 
@@ -149,19 +149,19 @@ def settled(rows: Sequence[Queued], now: datetime) -> bool:
 
 def patient_searches(resources: Iterable[tuple[str, str]]) -> list[Search]:
     """Searches whose `Patient` results are the patients of these resources: the incremental
-    selector's searches (queries.changed_patient_searches, the one place that knows how a
+    selector's searches (fetch_plan.changed_patient_searches, the one place that knows how a
     disclosure, a Consent, a signature or a notice leads to its patient) with `_id` in place
     of `_lastUpdated`. The notification's content plays no part."""
     by_type: dict[str, list[str]] = {}
     for rtype, rid in resources:
         by_type.setdefault(rtype, []).append(rid)
     out: list[Search] = []
-    for search in queries.changed_patient_searches("1970-01-01T00:00:00Z"):
+    for search in fetch_plan.changed_patient_searches("1970-01-01T00:00:00Z"):
         ids = sorted(set(by_type.get(search.type, ())))
         # Our own alerts and notes (tagged) lead to no patient: a re-check never loops.
         kept = tuple(p for p in search.params if p[0] != "_lastUpdated")
-        out += [Search(search.type, (("_id", ",".join(chunk)), *kept))
-                for chunk in queries.chunks(ids)]
+        out += [Search(search.type, (("_id", ",".join(chunk)), *kept), tolerant=True)
+                for chunk in chunks(ids)]
     return out
 
 
@@ -170,7 +170,7 @@ def patients_of(client: Any, resources: Iterable[tuple[str, str]]) -> list[str]:
     or concerns no patient), sorted."""
     ids: set[str] = set()
     for search in patient_searches(resources):
-        for resource in queries.tolerant_search(client, search.type, list(search.params)):
+        for resource in run(client, search):
             if resource.get("resourceType") == "Patient" and resource.get("id"):
                 ids.add(str(resource["id"]))
     return sorted(ids)

@@ -1,11 +1,12 @@
 """The scanner: one run over the selected patients, batch by batch: fetch, decide, write
 back, checkpoint.
 
-Fetching (fhir/queries.py): per batch of patients (``CONSENT_GAP_BATCH_SIZE``) four searches,
+Fetching (fetch_plan.py): per batch of patients (``CONSENT_GAP_BATCH_SIZE``) five searches,
 each across the whole batch (``patient=a,b,c``), paged: Patients with their RelatedPersons;
 Consents with the Provenance that signs them; disclosure AuditEvents with the resources they
-name and the DocumentReferences that document them; Communications to the patients or their
-representatives. The next batch is fetched while the current one is decided and written.
+name and the DocumentReferences that document them; Communications on a disclosure channel
+with theirs; Communications to the patients or their representatives. The next batch is
+fetched while the current one is decided and written.
 
 Writing: each finding's resources go in one transaction of conditional creates
 (writeback.py); to save round trips, several findings share a transaction, and when the server
@@ -35,9 +36,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from consent_gap import fetch_plan
 from consent_gap.checkpoint import ERRORS, FAILED, OK, CheckpointStore, RunRecord
 from consent_gap.domain import Finding
-from consent_gap.fhir import queries
 from consent_gap.fhir.client import FhirClient
 from consent_gap.fhir.errors import FhirError, FhirHttpError, FhirTransactionError
 from consent_gap.scan import selectors
@@ -71,9 +72,11 @@ class ScanStopped(Exception):
     as failed, and the next run of the same selection resumes it."""
 
 
-def fetch_batch(client: FhirClient, patient_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """Every resource the engine needs for these patients, each once (fhir/queries.py)."""
-    return queries.fetch_charts(client, patient_ids, page_size=PAGE_SIZE)
+def fetch_batch(client: FhirClient, patient_ids: Sequence[str],
+                codes: fetch_plan.ChartCodes | None = None) -> list[dict[str, Any]]:
+    """Every resource the engine needs for these patients, each once (fetch_plan.py), with
+    the codes of the run's rules (the shipped ones when None)."""
+    return fetch_plan.fetch_charts(client, patient_ids, codes=codes, page_size=PAGE_SIZE)
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,8 @@ class Scanner:
         self.privacy_officer = privacy_officer
         self.organization = organization
         self.evaluate = evaluator or _default_evaluator(options.jurisdiction)
+        rules = getattr(self.evaluate, "rules", None)
+        self.codes = fetch_plan.ChartCodes.from_rules(rules) if rules is not None else None
         self.progress_stream = progress_stream
         self.should_stop = should_stop or (lambda: False)
 
@@ -259,14 +264,14 @@ class Scanner:
         batches = list(_batches(todo, self.options.batch_size))
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
             pending: Future | None = (
-                pool.submit(fetch_batch, self.client, batches[0]) if batches else None
+                pool.submit(fetch_batch, self.client, batches[0], self.codes) if batches else None
             )
             for index, batch in enumerate(batches):
                 assert pending is not None
                 resources = pending.result()
                 if self.should_stop():
                     raise ScanStopped("scan stopped on request; the next run resumes it")
-                pending = (pool.submit(fetch_batch, self.client, batches[index + 1])
+                pending = (pool.submit(fetch_batch, self.client, batches[index + 1], self.codes)
                            if index + 1 < len(batches) else None)
                 self._batch(run, batch, resources, context, summary)
                 progress.advance(len(batch), sum(summary.decisions.values()),

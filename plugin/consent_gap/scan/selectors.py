@@ -23,9 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from consent_gap import RULESET
+from consent_gap import RULESET, fetch_plan
 from consent_gap.commands.base import UsageError
-from consent_gap.fhir import queries
 from consent_gap.fhir.client import FhirClient
 
 #: Overlap when the incremental scan starts from the last good run (clock skew, slow commits).
@@ -77,8 +76,8 @@ def patients(client: FhirClient, selection: Selection, named: Sequence[str], *,
         return sorted({p.removeprefix("Patient/") for p in named})
     if selection.mode == INCREMENTAL:
         assert selection.since is not None
-        return queries.changed_patient_ids(client, selection.since, page_size=page_size)
-    return queries.all_patient_ids(client)
+        return fetch_plan.changed_patient_ids(client, selection.since, page_size=page_size)
+    return fetch_plan.all_patient_ids(client)
 
 
 def selection_key(selection: Selection, named: Sequence[str], jurisdiction: str | None) -> str:

@@ -83,6 +83,7 @@ def _http_session() -> requests.Session:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from .accounting import bp as accounting_bp
     from .actions import bp as actions_bp
     from .api import bp as api_bp
     from .cds import bp as cds_bp
@@ -91,7 +92,8 @@ def _register_blueprints(app: Flask) -> None:
     from .notify import bp as notify_bp
     from .panel import bp as panel_bp
 
-    for blueprint in (meta_bp, auth_bp, panel_bp, api_bp, actions_bp, cds_bp, notify_bp):
+    for blueprint in (meta_bp, auth_bp, panel_bp, api_bp, actions_bp, cds_bp, accounting_bp,
+                      notify_bp):
         app.register_blueprint(blueprint)
 
 

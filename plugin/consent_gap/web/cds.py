@@ -31,6 +31,7 @@ from typing import Any
 import requests
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from consent_gap import fetch_plan
 from consent_gap.domain import Decision, Finding
 from consent_gap.fhir import BearerAuth, FhirClient, FhirError, FhirHttpError
 from consent_gap.smart.ehr_launch import IssuerNotAllowed, require_allowed_issuer
@@ -47,7 +48,6 @@ HOOK = "patient-view"
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 SUMMARY_LIMIT = 140
 _FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-_PATIENT = "{{context.patientId}}"
 
 
 class BadHookRequest(ValueError):
@@ -60,31 +60,10 @@ class ChartUnavailable(Exception):
 
 # ---- discovery -------------------------------------------------------------------------------
 
-def _codes(codings: Any) -> str:
-    return ",".join(f"{system}|{code}" for system, code in sorted(codings))
-
-
 def prefetch_templates(rules: Any) -> dict[str, str]:
-    """What the engine reads about one patient (CONTRACT 1.1-1.4), as CDS Hooks templates.
-
-    Simple searches a CDS client can answer from its own FHIR API; the disclosure codes come
-    from mappings/disclosures.toml. `_include=AuditEvent:entity` brings the disclosed records
-    (their labels) and legal instruments; the notes documenting a disclosure are found both
-    by patient and by `DocumentReference.context.related`; the Provenance that signs a
-    Consent by a chained search, as no search parameter links it to the patient directly."""
-    codes = rules.disclosures
-    return {
-        "patient": f"Patient/{_PATIENT}",
-        "relatedPersons": f"RelatedPerson?patient={_PATIENT}",
-        "consents": f"Consent?patient={_PATIENT}",
-        "consentProvenance": f"Provenance?target:Consent.patient={_PATIENT}",
-        "disclosures": (f"AuditEvent?patient={_PATIENT}&type={_codes(codes.type)}"
-                        f"&subtype={_codes(codes.subtype)}&_include=AuditEvent:entity"),
-        "disclosureNotes": f"DocumentReference?related:AuditEvent.patient={_PATIENT}",
-        "documents": f"DocumentReference?patient={_PATIENT}",
-        "communications": f"Communication?patient={_PATIENT}",
-        "notices": f"Communication?recipient=Patient/{_PATIENT}",
-    }
+    """What the engine reads about one patient, as CDS Hooks templates: the one fetch plan's
+    (fetch_plan.py), with the disclosure codes of the rules in use."""
+    return fetch_plan.prefetch_templates(fetch_plan.ChartCodes.from_rules(rules))
 
 
 def service_description(rules: Any) -> dict[str, Any]:
@@ -214,11 +193,10 @@ def _client(call: HookCall, config: WebConfig, http: requests.Session) -> FhirCl
 def fetched_chart(call: HookCall, config: WebConfig, http: requests.Session
                   ) -> list[dict[str, Any]]:
     """The whole chart read from the CDS client's FHIR server with the token it gave."""
-    from .chart import fetch_chart
-
+    codes = fetch_plan.ChartCodes.from_rules(_rules(config))
     try:
         with _client(call, config, http) as client:
-            return fetch_chart(client, call.patient_id).resources
+            return fetch_plan.fetch_patient_chart(client, call.patient_id, codes=codes)
     except FhirHttpError as error:
         if error.status in (401, 403):
             raise ChartUnavailable(f"fhirServer refused the token (HTTP {error.status})"
@@ -231,17 +209,11 @@ def completed_prefetch(resources: list[dict[str, Any]], call: HookCall, config: 
     """A complete prefetch plus what it names but lacks (a client that ignored the
     disclosures' `_include`), read from fhirServer when it may be; else the prefetch as it is
     (the engine then says what it could not resolve)."""
-    from consent_gap.fhir.queries import collect, wanted_references
-
-    from .chart import fetch_referenced
-
-    found: dict = {}
-    collect(found, resources)
-    if not wanted_references(found) - found.keys():
+    if not fetch_plan.lacks_references(resources):
         return resources
     try:
         with _client(call, config, http) as client:
-            return resources + fetch_referenced(client, resources, call.patient_id)
+            return resources + fetch_plan.fetch_referenced(client, resources, call.patient_id)
     except ChartUnavailable:
         return resources
     except FhirError as error:

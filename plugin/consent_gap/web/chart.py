@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,8 +17,8 @@ from typing import Any
 import requests
 from flask import current_app
 
+from consent_gap import fetch_plan
 from consent_gap.fhir import BearerAuth, FhirClient, FhirError
-from consent_gap.fhir.queries import Key, chunks, collect, tolerant_search, wanted_references
 
 from . import oauth
 from .config import WebConfig
@@ -72,73 +71,13 @@ def client_for(launch: Launch) -> FhirClient:
                       timeout=config.http_timeout, retries=2)
 
 
-def _search(client: FhirClient, rtype: str, params: dict[str, str]) -> list[dict[str, Any]]:
-    return list(client.search(rtype, params, page_size=PAGE_SIZE))
-
-
-def _tolerant(client: FhirClient, rtype: str, params: dict[str, str]) -> list[dict[str, Any]]:
-    return tolerant_search(client, rtype, params, PAGE_SIZE)
-
-
-def fetch_chart(client: FhirClient, patient_id: str, *, workers: int = 6) -> ChartData:
-    """Everything the engine needs about one patient, as resource dicts (each once).
-
-    Round 1: the Patient, their Consents, disclosure AuditEvents, DocumentReferences,
-    Communications (by subject and by recipient) and RelatedPersons. Round 2: the Provenance
-    that signs each Consent, and what round 1 references but did not bring, as the scan's
-    `wanted_references` defines it (disclosed records, legal instruments, recipients who are
-    RelatedPersons, the RelatedPersons a Consent or notice names): without them a disclosed
-    entity is unresolved (CONTRACT 1.1) and the decision would differ. Every search names the
-    patient, as a patient-scoped server (or the launcher's proxy) refuses one that does not.
-    """
-    ref = f"Patient/{patient_id}"
-    round_one: dict[str, Callable[[], list[dict[str, Any]]]] = {
-        "patient": lambda: [client.read("Patient", patient_id)],
-        "consents": lambda: _search(client, "Consent", {"patient": ref}),
-        "audit": lambda: _search(client, "AuditEvent", {"patient": ref}),
-        "documents": lambda: _search(client, "DocumentReference", {"patient": ref}),
-        "comm_subject": lambda: _search(client, "Communication", {"patient": ref}),
-        # Notices sent to the patient without a subject; a patient-scoped server may refuse
-        # a search not narrowed by patient=, and then the subject search above is all there is.
-        "comm_recipient": lambda: _tolerant(client, "Communication", {"recipient": ref}),
-        "related": lambda: _tolerant(client, "RelatedPerson", {"patient": ref}),
-    }
-    found: dict[Key, dict[str, Any]] = {}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {name: pool.submit(call) for name, call in round_one.items()}
-        got = {name: future.result() for name, future in futures.items()}
-        for resources in got.values():
-            collect(found, resources)
-        consent_refs = [f"Consent/{c['id']}" for c in got["consents"] if c.get("id")]
-        wanted: dict[str, list[str]] = {}
-        for rtype, rid in sorted(wanted_references(found) - found.keys()):
-            wanted.setdefault(rtype, []).append(rid)
-        round_two = [
-            pool.submit(_search, client, "Provenance", {"target": ",".join(chunk)})
-            for chunk in chunks(consent_refs)
-        ] + [
-            pool.submit(_tolerant, client, rtype, _by_id(rtype, chunk, ref))
-            for rtype, ids in wanted.items()
-            for chunk in chunks(ids)
-        ]
-        for future in round_two:
-            collect(found, future.result())
-    return ChartData(patient_id, list(found.values()))
-
-
-# Types whose search takes `patient` (so a patient-scoped server accepts the search by id).
-_PATIENT_SEARCH = frozenset({
-    "DocumentReference", "Observation", "Condition", "Communication", "RelatedPerson",
-    "Procedure", "MedicationRequest", "MedicationStatement", "Encounter", "DiagnosticReport",
-    "CarePlan", "AllergyIntolerance", "Immunization", "ServiceRequest", "QuestionnaireResponse",
-})
-
-
-def _by_id(rtype: str, ids: list[str], patient_ref: str) -> dict[str, str]:
-    params = {"_id": ",".join(ids)}
-    if rtype in _PATIENT_SEARCH:
-        params["patient"] = patient_ref
-    return params
+def fetch_chart(client: FhirClient, patient_id: str, *, rules: Any = None,
+                workers: int = 6) -> ChartData:
+    """Everything the engine needs about one patient, read by the one fetch plan's
+    one-patient runner (fetch_plan.py) with the codes of the rules in use."""
+    codes = fetch_plan.ChartCodes.from_rules(rules) if rules is not None else None
+    return ChartData(patient_id, fetch_plan.fetch_patient_chart(
+        client, patient_id, codes=codes, workers=workers, page_size=PAGE_SIZE))
 
 
 def _decide(client: FhirClient, launch: Launch, jurisdiction: str | None,
@@ -148,7 +87,7 @@ def _decide(client: FhirClient, launch: Launch, jurisdiction: str | None,
 
     started = time.perf_counter()
     with client:
-        chart = fetch_chart(client, launch.patient or "")
+        chart = fetch_chart(client, launch.patient or "", rules=rules)
     fetched = time.perf_counter()
     report = evaluate(chart.resources, jurisdiction, rules=rules)
     log.info(
@@ -220,23 +159,3 @@ def _rules(config: WebConfig) -> Any:
     from consent_gap.mappings import load_rules
 
     return load_rules(config.mappings)
-
-
-def fetch_referenced(client: FhirClient, resources: list[dict[str, Any]], patient_id: str
-                     ) -> list[dict[str, Any]]:
-    """What `resources` name but do not hold, as `fetch_chart`'s second round fetches it
-    (the scan's `wanted_references`, by `_id`, the patient named where the type allows):
-    for a chart that came from elsewhere (a CDS client's prefetch whose server ignored an
-    `_include`). Refused or absent reads are left out; the engine reports them unresolved."""
-    found: dict[Key, dict[str, Any]] = {}
-    collect(found, resources)
-    wanted: dict[str, list[str]] = {}
-    for rtype, rid in sorted(wanted_references(found) - found.keys()):
-        wanted.setdefault(rtype, []).append(rid)
-    ref = f"Patient/{patient_id}"
-    added: list[dict[str, Any]] = []
-    for rtype, ids in wanted.items():
-        for chunk in chunks(ids):
-            added += [r for r in _tolerant(client, rtype, _by_id(rtype, chunk, ref))
-                      if r.get("resourceType") != "OperationOutcome"]
-    return added

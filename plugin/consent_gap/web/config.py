@@ -37,6 +37,9 @@ PANEL_SCOPES = " ".join(
         "patient/Device.crs",
         "patient/RelatedPerson.rs",
         "patient/Observation.rs",
+        # DESIGN's reads for CONTRACT 6-8: recipients by name and address (the accounting).
+        "patient/Practitioner.rs",
+        "patient/Organization.rs",
     ]
 )
 

@@ -5,18 +5,24 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from consent_gap.fhir import CapabilityIndex, FhirHttpError
-from consent_gap.fhir.queries import (
-    CONSENT_GAP_TAG,
-    DISCLOSE_SUBTYPE,
+from consent_gap.fetch_plan import (
+    ChartCodes,
     all_patient_ids,
     changed_patient_ids,
     chart_searches,
-    fetch_chart,
+    default_codes,
     fetch_charts,
+    fetch_patient_chart,
+    prefetch_templates,
 )
+from consent_gap.fhir import CapabilityIndex, FhirHttpError
 from fhirfakes import BASE, bundle, outcome
 from responses import matchers
+
+CODES = default_codes()
+DISCLOSE_SUBTYPE = CODES.disclosure_subtype
+CONSENT_GAP_TAG = CODES.own_tag
+CHANNEL = CODES.channels
 
 
 def R(rtype, rid, **kw):
@@ -28,7 +34,7 @@ def _query(call):
         urlsplit(call.request.url).query)
 
 
-def test_batch_is_fetched_in_four_searches_each_resource_once(mocked, client):
+def test_batch_is_fetched_in_five_searches_each_resource_once(mocked, client):
     pat1, pat2, rp = R("Patient", "p1"), R("Patient", "p2"), R("RelatedPerson", "rp1")
     consent, prov = R("Consent", "c1"), R("Provenance", "pv1")
     ae, doc = R("AuditEvent", "ae1"), R("DocumentReference", "d1")
@@ -42,7 +48,7 @@ def test_batch_is_fetched_in_four_searches_each_resource_once(mocked, client):
 
     assert sorted((r["resourceType"], r["id"]) for r in got) == sorted(
         (r["resourceType"], r["id"]) for r in [pat1, pat2, rp, consent, prov, ae, doc, note])
-    assert client.request_count == 4
+    assert client.request_count == 5
     asked = [_query(c) for c in mocked.calls]
     assert asked[0] == ("Patient", [("_id", "p1,p2"), ("_revinclude", "RelatedPerson:patient"),
                                     ("_count", "50")])
@@ -53,6 +59,9 @@ def test_batch_is_fetched_in_four_searches_each_resource_once(mocked, client):
         ("_include", "AuditEvent:entity"), ("_revinclude", "DocumentReference:related"),
         ("_count", "50")])
     assert asked[3] == ("Communication", [
+        ("patient", "Patient/p1,Patient/p2"), ("category", CHANNEL),
+        ("_revinclude", "DocumentReference:related"), ("_count", "50")])
+    assert asked[4] == ("Communication", [
         ("recipient", "Patient/p1,Patient/p2,RelatedPerson/rp1"),
         ("_tag:not", CONSENT_GAP_TAG), ("_count", "50")])
     # `|` in the subtype token goes percent-encoded (Tomcat rejects a raw one)
@@ -64,17 +73,19 @@ def test_communication_about_is_reverse_included_where_the_server_declares_it(mo
         {"type": "AuditEvent", "searchRevInclude": ["DocumentReference:related",
                                                     "Communication:about"]},
         {"type": "Communication", "searchParam": [{"name": "about"}]}]}]})
-    for rtype in ("Patient", "Consent", "AuditEvent"):
+    for rtype in ("Patient", "Consent", "AuditEvent", "Communication"):
         mocked.get(f"{BASE}/{rtype}", json=bundle([]))
-    fetch_chart(client, "p1", caps=caps)
-    assert client.request_count == 3
+    fetch_charts(client, ["p1"], caps=caps)
+    assert client.request_count == 4
     assert ("_revinclude", "Communication:about") in _query(mocked.calls[2])[1]
+    assert ("_revinclude", "Communication:about") in _query(mocked.calls[3])[1]
 
 
 def test_disclosures_can_be_narrowed_by_date_but_consents_never():
     plan = chart_searches(["p1"], disclosed_since="2026-01-01")
     by_type = {s.type: dict(s.params) for s in plan}
     assert by_type["AuditEvent"]["date"] == "ge2026-01-01"
+    assert by_type["Communication"]["sent"] == "ge2026-01-01"
     assert "date" not in by_type["Consent"] and "_lastUpdated" not in by_type["Consent"]
     assert chart_searches([]) == []
 
@@ -84,7 +95,7 @@ def test_long_batches_go_by_post(mocked, client):
     for rtype in ("Patient", "Consent", "AuditEvent", "Communication"):
         mocked.post(f"{BASE}/{rtype}/_search", json=bundle([]))
     fetch_charts(client, ids)
-    assert [c.request.method for c in mocked.calls] == ["POST"] * 4
+    assert [c.request.method for c in mocked.calls] == ["POST"] * 5
 
 
 def test_all_patient_ids_reads_ids_only(mocked, client):
@@ -122,12 +133,17 @@ def _q(**params):
     return [matchers.query_param_matcher(params)]
 
 
-def _batch(mocked, audit, consent=(), notices=()):
-    """The four batch searches for p1, answering `audit` for the AuditEvent search."""
+def _batch(mocked, audit, consent=(), notices=(), disclosed=()):
+    """The five batch searches for p1, answering `audit` for the AuditEvent search,
+    `disclosed` for the disclosure Communications and `notices` for the notice search."""
     mocked.get(f"{BASE}/Patient", json=bundle([R("Patient", "p1")]))
     mocked.get(f"{BASE}/Consent", json=bundle(list(consent)))
     mocked.get(f"{BASE}/AuditEvent", json=bundle(audit))
-    mocked.get(f"{BASE}/Communication", json=bundle(list(notices)))
+    mocked.get(f"{BASE}/Communication", json=bundle(list(disclosed)),
+               match=[matchers.query_param_matcher({"category": CHANNEL}, strict_match=False)])
+    mocked.get(f"{BASE}/Communication", json=bundle(list(notices)),
+               match=[matchers.query_param_matcher({"_tag:not": CONSENT_GAP_TAG},
+                                                   strict_match=False)])
 
 
 def _keys(resources):
@@ -139,7 +155,7 @@ def test_nothing_missing_means_no_follow_up(mocked, client):
                      agents=["Practitioner/dr1", "Organization/org1", "Device/dev1"])
     _batch(mocked, [ae, R("DocumentReference", "d1"), R("Observation", "o1")])
     got = fetch_charts(client, ["p1"], page_size=50)
-    assert client.request_count == 4  # referenced-by-type-only resources are never fetched
+    assert client.request_count == 5  # referenced-by-type-only resources are never fetched
     assert ("Observation", "o1") in _keys(got)
 
 
@@ -151,12 +167,12 @@ def test_absent_recipient_is_fetched_by_id_in_one_follow_up(mocked, client):
                match=_q(_id="rp9", _count="50"))
     got = fetch_charts(client, ["p1"], page_size=50)
     assert ("RelatedPerson", "rp9") in _keys(got)
-    # 4 searches + 1 by _id; the recipient is not an `_include`d entity, so nothing says the
-    # server dropped includes and no reverse search follows
-    assert client.request_count == 5
-    assert _query(mocked.calls[3]) == ("RelatedPerson", [("_id", "rp9"), ("_count", "50")])
+    # 4 searches + 1 by _id + the notice search; the recipient is not an `_include`d entity,
+    # so nothing says the server dropped includes and no reverse search follows
+    assert client.request_count == 6
+    assert _query(mocked.calls[4]) == ("RelatedPerson", [("_id", "rp9"), ("_count", "50")])
     # the notice search, run after the follow-up, covers the recipient found late
-    assert ("recipient", "Patient/p1,RelatedPerson/rp9") in _query(mocked.calls[4])[1]
+    assert ("recipient", "Patient/p1,RelatedPerson/rp9") in _query(mocked.calls[5])[1]
 
 
 def test_dropped_include_is_fetched_and_reverse_includes_searched_again(mocked, client):
@@ -173,7 +189,7 @@ def test_dropped_include_is_fetched_and_reverse_includes_searched_again(mocked, 
     got = fetch_charts(client, ["p1"], page_size=50)
     assert {("DocumentReference", d) for d in ("d1", "d2", "n1", "n2")} <= _keys(got)
     assert len(got) == len(_keys(got))  # each once
-    assert client.request_count == 6  # 4 searches + 1 by _id + 1 reverse search
+    assert client.request_count == 7  # 5 searches + 1 by _id + 1 reverse search
 
 
 def test_refused_follow_up_leaves_the_resource_out(mocked, client):
@@ -185,7 +201,7 @@ def test_refused_follow_up_leaves_the_resource_out(mocked, client):
     got = fetch_charts(client, ["p1"], page_size=50)
     assert _keys(got) == {("Patient", "p1"), ("AuditEvent", "ae1"), ("Communication", "n1")}
     # each absent resource is asked for once, even when the notice names it again
-    assert client.request_count == 6
+    assert client.request_count == 7
 
 
 def test_follow_up_ids_go_in_chunks(mocked, client):
@@ -201,7 +217,7 @@ def test_follow_up_ids_go_in_chunks(mocked, client):
     asked = [dict(_query(c)[1])["_id"].count(",") + 1 for c in mocked.calls
              if _query(c)[0] == "Observation"]
     assert asked == [50, 50, 20]
-    assert client.request_count == 4 + 3 + 1  # searches, _id chunks, one reverse search
+    assert client.request_count == 5 + 3 + 1  # searches, _id chunks, one reverse search
 
 
 def test_server_saying_incomplete_triggers_the_reverse_search(mocked, client):
@@ -215,7 +231,7 @@ def test_server_saying_incomplete_triggers_the_reverse_search(mocked, client):
     got = fetch_charts(client, ["p1"], page_size=50)
     assert {("Provenance", "pv0"), ("Provenance", "pv2")} <= _keys(got)
     assert not any(r["resourceType"] == "OperationOutcome" for r in got)
-    assert client.request_count == 5
+    assert client.request_count == 6
 
 
 def test_reverse_search_refused_fails_the_batch(mocked, client):
@@ -241,5 +257,67 @@ def test_versioned_references_and_late_notice_recipients_are_followed_up(mocked,
     got = fetch_charts(client, ["p1"], page_size=50)
     assert {("DocumentReference", "d2"), ("RelatedPerson", "rp7")} <= _keys(got)
     assert [_query(c)[0] for c in mocked.calls] == [
-        "Patient", "Consent", "AuditEvent", "DocumentReference", "DocumentReference",
-        "Communication", "RelatedPerson"]
+        "Patient", "Consent", "AuditEvent", "Communication", "DocumentReference",
+        "DocumentReference", "Communication", "RelatedPerson"]
+
+
+# -- disclosures sent as Communications (CONTRACT 1.1) --------------------------------------
+
+def test_a_disclosure_communication_brings_what_it_sent_and_its_legal_instrument(mocked, client):
+    letter = R("Communication", "c1", subject=_ref("Patient/p1"),
+               recipient=[_ref("Organization/law-1")], basedOn=[_ref("DocumentReference/sub-1")],
+               payload=[{"contentReference": _ref("DocumentReference/d7")}])
+    _batch(mocked, [], disclosed=[letter, R("DocumentReference", "note-c1")])
+    mocked.get(f"{BASE}/DocumentReference", json=bundle([R("DocumentReference", "d7"),
+                                                         R("DocumentReference", "sub-1")]),
+               match=_q(_id="d7,sub-1", _count="50"))
+    got = fetch_charts(client, ["p1"], page_size=50)
+    assert {("Communication", "c1"), ("DocumentReference", "note-c1"),
+            ("DocumentReference", "d7"), ("DocumentReference", "sub-1")} <= _keys(got)
+    assert client.request_count == 6  # five searches, one follow-up (Organization never)
+
+
+def test_the_channels_searched_are_the_ones_the_rules_name(tmp_path):
+    codes = ChartCodes("a|1", "b|2", "https://clinic.example/ch|fax,https://clinic.example/ch|letter",
+                       "t|x")
+    comm = next(s for s in chart_searches(["p1"], codes) if s.type == "Communication")
+    assert ("category", "https://clinic.example/ch|fax,https://clinic.example/ch|letter") \
+        in comm.params
+    no_channels = ChartCodes("a|1", "b|2", "", "t|x")
+    assert [s.type for s in chart_searches(["p1"], no_channels)] == [
+        "Patient", "Consent", "AuditEvent"]
+
+
+def test_the_default_codes_come_from_the_shipped_rules():
+    from consent_gap.mappings import load_rules
+
+    rules = load_rules()
+    assert default_codes() == ChartCodes.from_rules(rules)
+    assert "iso-21089-lifecycle|disclose" in default_codes().disclosure_subtype
+    assert "disclosure-channel|release-of-information" in default_codes().channels
+
+
+def test_the_card_templates_are_the_one_patient_plan_with_the_rules_codes():
+    templates = prefetch_templates(ChartCodes("t|1", "s|2", "", "o|3"))
+    assert templates["disclosures"].startswith("AuditEvent?patient={{context.patientId}}&type=t|1")
+    assert "subtype=s|2" in templates["disclosures"]
+
+
+def test_one_patient_chart_names_the_patient_in_every_search(mocked, client):
+    mocked.get(f"{BASE}/Patient/p1", json=R("Patient", "p1"))
+    letter = R("Communication", "c1", payload=[{"contentReference": _ref("Observation/o1")}])
+    for rtype, found in (("Consent", [R("Consent", "k1")]), ("AuditEvent", []),
+                         ("DocumentReference", []), ("RelatedPerson", [])):
+        mocked.get(f"{BASE}/{rtype}", json=bundle(found))
+    mocked.get(f"{BASE}/Communication", json=bundle([letter]))
+    mocked.get(f"{BASE}/Provenance", json=bundle([R("Provenance", "v1")]))
+    mocked.get(f"{BASE}/Observation", json=bundle([R("Observation", "o1")]))
+    got = fetch_patient_chart(client, "p1", workers=2)
+    assert {("Consent", "k1"), ("Provenance", "v1"), ("Observation", "o1")} <= _keys(got)
+    for call in mocked.calls:
+        rtype, params = _query(call)
+        if rtype == "Provenance":
+            assert ("target", "Consent/k1") in params
+        elif rtype != "p1":
+            assert any(v.endswith("Patient/p1") for k, v in params
+                       if k in ("patient", "recipient")), (rtype, params)
