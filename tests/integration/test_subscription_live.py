@@ -27,7 +27,7 @@ import requests
 from consent_gap.checkpoint import CheckpointStore
 from consent_gap.fhir.client import FhirClient
 from consent_gap.scan.notifications import NotifyQueue
-from consent_gap.scan.subscriptions import ensure_subscriptions
+from consent_gap.scan.subscriptions import ensure_subscriptions, remove_subscriptions
 from consent_gap.settings import Settings
 from consent_gap.web import create_app
 from consent_gap.writeback import FINDING_SYSTEM, TAG
@@ -118,13 +118,14 @@ def live(fhir_base: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
             scheduler.wait(timeout=30)
         except subprocess.TimeoutExpired:
             scheduler.kill()
-        for kind in ("disclosures", "sent-disclosures", "consents", "signatures"):
-            for resource in client.search("Subscription", [
-                    ("_tag", f"{SUBSCRIPTION_TAG_SYSTEM}|{tag_code(kind, endpoint)}")]):
-                requests.delete(f"{fhir_base}/Subscription/{resource['id']}", timeout=30)
+        removed = list(remove_subscriptions(client, endpoint))
+        left = [r for kind in ("disclosures", "sent-disclosures", "consents", "signatures")
+                for r in client.search("Subscription", [
+                    ("_tag", f"{SUBSCRIPTION_TAG_SYSTEM}|{tag_code(kind, endpoint)}")])]
         client.close()
         app.stop()
         log.close()
+    assert len(removed) == 4 and left == [], "the Subscriptions must go, or HAPI keeps calling"
 
 
 def test_subscribe_creates_the_four_subscriptions_once(live):

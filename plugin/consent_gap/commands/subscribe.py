@@ -18,6 +18,7 @@ EPILOG = """\
 examples:
   CONSENT_GAP_NOTIFY_SECRET=... consent-gap subscribe --fhir-base http://127.0.0.1:8080/fhir
   consent-gap subscribe --notify-url https://app.example.org/fhir-notify --dry-run
+  consent-gap subscribe --remove        (delete them: the server stops notifying the app)
 
 Settings: CONSENT_GAP_NOTIFY_SECRET (required), CONSENT_GAP_NOTIFY_URL (default
 <CONSENT_GAP_PUBLIC_URL>/fhir-notify), CONSENT_GAP_FHIR_BASE, CONSENT_GAP_AUTH. The app must run
@@ -34,22 +35,33 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--notify-url", metavar="URL",
                         help="where the server sends notifications (default: "
                              "CONSENT_GAP_NOTIFY_URL, else <public_url>/fhir-notify)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print what would be created or updated; write nothing")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--dry-run", action="store_true",
+                      help="print what would be created or updated; write nothing")
+    what.add_argument("--remove", action="store_true",
+                      help="delete this endpoint's Subscriptions (and their Provenance)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from consent_gap.scan.subscriptions import ensure_subscriptions
+    from consent_gap.scan.subscriptions import ensure_subscriptions, remove_subscriptions
     from consent_gap.scan.wiring import make_client, scan_settings
     from consent_gap.settings import require
 
     configure_logging()
     settings = scan_settings(args).with_overrides(notify_url=args.notify_url)
     require(settings, "fhir_base")
+    endpoint = settings.notify_url or settings.public_url.rstrip("/") + "/fhir-notify"
+    if args.remove:
+        client = make_client(settings)
+        try:
+            for line in remove_subscriptions(client, endpoint, mappings=settings.mappings):
+                print(line)
+        finally:
+            client.close()
+        return EXIT_OK
     if not settings.notify_secret:
         raise UsageError("CONSENT_GAP_NOTIFY_SECRET is not set: the app refuses "
                          "notifications without it")
-    endpoint = settings.notify_url or settings.public_url.rstrip("/") + "/fhir-notify"
     client = make_client(settings)
     try:
         for line in ensure_subscriptions(client, endpoint, settings.notify_secret,

@@ -58,3 +58,22 @@ def ensure_subscriptions(client: FhirClient, endpoint: str, secret: str, *,
         rid = location.split("/_history")[0]
         log.info("subscription %s: %sd %s", want.kind, action, rid)
         yield f"{want.kind}: {action}d ({rid or 'Subscription'}, {want.criteria})"
+
+
+def remove_subscriptions(client: FhirClient, endpoint: str, *,
+                         mappings: Path | None = None) -> Iterator[str]:
+    """Delete this endpoint's Subscriptions with the Provenance that records them (one
+    transaction each: a server enforcing referential integrity refuses to delete a resource
+    a Provenance still targets). Yields one line per Subscription removed."""
+    from consent_gap.mappings import load_rules
+
+    for want in subs.wanted(load_rules(mappings)):
+        tag = subs.tag_search(want.kind, endpoint).removeprefix("_tag=")
+        for found in [r for r in client.search("Subscription", [("_tag", tag)])
+                      if r.get("resourceType") == "Subscription"]:
+            target = f"Subscription/{found['id']}"
+            provenance = [r["id"] for r in client.search("Provenance", [("target", target)])
+                          if r.get("resourceType") == "Provenance"]
+            client.transaction(subs.removal(target, provenance))
+            log.info("subscription %s: removed %s", want.kind, target)
+            yield f"{want.kind}: removed ({target})"

@@ -194,3 +194,11 @@ def transaction(resource: dict[str, Any], *, endpoint: str, kind: str, device: s
                          "ifNoneExist": provenance_search(prov)}},
         ],
     }
+
+
+def removal(target: str, provenance_ids: Iterable[str]) -> dict[str, Any]:
+    """The transaction deleting a Subscription and the Provenance recording it."""
+    entries = [{"request": {"method": "DELETE", "url": f"Provenance/{pid}"}}
+               for pid in provenance_ids]
+    entries.append({"request": {"method": "DELETE", "url": target}})
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
