@@ -245,3 +245,20 @@ def test_an_update_goes_with_if_match_and_a_create_with_if_none_exist():
 def test_an_invalid_subscription_is_never_built():
     with pytest.raises(WritebackError):
         subs.validate({"resourceType": "Subscription", "status": "nonsense"})
+
+
+def test_removal_deletes_the_provenance_with_the_subscription():
+    bundle = subs.removal("Subscription/s1", ["pv1", "pv2"])
+    assert [e["request"] for e in bundle["entry"]] == [
+        {"method": "DELETE", "url": "Provenance/pv1"},
+        {"method": "DELETE", "url": "Provenance/pv2"},
+        {"method": "DELETE", "url": "Subscription/s1"}]
+
+
+def test_subscribe_without_a_secret_is_a_usage_error(monkeypatch, capsys):
+    from consent_gap.cli import main
+
+    monkeypatch.delenv("CONSENT_GAP_NOTIFY_SECRET", raising=False)
+    monkeypatch.delenv("CONSENT_GAP_CONFIG", raising=False)
+    assert main(["subscribe", "--fhir-base", "http://fhir.test/fhir"]) == 2
+    assert "CONSENT_GAP_NOTIFY_SECRET" in capsys.readouterr().err
