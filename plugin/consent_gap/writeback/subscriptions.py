@@ -32,6 +32,9 @@ SUBSCRIPTION_TAG_SYSTEM = f"{CS}/subscription"
 SECRET_HEADER = "X-Consent-Gap-Secret"  # noqa: S105 (a header name)
 PAYLOAD = "application/fhir+json"
 _OWN_TAG = f"{TAG['system']}|{TAG['code']}"
+#: Every R4 Consent status: "any Consent" in a form HAPI matches in memory (a criteria such
+#: as `_lastUpdated=gt...` makes it query its database for every change on the server).
+CONSENT_STATUSES = "draft,proposed,active,rejected,inactive,entered-in-error"
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ def wanted(rules: Any) -> list[Wanted]:
         Wanted("sent-disclosures",
                f"Communication?category={_codes(codes.channels)}&status={statuses}",
                "consent-gap: re-check a patient when a disclosure is sent as a Communication"),
-        Wanted("consents", "Consent?_lastUpdated=gt1900-01-01",
+        Wanted("consents", f"Consent?status={CONSENT_STATUSES}",
                "consent-gap: re-check a patient when an authorization changes"),
         Wanted("signatures", f"Provenance?_tag:not={_OWN_TAG}",
                "consent-gap: re-check a patient when an authorization is signed or revoked"),
