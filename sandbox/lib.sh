@@ -12,6 +12,8 @@ HAPI_PORT="${HAPI_PORT:-8080}"
 LAUNCHER_PORT="${LAUNCHER_PORT:-8081}"
 HAPI_BASE="http://127.0.0.1:$HAPI_PORT/fhir"
 LAUNCHER_URL="http://127.0.0.1:$LAUNCHER_PORT"
+# The consent-gap app (sandbox/app); sandbox/up registers it with the launcher at this port.
+APP_PORT="${APP_PORT:-8082}"
 LAUNCHER_DISCOVERY="$LAUNCHER_URL/fhir/.well-known/smart-configuration"
 
 say() { printf '%s\n' "$*"; }

@@ -1,42 +1,62 @@
 """The scan's memory between runs: when the last good run started, which patients a run has
 finished (so a killed scan resumes where it stopped), and each run's outcome for the operator.
 
-SQLAlchemy Core on any URL (SQLite file by default; PostgreSQL works the same). Two tables:
-``scan_runs`` (one row per run, counters updated after every batch) and ``scan_progress``
-(one row per patient finished in a run). Nothing clinical is stored: ids, counts and error
-messages that name resources, never names or notes.
+SQLAlchemy Core on the database of CONSENT_GAP_DATABASE_URL (database.py; a SQLite file by
+default, PostgreSQL tested alike). Two tables: ``scan_runs`` (one row per run, counters updated
+after every batch) and ``scan_progress`` (one row per patient finished in a run). Nothing
+clinical is stored: ids, counts and error messages that name resources, never names or notes.
+
+The schema is versioned with Alembic (migrations/): opening the store upgrades the database to
+the newest revision, so a new release migrates it on first start. A database made before
+migrations existed (the tables, no version table) is stamped at the first revision, then
+upgraded. Every failure of the database is a ``database.DatabaseUnavailable`` naming the
+setting and the file or server.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import os
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Boolean,
     Column,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
-    create_engine,
+    UniqueConstraint,
     delete,
-    event,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection
+
+from consent_gap.database import database_errors, make_engine
 
 RUNNING, OK, ERRORS, FAILED = "running", "ok", "errors", "failed"
 MAX_ERRORS_KEPT = 50
+log = logging.getLogger(__name__)
+# Alembic narrates every open at INFO ("Context impl SQLiteImpl", its plugins); the one line
+# an operator needs, the upgrade itself, is logged by migrate() below.
+logging.getLogger("alembic").setLevel(logging.WARNING)
+
+#: Alembic's table of the schema's revision (its own name: the database may be shared).
+VERSION_TABLE = "consent_gap_schema_version"
+MIGRATIONS = Path(__file__).with_name("migrations")
 
 metadata = MetaData()
 
@@ -62,6 +82,7 @@ runs = Table(
     Column("errors", Text, nullable=False, default="[]"),
     Column("host", String(200)),
     Column("pid", Integer),
+    Index("ix_scan_runs_base_selection_status", "fhir_base", "selection", "status"),
 )
 
 progress = Table(
@@ -69,6 +90,29 @@ progress = Table(
     metadata,
     Column("run_id", Integer, primary_key=True),
     Column("patient", String(200), primary_key=True),
+)
+
+#: FHIR Subscription notifications waiting for the scheduler's re-check (scan/notifications.py):
+#: which resource changed, once per resource.
+notify_queue = Table(
+    "notify_queue",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(64), nullable=False),
+    Column("received", String(40), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    UniqueConstraint("resource_type", "resource_id", name="uq_notify_queue_resource"),
+)
+
+#: The export transactionTime of each successful bulk scan: the next one's _since (scan/bulk.py).
+bulk_runs = Table(
+    "bulk_runs",
+    metadata,
+    Column("run_id", Integer, primary_key=True),
+    Column("fhir_base", String(500), nullable=False, index=True),
+    Column("grp", String(200), nullable=False),
+    Column("transaction_time", String(40), nullable=False),
 )
 
 
@@ -133,19 +177,81 @@ def _add(total: Mapping[str, int], more: Mapping[str, int]) -> dict[str, int]:
     return {key: merged[key] for key in sorted(merged)}
 
 
+def _alembic_config(connection: Connection) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+@functools.cache
+def head_revision() -> str:
+    """The newest revision of the migrations shipped with this release."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
+
+
+def migrate(connection: Connection) -> None:
+    """Bring the schema to the newest revision (nothing to do when it is there already)."""
+    if current_revision(connection) == head_revision():
+        return
+    from alembic import command
+
+    if connection.dialect.name == "postgresql":
+        # Two processes starting together (the app's workers, the scheduler) migrate in turn.
+        connection.execute(text("SELECT pg_advisory_xact_lock(7245019)"))
+        if current_revision(connection) == head_revision():
+            return
+    config = _alembic_config(connection)
+    tables = set(inspect(connection).get_table_names())
+    if current_revision(connection) is None and "scan_runs" in tables:
+        command.stamp(config, "0001")  # made by a release before migrations: adopt it
+    before = current_revision(connection)
+    command.upgrade(config, "head")
+    log.info("checkpoint schema upgraded from %s to %s", before or "nothing", head_revision())
+
+
+T = TypeVar("T")
+
+
+def _guarded(method: Callable[..., T]) -> Callable[..., T]:
+    """Database failures inside a store method become DatabaseUnavailable (database.py)."""
+
+    @functools.wraps(method)
+    def wrapper(self: CheckpointStore, *args: Any, **kwargs: Any) -> T:
+        with database_errors(self.url):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class CheckpointStore:
     """Runs and progress in a SQL database; one instance per process."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = _engine(url)
-        metadata.create_all(self.engine)
+        self.engine = make_engine(url)
+        with database_errors(url), self.engine.begin() as connection:
+            migrate(connection)
 
     def close(self) -> None:
         self.engine.dispose()
 
     # -- reading
 
+    @_guarded
     def last_success(self, fhir_base: str) -> str | None:
         """Start time of the last run that covered every patient it selected without error
         (not a dry run, not an explicit patient list): the incremental scan starts there."""
@@ -159,6 +265,7 @@ class CheckpointStore:
         with self.engine.connect() as connection:
             return connection.execute(query).scalar()
 
+    @_guarded
     def resumable(self, fhir_base: str, selection: str) -> RunRecord | None:
         """The latest run of the same selection that stopped before covering its patients
         (killed, so still ``running``, or ``failed``): the next run resumes it."""
@@ -173,11 +280,13 @@ class CheckpointStore:
             row = connection.execute(query).first()
         return _record(row) if row else None
 
+    @_guarded
     def done_patients(self, run_id: int) -> set[str]:
         with self.engine.connect() as connection:
             rows = connection.execute(select(progress.c.patient).where(progress.c.run_id == run_id))
             return {row.patient for row in rows}
 
+    @_guarded
     def run(self, run_id: int) -> RunRecord:
         with self.engine.connect() as connection:
             row = connection.execute(select(runs).where(runs.c.id == run_id)).first()
@@ -185,6 +294,7 @@ class CheckpointStore:
             raise KeyError(run_id)
         return _record(row)
 
+    @_guarded
     def last_runs(self, fhir_base: str | None = None, limit: int = 1) -> list[RunRecord]:
         query = select(runs).order_by(runs.c.id.desc()).limit(limit)
         if fhir_base:
@@ -194,6 +304,7 @@ class CheckpointStore:
 
     # -- writing
 
+    @_guarded
     def start(
         self,
         fhir_base: str,
@@ -224,6 +335,7 @@ class CheckpointStore:
             run_id = connection.execute(insert(runs).values(**values)).inserted_primary_key[0]
         return self.run(run_id)
 
+    @_guarded
     def reopen(self, run_id: int) -> RunRecord:
         """Mark a stopped run as running again (this process resumes it)."""
         with self.engine.begin() as connection:
@@ -234,12 +346,14 @@ class CheckpointStore:
             )
         return self.run(run_id)
 
+    @_guarded
     def set_total(self, run_id: int, patients_total: int) -> None:
         with self.engine.begin() as connection:
             connection.execute(
                 update(runs).where(runs.c.id == run_id).values(patients_total=patients_total)
             )
 
+    @_guarded
     def record_batch(
         self,
         run_id: int,
@@ -285,6 +399,7 @@ class CheckpointStore:
                 )
             )
 
+    @_guarded
     def finish(self, run_id: int, status: str, errors: Iterable[str] = ()) -> RunRecord:
         """Close a run: ``ok`` (all patients, no error), ``errors`` (all patients, some
         errors: the next incremental run starts from the last ``ok`` one, so it retries) or
@@ -300,20 +415,3 @@ class CheckpointStore:
                 # database night after night (its counters stay in scan_runs).
                 connection.execute(delete(progress).where(progress.c.run_id == run_id))
         return self.run(run_id)
-
-
-def _engine(url: str) -> Engine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, future=True)
-    if parsed.get_backend_name() == "sqlite":
-        # The scheduler and a manual scan may share the file: wait for locks instead of failing.
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-            cursor = connection.cursor()
-            cursor.execute("PRAGMA busy_timeout = 30000")
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.close()
-
-    return engine

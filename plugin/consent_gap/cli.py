@@ -13,16 +13,27 @@ import sys
 import textwrap
 from typing import NoReturn
 
-from consent_gap.commands import accounting, evaluate, scan, schedule, serve, subscribe
+from consent_gap.commands import (
+    accounting,
+    check,
+    evaluate,
+    keys,
+    scan,
+    schedule,
+    serve,
+    subscribe,
+)
 from consent_gap.commands.base import PROG, Command, run_command
 
 #: The commands, in the order `--help` lists them.
 COMMANDS: list[Command] = [
     evaluate.COMMAND,
+    check.COMMAND,
     accounting.COMMAND,
     scan.COMMAND,
     schedule.COMMAND,
     serve.COMMAND,
+    keys.COMMAND,
     subscribe.COMMAND,
 ]
 

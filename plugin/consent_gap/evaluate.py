@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consent_gap import RULESET
-from consent_gap.domain import Chart, Finding, Problem
+from consent_gap.domain import Chart, Disclosure, Finding, Problem
 from consent_gap.engine import Prepared, decide
 from consent_gap.explain import explain
 from consent_gap.mappings import Jurisdiction, Rules, load_rules
@@ -37,6 +37,9 @@ class Report:
     # The normalized chart of every patient the data names, so a caller that shows more than
     # the findings (the panel's timeline of authorizations) need not normalize again.
     charts: dict[str | None, Chart] = field(default_factory=dict, repr=False, compare=False)
+    # Each disclosure as read, by reference: a proposal's check (CONTRACT 6) matches its deny
+    # provisions against the very disclosure the engine decided.
+    disclosures: dict[str, Disclosure] = field(default_factory=dict, repr=False, compare=False)
 
     def to_json(self) -> dict:
         """Exactly the JSON of CONTRACT.md section 2."""
@@ -147,4 +150,5 @@ def _evaluate(data: Any, rules: Rules, place: Jurisdiction | None) -> Report:
         ))
     return Report(findings=findings, problems=dataset.problems, ruleset=RULESET,
                   jurisdiction=place.code if place is not None else None,
-                  charts=dataset.charts)
+                  charts=dataset.charts,
+                  disclosures={d.reference: d for d in disclosures})

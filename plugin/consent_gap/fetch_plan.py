@@ -400,6 +400,47 @@ def changed_patient_ids(
     return sorted(ids)
 
 
+# ---------------------------------------------------------------- the privacy office's worklist
+
+#: The code every consent-gap Task carries (CONTRACT 7).
+TASK_CODE_SEARCH = "https://consent-gap.dev/fhir/CodeSystem/task|review-disclosure"
+#: Priority per decision of the finding: the Task's priority is the alert's (CONTRACT 5, 7).
+PRIORITY_OF = {"unauthorized": "urgent", "review": "routine"}
+
+
+def worklist_search(*, decision: str | None = None, clinician: str | None = None,
+                    discovered_before: str | None = None, page_size: int = 50) -> Search:
+    """The open consent-gap Tasks across patients, one page at a time, by deadline then
+    priority, with the Patients they are for.
+
+    Neither completed nor cancelled: ``status:not`` twice. The deadline
+    (``restriction.period.end``) has no search parameter, but it is ``authoredOn`` + 60 days on
+    exactly the urgent (unauthorized) Tasks and absent on the routine ones, so sorting by
+    priority (urgent first) then ``authored-on`` is sorting by deadline, then priority, then
+    age. ``clinician``: a Practitioner who took part in the disclosure (an AuditEvent agent,
+    through a chained search on ``focus``)."""
+    params: list[tuple[str, str]] = [
+        ("code", TASK_CODE_SEARCH), ("status:not", "completed"), ("status:not", "cancelled")]
+    if decision in PRIORITY_OF:
+        params.append(("priority", PRIORITY_OF[decision]))
+    if clinician:
+        params.append(("focus:AuditEvent.agent", clinician))
+    if discovered_before:
+        params.append(("authored-on", f"lt{discovered_before}"))
+    params += [("_sort", "-priority,authored-on"), ("_include", "Task:patient"),
+               ("_count", str(page_size))]
+    return Search("Task", tuple(params))
+
+
+def breach_log_search(year: int) -> Search:
+    """The Tasks whose assessment concluded ``breach``, discovered in ``year`` (164.408(c)),
+    with their Patients."""
+    return Search("Task", (
+        ("code", TASK_CODE_SEARCH),
+        ("business-status", "https://consent-gap.dev/fhir/CodeSystem/disposition|breach"),
+        ("authored-on", f"ge{year}-01-01"), ("authored-on", f"lt{year + 1}-01-01"),
+        ("_sort", "authored-on"), ("_include", "Task:patient"), ("_count", "200")))
+
 # ---- the accounting of disclosures (CONTRACT 8) -------------------------------------------
 
 #: Never followed for the accounting's names: the patient, who is in every chart.

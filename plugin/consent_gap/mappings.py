@@ -48,6 +48,11 @@ class PurposeHierarchy:
     system: str
     parents: Mapping[str, str]
     lineage_of: Mapping[str, frozenset[str]]
+    codes: frozenset[str] = frozenset()  # every ActReason code ([codes] all), for refusals
+
+    def known(self, code: str) -> bool:
+        """A code of v3-ActReason: listed in [codes], or placed in the hierarchy."""
+        return code in self.codes or code in self.parents or code in self.parents.values()
 
     def lineage(self, code: str) -> frozenset[str]:
         """The code and every code above it (an unknown code is only itself)."""
@@ -165,6 +170,44 @@ class Jurisdiction:
     age_of_majority: int = 18
 
 
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A scenario of CONTRACT 6.4: the purposes it fills in, the legal instruments to attach,
+    the recipients the panel suggests ((code, resource types searched) pairs), and, for a
+    scenario where nothing is to be disclosed, the only steps it answers."""
+
+    code: str
+    purposes: tuple[str, ...] = ()
+    instruments: tuple[str, ...] = ()
+    recipients: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    steps_only: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StepRow:
+    """A row of CONTRACT 6.2's steps table: which answers it matches and its step codes."""
+
+    decision: Decision
+    steps: tuple[str, ...]
+    basis: frozenset[str] | None = None
+    reason: str | None = None
+    if_draftable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GuideTables:
+    """mappings/guide.toml: the scenarios (in the table's order) and the steps table."""
+
+    scenarios: Mapping[str, Scenario]
+    steps: tuple[StepRow, ...]
+
+    def step_codes(self) -> frozenset[str]:
+        """Every step code the tables can answer (the wording module words each)."""
+        codes = {c for row in self.steps for c in (*row.steps, *row.if_draftable)}
+        codes.update(c for s in self.scenarios.values() for c in s.steps_only)
+        return frozenset(codes)
+
+
 @dataclass(frozen=True)
 class Rules:
     """Every table the normalizer and the engine read; built once, shared, never mutated."""
@@ -179,6 +222,7 @@ class Rules:
     disclosures: DisclosureCodes
     jurisdictions: Mapping[str, Jurisdiction]
     sources: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    guide: GuideTables | None = field(default=None, repr=False)
 
     def jurisdiction(self, code: str | None) -> Jurisdiction | None:
         """The jurisdiction for an ISO 3166-2 code (case-insensitive); KeyError if unknown."""
@@ -363,8 +407,13 @@ def _purposes(file: _Section) -> PurposeHierarchy:
                 raise file.fail("the hierarchy has a cycle", f"[parent] {code}")
             seen.append(current)
         lineage[code] = frozenset(seen)
+    listed = file.data.get("codes", {})
+    codes = (_Section(file.file, "[codes]", listed).texts("all", required=False)
+             if isinstance(listed, dict) else None)
+    if listed and not isinstance(listed, dict):
+        raise file.fail("must be a table", "[codes]")
     return PurposeHierarchy(system=meta.text("system"), parents=dict(parents),
-                            lineage_of=lineage)
+                            lineage_of=lineage, codes=codes or frozenset())
 
 
 def _row(table: _Section, purposes: PurposeHierarchy, instruments: LegalInstruments, *,
@@ -562,6 +611,60 @@ def _jurisdictions(file: _Section, into: dict[str, Jurisdiction]) -> None:
         )
 
 
+#: Resource types a scenario may suggest as recipients (CONTRACT 6.4: searched among these).
+RECIPIENT_TYPES = ("Practitioner", "PractitionerRole", "Organization", "RelatedPerson", "Patient")
+
+
+def _guide(file: _Section, purposes: PurposeHierarchy,
+           instruments: LegalInstruments) -> GuideTables:
+    scenarios: dict[str, Scenario] = {}
+    for table in file.tables("scenario", required=True):
+        code, item = table.named("code")
+        if code in scenarios:
+            raise item.fail("duplicate code")
+        chosen = list(item.data.get("purposes") or [])
+        for purpose in chosen:
+            if not purposes.known(purpose):
+                raise item.fail(f"unknown purpose {purpose!r}")
+        attach = list(item.data.get("instruments") or [])
+        item.known(attach, instruments.codes, "unknown legal instrument {}")
+        recipients = []
+        for i, suggestion in enumerate(item.data.get("recipient") or []):
+            where = f"{item.entry} recipient #{i + 1}"
+            if not isinstance(suggestion, dict) or not isinstance(suggestion.get("code"), str):
+                raise item.fail("a recipient needs a code", where)
+            types = suggestion.get("types") or []
+            item.known(types, RECIPIENT_TYPES, "unknown recipient type {}", where)
+            recipients.append((suggestion["code"], tuple(types)))
+        item.texts("steps_only", required=False)  # checked: a list of codes when present
+        scenarios[code] = Scenario(code, tuple(chosen), tuple(attach), tuple(recipients),
+                                   tuple(item.data.get("steps_only") or ()))
+    rows = []
+    for row in file.tables("steps", required=True):
+        steps = row.data.get("steps")
+        if not isinstance(steps, list) or not steps or not all(
+                isinstance(s, str) and s for s in steps):
+            raise row.fail("steps must be a non-empty list of step codes")
+        basis = row.texts("basis", required=False)
+        try:
+            decision = Decision(row.text("decision"))
+        except ValueError:
+            raise row.fail(f"unknown decision {row.data.get('decision')!r}") from None
+        rows.append(StepRow(decision=decision, steps=tuple(steps), basis=basis,
+                            reason=row.optional_reason(),
+                            if_draftable=tuple(row.data.get("if_draftable") or ())))
+    return GuideTables(scenarios=scenarios, steps=tuple(rows))
+
+
+def _guide_file(folder: Traversable, label: str) -> tuple[str, _Section]:
+    """guide.toml of the folder; a practice's own folder without one uses the packaged one
+    (its scenarios and steps are the contract's, not a practice's rule)."""
+    if folder.joinpath("guide.toml").is_file():
+        return label, _read(folder, label, "guide.toml")
+    packaged = importlib.resources.files("consent_gap.mappings_data")
+    return "mappings", _read(packaged, "mappings", "guide.toml")
+
+
 def _toml_files(folder: Traversable) -> Iterable[str]:
     try:
         names = [p.name for p in folder.iterdir() if p.name.endswith(".toml")]
@@ -606,8 +709,10 @@ def _load_cached(key: str, traversable: Traversable | None) -> Rules:
         table = _read(sub, f"{label}/jurisdictions", name)
         tables[f"jurisdictions/{name}"] = table
         _jurisdictions(table, jurisdictions)
+    _, tables["guide.toml"] = _guide_file(folder, label)
     return Rules(
         folder=key,
+        guide=_guide(tables["guide.toml"], purposes, instruments),
         purposes=purposes,
         exceptions=_exceptions(tables["exceptions.toml"], purposes, instruments),
         sensitivity=_sensitivity(tables["sensitivity.toml"]),

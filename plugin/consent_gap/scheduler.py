@@ -5,7 +5,8 @@ APScheduler 3.x, a ``BlockingScheduler`` in its own process (never inside the we
 workers: two workers would run every scan twice). One job, ``consent-gap-scan``, on a
 ``CronTrigger`` from ``CONSENT_GAP_SCHEDULE`` in ``CONSENT_GAP_TIMEZONE`` (default nightly at
 02:00 UTC), kept in a ``SQLAlchemyJobStore`` in the checkpoint database, so a restart knows
-when the job last ran and a missed night is caught up once:
+when the job last ran and a missed night is caught up once (the one database of
+``CONSENT_GAP_DATABASE_URL``: SQLite or PostgreSQL):
 
 - ``max_instances=1``: a scan still running when the next is due is not started twice;
 - ``coalesce=True``: several missed runs (the machine was off) become one;
@@ -42,6 +43,7 @@ from typing import Any, TextIO
 
 from consent_gap.checkpoint import OK, CheckpointStore
 from consent_gap.commands.base import EXIT_ERRORS, EXIT_OK
+from consent_gap.database import database_errors, make_engine
 from consent_gap.settings import Settings, SettingsError, load_settings, require
 
 log = logging.getLogger("consent_gap.scheduler")
@@ -142,7 +144,7 @@ def build_scheduler(settings: Settings, *, blocking: bool = True) -> Any:
     CheckpointStore(settings.database_url).close()  # creates the folder and the tables
     kind = BlockingScheduler if blocking else BackgroundScheduler
     scheduler = kind(
-        jobstores={"default": SQLAlchemyJobStore(url=settings.database_url,
+        jobstores={"default": SQLAlchemyJobStore(engine=make_engine(settings.database_url),
                                                  tablename=JOB_TABLE),
                    "memory": {"type": "memory"}},
         executors={"default": {"type": "threadpool", "max_workers": 1},
@@ -208,7 +210,7 @@ def serve(settings: Settings) -> int:
         signal.signal(signal.SIGTERM, stop)
         log.info("scheduler started: job %s, schedule %r (%s)", JOB_ID, settings.schedule,
                  settings.timezone)
-        with suppress(KeyboardInterrupt, SystemExit):
+        with suppress(KeyboardInterrupt, SystemExit), database_errors(settings.database_url):
             scheduler.start()
     return EXIT_OK
 
@@ -220,13 +222,15 @@ def status(settings: Settings, fmt: str, out: TextIO | None = None) -> int:
     from consent_gap.scan.output import print_json
 
     stream = out or sys.stdout
+    cron_trigger(settings)  # the schedule is checked as `schedule` checks it
     CheckpointStore(settings.database_url).close()
-    jobstore = SQLAlchemyJobStore(url=settings.database_url, tablename=JOB_TABLE)
-    jobstore.start(None, "default")  # type: ignore[arg-type]
-    try:
-        job = jobstore.lookup_job(JOB_ID)
-    finally:
-        jobstore.shutdown()
+    jobstore = SQLAlchemyJobStore(engine=make_engine(settings.database_url), tablename=JOB_TABLE)
+    with database_errors(settings.database_url):
+        jobstore.start(None, "default")  # type: ignore[arg-type]
+        try:
+            job = jobstore.lookup_job(JOB_ID)
+        finally:
+            jobstore.shutdown()
     store = CheckpointStore(settings.database_url)
     try:
         runs = store.last_runs(settings.fhir_base, limit=1)

@@ -13,13 +13,15 @@ value raises :class:`SettingsError` naming the variable, so an operator sees whi
 | `CONSENT_GAP_AUTH` | `auth` | `none` | `none` (open server) or `backend` (SMART Backend Services) |
 | `CONSENT_GAP_CLIENT_ID` | `client_id` | `consent-gap-scan` | backend-services client id registered with the EHR |
 | `CONSENT_GAP_PRIVATE_KEY` | `private_key` | none | PEM file of the backend-services key (RS384 or ES384); required with `auth = backend` |
+| `CONSENT_GAP_JWKS_FILE` | `jwks_file` | none (an empty JWKS) | the app: JSON file of the public keys it publishes at `/.well-known/jwks.json` (written by `consent-gap keys`; a private key in it is refused) |
 | `CONSENT_GAP_TOKEN_URL` | `token_url` | discovered | token endpoint; default from `<fhir_base>/.well-known/smart-configuration` |
 | `CONSENT_GAP_SCOPES` | `scopes` | the scan's `system/` scopes | scopes requested by the scan |
 | `CONSENT_GAP_JURISDICTION` | `jurisdiction` | none (federal rules only) | ISO 3166-2 code, e.g. `US-CA` |
 | `CONSENT_GAP_PRIVACY_OFFICER` | `privacy_officer` | none | reference of the privacy officer, e.g. `Practitioner/po-1`; alerts go there |
-| `CONSENT_GAP_ORGANIZATION` | `organization` | none | reference of the practice, e.g. `Organization/org-1`; custodian of written notes |
-| `CONSENT_GAP_STATE_DIR` | `state_dir` | `~/.local/state/consent-gap` | folder for the default checkpoint database |
-| `CONSENT_GAP_CHECKPOINT_URL` | `checkpoint_url` | `sqlite:///<state_dir>/consent-gap.db` | SQLAlchemy URL of the checkpoint store and the scheduler's job store |
+| `CONSENT_GAP_ORGANIZATION` | `organization` | none | reference of the practice, e.g. `Organization/org-1`; custodian of written notes; its name heads the accounting of disclosures |
+| `CONSENT_GAP_STATE_DIR` | `state_dir` | `~/.local/state/consent-gap` | folder for the default database (SQLite) and the scheduler's lock |
+| `CONSENT_GAP_DATABASE_URL` | `database_url` | `sqlite:///<state_dir>/consent-gap.db` | SQLAlchemy URL of the one database of the checkpoint, the scheduler's job store and, when set, the app's sessions; `postgresql://user:password@host/dbname` needs the `postgresql` extra |
+| `CONSENT_GAP_CHECKPOINT_URL` | `checkpoint_url` | `CONSENT_GAP_DATABASE_URL` | the earlier name of `CONSENT_GAP_DATABASE_URL`, still honoured for the checkpoint and the job store (both set and different: refused) |
 | `CONSENT_GAP_SCHEDULE` | `schedule` | `0 2 * * *` | cron expression (minute hour day month day-of-week) of the nightly scan |
 | `CONSENT_GAP_TIMEZONE` | `timezone` | `UTC` | IANA time zone the schedule is read in |
 | `CONSENT_GAP_BATCH_SIZE` | `batch_size` | `50` | patients fetched per batch of searches (1 to 500) |
@@ -31,7 +33,7 @@ value raises :class:`SettingsError` naming the variable, so an operator sees whi
 | `CONSENT_GAP_SECRET_KEY` | `secret_key` | random per process | the app: key that seals the server-side sessions; set it when running several workers |
 | `CONSENT_GAP_DEV_INSECURE_COOKIES` | `dev_insecure_cookies` | `false` | the app: `true` drops `Secure` and uses `SameSite=Lax`, for plain http on localhost only |
 | `CONSENT_GAP_FRAME_ANCESTORS` | `frame_ancestors` | the issuers' origins | the app: origins allowed to frame the panel (CSP `frame-ancestors`) |
-| `CONSENT_GAP_SESSION_STORE` | `session_store` | `memory` | the app: `memory` (one process) or `sqlite:PATH` (shared by gunicorn workers) |
+| `CONSENT_GAP_SESSION_STORE` | `session_store` | `database` when `CONSENT_GAP_DATABASE_URL` is set, else `memory` | the app: `memory` (one process), `database` (the table `web_sessions` in `CONSENT_GAP_DATABASE_URL`, shared by gunicorn workers and hosts), `sqlite:PATH` or another SQLAlchemy URL |
 | `CONSENT_GAP_SESSION_TTL` | `session_ttl` | `3600` | the app: seconds a session lives without use (60 to 86400) |
 | `CONSENT_GAP_APP_SCOPES` | `app_scopes` | the panel's `patient/` scopes | the app: scopes requested at launch |
 | `CONSENT_GAP_CDS_CLIENTS` | `cds_clients` (a table) | none (the CDS service refuses every call) | the app's CDS Hooks service: trusted CDS clients, space-separated `ISSUER=JWKS_URL` pairs (TOML: a table `[cds_clients]` of issuer = JWKS URL) |
@@ -78,6 +80,9 @@ SCAN_SCOPES = " ".join(
         # The scan reads the configured privacy officer and organization before it starts.
         "Practitioner.rs",
         "Organization.rs",
+        # The privacy office's Task per flagged finding (CONTRACT 7). DESIGN.md grants no
+        # search: a rerun relies on the conditional create (scan/scanner.py).
+        "Task.cru",
     )
 )
 
@@ -99,12 +104,14 @@ class Settings:
     auth: str = "none"
     client_id: str = "consent-gap-scan"
     private_key: Path | None = None
+    jwks_file: Path | None = None
     token_url: str | None = None
     scopes: str = SCAN_SCOPES
     jurisdiction: str | None = None
     privacy_officer: str | None = None
     organization: str | None = None
     state_dir: Path = field(default_factory=_default_state_dir)
+    database: str | None = None  # CONSENT_GAP_DATABASE_URL (`database_url` is the resolved URL)
     checkpoint_url: str | None = None
     schedule: str = "0 2 * * *"
     timezone: str = "UTC"
@@ -118,7 +125,7 @@ class Settings:
     secret_key: str | None = None
     dev_insecure_cookies: bool = False
     frame_ancestors: tuple[str, ...] = ()
-    session_store: str = "memory"
+    session_store: str | None = None
     session_ttl: int = 3600
     app_scopes: str | None = None
     # CDS Hooks clients (EHRs) trusted to call the patient-view service: (issuer, JWKS URL).
@@ -135,10 +142,23 @@ class Settings:
 
     @property
     def database_url(self) -> str:
-        """The checkpoint URL, defaulting to a SQLite file in the state folder."""
-        if self.checkpoint_url:
-            return self.checkpoint_url
+        """The database of the checkpoint and the job store: CONSENT_GAP_DATABASE_URL (or its
+        earlier name CONSENT_GAP_CHECKPOINT_URL), else a SQLite file in the state folder."""
+        if self.database or self.checkpoint_url:
+            return self.database or self.checkpoint_url or ""
         return f"sqlite:///{self.state_dir / 'consent-gap.db'}"
+
+    @property
+    def session_url(self) -> str:
+        """Where the app keeps its sessions: ``memory`` or a SQLAlchemy URL. Unset, they
+        follow CONSENT_GAP_DATABASE_URL when that is set (several workers, several hosts),
+        else stay in the process's memory (development)."""
+        store = self.session_store or ("database" if self.database else "memory")
+        if store == "database":
+            return self.database_url
+        if store.startswith("sqlite:") and not store.startswith("sqlite://"):
+            return "sqlite:///" + str(Path(store.removeprefix("sqlite:")).expanduser())
+        return store
 
     def with_overrides(self, **values: Any) -> Settings:
         """A copy with command-line values applied (``None`` means: keep the setting). Text
@@ -302,11 +322,24 @@ def _secret(raw: Any) -> str:
     return value
 
 
+def _database_url(raw: Any) -> str:
+    from consent_gap.database import parse_url
+
+    value = _text(raw)
+    parse_url(value)
+    return value
+
+
 def _session_store(raw: Any) -> str:
     value = _text(raw)
-    if value != "memory" and not value.startswith("sqlite:"):
-        raise ValueError("must be memory or sqlite:PATH")
-    return value
+    if value in ("memory", "database"):
+        return value
+    if value.startswith("sqlite:") and not value.startswith("sqlite://"):
+        return value  # sqlite:PATH, the earlier form
+    try:
+        return _database_url(value)
+    except ValueError:
+        raise ValueError("must be memory, database, sqlite:PATH or a SQLAlchemy URL") from None
 
 
 @dataclass(frozen=True)
@@ -316,10 +349,15 @@ class Var:
     name: str
     parse: Callable[[Any], Any]
     help: str
+    key: str | None = None  # the variable's and TOML key's name when it differs from `name`
+
+    @property
+    def toml_key(self) -> str:
+        return self.key or self.name
 
     @property
     def env(self) -> str:
-        return PREFIX + self.name.upper()
+        return PREFIX + self.toml_key.upper()
 
 
 VARIABLES: tuple[Var, ...] = (
@@ -327,14 +365,17 @@ VARIABLES: tuple[Var, ...] = (
     Var("auth", _choice("none", "backend"), "none or backend (SMART Backend Services)"),
     Var("client_id", _text, "backend-services client id"),
     Var("private_key", _path, "PEM file of the backend-services private key"),
+    Var("jwks_file", _path, "public JWKS file the app publishes"),
     Var("token_url", _url, "token endpoint (default: SMART discovery)"),
     Var("scopes", _scopes, "scopes the scan requests"),
     Var("jurisdiction", _jurisdiction, "ISO 3166-2 code such as US-CA"),
     Var("privacy_officer", _reference("Practitioner", "PractitionerRole"),
         "reference of the privacy officer"),
     Var("organization", _reference("Organization"), "reference of the practice"),
-    Var("state_dir", _path, "folder of the default checkpoint database"),
-    Var("checkpoint_url", _text, "SQLAlchemy URL of the checkpoint and job store"),
+    Var("state_dir", _path, "folder of the default database"),
+    Var("database", _database_url, "SQLAlchemy URL of the checkpoint, job store and sessions",
+        key="database_url"),
+    Var("checkpoint_url", _database_url, "earlier name of CONSENT_GAP_DATABASE_URL"),
     Var("schedule", _cron, "cron expression of the nightly scan"),
     Var("timezone", _timezone, "IANA time zone of the schedule"),
     Var("batch_size", _integer(1, 500), "patients per batch of searches"),
@@ -346,7 +387,7 @@ VARIABLES: tuple[Var, ...] = (
     Var("secret_key", _text, "key sealing the app's server-side sessions"),
     Var("dev_insecure_cookies", _boolean, "plain-http cookies for localhost development"),
     Var("frame_ancestors", _url_list, "origins allowed to frame the panel"),
-    Var("session_store", _session_store, "memory or sqlite:PATH"),
+    Var("session_store", _session_store, "memory, database, sqlite:PATH or a SQLAlchemy URL"),
     Var("session_ttl", _integer(60, 86400), "seconds a session lives without use"),
     Var("app_scopes", _scopes, "scopes the app requests at launch"),
     Var("cds_clients", _cds_clients, "CDS Hooks clients trusted by the app: ISSUER=JWKS_URL"),
@@ -369,7 +410,7 @@ def _read_file(path_text: str) -> dict[str, Any]:
         raise SettingsError(f"{CONFIG_VARIABLE}: cannot read {path}: {error}") from None
     if isinstance(data.get("consent_gap"), dict):
         data = data["consent_gap"]
-    known = {var.name for var in VARIABLES}
+    known = {var.toml_key for var in VARIABLES}
     unknown = sorted(key for key in data if key not in known)
     if unknown:
         raise SettingsError(f"{CONFIG_VARIABLE}: unknown key(s) in {path}: {', '.join(unknown)}")
@@ -386,8 +427,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raw_env = env.get(var.env)
         if raw_env is not None and raw_env.strip():
             source, raw = var.env, raw_env
-        elif var.name in from_file:
-            source, raw = f"{var.name} in {env[CONFIG_VARIABLE]}", from_file[var.name]
+        elif var.toml_key in from_file:
+            source, raw = f"{var.toml_key} in {env[CONFIG_VARIABLE]}", from_file[var.toml_key]
         else:
             continue
         try:
@@ -403,6 +444,10 @@ def _check(settings: Settings) -> None:
     """Rules that involve more than one setting."""
     if settings.auth == "backend" and settings.private_key is None:
         raise SettingsError(f"{PREFIX}PRIVATE_KEY: required when {PREFIX}AUTH is backend")
+    if settings.database and settings.checkpoint_url \
+            and settings.database != settings.checkpoint_url:
+        raise SettingsError(f"{PREFIX}DATABASE_URL and {PREFIX}CHECKPOINT_URL name different "
+                            f"databases; set only {PREFIX}DATABASE_URL")
 
 
 def require(settings: Settings, *names: str) -> None:
@@ -419,6 +464,10 @@ def describe(settings: Settings) -> dict[str, str]:
         value = getattr(settings, item.name)
         if item.name == "checkpoint_url":
             value = _hide_password(settings.database_url)
+        elif item.name == "database" and value:
+            value = _hide_password(value)
+        elif item.name == "session_store":
+            value = _hide_password(settings.session_url)
         elif item.name in ("secret_key", "notify_secret") and value:
             value = "***"
         shown[item.name] = "" if value is None else str(value)

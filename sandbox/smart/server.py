@@ -33,6 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--keys-dir", type=Path, default=DEFAULT_KEYS, help="key pairs (created when absent)"
     )
     parser.add_argument("--public-origin", help="scheme://host:port the launcher is reached at")
+    parser.add_argument("--app-origin", help="scheme://host:port of the consent-gap app "
+                        "(default: the clients file's [launcher] app_origin)")
     return parser.parse_args(argv)
 
 
@@ -46,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # its request lines carry query strings
     origin = args.public_origin or f"http://{args.host}:{args.port}"
     try:
-        app = build_app(args.clients, origin=origin, upstream=args.upstream, keys_dir=args.keys_dir)
+        app = build_app(args.clients, origin=origin, upstream=args.upstream,
+                        keys_dir=args.keys_dir, app_origin=args.app_origin)
     except ConfigError as exc:
         print(f"smart launcher: {exc}", file=sys.stderr)
         return 2

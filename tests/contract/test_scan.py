@@ -320,10 +320,12 @@ def test_full_scan_writes_every_finding_once_with_few_requests(fake, store):
     assert summary.decisions == {"unauthorized": 7}
     assert len(fake.written("Communication")) == 7
     assert len(fake.written("DocumentReference")) == 7
-    assert len(fake.of_type("Provenance")) == 14
+    assert len(fake.written("Task")) == 7  # CONTRACT 7: one Task per flagged finding
+    assert len(fake.of_type("Provenance")) == 21
     assert len(fake.of_type("Device")) == 1
-    assert summary.written == {"Communication": 7, "DocumentReference": 7, "Provenance": 14}
-    # one batch: 4 searches, 2 existence checks, 1 transaction; the device; the selection
+    assert summary.written == {"Communication": 7, "DocumentReference": 7, "Provenance": 21,
+                               "Task": 7}
+    # one batch: 4 searches, 3 existence checks, 1 transaction; the device; the selection
     assert summary.requests / 7 <= 3
     writes = [c for c in fake.calls if c == ("POST", "")]
     assert len(writes) == 1
@@ -374,7 +376,8 @@ def test_rejected_resource_is_reported_and_the_rest_written(fake, store):
         summary, _ = scan(store, full=True)
     assert summary.status == "errors"
     assert len(summary.errors) == 1
-    assert summary.errors[0].startswith("AuditEvent/ae4: write of alert, finding-note rejected")
+    assert summary.errors[0].startswith(
+        "AuditEvent/ae4: write of alert, finding-note, task rejected")
     assert "rejected for the test" in summary.errors[0]
     written_about = {c["about"][0]["reference"] for c in fake.written("Communication")}
     assert written_about == {f"AuditEvent/ae{n}" for n in range(1, 8)} - {"AuditEvent/ae4"}
@@ -390,8 +393,8 @@ def test_dry_run_makes_no_write_call(fake, store):
         summary, _ = scan(store, full=True, dry_run=True)
     assert [c for c in fake.calls if c[0] == "POST" and not c[1].endswith("_search")] == []
     assert summary.written == {}
-    assert len(summary.would_write) == 14
-    assert {row["kind"] for row in summary.would_write} == {"alert", "finding-note"}
+    assert len(summary.would_write) == 21
+    assert {row["kind"] for row in summary.would_write} == {"alert", "finding-note", "task"}
     assert store.last_success(BASE) is None
 
 
@@ -417,10 +420,11 @@ def test_killed_scan_resumes_with_the_patients_not_done(fake, store):
     assert summary.patients_done == 4
     assert summary.status == "ok"
     # exactly the resources of an uninterrupted run: one of each per disclosure
-    identifiers = [r["identifier"][0]["value"] for t in ("Communication", "DocumentReference")
+    identifiers = [r["identifier"][0]["value"]
+                   for t in ("Communication", "DocumentReference", "Task")
                    for r in fake.written(t)]
-    assert len(identifiers) == len(set(identifiers)) == 14
-    assert len(fake.of_type("Provenance")) == 14
+    assert len(identifiers) == len(set(identifiers)) == 21
+    assert len(fake.of_type("Provenance")) == 21
     record = store.run(summary.run)
     assert record.patients_done == 7 and record.status == "ok"
 
@@ -485,7 +489,7 @@ def test_expired_token_is_renewed_mid_scan(fake, store):
     assert summary.status == "ok", summary.errors
     assert issued == ["token-1", "token-2"]
     assert len(fake.written("Communication")) == 7
-    assert len(fake.of_type("Provenance")) == 14
+    assert len(fake.of_type("Provenance")) == 21
 
 
 def test_preflight_names_what_is_missing(fake):

@@ -329,3 +329,25 @@ def test_aud_is_the_iss_exactly_as_the_ehr_launched(mocked):
     launched = "https://EHR.test:443/fhir/"
     _, params = start(make_app().test_client(), iss=launched)
     assert params["aud"] == launched
+
+
+def test_unauthenticated_launches_keep_one_short_lived_row_per_browser_and_a_bounded_store(
+        mocked):
+    from consent_gap.web.sessions import PENDING_TTL, MemoryStore
+
+    FakeEhr(mocked, example_resources("02-authorization-expired.json"), "p-pnholt")
+    store = MemoryStore(max_pending=25)
+    app = create_app(config=WebConfig(allowed_issuers=(ISS,), secret_key="test-secret",
+                                      public_url="https://app.test"), store=store)
+    APPS.append(app)
+    browser = app.test_client()
+    for _ in range(40):  # one browser, launched again and again: one row, not forty
+        start(browser)
+    assert len(store) == 1
+    [(_, expires_at)] = store._rows.values()
+    assert expires_at <= time.time() + PENDING_TTL + 1  # not the hour of a signed-in session
+    for _ in range(60):  # sixty browsers that never come back
+        start(app.test_client())
+    assert len(store) == 25  # the bound: the oldest pending rows went first
+    _, params = start(browser)  # a browser whose row was evicted starts afresh
+    assert params["state"]

@@ -213,3 +213,54 @@ def test_first_panel_uses_the_chart_prefetched_at_callback_then_reads_afresh(moc
     assert 'data-decision="unauthorized"' in first
     client.get(panel_url)
     assert len(fake.fhir_calls()) == 2 * reads_at_callback  # taken once: later pages read anew
+
+
+@pytest.mark.parametrize(("scope", "with_task"), [
+    ("launch openid fhirUser patient/*.rs patient/DocumentReference.c patient/Communication.c "
+     "patient/Provenance.c patient/Device.c", False),
+    ("launch openid fhirUser patient/*.rs patient/DocumentReference.c patient/Communication.c "
+     "patient/Provenance.c patient/Device.c patient/Task.c", True),
+])
+def test_notify_officer_writes_the_task_when_the_ehr_lets_the_app_create_tasks(
+        mocked, scope, with_task):
+    """CONTRACT 7: the Task goes in the alert's transaction; without Task.c (DESIGN's panel
+    scopes) the alert goes alone and the next scan writes the Task, dated at the alert."""
+    client, fake, panel_url, _ = launch(mocked, "02-authorization-expired.json", "p-pnholt",
+                                        scope=scope)
+    html = client.get(panel_url).get_data(as_text=True)
+    disclosure = re.search(r'data-disclosure="([^"]+)" data-decision="unauthorized"',
+                           html).group(1)
+    client.post(f"{panel_url}/notify-officer",
+                data={"csrf_token": csrf_of(html), "disclosure": disclosure})
+    (bundle,) = fake.transactions
+    tasks = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Task"]
+    assert len(tasks) == (1 if with_task else 0)
+    if with_task:
+        assert tasks[0]["focus"] == {"reference": disclosure}
+        assert tasks[0]["owner"] == {"reference": "Practitioner/po-1"}
+
+
+def test_head_of_the_panel_reads_nothing_from_the_ehr(mocked):
+    client, fake, panel_url, _ = launch(mocked, "02-authorization-expired.json", "p-pnholt")
+    client.get(panel_url)  # the prefetched chart is used up
+    reads = len(fake.fhir_calls())
+    response = client.head(panel_url)
+    assert response.status_code == 200
+    assert response.data == b""
+    assert len(fake.fhir_calls()) == reads  # no chart read, nothing decided
+    assert client.head(panel_url.rsplit("/", 1)[0] + "/unknown").status_code == 401
+
+
+def test_consent_text_entities_are_escaped_once(mocked):
+    resources = copy.deepcopy(example_resources("02-authorization-expired.json"))
+    for resource in resources:
+        if resource["resourceType"] == "Consent":
+            resource["text"] = {"status": "generated",
+                                "div": '<div xmlns="http://www.w3.org/1999/xhtml">Release to '
+                                       'Smith &amp; Jones, &quot;counsel&quot; &#8212; '
+                                       'records &lt; 2024</div>'}
+    client, _, panel_url, _ = launch(mocked, None, "p-pnholt", resources=resources)
+    html = client.get(panel_url).get_data(as_text=True)
+    assert "Smith &amp; Jones" in html
+    assert "&amp;amp;" not in html and "&amp;quot;" not in html and "&amp;lt;" not in html
+    assert "\u2014 records &lt; 2024" in html

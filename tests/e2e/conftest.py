@@ -70,42 +70,84 @@ def _port_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-@pytest.fixture(scope="session")
-def app_server(sandbox: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`consent-gap serve` on APP_PORT with the sandbox's settings, for the whole session."""
-    if not _port_free(APP_PORT):
-        unavailable(f"port {APP_PORT} is taken; the browser tests start the app there")
-    log_path = tmp_path_factory.mktemp("app") / "serve.log"
-    env = {
-        **os.environ,
-        "CONSENT_GAP_ALLOWED_ISSUERS": sandbox["iss"],
-        "CONSENT_GAP_PUBLIC_URL": APP_URL,
-        "CONSENT_GAP_DEV_INSECURE_COOKIES": "true",
-        "CONSENT_GAP_SECRET_KEY": "e2e-only-secret",
-        "CONSENT_GAP_PRIVACY_OFFICER": PRIVACY_OFFICER,
-        # The sandbox EHR calls the app's CDS Hooks service as a client with its own key.
-        "CONSENT_GAP_CDS_CLIENTS": f"{LAUNCHER_BASE}={LAUNCHER_BASE}/sandbox/cds/jwks.json",
-    }
-    env.pop("CONSENT_GAP_CONFIG", None)
-    env.pop("CONSENT_GAP_JURISDICTION", None)
-    command = [sys.executable, "-m", "consent_gap.cli", "serve", "--port", str(APP_PORT)]
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   cwd=REPO)
+class AppServer:
+    """`consent-gap serve` on APP_PORT with the sandbox's settings, plus what a test module
+    adds (a jurisdiction, the practice): one process at a time, restarted only when the
+    settings asked for differ from the running ones."""
+
+    def __init__(self, sandbox: dict[str, str], log_dir: Path) -> None:
+        self.sandbox = sandbox
+        self.log_dir = log_dir
+        self.process: subprocess.Popen | None = None
+        self.extra: dict[str, str] | None = None
+        self.starts = 0
+
+    def ensure(self, extra: dict[str, str] | None = None) -> str:
+        extra = dict(extra or {})
+        if self.process is not None and self.process.poll() is None and self.extra == extra:
+            return APP_URL
+        self.stop()
+        if not _port_free(APP_PORT):
+            unavailable(f"port {APP_PORT} is taken; the browser tests start the app there")
+        self.starts += 1
+        log_path = self.log_dir / f"serve-{self.starts}.log"
+        env = {
+            **os.environ,
+            "CONSENT_GAP_ALLOWED_ISSUERS": self.sandbox["iss"],
+            "CONSENT_GAP_PUBLIC_URL": APP_URL,
+            "CONSENT_GAP_DEV_INSECURE_COOKIES": "true",
+            "CONSENT_GAP_SECRET_KEY": "e2e-only-secret",
+            "CONSENT_GAP_PRIVACY_OFFICER": PRIVACY_OFFICER,
+            # The sandbox EHR calls the app's CDS Hooks service as a client with its own key.
+            "CONSENT_GAP_CDS_CLIENTS": f"{LAUNCHER_BASE}={LAUNCHER_BASE}/sandbox/cds/jwks.json",
+        }
+        env.pop("CONSENT_GAP_CONFIG", None)
+        env.pop("CONSENT_GAP_JURISDICTION", None)
+        env.update(extra)
+        command = [sys.executable, "-m", "consent_gap.cli", "serve", "--port", str(APP_PORT)]
+        with log_path.open("w") as log:
+            self.process = subprocess.Popen(command, env=env, stdout=log,
+                                            stderr=subprocess.STDOUT, cwd=REPO)
+        self.extra = extra
+        deadline = time.monotonic() + 30
+        while not _answers(f"{APP_URL}/healthz"):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"consent-gap serve did not start:\n{log_path.read_text()}",
+                            pytrace=False)
+            time.sleep(0.2)
+        return APP_URL
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
         try:
-            deadline = time.monotonic() + 30
-            while not _answers(f"{APP_URL}/healthz"):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"consent-gap serve did not start:\n{log_path.read_text()}",
-                                pytrace=False)
-                time.sleep(0.2)
-            yield APP_URL
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+        deadline = time.monotonic() + 10
+        while not _port_free(APP_PORT) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def app_servers(sandbox: dict[str, str],
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    manager = AppServer(sandbox, tmp_path_factory.mktemp("app"))
+    try:
+        yield manager
+    finally:
+        manager.stop()
+
+
+@pytest.fixture(scope="session")
+def app_server(app_servers: AppServer) -> str:
+    """The app with the sandbox's settings (federal rules), for the whole session. A module
+    that needs other settings asks `app_servers.ensure(...)` and puts these back after."""
+    return app_servers.ensure()
 
 
 @pytest.fixture(scope="session")

@@ -373,3 +373,40 @@ def test_confidential_client_authenticates_with_private_key_jwt(sandbox):
     assert token.status_code == 200, token.text
     assert token.json()["patient"] == PATIENT
     assert "refresh_token" in token.json()
+
+
+def test_the_privacy_office_entry_launches_with_no_patient_and_user_scopes(sandbox):
+    """The EHR's Privacy office entry: an EHR launch from a non-patient context of the app's
+    office launch URL; the token carries no patient and the user/ scopes asked for."""
+    listing = requests.get(f"{sandbox.origin}/ehr", timeout=10)
+    assert "Privacy office" in listing.text
+    office = requests.get(f"{sandbox.origin}/ehr/office", params={"app": "consent-gap"},
+                          allow_redirects=False, timeout=10)
+    assert office.status_code == 302
+    target = office.headers["Location"]
+    assert target.startswith("http://127.0.0.1:8082/worklist/launch?iss=")
+    launch = query_of(target)["launch"]
+    scope = "launch openid fhirUser user/Task.rus user/QuestionnaireResponse.crus"
+    started = start_authorization(sandbox, "consent-gap", scope, launch=launch,
+                                  redirect_uri=APP_REDIRECT)
+    assert started.response.status_code == 302, started.response.text
+    body = exchange_code(sandbox, started).json()
+    assert "patient" not in body and "encounter" not in body
+    # granted as registered: the reads of user/*.rs and the writes named one by one
+    assert {"user/Task.rs", "user/Task.u", "user/QuestionnaireResponse.rs",
+            "user/QuestionnaireResponse.cu"} <= set(body["scope"].split())
+    refused = requests.get(f"{sandbox.origin}/ehr/office", params={"app": "sandbox-public"},
+                           timeout=10)
+    assert refused.status_code == 400
+
+
+def test_a_standalone_launch_with_user_scopes_needs_no_patient(sandbox):
+    """The worklist's standalone launch: no `launch`, no `launch/patient`, so no patient
+    picker and no patient in the token."""
+    scope = "openid fhirUser user/Task.rus user/Patient.rs"
+    started = start_authorization(sandbox, "consent-gap", scope, redirect_uri=APP_REDIRECT)
+    assert started.response.status_code == 302, started.response.text
+    assert started.location.startswith(APP_REDIRECT + "?")
+    body = exchange_code(sandbox, started).json()
+    assert "patient" not in body
+    assert {"user/Task.rs", "user/Task.u", "user/Patient.rs"} <= set(body["scope"].split())

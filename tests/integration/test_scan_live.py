@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,11 @@ from consent_gap.writeback import (
     FINDING_SYSTEM,
     PROVENANCE_TAG_SYSTEM,
     TAG,
+    FindingWrites,
+    Kind,
     WriteContext,
     plan,
+    transaction,
 )
 from support.fhir import renamed as _renamed
 
@@ -94,15 +98,15 @@ class Charts:
         client = FhirClient(self.base)
         subjects = ",".join(f"Patient/{p}" for p in self.patients)
         found: dict[str, list[str]] = {"Communication": [], "DocumentReference": [],
-                                       "Provenance": []}
-        for rtype in ("Communication", "DocumentReference"):
+                                       "Task": [], "Provenance": []}
+        for rtype in ("Communication", "DocumentReference", "Task"):
             for resource in client.search(rtype, [("subject", subjects),
                                                   ("_tag", f"{TAG['system']}|{TAG['code']}")]):
                 if resource["resourceType"] != rtype:
                     continue
                 found[rtype] += [i["value"] for i in resource.get("identifier", [])
                                  if i.get("system") == FINDING_SYSTEM]
-        values = found["Communication"] + found["DocumentReference"]
+        values = found["Communication"] + found["DocumentReference"] + found["Task"]
         for start in range(0, len(values), 50):
             tags = ",".join(f"{PROVENANCE_TAG_SYSTEM}|{v}" for v in values[start:start + 50])
             for resource in client.search("Provenance", [("_tag", tags)]):
@@ -118,7 +122,7 @@ def load(fhir_base: str) -> Charts:
 
 def assert_exactly(charts: Charts, expected: dict[str, str]) -> None:
     found = charts.written()
-    for rtype in ("Communication", "DocumentReference"):
+    for rtype in ("Communication", "DocumentReference", "Task"):
         wanted = sorted(v for v, t in expected.items() if t == rtype)
         assert sorted(found[rtype]) == wanted, rtype
     assert sorted(found["Provenance"]) == sorted(expected)
@@ -137,7 +141,8 @@ def test_scan_writes_what_evaluate_finds_and_a_rerun_writes_nothing(fhir_base, t
     assert first.disclosures == len(offline)
     assert sum(first.decisions.values()) == len(offline)
     assert first.written["Provenance"] == len(expected)
-    assert first.written["Communication"] + first.written["DocumentReference"] == len(expected)
+    assert (first.written["Communication"] + first.written["DocumentReference"]
+            + first.written["Task"]) == len(expected)
     assert_exactly(charts, expected)
     assert first.requests / len(charts.patients) <= 3
 
@@ -247,7 +252,8 @@ def test_dry_run_on_the_command_line_writes_nothing(fhir_base, tmp_path, fmt):
     assert len(summary["would_write"]) == len(charts.expected())
     assert {row["identifier"].split("|")[1] for row in summary["would_write"]} == set(
         charts.expected())
-    assert charts.written() == {"Communication": [], "DocumentReference": [], "Provenance": []}
+    assert charts.written() == {"Communication": [], "DocumentReference": [], "Task": [],
+                                "Provenance": []}
 
 
 def test_backend_services_scan_through_the_launcher(fhir_base, proxy_base, tmp_path):
@@ -264,3 +270,112 @@ def test_backend_services_scan_through_the_launcher(fhir_base, proxy_base, tmp_p
     assert summary.status == "ok", summary.errors
     assert summary.written["Provenance"] == len(expected)
     assert_exactly(charts, expected)
+
+
+# ---------------------------------------------------------------- CONTRACT 7: the Tasks
+
+def _ours(base: str, rtype: str, patients: list[str]) -> list[dict]:
+    client = FhirClient(base)
+    subjects = ",".join(f"Patient/{p}" for p in patients)
+    found = [r for r in client.search(rtype, [("subject", subjects),
+                                              ("_tag", f"{TAG['system']}|{TAG['code']}")])
+             if r["resourceType"] == rtype]
+    client.close()
+    return found
+
+
+def _by_about(resources: list[dict], kind: str) -> dict[str, dict]:
+    """disclosure -> our resource of this kind (alert: Communication about; note: the
+    finding-note DocumentReference; task: Task focus)."""
+    out: dict[str, dict] = {}
+    for resource in resources:
+        if kind == "task":
+            key = resource["focus"]["reference"]
+        elif kind == "alert":
+            if resource["category"][0]["coding"][0]["code"] != "alert":
+                continue
+            key = resource["about"][0]["reference"]
+        else:
+            if resource["type"]["coding"][0]["code"] != "finding-note":
+                continue
+            key = resource["context"]["related"][0]["reference"]
+        assert key not in out, f"two {kind}s for {key}"
+        out[key] = resource
+    return out
+
+
+def _check_tasks(charts: Charts, discovered: dict[str, str] | None = None) -> int:
+    """Every flagged finding has exactly one Task with CONTRACT 7's fields; none other has.
+    ``discovered``: disclosure -> the authoredOn expected (default: its alert's `sent`)."""
+    findings = {f.disclosure: f for b in charts.bundles for f in evaluate(b, JURISDICTION).findings}
+    tasks = _by_about(_ours(charts.base, "Task", charts.patients), "task")
+    alerts = _by_about(_ours(charts.base, "Communication", charts.patients), "alert")
+    notes = _by_about(_ours(charts.base, "DocumentReference", charts.patients), "note")
+    flagged = {d for d, f in findings.items() if f.decision in ("unauthorized", "review")}
+    assert set(tasks) == flagged
+    for disclosure in flagged:
+        found, task, alert = findings[disclosure], tasks[disclosure], alerts[disclosure]
+        urgent = found.decision == "unauthorized"
+        assert task["status"] == "requested" and task["intent"] == "order"
+        assert task["priority"] == alert["priority"] == ("urgent" if urgent else "routine")
+        assert task["code"]["coding"][0]["system"] == (
+            "https://consent-gap.dev/fhir/CodeSystem/task")
+        assert task["code"]["coding"][0]["code"] == "review-disclosure"
+        assert task["for"] == {"reference": found.patient}
+        assert task["owner"] == {"reference": charts.privacy_officer}
+        assert task["reasonReference"] == {
+            "reference": f"DocumentReference/{notes[disclosure]['id']}"}
+        authored = (discovered or {}).get(disclosure) or alert["sent"]
+        assert _instant(task["authoredOn"]) == _instant(authored)
+        if urgent:
+            end = _instant(task["restriction"]["period"]["end"])
+            assert end - _instant(task["authoredOn"]) == timedelta(days=60)
+        else:
+            assert "restriction" not in task
+    return len(flagged)
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_each_flagged_finding_gets_one_task_with_the_contracts_fields(fhir_base, tmp_path):
+    charts = load(fhir_base)
+    settings = charts.settings(tmp_path)
+    first = run_scan(settings, patients=charts.patients)
+    assert first.status == "ok", first.errors
+    flagged = _check_tasks(charts)
+    assert flagged >= 8 and first.written["Task"] == flagged
+    again = run_scan(settings, patients=charts.patients)
+    assert again.written == {}
+    assert _check_tasks(charts) == flagged
+
+
+def test_an_existing_install_gets_its_tasks_dated_at_discovery(fhir_base, tmp_path):
+    """Alerts and notes written before Tasks existed (a month ago): the next scan writes the
+    Tasks, each dated at its alert, once; a rerun writes nothing."""
+    charts = load(fhir_base)
+    month_ago = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
+    context = WriteContext(privacy_officer=charts.privacy_officer, now=month_ago)
+    groups = []
+    for resources in charts.bundles:
+        for finding in evaluate(resources, JURISDICTION).findings:
+            group = plan(finding, context)
+            old = FindingWrites(finding, tuple(w for w in group.writes if w.kind != Kind.TASK))
+            if old:
+                groups.append(old)
+    client = FhirClient(fhir_base)
+    client.transaction(transaction(groups, context))
+    client.close()
+    assert charts.written()["Task"] == []
+
+    scanned = run_scan(charts.settings(tmp_path), patients=charts.patients)
+    assert scanned.status == "ok", scanned.errors
+    assert set(scanned.written) == {"Task", "Provenance"}
+    assert scanned.written["Task"] == scanned.written["Provenance"]
+    stamp = month_ago.isoformat().replace("+00:00", "Z")
+    flagged = _check_tasks(charts, {d: stamp for d in _by_about(
+        _ours(fhir_base, "Communication", charts.patients), "alert")})
+    assert scanned.written["Task"] == flagged
+    assert_exactly(charts, charts.expected())
+    assert run_scan(charts.settings(tmp_path), patients=charts.patients).written == {}

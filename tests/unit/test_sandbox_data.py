@@ -279,3 +279,19 @@ def test_engine_agrees_on_a_larger_mixed_set() -> None:
 def test_readme_lists_every_scenario() -> None:
     text = (ROOT / "sandbox" / "data" / "README.md").read_text()
     assert [n for n in SCENARIOS if f"| `{n}` |" not in text] == []
+
+
+def test_the_guide_has_a_client_for_every_scenario_of_6_4() -> None:
+    from consent_gap.mappings import load_rules
+
+    from sandbox.data import guide_clients
+
+    scenarios = list(load_rules().guide.scenarios)
+    assert list(guide_clients.CLIENTS) == scenarios
+    resources = guide_clients.resources("-t")
+    patients = {r["id"] for r in resources if r["resourceType"] == "Patient"}
+    assert patients == {guide_clients.patient_id(s, "-t") for s in scenarios}
+    assert len({(r["resourceType"], r["id"]) for r in resources}) == len(resources)
+    kinds = {r["type"]["coding"][0]["code"] for r in resources
+             if r["resourceType"] == "DocumentReference"}
+    assert {"subpoena", "court-order", "11506-3"} <= kinds

@@ -1,4 +1,5 @@
-"""Scheduler wiring: one stable job, cron from settings, persistent store, status."""
+"""Scheduler wiring: one stable job, cron from settings, persistent store (SQLite and
+PostgreSQL: the `database_url` fixture), status."""
 
 import io
 import json
@@ -19,8 +20,9 @@ def settings_for(tmp_path: Path, **changes) -> Settings:
     return Settings(**values)
 
 
-def test_job_is_registered_once_with_the_configured_cron(tmp_path):
-    settings = settings_for(tmp_path, schedule="15 3 * * 1-5", timezone="America/Chicago")
+def test_job_is_registered_once_with_the_configured_cron(tmp_path, database_url):
+    settings = settings_for(tmp_path, schedule="15 3 * * 1-5", timezone="America/Chicago",
+                            checkpoint_url=None, database=database_url)
     for _ in range(2):  # a restart replaces the job instead of adding a second one
         scheduler = sched.build_scheduler(settings, blocking=False)
         scheduler.start(paused=True)
@@ -85,8 +87,8 @@ def test_second_scheduler_is_refused(tmp_path):
         pass  # released
 
 
-def test_status_shows_next_run_and_last_outcome(tmp_path):
-    settings = settings_for(tmp_path)
+def test_status_shows_next_run_and_last_outcome(tmp_path, database_url):
+    settings = settings_for(tmp_path, checkpoint_url=None, database=database_url)
     out = io.StringIO()
     sched.status(settings, "text", out)
     assert "not registered" in out.getvalue()
@@ -126,3 +128,8 @@ def test_once_runs_one_scan_with_current_settings(tmp_path, monkeypatch):
     Summary.status = "errors"
     assert sched.scheduled_scan() == 1
     assert calls == ["http://fhir.test/fhir"] * 2
+
+
+def test_status_checks_the_cron_expression_as_the_scheduler_does(tmp_path):
+    with pytest.raises(SettingsError, match="CONSENT_GAP_SCHEDULE"):
+        sched.status(settings_for(tmp_path, schedule="0 25 * * *"), "text", io.StringIO())

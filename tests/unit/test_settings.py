@@ -186,3 +186,56 @@ def test_cds_clients_from_a_toml_table(tmp_path: Path):
 def test_bad_cds_clients_name_the_variable(value):
     with pytest.raises(SettingsError, match="CONSENT_GAP_CDS_CLIENTS"):
         load_settings({"CONSENT_GAP_CDS_CLIENTS": value})
+
+
+# ---- one database for the checkpoint, the job store and the sessions
+
+PG = "postgresql://scan:s3cret@db.example/consent"
+
+
+def test_one_database_url_serves_the_checkpoint_the_job_store_and_the_sessions():
+    settings = load_settings({"CONSENT_GAP_DATABASE_URL": PG})
+    assert settings.database_url == PG
+    assert settings.session_url == PG
+    assert describe(settings)["database"] == "postgresql://scan:***@db.example/consent"
+    assert "s3cret" not in describe(settings)["session_store"]
+
+
+def test_the_earlier_checkpoint_url_still_names_the_checkpoint_database(tmp_path):
+    settings = load_settings({"CONSENT_GAP_CHECKPOINT_URL": PG})
+    assert settings.database_url == PG
+    assert settings.session_url == "memory"  # as before: sessions follow the new name only
+    same = load_settings({"CONSENT_GAP_CHECKPOINT_URL": PG, "CONSENT_GAP_DATABASE_URL": PG})
+    assert same.database_url == PG
+    with pytest.raises(SettingsError, match="DATABASE_URL and CONSENT_GAP_CHECKPOINT_URL"):
+        load_settings({"CONSENT_GAP_CHECKPOINT_URL": PG,
+                       "CONSENT_GAP_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+
+
+def test_the_database_url_is_read_from_the_file_under_its_name(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text(f'database_url = "{PG}"\n')
+    assert load_settings({"CONSENT_GAP_CONFIG": str(config)}).database_url == PG
+
+
+@pytest.mark.parametrize("variable", ["CONSENT_GAP_DATABASE_URL", "CONSENT_GAP_CHECKPOINT_URL"])
+def test_a_malformed_database_url_names_its_variable(variable):
+    with pytest.raises(SettingsError, match=f"{variable}: must be a SQLAlchemy URL"):
+        load_settings({variable: "not a url"})
+
+
+@pytest.mark.parametrize(("store", "expected"), [
+    ("memory", "memory"),
+    ("database", "sqlite:///"),  # the default database, in the state folder
+    ("sqlite:/srv/cg/sessions.db", "sqlite:////srv/cg/sessions.db"),
+    (PG, PG),
+])
+def test_the_session_store_spellings(store, expected, tmp_path):
+    settings = load_settings({"CONSENT_GAP_SESSION_STORE": store,
+                              "CONSENT_GAP_STATE_DIR": str(tmp_path)})
+    assert settings.session_url.startswith(expected)
+
+
+def test_a_bad_session_store_is_refused():
+    with pytest.raises(SettingsError, match="CONSENT_GAP_SESSION_STORE: must be memory"):
+        load_settings({"CONSENT_GAP_SESSION_STORE": "redis"})

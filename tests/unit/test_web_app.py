@@ -80,9 +80,10 @@ def test_panel_for_an_unknown_launch_says_the_session_ended():
 def test_jwks_serves_the_public_key_only(tmp_path):
     from consent_gap.smart import keys
 
-    pem = tmp_path / "key.pem"
-    keys.ensure_signing_key(pem)
-    client = make_app(private_key=pem).test_client()
+    pem, jwks = tmp_path / "key.pem", tmp_path / "jwks.json"
+    key = keys.ensure_signing_key(pem)
+    keys.write_jwks(jwks, [key.public_jwk()])
+    client = make_app(jwks_file=jwks).test_client()
     body = client.get("/.well-known/jwks.json").get_json()
     assert len(body["keys"]) == 1
     key = body["keys"][0]

@@ -64,8 +64,8 @@ def by_kind(writes) -> dict:
 @pytest.mark.parametrize(
     ("changes", "kinds"),
     [
-        ({}, [Kind.ALERT, Kind.FINDING_NOTE]),
-        ({"decision": Decision.REVIEW}, [Kind.ALERT, Kind.FINDING_NOTE]),
+        ({}, [Kind.ALERT, Kind.FINDING_NOTE, Kind.TASK]),
+        ({"decision": Decision.REVIEW}, [Kind.ALERT, Kind.FINDING_NOTE, Kind.TASK]),
         ({"decision": Decision.AUTHORIZED, "reasons": ()}, []),
         ({"decision": Decision.PERMITTED, "reasons": ()}, []),
         ({"decision": Decision.REQUIRED, "reasons": (), "documentation": Documentation.PRESENT,
@@ -116,7 +116,7 @@ def test_identifiers_are_deterministic_and_distinct():
 def test_every_resource_is_labelled_tagged_identified_and_about_the_patient():
     item = finding(documentation=Documentation.MISSING, client_notice=ClientNotice.MISSING)
     writes = plan(item, CONTEXT)
-    assert len(writes.writes) == 4
+    assert len(writes.writes) == 5  # alert, note, draft, reminder, Task (CONTRACT 5 and 7)
     for write in writes.writes:
         resource = write.resource
         assert TAG["code"] in [t["code"] for t in resource["meta"]["tag"]]
@@ -124,7 +124,9 @@ def test_every_resource_is_labelled_tagged_identified_and_about_the_patient():
         security = {(s["system"].rsplit("/", 1)[1], s["code"]) for s in labels}
         assert security == {("v3-Confidentiality", "R"), ("v3-ActCode", "PSY")}
         assert resource["identifier"] == [{"system": FINDING_SYSTEM, "value": write.value}]
-        assert resource["subject"] == {"reference": "Patient/p-1"}
+        # a Task names the patient in `for` (it has no subject)
+        about = resource["for"] if write.kind == Kind.TASK else resource["subject"]
+        assert about == {"reference": "Patient/p-1"}
         validate(resource)
         validate(write.provenance)
 
@@ -139,7 +141,7 @@ def test_provenance_per_resource_targets_it_and_is_conditional():
     assert device["request"]["ifNoneExist"].startswith("identifier=")
     resources = [e for e in entries[1:] if e["resource"]["resourceType"] != "Provenance"]
     provenances = [e for e in entries[1:] if e["resource"]["resourceType"] == "Provenance"]
-    assert len(resources) == len(provenances) == 3
+    assert len(resources) == len(provenances) == 4  # alert, note, draft, Task
     for resource, provenance in zip(resources, provenances, strict=True):
         value = resource["resource"]["identifier"][0]["value"]
         assert resource["request"] == {
@@ -277,7 +279,7 @@ def test_several_findings_share_one_device_entry():
     bundle = transaction(groups, CONTEXT)
     types = [e["resource"]["resourceType"] for e in bundle["entry"]]
     assert types.count("Device") == 1
-    assert len(types) == 1 + 3 * 4
+    assert len(types) == 1 + 3 * 6  # per finding: alert, note, Task, each with its Provenance
 
 
 def _answers(*statuses: tuple[str, str]) -> dict:
@@ -294,17 +296,20 @@ def test_read_response_says_per_write_what_was_created_and_what_existed():
         ("201 Created", "http://ehr.example/fhir/Provenance/9/_history/1"),
         ("200 OK", "DocumentReference/5/_history/2"),
         ("200 OK", "Provenance/6/_history/1"),
+        ("201 Created", "Task/4/_history/1"),
+        ("201 Created", "Provenance/3/_history/1"),
     )
     outcome = read_response(response, groups, WriteContext(now=NOW))
     assert [(r.write.kind, r.status, r.reference) for r in outcome.writes] == [
         (Kind.ALERT, WriteStatus.CREATED, "Communication/8"),
         (Kind.FINDING_NOTE, WriteStatus.EXISTING, "DocumentReference/5"),
+        (Kind.TASK, WriteStatus.CREATED, "Task/4"),
     ]
     assert outcome.writes[0].provenance.reference == "Provenance/9"
     assert outcome.device == EntryResult("Device", WriteStatus.EXISTING, "Device/7")
-    assert outcome.created == {"Communication": 1, "Provenance": 1}
+    assert outcome.created == {"Communication": 1, "Provenance": 2, "Task": 1}
     assert outcome.matched == {"Device": 1, "DocumentReference": 1, "Provenance": 1}
-    assert outcome.created_total == 2 and outcome.failed == {}
+    assert outcome.created_total == 4 and outcome.failed == {}
 
 
 def test_read_response_without_inline_device_and_with_failures():
@@ -317,13 +322,14 @@ def test_read_response_without_inline_device_and_with_failures():
                         ("201 Created", "DocumentReference/5"))
     outcome = read_response(response, groups, context)
     assert outcome.device is None
-    alert, note = outcome.writes
+    alert, note, task = outcome.writes
+    assert task.status == WriteStatus.FAILED  # not answered
     assert alert.resource.status == WriteStatus.CREATED
     assert alert.status == WriteStatus.FAILED  # its Provenance was refused
     assert note.reference == "DocumentReference/5"
     assert note.provenance == EntryResult("Provenance", WriteStatus.FAILED)
     assert note.status == WriteStatus.FAILED
-    assert outcome.failed == {"Provenance": 2}
+    assert outcome.failed == {"Provenance": 3, "Task": 1}
 
 
 def test_read_response_reads_the_layout_transaction_wrote():
@@ -355,6 +361,6 @@ def test_preview_is_what_plan_would_write(changes):
 
 def test_describe_lists_identifiers_without_text():
     rows = plan(finding(), CONTEXT).describe()
-    assert [row["kind"] for row in rows] == ["alert", "finding-note"]
+    assert [row["kind"] for row in rows] == ["alert", "finding-note", "task"]
     assert all(row["identifier"].startswith(FINDING_SYSTEM + "|") for row in rows)
     assert "subpoena" not in str(rows)

@@ -14,13 +14,14 @@ from consent_gap.writeback import Kind, WriteContext, client_notice_record, plan
 from fhir.resources.R4B.communication import Communication
 from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.provenance import Provenance
+from fhir.resources.R4B.task import Task
 from support.fhir import bundle, document, organization, patient, practitioner, sent_disclosure
 
 EXAMPLES = Path(__file__).parents[1] / "fixtures" / "examples"
 CONTEXT = WriteContext(privacy_officer="Practitioner/po-1", organization="Organization/org-1",
                        device="Device/app-1")
 CM = "Communication/cm1"
-MODELS = {"Communication": Communication, "DocumentReference": DocumentReference}
+MODELS = {"Communication": Communication, "DocumentReference": DocumentReference, "Task": Task}
 
 
 def threat_bundle() -> dict:
@@ -37,7 +38,8 @@ def writes_of(data: dict, jurisdiction: str | None) -> dict[Kind, object]:
 def test_the_subpoena_letter_is_alerted_about_the_communication():
     data = json.loads((EXAMPLES / "22-communication-subpoena-only.json").read_text())
     writes = writes_of(data, "US-CA")
-    assert set(writes) == {Kind.ALERT, Kind.FINDING_NOTE}
+    assert set(writes) == {Kind.ALERT, Kind.FINDING_NOTE, Kind.TASK}
+    assert writes[Kind.TASK].resource["focus"] == {"reference": "Communication/cm-ae-equillon-1"}
     alert = writes[Kind.ALERT].resource
     assert alert["about"] == [{"reference": "Communication/cm-ae-equillon-1"}]
     assert alert["priority"] == "urgent"
@@ -67,6 +69,7 @@ def test_every_resource_written_validates_with_r4b(name, jurisdiction):
         provenance = Provenance.model_validate(write.provenance)
         assert [e.what.reference for e in provenance.entity] == [
             write.resource.get("about", [{}])[0].get("reference")
+            or write.resource.get("focus", {}).get("reference")
             or write.resource["context"]["related"][0]["reference"]]
 
 

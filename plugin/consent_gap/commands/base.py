@@ -2,10 +2,11 @@
 the one mapping of errors to exit codes and one line on standard error.
 
 Exit codes (the same for every command): 0 ok; 1 the work ran but failed in part (a FHIR
-server or discovery failed, a scan had errors, `--fail-on` matched); 2 unusable input,
-arguments or configuration, with one line naming what to fix and no traceback; 130
-interrupted. An unexpected error is exit 2 with its type and first line
-(`CONSENT_GAP_DEBUG=1` re-raises it to show the traceback).
+server or discovery failed, a scan had errors, `--fail-on` matched, the database was locked or
+unreachable for now); 2 unusable input, arguments or configuration (a corrupt or read-only
+database included), with one line naming what to fix and no traceback; 130 interrupted.
+An unexpected error is exit 2 with its type and first line (`CONSENT_GAP_DEBUG=1` re-raises
+it to show the traceback).
 """
 
 from __future__ import annotations
@@ -55,6 +56,15 @@ def _usage_errors() -> tuple[type[BaseException], ...]:
     return UsageError, SettingsError, KeyFileError
 
 
+def _database_exit(error: BaseException) -> int | None:
+    """The exit code of a database failure (transient: 1, else 2); None for other errors."""
+    from consent_gap.database import DatabaseUnavailable
+
+    if isinstance(error, DatabaseUnavailable):
+        return EXIT_ERRORS if error.transient else EXIT_USAGE
+    return None
+
+
 def _server_errors() -> tuple[type[BaseException], ...]:
     """The errors of a server that failed or could not be discovered."""
     from consent_gap.fhir.errors import FhirError
@@ -80,6 +90,10 @@ def run_command(name: str, body: Callable[[], int]) -> int:
         if isinstance(error, _server_errors()):
             sys.stderr.write(f"{PROG} {name}: {error}\n")
             return EXIT_ERRORS
+        database_exit = _database_exit(error)
+        if database_exit is not None:
+            sys.stderr.write(f"{PROG} {name}: {error}\n")
+            return database_exit
         if os.environ.get(DEBUG_ENV):
             raise
         first = str(error).splitlines()[0] if str(error) else ""

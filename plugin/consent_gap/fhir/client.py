@@ -341,6 +341,28 @@ class FhirClient:
                 if isinstance(resource, dict):
                     yield resource
 
+    def first_page(self, rtype: str, params: Params | None = None) -> dict[str, Any]:
+        """The first searchset Bundle of a search (a page a person looks at)."""
+        return next(self.search_pages(rtype, params, max_pages=1))
+
+    def page(self, url: str) -> dict[str, Any]:
+        """A paging link of this server's (``next`` of an earlier page), fetched once; a link
+        off the base's origin or path is refused (FhirPagingError), as the token would go
+        with it."""
+        url = urljoin(self.base_url + "/", url)
+        self._check_same_origin(url)
+        headers = {"Cache-Control": "no-cache"} if self.fresh_searches else {}
+        resp = self._send("GET", url, label="search page", replay_safe=True, headers=headers)
+        self._raise_for_status(resp, "GET", "search page")
+        bundle = self._json(resp, "GET", "search page")
+        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+            raise FhirPagingError("GET search page: the response is not a Bundle")
+        return bundle
+
+    def next_link(self, bundle: Mapping[str, Any]) -> str | None:
+        """The Bundle's ``next`` link, absolute, on this server (else FhirPagingError)."""
+        return self._next_link(bundle)
+
     def _next_link(self, bundle: Mapping[str, Any]) -> str | None:
         for link in bundle.get("link") or []:
             if isinstance(link, Mapping) and link.get("relation") == "next" and link.get("url"):

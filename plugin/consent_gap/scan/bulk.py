@@ -52,10 +52,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, select
+from sqlalchemy import select
 
 from consent_gap import fetch_plan
-from consent_gap.checkpoint import FAILED, OK, RunRecord, _engine
+from consent_gap.checkpoint import FAILED, OK, RunRecord, bulk_runs, migrate
+from consent_gap.database import database_errors, make_engine
 from consent_gap.fetch_plan import NOT_FETCHED
 from consent_gap.fhir import search as fhir_search
 from consent_gap.fhir.bulk import BulkExport, updated_before
@@ -87,23 +88,14 @@ def type_filters() -> tuple[str, ...]:
     """Only disclosure AuditEvents (the paging plan's `subtype` search, codes of the rules)."""
     return (f"AuditEvent?subtype={fetch_plan.default_codes().disclosure_subtype}",)
 
-_meta = MetaData()
-bulk_runs = Table(
-    "bulk_runs", _meta,
-    Column("run_id", Integer, primary_key=True),
-    Column("fhir_base", String(500), nullable=False, index=True),
-    Column("grp", String(200), nullable=False),
-    Column("transaction_time", String(40), nullable=False),
-)
-
-
 # ---- the checkpoint of bulk runs ----------------------------------------------------------------
 
 def last_transaction_time(database_url: str, fhir_base: str, group: str | None) -> str | None:
     """The export ``transactionTime`` of the last successful bulk run: the next ``_since``."""
-    engine = _engine(database_url)
+    engine = make_engine(database_url)
     try:
-        _meta.create_all(engine)
+        with database_errors(database_url), engine.begin() as connection:
+            migrate(connection)
         query = (select(bulk_runs.c.transaction_time)
                  .where(bulk_runs.c.fhir_base == fhir_base, bulk_runs.c.grp == (group or ""))
                  .order_by(bulk_runs.c.run_id.desc()).limit(1))
@@ -115,9 +107,10 @@ def last_transaction_time(database_url: str, fhir_base: str, group: str | None) 
 
 def record_success(database_url: str, run_id: int, fhir_base: str, group: str | None,
                    transaction_time: str) -> None:
-    engine = _engine(database_url)
+    engine = make_engine(database_url)
     try:
-        _meta.create_all(engine)
+        with database_errors(database_url), engine.begin() as connection:
+            migrate(connection)
         with engine.begin() as connection:
             connection.execute(bulk_runs.insert().values(
                 run_id=run_id, fhir_base=fhir_base, grp=group or "",

@@ -29,11 +29,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, UniqueConstraint, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from consent_gap import fetch_plan
-from consent_gap.checkpoint import OK, _engine
+from consent_gap.checkpoint import OK, migrate, notify_queue
+from consent_gap.database import database_errors, make_engine
 from consent_gap.fhir.search import Search, chunks, run
 
 log = logging.getLogger("consent_gap.notify")
@@ -49,18 +50,7 @@ MAX_WAIT = timedelta(seconds=15)
 MAX_ATTEMPTS = 5
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
-metadata = MetaData()
-
-queue = Table(
-    "notify_queue",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("resource_type", String(64), nullable=False),
-    Column("resource_id", String(64), nullable=False),
-    Column("received", String(40), nullable=False),
-    Column("attempts", Integer, nullable=False, default=0),
-    UniqueConstraint("resource_type", "resource_id", name="uq_notify_queue_resource"),
-)
+queue = notify_queue
 
 
 def _now() -> datetime:
@@ -92,8 +82,9 @@ class NotifyQueue:
     """The durable queue in the checkpoint database (any SQLAlchemy URL)."""
 
     def __init__(self, url: str) -> None:
-        self.engine = _engine(url)
-        metadata.create_all(self.engine)
+        self.engine = make_engine(url)
+        with database_errors(url), self.engine.begin() as connection:
+            migrate(connection)  # the table is migrations/versions/0003
 
     def close(self) -> None:
         self.engine.dispose()

@@ -49,12 +49,11 @@ from consent_gap.writeback import (
     device_resource,
     device_search,
     existing_searches,
-    identifier_values,
     plan,
     preview,
     read_response,
+    tasks,
     transaction,
-    without,
 )
 
 log = logging.getLogger("consent_gap.scan")
@@ -179,6 +178,7 @@ class Scanner:
         self.codes = fetch_plan.ChartCodes.from_rules(rules) if rules is not None else None
         self.progress_stream = progress_stream
         self.should_stop = should_stop or (lambda: False)
+        self._tasks_searchable = True
 
     # -- the run
 
@@ -307,7 +307,7 @@ class Scanner:
         """Write the groups, several findings per transaction; isolate rejections."""
         written: Counter[str] = Counter()
         errors: list[str] = []
-        groups = self._missing(groups)
+        groups = self._missing(groups, context)
         size = max(1, self.options.write_group)
         for start in range(0, len(groups), size):
             chunk = groups[start:start + size]
@@ -326,15 +326,28 @@ class Scanner:
                         errors.append(self._rejected(group, single))
         return written, errors
 
-    def _missing(self, groups: list[FindingWrites]) -> list[FindingWrites]:
+    def _missing(self, groups: list[FindingWrites],
+                 context: WriteContext) -> list[FindingWrites]:
         """Drop the writes already on the server: a nightly rerun then costs one search per
         resource type and batch instead of a transaction per group of findings."""
-        present: set[str] = set()
+        present: dict[str, tasks.Present] = {}
         for rtype, params in existing_searches(groups):
-            present |= identifier_values(self.client.search(rtype, params, page_size=PAGE_SIZE))
+            if rtype == "Task" and not self._tasks_searchable:
+                continue
+            try:
+                present.update(tasks.present(
+                    self.client.search(rtype, params, page_size=PAGE_SIZE)))
+            except FhirHttpError as error:
+                if rtype != "Task" or error.status != 403:
+                    raise
+                # DESIGN.md grants the scan system/Task.cru, no search: the conditional
+                # create alone keeps a Task from being written twice.
+                self._tasks_searchable = False
+                log.info("Task search refused (HTTP 403): Tasks are written conditionally")
         if not present:
             return groups
-        return [left for left in (without(group, present) for group in groups) if left]
+        return [left for left in (tasks.anchored(group, present, context) for group in groups)
+                if left]
 
     def _send(self, groups: list[FindingWrites], context: WriteContext) -> Counter[str]:
         bundle = transaction(groups, context)

@@ -41,11 +41,15 @@ def make_auth(settings: Settings, session: Any) -> Any:
         return None
     from consent_gap.smart.backend import BackendServicesAuth
     from consent_gap.smart.discovery import discover
+    from consent_gap.smart.keys import KeyFileError, load_signing_key
 
     require(settings, "fhir_base", "private_key")
+    try:  # the key first: an unusable one stops the scan before any request
+        key = load_signing_key(settings.private_key)
+    except KeyFileError as error:
+        raise KeyFileError(f"CONSENT_GAP_PRIVATE_KEY: {error}") from None
     token_url = settings.token_url or discover(settings.fhir_base, session).token_endpoint
-    return BackendServicesAuth(token_url, settings.client_id, str(settings.private_key),
-                               settings.scopes)
+    return BackendServicesAuth(token_url, settings.client_id, scope=settings.scopes, key=key)
 
 
 def make_client(settings: Settings) -> FhirClient:

@@ -16,6 +16,7 @@ from flask import Blueprint, current_app, redirect, request, url_for
 from consent_gap import writeback
 from consent_gap.domain import Finding
 from consent_gap.fhir import FhirError
+from consent_gap.smart.scopes import permits
 
 from .chart import client_for, load_report
 from .config import WebConfig
@@ -31,6 +32,7 @@ KIND_TEXT = {
     writeback.Kind.FINDING_NOTE: "finding note",
     writeback.Kind.NOTICE_REMINDER: "client-notice reminder",
     writeback.Kind.CLIENT_NOTICE: "record of the client notice",
+    writeback.Kind.TASK: "task for the privacy office",
 }
 
 
@@ -128,7 +130,10 @@ def notify_officer(launch: Launch):
         add_notice(launch.lid, "error",
                    "No privacy officer is configured (CONSENT_GAP_PRIVACY_OFFICER).")
         return _back(launch)
-    return _act(launch, (writeback.Kind.ALERT, writeback.Kind.FINDING_NOTE),
+    # CONTRACT 7: the Task goes with the alert when the EHR lets the app create Tasks (the
+    # panel's DESIGN scopes do not); otherwise the next scan writes it, dated at this alert.
+    task = ((writeback.Kind.TASK,) if permits(launch.scope.split(), "Task", "c") else ())
+    return _act(launch, (writeback.Kind.ALERT, writeback.Kind.FINDING_NOTE, *task),
                 "This disclosure needs no alert; nothing was written.")
 
 

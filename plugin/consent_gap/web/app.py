@@ -45,7 +45,17 @@ def create_app(
     from consent_gap.mappings import load_rules
 
     load_rules(config.mappings)
+    if config.jwks_file is not None:  # an unusable JWKS file stops the boot too
+        from consent_gap.smart.keys import KeyFileError, read_jwks
+
+        try:
+            read_jwks(config.jwks_file)
+        except KeyFileError as error:
+            raise ValueError(f"CONSENT_GAP_JWKS_FILE: {error}") from None
     app = Flask(__name__)
+    from .worklist import UploadRequest
+
+    app.request_class = UploadRequest  # 64 KB, but for the scan of a signed authorization
     secret = config.resolved_secret()
     app.config.update(
         SECRET_KEY=secret,
@@ -66,7 +76,8 @@ def create_app(
 
     app.extensions["consent_gap.prefetch"] = Prefetcher()
     app.session_interface = ServerSessionInterface(
-        store or make_store(config.session_store), secret, config.session_ttl
+        store if store is not None else make_store(config.session_store), secret,
+        config.session_ttl,
     )
     security.install(app, config)
     _register_blueprints(app)
@@ -87,13 +98,15 @@ def _register_blueprints(app: Flask) -> None:
     from .actions import bp as actions_bp
     from .api import bp as api_bp
     from .cds import bp as cds_bp
+    from .guide import bp as guide_bp
     from .launch import bp as auth_bp
     from .meta import bp as meta_bp
     from .notify import bp as notify_bp
     from .panel import bp as panel_bp
+    from .worklist import bp as worklist_bp
 
     for blueprint in (meta_bp, auth_bp, panel_bp, api_bp, actions_bp, cds_bp, accounting_bp,
-                      notify_bp):
+                      guide_bp, worklist_bp, notify_bp):
         app.register_blueprint(blueprint)
 
 

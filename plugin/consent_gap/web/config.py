@@ -18,7 +18,7 @@ from consent_gap.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# INTERFACES' panel scopes plus two reads the contract needs: RelatedPerson (who may sign for
+# DESIGN's panel scopes plus two reads the contract needs: RelatedPerson (who may sign for
 # a minor or as guardian, CONTRACT 1.2 check 6, 1.3 first row, 1.4) and Observation (a disclosed
 # record such as a risk assessment; unreadable, it is unresolved and the decision is review).
 # A server that does not grant them leaves those reads out; the panel then decides on less.
@@ -37,7 +37,11 @@ PANEL_SCOPES = " ".join(
         "patient/Device.crs",
         "patient/RelatedPerson.rs",
         "patient/Observation.rs",
-        # DESIGN's reads for CONTRACT 6-8: recipients by name and address (the accounting).
+        # DESIGN's scopes for CONTRACT 6-8: before a disclosure the panel records it, drafts
+        # and signs authorizations and finds recipients; the accounting names recipients.
+        "patient/AuditEvent.c",
+        "patient/Consent.cu",
+        "patient/Task.rs",
         "patient/Practitioner.rs",
         "patient/Organization.rs",
     ]
@@ -61,13 +65,13 @@ class WebConfig:
     secret_key: str | None = None
     dev_insecure_cookies: bool = False
     frame_ancestors: tuple[str, ...] = ()
-    session_store: str = Settings.session_store
+    session_store: str = "memory"  # or a SQLAlchemy URL (Settings.session_url)
     session_ttl: int = Settings.session_ttl
     scopes: str = PANEL_SCOPES
     jurisdiction: str | None = None
     privacy_officer: str | None = None
     organization: str | None = None
-    private_key: Path | None = None
+    jwks_file: Path | None = None  # public keys only: the web tier never holds a private key
     mappings: Path | None = None
     http_timeout: float = 15.0
     cds_clients: tuple[tuple[str, str], ...] = ()  # CDS Hooks: (issuer, JWKS URL)
@@ -112,13 +116,13 @@ def from_settings(settings: object) -> WebConfig:
         "secret_key": "secret_key",
         "dev_insecure_cookies": "dev_insecure_cookies",
         "frame_ancestors": "frame_ancestors",
-        "session_store": "session_store",
+        "session_store": "session_url",
         "session_ttl": "session_ttl",
         "scopes": "app_scopes",
         "jurisdiction": "jurisdiction",
         "privacy_officer": "privacy_officer",
         "organization": "organization",
-        "private_key": "private_key",
+        "jwks_file": "jwks_file",
         "mappings": "mappings",
         "cds_clients": "cds_clients",
         "notify_secret": "notify_secret",

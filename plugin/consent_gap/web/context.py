@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from flask import session
@@ -109,7 +109,8 @@ def remember_pending(request: PendingAuthorization) -> None:
         for key, value in (session.get("pending") or {}).items()
         if not PendingAuthorization(**value).expired(now, PENDING_TTL)
     }
-    pending[request.state] = asdict(request)
+    # Without the authorize URL: the browser was sent there already, and the row stays small.
+    pending[request.state] = asdict(replace(request, authorize_url=""))
     if len(pending) > MAX_PENDING:
         for key in sorted(pending, key=lambda k: pending[k]["created_at"])[:-MAX_PENDING]:
             del pending[key]
@@ -130,3 +131,20 @@ def take_pending(state: str | None) -> PendingAuthorization | None:
     if found.expired(time.time(), PENDING_TTL) or not states_match(found.state, state):
         return None
     return found
+
+
+def remember_target(state: str, target: str) -> None:
+    """Which page a pending sign-in opens (the worklist; the panel when none is named)."""
+    targets = dict(session.get("targets") or {})
+    targets[state] = target
+    session["targets"] = dict(list(targets.items())[-MAX_PENDING:])
+
+
+def take_target(state: str | None) -> str | None:
+    if not state:
+        return None
+    targets = dict(session.get("targets") or {})
+    target = targets.pop(state, None)
+    if target is not None:
+        session["targets"] = targets
+    return target

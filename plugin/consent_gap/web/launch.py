@@ -15,7 +15,14 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 
 from . import oauth
 from .config import WebConfig
-from .context import Launch, new_id, remember_pending, save_launch, take_pending
+from .context import (
+    Launch,
+    new_id,
+    remember_pending,
+    save_launch,
+    take_pending,
+    take_target,
+)
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
@@ -68,6 +75,7 @@ def launch():
 @bp.get("/callback")
 def callback():
     config = _config()
+    target = take_target(request.args.get("state"))
     pending = take_pending(request.args.get("state"))
     error = request.args.get("error")
     if pending is None:
@@ -99,6 +107,11 @@ def callback():
     except oauth.SignInFailed as failure:
         log.warning("token exchange failed: %s", failure)
         return message(502, "Sign-in failed", f"{failure}.")
+    if target == "worklist":
+        from .worklist import signed_in
+
+        return signed_in(Launch.from_tokens(new_id(), pending.iss, pending.token_endpoint,
+                                            tokens))
     if not tokens.patient:
         return message(400, "No client selected",
                        "The EHR did not say which client's chart to open.")

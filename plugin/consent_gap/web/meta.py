@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 
 from flask import Blueprint, current_app, jsonify, render_template
@@ -27,16 +27,38 @@ def healthz():
 
 @bp.get("/.well-known/jwks.json")
 def jwks():
-    """The public half of the backend-services key, for EHRs that fetch JWKS by URL."""
+    """The public keys of the scan's backend client (CONSENT_GAP_JWKS_FILE), for EHRs that
+    fetch a JWKS by URL. Read from the file, never derived from a private key: the web tier
+    holds none. A rotation (`consent-gap keys rotate`) shows without a restart."""
     config = current_app.extensions["consent_gap"]
-    body = _public_jwks(str(config.private_key)) if config.private_key else {"keys": []}
+    body = {"keys": published_keys(config.jwks_file)} if config.jwks_file else {"keys": []}
     response = jsonify(body)
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 
 
-@cache
-def _public_jwks(path: str) -> dict:
+def published_keys(path: Path) -> list[dict]:
+    """The JWKS file's keys, read again when the file changes. create_app read it once at
+    boot (an unusable file stops the boot); a file spoiled later keeps the last good keys."""
+    try:
+        stat = path.stat()
+    except OSError:
+        log.error("CONSENT_GAP_JWKS_FILE %s cannot be read; serving the last keys read", path)
+        return _last_good.get(str(path), [])
+    try:
+        keys = _read(str(path), stat.st_mtime_ns, stat.st_size)
+    except ValueError as error:
+        log.error("CONSENT_GAP_JWKS_FILE: %s; serving the last keys read", error)
+        return _last_good.get(str(path), [])
+    _last_good[str(path)] = keys
+    return keys
+
+
+_last_good: dict[str, list[dict]] = {}
+
+
+@lru_cache(maxsize=8)
+def _read(path: str, _mtime_ns: int, _size: int) -> list[dict]:
     from consent_gap.smart import keys
 
-    return keys.public_jwks(keys.load_signing_key(Path(path)))
+    return keys.read_jwks(path)

@@ -47,12 +47,15 @@ def standalone_scopes(scope: str) -> str:
 
 
 def begin(config: WebConfig, http: requests.Session, iss: str,
-          launch: str | None, *, aud: str | None = None) -> PendingAuthorization:
+          launch: str | None, *, aud: str | None = None,
+          scope: str | None = None) -> PendingAuthorization:
     """Discover the issuer's endpoints and start an authorization (PKCE S256, fresh state).
-    ``iss`` is the allowlisted FHIR base; ``aud`` the launch's ``iss`` as the EHR sent it."""
+    ``iss`` is the allowlisted FHIR base; ``aud`` the launch's ``iss`` as the EHR sent it;
+    ``scope`` replaces the panel's (the worklist asks for its own, without a patient)."""
     try:
         smart = discovery.discover(iss, http, timeout=config.http_timeout)
-        scope = config.scopes if launch else standalone_scopes(config.scopes)
+        if scope is None:
+            scope = config.scopes if launch else standalone_scopes(config.scopes)
         return ehr_launch.start_authorization(
             smart, iss=iss, aud=aud, client_id=config.client_id,
             redirect_uri=config.callback_url, scope=scope, launch=launch,

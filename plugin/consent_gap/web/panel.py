@@ -7,7 +7,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, session
+from flask import Blueprint, current_app, render_template, request, session
 
 from consent_gap.fhir import FhirError
 
@@ -67,6 +67,10 @@ def add_notice(lid: str, kind: str, text: str) -> None:
 @bp.get("/panel/<lid>")
 @with_launch
 def show(launch: Launch):
+    if request.method == "HEAD":
+        # The launch exists; reading the chart and deciding it is for a GET (a HEAD must not
+        # cost the EHR a chart's worth of reads, nor take the notices meant for the page).
+        return "", 200, {"Content-Type": "text/html; charset=utf-8"}
     config = current_app.extensions["consent_gap"]
     _chart, report = load_report(launch)
     view = build_view(launch, report, config)

@@ -5,8 +5,15 @@ the browser. Here the cookie value is 256 random bits; the store keys rows by it
 leaked database does not hand out live cookies) and encrypts each row with AES-GCM under a key
 derived from the app's secret (a leaked database does not hand out tokens either).
 
-Two stores: in memory (one process: development, tests) and SQLite (several gunicorn workers
-on one host share the file).
+Two stores: in memory (one process: development, tests) and SQL (``web_sessions`` in the
+database of CONSENT_GAP_DATABASE_URL, SQLite or PostgreSQL: several gunicorn workers, or several
+hosts, share it).
+
+A session that holds no completed launch yet (a browser between /launch and the EHR's answer,
+or one that never comes back) is *pending*: it lives PENDING_TTL (10 minutes) instead of the
+session TTL, and at most ``max_pending`` such rows are kept, the oldest evicted first, so
+unauthenticated requests cannot grow the store without bound. A browser's repeated launches
+rewrite its one row (its cookie names it); they never add rows.
 """
 
 from __future__ import annotations
@@ -15,9 +22,9 @@ import hashlib
 import json
 import os
 import secrets
-import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,17 +33,41 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from werkzeug.datastructures import CallbackDict
 
+from consent_gap.database import database_errors, make_engine
+
 COOKIE_NAME = "cg_session"
+#: Seconds a pending (not yet signed-in) session lives: the time a user may spend at the EHR's
+#: login and consent screens (the pending authorization itself expires with it, context.py).
+PENDING_TTL = 600
+#: Pending sessions kept at most, store-wide; beyond it the oldest is evicted. A few thousand
+#: users launching within ten minutes fit; a loop of anonymous requests does not grow memory.
+MAX_PENDING = 5000
 
 
 class SessionStore(Protocol):
-    """Where session rows live. ``key`` is already the hash of the cookie value."""
+    """Where session rows live. ``key`` is already the hash of the cookie value; ``pending``
+    marks a row that holds no completed launch (bounded, see the module docstring)."""
 
     def load(self, key: str) -> bytes | None: ...
 
-    def save(self, key: str, blob: bytes, expires_at: float) -> None: ...
+    def save(self, key: str, blob: bytes, expires_at: float, pending: bool = False) -> None: ...
 
     def delete(self, key: str) -> None: ...
 
@@ -44,11 +75,13 @@ class SessionStore(Protocol):
 
 
 class MemoryStore:
-    """A dict behind a lock; rows vanish after their expiry."""
+    """A dict behind a lock; rows vanish after their expiry; pending rows are bounded."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_pending: int = MAX_PENDING) -> None:
         self._rows: dict[str, tuple[bytes, float]] = {}
+        self._pending: OrderedDict[str, None] = OrderedDict()  # oldest first
         self._lock = threading.Lock()
+        self.max_pending = max_pending
 
     def load(self, key: str) -> bytes | None:
         with self._lock:
@@ -56,19 +89,24 @@ class MemoryStore:
             if row is None:
                 return None
             if row[1] < time.time():
-                del self._rows[key]
+                self._drop(key)
                 return None
             return row[0]
 
-    def save(self, key: str, blob: bytes, expires_at: float) -> None:
+    def save(self, key: str, blob: bytes, expires_at: float, pending: bool = False) -> None:
         with self._lock:
             self._rows[key] = (blob, expires_at)
+            self._pending.pop(key, None)
+            if pending:
+                self._pending[key] = None
+                while len(self._pending) > self.max_pending:
+                    self._drop(next(iter(self._pending)))
             if len(self._rows) % 256 == 0:
                 self._sweep()
 
     def delete(self, key: str) -> None:
         with self._lock:
-            self._rows.pop(key, None)
+            self._drop(key)
 
     def touch(self, key: str, expires_at: float) -> None:
         with self._lock:
@@ -76,73 +114,109 @@ class MemoryStore:
             if row is not None:
                 self._rows[key] = (row[0], expires_at)
 
+    def _drop(self, key: str) -> None:
+        self._rows.pop(key, None)
+        self._pending.pop(key, None)
+
     def _sweep(self) -> None:
         now = time.time()
         for stale in [key for key, (_, exp) in self._rows.items() if exp < now]:
-            del self._rows[stale]
+            self._drop(stale)
 
     def __len__(self) -> int:
         return len(self._rows)
 
 
-class SqliteStore:
-    """One table in a SQLite file; a connection per call keeps it safe across threads."""
+_metadata = MetaData()
+web_sessions = Table(
+    "web_sessions",
+    _metadata,
+    Column("key", String(64), primary_key=True),
+    Column("blob", LargeBinary, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("pending", Boolean, nullable=False, default=False),
+    Column("saved_at", Float, nullable=False),
+    Index("ix_web_sessions_expires_at", "expires_at"),
+    Index("ix_web_sessions_pending_saved_at", "pending", "saved_at"),
+)
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS web_session "
-                "(key TEXT PRIMARY KEY, blob BLOB NOT NULL, expires_at REAL NOT NULL)"
-            )
+
+class SqlStore:
+    """The table ``web_sessions`` in a SQL database (SQLAlchemy: SQLite or PostgreSQL).
+
+    Writes are few (a session changes at launch, sign-in and after an action); reads use the
+    primary key. Expired rows are swept now and then, not on every write; the pending bound is
+    checked on every pending write (one indexed count)."""
+
+    def __init__(self, url: str, max_pending: int = MAX_PENDING) -> None:
+        self.url = url
+        self.max_pending = max_pending
+        self.engine = make_engine(url)
+        with database_errors(url):
+            _metadata.create_all(self.engine)
         self._saves = 0
-        os.chmod(self.path, 0o600)
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=10)
-        # WAL (set once at creation, it persists in the file) lets readers and a writer
-        # overlap; NORMAL skips an fsync per commit: a session lost in a power cut is a new
-        # launch, not lost data.
-        db.execute("PRAGMA synchronous=NORMAL")
-        return db
+        if self.engine.dialect.name == "sqlite" and self.engine.url.database:
+            os.chmod(self.engine.url.database, 0o600)  # sealed rows, still nobody else's
 
     def load(self, key: str) -> bytes | None:
-        with self._connect() as db:
-            row = db.execute(
-                "SELECT blob FROM web_session WHERE key = ? AND expires_at >= ?",
-                (key, time.time()),
-            ).fetchone()
-        return row[0] if row else None
+        query = select(web_sessions.c.blob).where(web_sessions.c.key == key,
+                                                  web_sessions.c.expires_at >= time.time())
+        with database_errors(self.url), self.engine.connect() as connection:
+            return connection.execute(query).scalar()
 
-    def save(self, key: str, blob: bytes, expires_at: float) -> None:
-        with self._connect() as db:
-            db.execute(
-                "INSERT INTO web_session (key, blob, expires_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET blob = excluded.blob, "
-                "expires_at = excluded.expires_at",
-                (key, blob, expires_at),
-            )
+    def save(self, key: str, blob: bytes, expires_at: float, pending: bool = False) -> None:
+        now = time.time()
+        values = {"blob": blob, "expires_at": expires_at, "pending": pending, "saved_at": now}
+        with database_errors(self.url), self.engine.begin() as connection:
+            changed = connection.execute(
+                update(web_sessions).where(web_sessions.c.key == key).values(**values)
+            ).rowcount
+            if not changed:
+                connection.execute(insert(web_sessions).values(key=key, **values))
             self._saves += 1
             if self._saves % 64 == 1:  # sweep now and then, not on every write
-                db.execute("DELETE FROM web_session WHERE expires_at < ?", (time.time(),))
+                connection.execute(delete(web_sessions).where(web_sessions.c.expires_at < now))
+            if pending:
+                self._evict_pending(connection)
+
+    def _evict_pending(self, connection: Any) -> None:
+        count = connection.execute(select(func.count()).select_from(web_sessions)
+                                   .where(web_sessions.c.pending.is_(True))).scalar() or 0
+        if count <= self.max_pending:
+            return
+        oldest = (select(web_sessions.c.key).where(web_sessions.c.pending.is_(True))
+                  .order_by(web_sessions.c.saved_at).limit(count - self.max_pending))
+        connection.execute(delete(web_sessions).where(web_sessions.c.key.in_(oldest)))
 
     def delete(self, key: str) -> None:
-        with self._connect() as db:
-            db.execute("DELETE FROM web_session WHERE key = ?", (key,))
+        with database_errors(self.url), self.engine.begin() as connection:
+            connection.execute(delete(web_sessions).where(web_sessions.c.key == key))
 
     def touch(self, key: str, expires_at: float) -> None:
-        with self._connect() as db:
-            db.execute("UPDATE web_session SET expires_at = ? WHERE key = ?", (expires_at, key))
+        with database_errors(self.url), self.engine.begin() as connection:
+            connection.execute(update(web_sessions).where(web_sessions.c.key == key)
+                               .values(expires_at=expires_at))
+
+    def __len__(self) -> int:
+        with self.engine.connect() as connection:
+            return connection.execute(select(func.count()).select_from(web_sessions)).scalar()
+
+
+class SqliteStore(SqlStore):
+    """A SqlStore on a SQLite file (the earlier ``sqlite:PATH`` setting)."""
+
+    def __init__(self, path: Path, max_pending: int = MAX_PENDING) -> None:
+        self.path = Path(path)
+        super().__init__(f"sqlite:///{self.path}", max_pending)
 
 
 def make_store(spec: str) -> SessionStore:
-    """``memory`` or ``sqlite:PATH`` (a bare path also means SQLite)."""
+    """``memory``, ``sqlite:PATH`` or a SQLAlchemy URL (Settings.session_url)."""
     if spec == "memory":
         return MemoryStore()
-    path = spec.removeprefix("sqlite:").removeprefix("///")
-    return SqliteStore(Path(path).expanduser())
+    if spec.startswith("sqlite:") and not spec.startswith("sqlite://"):
+        return SqliteStore(Path(spec.removeprefix("sqlite:")).expanduser())
+    return SqlStore(spec)
 
 
 class ServerSession(CallbackDict, SessionMixin):
@@ -194,6 +268,12 @@ class ServerSessionInterface(SessionInterface):
         self.ttl = ttl
         self._sealer = _Sealer(secret)
 
+    def lifetime(self, session: MutableMapping[str, Any]) -> tuple[float, bool]:
+        """(seconds the row lives from now, pending?): a session without a completed launch
+        is pending and lives at most PENDING_TTL."""
+        pending = not session.get("launches")
+        return (min(self.ttl, PENDING_TTL) if pending else self.ttl), pending
+
     def open_session(self, app: Flask, request: Request) -> ServerSession:
         sid = request.cookies.get(self.get_cookie_name(app))
         if sid and 20 <= len(sid) <= 100:
@@ -222,15 +302,19 @@ class ServerSessionInterface(SessionInterface):
         if session.sid and session.rotate_requested:
             self.store.delete(_row_key(session.sid))
             session.sid = None
+        lifetime, pending = self.lifetime(session)
         if session.sid and not session.modified:
             # Sliding expiry without rewriting the row: a concurrent request that did change
-            # the session must not be overwritten by this one's stale copy.
-            self.store.touch(_row_key(session.sid), time.time() + self.ttl)
+            # the session must not be overwritten by this one's stale copy. A pending session
+            # does not slide: it ends PENDING_TTL after its launch, whatever it requests.
+            if not pending:
+                self.store.touch(_row_key(session.sid), time.time() + lifetime)
             return
         new_cookie = session.sid is None
         sid = session.sid or secrets.token_urlsafe(32)
         key = _row_key(sid)
-        self.store.save(key, self._sealer.seal(dict(session), key), time.time() + self.ttl)
+        self.store.save(key, self._sealer.seal(dict(session), key), time.time() + lifetime,
+                        pending=pending)
         if new_cookie or session.modified:
             response.set_cookie(  # the id is the only thing the browser holds
                 name,

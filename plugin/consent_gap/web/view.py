@@ -7,6 +7,7 @@ actions apply to it.
 
 from __future__ import annotations
 
+import html
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -237,8 +238,9 @@ _SPACE = re.compile(r"\s+")
 
 
 def _plain(text: str, limit: int = 160) -> str:
-    """Narrative XHTML as plain text (tags dropped; the template escapes what is left)."""
-    flat = _SPACE.sub(" ", _TAG.sub(" ", text)).strip()
+    """Narrative XHTML as plain text: tags dropped, then its entities decoded (`&amp;` is
+    `&`), so the template's autoescape escapes each character once, never `&amp;amp;`."""
+    flat = _SPACE.sub(" ", html.unescape(_TAG.sub(" ", text))).strip()
     return flat if len(flat) <= limit else flat[: limit - 1] + "\u2026"
 
 

@@ -33,6 +33,8 @@ from typing import Any
 from consent_gap import RULESET, __version__
 from consent_gap.domain import ClientNotice, Decision, Documentation, Finding
 
+from . import tasks
+
 CS = "https://consent-gap.dev/fhir"
 FINDING_SYSTEM = f"{CS}/finding"
 PROVENANCE_TAG_SYSTEM = f"{CS}/provenance"
@@ -61,6 +63,7 @@ class Kind(StrEnum):
     DOCUMENTATION_DRAFT = "documentation-draft"
     NOTICE_REMINDER = "notice-reminder"
     CLIENT_NOTICE = "client-notice"  # the panel's record of a person's act (see below)
+    TASK = "task"  # the privacy office's Task (CONTRACT 7; writeback/tasks.py)
 
 
 class WritebackError(ValueError):
@@ -156,6 +159,8 @@ def kinds_for(finding: Finding) -> list[Kind]:
         kinds.append(Kind.DOCUMENTATION_DRAFT)
     if finding.client_notice == ClientNotice.MISSING:
         kinds.append(Kind.NOTICE_REMINDER)
+    if finding.decision in (Decision.UNAUTHORIZED, Decision.REVIEW):
+        kinds.append(Kind.TASK)
     return kinds
 
 
@@ -172,6 +177,7 @@ RESOURCE_TYPE = {
     Kind.DOCUMENTATION_DRAFT: "DocumentReference",
     Kind.NOTICE_REMINDER: "Communication",
     Kind.CLIENT_NOTICE: "Communication",
+    Kind.TASK: "Task",
 }
 
 
@@ -203,24 +209,14 @@ def existing_searches(
     for rtype, wanted in sorted(values.items()):
         for start in range(0, len(wanted), chunk):
             tokens = ",".join(f"{FINDING_SYSTEM}|{v}" for v in wanted[start:start + chunk])
-            searches.append((rtype, [("identifier", tokens), ("_elements", "identifier")]))
+            searches.append((rtype, [("identifier", tokens),
+                                     ("_elements", _EXISTING_ELEMENTS.get(rtype, "identifier"))]))
     return searches
 
 
-def identifier_values(resources: Iterable[dict[str, Any]]) -> set[str]:
-    """The consent-gap identifier values of (our own) resources, as a search returned them."""
-    return {
-        str(identifier.get("value"))
-        for resource in resources
-        for identifier in resource.get("identifier") or []
-        if isinstance(identifier, dict) and identifier.get("system") == FINDING_SYSTEM
-    }
-
-
-def without(group: FindingWrites, present: set[str]) -> FindingWrites:
-    """The group less the writes whose identifier is already present."""
-    return FindingWrites(group.finding,
-                         tuple(w for w in group.writes if w.value not in present))
+#: What a search for our own resources brings back: the identifier, and when each was written
+#: (a Task written after its alert is dated at the alert: writeback/tasks.py).
+_EXISTING_ELEMENTS = {"Communication": "identifier,sent", "DocumentReference": "identifier,date"}
 
 
 def urn(key: str) -> str:
@@ -417,16 +413,26 @@ def _located(location: str, rtype: str) -> str | None:
 # ---------------------------------------------------------------- validation
 
 def _models() -> dict[str, Any]:
+    from fhir.resources.R4B.auditevent import AuditEvent
     from fhir.resources.R4B.communication import Communication
+    from fhir.resources.R4B.consent import Consent
     from fhir.resources.R4B.device import Device
     from fhir.resources.R4B.documentreference import DocumentReference
     from fhir.resources.R4B.provenance import Provenance
+    from fhir.resources.R4B.questionnaire import Questionnaire
+    from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+    from fhir.resources.R4B.task import Task
 
     return {
+        "AuditEvent": AuditEvent,
         "Communication": Communication,
+        "Consent": Consent,
         "Device": Device,
         "DocumentReference": DocumentReference,
         "Provenance": Provenance,
+        "Task": Task,
+        "Questionnaire": Questionnaire,
+        "QuestionnaireResponse": QuestionnaireResponse,
     }
 
 
@@ -608,6 +614,7 @@ _BUILDERS = {
     Kind.FINDING_NOTE: _finding_note,
     Kind.DOCUMENTATION_DRAFT: _draft,
     Kind.NOTICE_REMINDER: _reminder,
+    Kind.TASK: lambda finding, context, device: tasks.task_resource(finding, context, device),
 }
 
 

@@ -65,7 +65,9 @@ def create_app(config: LauncherConfig) -> Flask:
     return app
 
 
-def build_app(clients_file: Path, *, origin: str, upstream: str, keys_dir: Path) -> Flask:
+def build_app(clients_file: Path, *, origin: str, upstream: str, keys_dir: Path,
+              app_origin: str | None = None) -> Flask:
     """create_app from a clients file (generating any missing keys)."""
-    config = load_config(clients_file, origin=origin, upstream=upstream, keys_dir=keys_dir)
+    config = load_config(clients_file, origin=origin, upstream=upstream, keys_dir=keys_dir,
+                         app_origin=app_origin)
     return create_app(config)

@@ -30,6 +30,8 @@ class ClientSpec:
     scope: str = ""
     redirect_uris: tuple[str, ...] = ()
     launch_url: str | None = None
+    # The app's launch URL from a non-patient context (the EHR's "Privacy office" entry).
+    office_launch_url: str | None = None
     auto_approve: bool = False
     jwks: dict | None = None  # public keys by value
     jwks_uri: str | None = None  # public keys by URL
@@ -81,14 +83,21 @@ class LauncherConfig(LauncherUrls):
 
 
 def load_config(
-    clients_file: Path, *, origin: str, upstream: str, keys_dir: Path
+    clients_file: Path, *, origin: str, upstream: str, keys_dir: Path,
+    app_origin: str | None = None,
 ) -> LauncherConfig:
-    """Read the clients file, creating the key pairs it names that do not exist yet."""
+    """Read the clients file, creating the key pairs it names that do not exist yet.
+    ``app_origin`` moves the clients registered at the file's ``[launcher] app_origin`` (the
+    consent-gap app, http://127.0.0.1:8082) to another origin (sandbox/app's APP_PORT)."""
     try:
         data = tomllib.loads(clients_file.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{clients_file}: {exc}") from exc
     launcher = data.get("launcher", {})
+    registered_origin = str(launcher.get("app_origin", "")).rstrip("/")
+    if app_origin and registered_origin:
+        data["clients"] = [_moved(entry, registered_origin, app_origin.rstrip("/"))
+                           for entry in data.get("clients", [])]
     config = LauncherConfig(
         origin=origin.rstrip("/"),
         upstream=upstream.rstrip("/"),
@@ -109,6 +118,20 @@ def load_config(
             raise ConfigError(f"{clients_file}: client {spec.client_id!r} is registered twice")
         config.clients[spec.client_id] = spec
     return config
+
+
+def _moved(entry: dict, old: str, new: str) -> dict:
+    """A client entry whose app URLs at origin ``old`` now point at ``new``."""
+    def move(url: object) -> object:
+        return new + url[len(old):] if isinstance(url, str) and url.startswith(old + "/") else url
+
+    moved = dict(entry)
+    for name in ("launch_url", "cds_services"):
+        if name in moved:
+            moved[name] = move(moved[name])
+    if "redirect_uris" in moved:
+        moved["redirect_uris"] = [move(uri) for uri in moved["redirect_uris"]]
+    return moved
 
 
 def _client(entry: dict, index: int, source: Path, config: LauncherConfig) -> ClientSpec:
@@ -152,6 +175,7 @@ def _client(entry: dict, index: int, source: Path, config: LauncherConfig) -> Cl
         scope=" ".join(str(entry.get("scope", "")).split()),
         redirect_uris=tuple(entry.get("redirect_uris", ())),
         launch_url=entry.get("launch_url"),
+        office_launch_url=entry.get("office_launch_url"),
         auto_approve=bool(entry.get("auto_approve", False)),
         jwks=jwks,
         jwks_uri=jwks_uri,

@@ -54,9 +54,10 @@ class SandboxUser:
 
 @dataclass
 class Launch:
-    """What the EHR page bound to a `launch` id: the chart open and the user looking at it."""
+    """What the EHR page bound to a `launch` id: the chart open and the user looking at it
+    (no patient: a launch from a non-patient context, such as the privacy office)."""
 
-    patient: str
+    patient: str | None
     practitioner: str
     encounter: str | None = None
     client_id: str | None = None

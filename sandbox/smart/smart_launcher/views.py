@@ -270,7 +270,9 @@ def create_blueprint(smart: Smart, upstream: Upstream, cds: CdsClient | None = N
                 patients = upstream.list_patients(name)
             except requests.RequestException:
                 return _error_page(502, "The FHIR server could not be reached.")
-            return render_template("ehr_list.html", patients=patients, name=name or "", apps=apps)
+            offices = [spec for spec in config.clients.values() if spec.office_launch_url]
+            return render_template("ehr_list.html", patients=patients, name=name or "", apps=apps,
+                                   offices=offices)
         if not _ID_RE.match(patient_id):
             return _error_page(400, "Not a FHIR id.")
         app_id = request.args.get("app") or (apps[0].client_id if apps else "")
@@ -315,9 +317,28 @@ def create_blueprint(smart: Smart, upstream: Upstream, cds: CdsClient | None = N
             card_link=card_link,
         )
 
-    def new_launch_url(spec: ClientSpec, patient_id: str, practitioner: str,
-                       encounter: str | None) -> str:
-        """A fresh `launch` id bound to this chart and user, in the app's launch URL."""
+    @bp.get("/ehr/office")
+    def ehr_office() -> Response | tuple[str, int]:
+        """The EHR's "Privacy office" entry: an EHR launch from a non-patient context (no
+        patient, no encounter) of the app's `office_launch_url`, in the whole window."""
+        spec = config.clients.get(request.args.get("app", ""))
+        if spec is None or not spec.office_launch_url:
+            return _error_page(400, "No registered app with a privacy-office launch URL "
+                                    "has that client_id.")
+        practitioner = request.args.get("practitioner") or config.practitioner
+        if not _ID_RE.match(practitioner):
+            return _error_page(400, "Not a Practitioner id.")
+        if practitioner not in ensured_practitioners and upstream.ensure_practitioner(
+            practitioner, config.practitioner_name
+        ):
+            ensured_practitioners.add(practitioner)
+        return redirect(new_launch_url(spec, None, practitioner, None,
+                                       url=spec.office_launch_url))
+
+    def new_launch_url(spec: ClientSpec, patient_id: str | None, practitioner: str,
+                       encounter: str | None, url: str | None = None) -> str:
+        """A fresh `launch` id bound to this chart (or no chart) and user, in the app's
+        launch URL (`url`: another of the app's launch URLs)."""
         launch_id = store.new_launch(
             Launch(
                 patient=patient_id,
@@ -328,10 +349,11 @@ def create_blueprint(smart: Smart, upstream: Upstream, cds: CdsClient | None = N
                 auto_approve=_flag(request.args.get("auto_approve")),
             )
         )
-        separator = "&" if "?" in (spec.launch_url or "") else "?"
+        target = url or spec.launch_url or ""
+        separator = "&" if "?" in target else "?"
         log.info("launch created client=%s", spec.client_id)
         return (
-            f"{spec.launch_url}{separator}"
+            f"{target}{separator}"
             + urlencode({"iss": config.fhir_base, "launch": launch_id})
         )
 
