@@ -127,13 +127,18 @@ def child(args: argparse.Namespace) -> int:
         seconds = time.perf_counter() - started
         client.close()
         store.close()
-    print(json.dumps({
+    figures = {
+        "kind": args.child, "group": args.group, "workers": args.workers,
         "seconds": seconds, "export_seconds": export_seconds,
         "decide_seconds": seconds - export_seconds if export_seconds else None,
         "rss_mib": rusage.getrusage(rusage.RUSAGE_SELF).ru_maxrss / 1024,
         "status": summary.status, "patients": summary.patients_done,
         "disclosures": summary.disclosures, "would_write": len(summary.would_write),
-        "requests": summary.requests, "errors": summary.errors[:3]}))
+        "requests": summary.requests, "errors": summary.errors[:3]}
+    # Each child's figures also go to a file as they come, so a long run shows its progress.
+    with (Path(tempfile.gettempdir()) / "bench-bulk-children.jsonl").open("a") as log:
+        log.write(json.dumps(figures) + "\n")
+    print(json.dumps(figures))
     return 0
 
 
