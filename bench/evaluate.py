@@ -1,27 +1,35 @@
 #!/usr/bin/env python3
 """How fast `consent-gap evaluate` decides, against the floor of reading the same file.
 
-Generates one collection Bundle (default: 2,000 patients, 10 decided disclosures each, so 20,000
-disclosures and about three and a half Consents per patient; deterministic seed), writes it to a
-temporary file, then in the same run measures `json.load` on that file and the wall time of the
-`consent-gap` console script evaluating it (a subprocess, as a user runs it). Each is run `--runs`
-times and the median is kept. Prints disclosures decided per second and the ratio
-evaluate / json.load (the goal is at most 3). A benchmark reports; it never asserts a timing.
+For each size (default 1k, 20k and 100k disclosures: 10 decided disclosures per patient from the
+sandbox's chart generator, about 3.7 Consents per patient, seed 2026) it writes one collection
+Bundle and the same resources as NDJSON to a temporary folder, then, in the same run and in fresh
+processes each:
 
-    .venv/bin/python bench/evaluate.py [--patients 2000] [--per-patient 10] [--runs 3]
+- the strict floor: `json.load` of the Bundle with the cyclic collector paused, CPU time and peak
+  resident memory (the parsed input's footprint, the figure memory is held to);
+- `consent-gap evaluate BUNDLE` and `consent-gap evaluate NDJSON` of this tree, CPU time (user +
+  system of the child) and peak resident memory;
+- with `--baseline REV`, the same evaluate of another commit (checked out with `git worktree`),
+  so before and after are measured side by side.
+
+Each measurement runs `--runs` times (median kept), alternating. Prints the ratios evaluate /
+floor (goal: at most 2 at 20k and 100k) and peak memory / floor's (goal: at most 1.5 for a
+Bundle; flat in the file size for NDJSON). A benchmark reports; it never asserts a timing.
+
+    flock /tmp/cg-bench.lock .venv/bin/python bench/evaluate.py [--sizes 1000 20000 100000]
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,97 +38,112 @@ sys.path.insert(0, str(ROOT))
 from sandbox.data import output  # noqa: E402
 from sandbox.data.charts import World  # noqa: E402
 
+FLOOR = """
+import gc, json, resource, sys, time
+gc.disable()
+started = time.process_time()
+with open(sys.argv[1], "rb") as fh:
+    data = json.load(fh)
+cpu = time.process_time() - started
+print(json.dumps({"cpu": cpu, "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seed", type=int, default=2026)
-    p.add_argument("--patients", type=int, default=2000)
-    p.add_argument("--per-patient", type=int, default=10)
-    p.add_argument("--runs", type=int, default=3, help="measurements of each (median kept)")
-    p.add_argument("--jurisdiction", help="pass --jurisdiction to evaluate (default: none)")
-    p.add_argument("--keep", type=Path, help="write the bundle here and keep it")
-    p.add_argument("--consent-gap", default=str(ROOT / ".venv" / "bin" / "consent-gap"),
-                   help="the console script to time (default: the repo's .venv)")
-    return p.parse_args(argv)
-
-
-def time_json_load(path: Path, *, collect: bool = True) -> float:
-    """json.load as a plain program runs it (collect=True), or with the cyclic GC paused, which
-    is what a loader that knows it builds no cycles can do (the strictest floor)."""
-    gc.collect()
-    was_enabled = gc.isenabled()
-    if not collect:
-        gc.disable()
-    try:
-        started = time.perf_counter()
-        with path.open("rb") as fh:
-            data = json.load(fh)
-        elapsed = time.perf_counter() - started
-    finally:
-        if was_enabled:
-            gc.enable()
-    del data
-    gc.collect()
-    return elapsed
+CLI = ("import sys; sys.argv[0] = \"consent-gap\"; from consent_gap.cli import main; "
+       "sys.exit(main())")  # argv[0] as the console script has it
 
 
-def time_evaluate(command: list[str]) -> tuple[float, bytes]:
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, check=False)
-    elapsed = time.perf_counter() - started
+def measure(command: list[str], env: dict | None = None) -> tuple[float, float, bytes]:
+    """(CPU seconds, peak RSS in MB, stdout) of one child process, as GNU time reports them.
+
+    Through /usr/bin/time: a child started straight from this process would report this
+    process's own peak (Linux keeps the peak across vfork and exec), which holds the generator."""
+    full_env = dict(os.environ, **(env or {}))
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+        done = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", report.name,
+                               *command], capture_output=True, env=full_env, check=False)
+        figures = report.read().split()
     if done.returncode != 0:
         sys.exit(f"bench: {' '.join(command)} exited {done.returncode}: "
-                 f"{done.stderr.decode(errors='replace').strip()[-500:]}")
-    return elapsed, done.stdout
+                 f"{done.stderr.decode(errors='replace').strip()[-800:]}")
+    user, system, peak_kb = (float(x) for x in figures[-3:])
+    return user + system, peak_kb / 1024, done.stdout
 
 
-def run(args: argparse.Namespace, path: Path) -> None:
-    world = World(seed=args.seed, patients=args.patients, per_patient=args.per_patient)
-    started = time.perf_counter()
-    summary = output.write_collection(world, path, path.with_suffix(".expected.ndjson"))
-    generated = time.perf_counter() - started
-    consents = sum(1 for line in path.read_text().split('"resourceType":"Consent"')) - 1
-    size_mb = path.stat().st_size / 1e6
-    print(f"bundle: {summary.patients} patients, {summary.resources} resources, "
-          f"{consents / summary.patients:.1f} Consents per patient, {size_mb:.1f} MB "
-          f"(generated in {generated:.1f}s, seed {args.seed})")
-
-    command = [args.consent_gap, "evaluate", str(path), "--format", "json"]
-    if args.jurisdiction:
-        command += ["--jurisdiction", args.jurisdiction]
-    loads, bare, evals, findings = [], [], [], 0
-    for _ in range(args.runs):
-        loads.append(time_json_load(path))
-        bare.append(time_json_load(path, collect=False))
-        elapsed, stdout = time_evaluate(command)
-        evals.append(elapsed)
-        findings = len(json.loads(stdout)["findings"])
-    load_s, bare_s, eval_s = (statistics.median(x) for x in (loads, bare, evals))
-    for name, runs, median in (("json.load", loads, load_s), ("json.load, GC paused", bare, bare_s),
-                               ("consent-gap evaluate", evals, eval_s)):
-        print(f"{name + ':':22}median {median:.3f}s of {args.runs} "
-              f"({', '.join(f'{x:.3f}' for x in runs)})")
-    print(f"disclosures decided:  {findings} ({findings / eval_s:,.0f} per second)")
-    print(f"ratio evaluate / json.load: {eval_s / load_s:.2f} (goal <= 3)")
-    print(f"ratio evaluate / json.load with the GC paused: {eval_s / bare_s:.2f}")
+def write_inputs(folder: Path, seed: int, disclosures: int) -> tuple[Path, Path, str]:
+    """The Bundle and the same resources as NDJSON; a one-line description of them."""
+    world = World(seed=seed, patients=max(1, disclosures // 10), per_patient=10)
+    bundle = folder / f"bundle-{disclosures}.json"
+    summary = output.write_collection(world, bundle, folder / f"expected-{disclosures}.ndjson")
+    ndjson = folder / f"bundle-{disclosures}.ndjson"
+    with bundle.open("rb") as fh:
+        data = json.load(fh)
+    with ndjson.open("w") as out:
+        for entry in data["entry"]:
+            out.write(json.dumps(entry["resource"], separators=(",", ":")) + "\n")
+    del data
+    size = bundle.stat().st_size / 1e6
+    return bundle, ndjson, (f"{summary.patients} patients, {summary.resources} resources, "
+                            f"{size:.1f} MB")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if not Path(args.consent_gap).exists():
-        print(f"bench: {args.consent_gap} not found; run `make venv` first", file=sys.stderr)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--sizes", type=int, nargs="+", default=[1000, 20000, 100000])
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--baseline", help="also measure the evaluate of this commit")
+    p.add_argument("--no-ndjson", action="store_true")
+    args = p.parse_args(argv)
+    if not Path("/usr/bin/time").exists():
+        print("bench: needs GNU time (/usr/bin/time; Debian package time)", file=sys.stderr)
         return 2
-    if args.keep:
-        run(args, args.keep)
-        return 0
-    fd, name = tempfile.mkstemp(prefix="consent-gap-bench-", suffix=".json")
-    os.close(fd)
-    path = Path(name)
+    temp = Path(tempfile.mkdtemp(prefix="consent-gap-bench-evaluate-"))
+    trees = [("this tree", ROOT)]
     try:
-        run(args, path)
+        if args.baseline:
+            base = temp / "baseline"
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet",
+                            str(base), args.baseline], check=True)
+            trees.insert(0, (f"baseline {args.baseline}", base))
+        print(f"seed {args.seed}; sizes {args.sizes} disclosures; {args.runs} runs each "
+              f"(median); CPU time = user + system of the child; RSS = its peak")
+        for size in args.sizes:
+            bundle, ndjson, described = write_inputs(temp, args.seed, size)
+            print(f"\n{size:,} disclosures: {described}")
+            figures: dict[str, list[tuple[float, float]]] = {}
+            findings: dict[str, int] = {}
+            for _ in range(args.runs):
+                cpu, rss, out = measure([sys.executable, "-c", FLOOR, str(bundle)])
+                figures.setdefault("json.load, GC paused (floor)", []).append((cpu, rss))
+                for name, tree in trees:
+                    env = {"PYTHONPATH": str(tree / "plugin"),
+                           "CONSENT_GAP_MAPPINGS": str(tree / "mappings")}
+                    inputs = [("Bundle", bundle)] + ([] if args.no_ndjson
+                                                     else [("NDJSON", ndjson)])
+                    for kind, path in inputs:
+                        label = f"evaluate {kind}, {name}"
+                        cpu, rss, out = measure([sys.executable, "-c", CLI, "evaluate",
+                                                 str(path)], env)
+                        figures.setdefault(label, []).append((cpu, rss))
+                        findings[label] = len(json.loads(out)["findings"])
+            floor_cpu = statistics.median(c for c, _r in figures[
+                "json.load, GC paused (floor)"])
+            floor_rss = statistics.median(r for _c, r in figures[
+                "json.load, GC paused (floor)"])
+            for label, runs in figures.items():
+                cpu = statistics.median(c for c, _r in runs)
+                rss = statistics.median(r for _c, r in runs)
+                count = findings.get(label)
+                rate = f", {count / cpu:,.0f} disclosures/CPU s" if count else ""
+                print(f"  {label:44} CPU {cpu:7.2f} s ({cpu / floor_cpu:4.2f}x floor), "
+                      f"peak {rss:7.0f} MB ({rss / floor_rss:4.2f}x floor){rate}")
+            bundle.unlink()
+            ndjson.unlink()
     finally:
-        path.unlink(missing_ok=True)
-        path.with_suffix(".expected.ndjson").unlink(missing_ok=True)
+        if args.baseline:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                            str(temp / "baseline")], check=False)
+        shutil.rmtree(temp, ignore_errors=True)
     return 0
 
 

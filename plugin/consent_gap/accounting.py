@@ -30,116 +30,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from consent_gap import wording
 from consent_gap.domain import Coding, DataItem, Decision, Finding, Party, Released, Releases
-from consent_gap.mappings import Rules
+from consent_gap.mappings import Rules, load_rules
 from consent_gap.normalize import Unreadable, format_instant, parse_instant, read_released
 
 #: The period an accounting covers, in calendar years before the request (164.528(a)(1)).
 YEARS = 6
-
-
-# ------------------------------------------------------------------------------------------
-# Wording: purposes, bases, labels and record types in plain words. (One place, until the
-# product's wording module takes them.)
-# ------------------------------------------------------------------------------------------
-
-#: ActReason purposes as a phrase that completes "The information was disclosed ...".
-PURPOSES: dict[str, str] = {
-    "PurposeOfUse": "for a purpose of use",
-    "TREAT": "for treatment",
-    "COC": "to coordinate care",
-    "ETREAT": "for emergency treatment",
-    "ERTREAT": "for emergency room treatment",
-    "BTG": "for emergency access to the record",
-    "POPHLTH": "for population health",
-    "TREATDS": "for treatment decision support",
-    "HPAYMT": "for payment",
-    "CLMATTCH": "to support an insurance claim",
-    "COVAUTH": "to obtain authorization of coverage",
-    "COVERAGE": "to determine coverage",
-    "PMTDS": "for payment decision support",
-    "HOPERAT": "for health care operations",
-    "TRAIN": "for training",
-    "HLEGAL": "for a legal proceeding",
-    "HCOMPL": "for compliance",
-    "GOV": "for a government agency",
-    "MILCDM": "for a military command",
-    "HDIRECT": "for a health care directory",
-    "PATSFTY": "for patient safety",
-    "MLTRAINING": "to train software",
-    "PUBHLTH": "for public health reporting",
-    "THREAT": "to prevent or lessen a serious threat to someone's health or safety",
-    "DISASTER": "for disaster relief",
-    "HRESCH": "for research",
-    "PATRQT": "at the client's request",
-    "FAMRQT": "at the request of a family member",
-    "PWATRNY": "at the request of the client's power of attorney",
-    "SUPNWK": "at the request of the client's support network",
-    "HMARKT": "for marketing",
-}
-
-#: Each basis of 1.3 as the legal ground it gives, completing the purpose sentence.
-BASES: dict[str, str] = {
-    "hipaa-164.524-access": "under the client's right of access (45 CFR 164.524)",
-    "hipaa-164.506-treatment": "as HIPAA permits for treatment (45 CFR 164.506)",
-    "hipaa-164.506-payment": "as HIPAA permits for payment (45 CFR 164.506)",
-    "hipaa-164.506-operations": "as HIPAA permits for health care operations "
-                                "(45 CFR 164.506)",
-    "hipaa-164.506-emergency-treatment": "as HIPAA permits for emergency treatment "
-                                         "(45 CFR 164.506)",
-    "duty-to-warn-or-protect": "as state law requires (the duty to warn or protect)",
-    "hipaa-164.512(j)-serious-threat": "as HIPAA permits to avert a serious and imminent "
-                                       "threat (45 CFR 164.512(j))",
-    "abuse-report": "as the law requires of a mandated reporter of abuse or neglect "
-                    "(45 CFR 164.512(b), (c))",
-    "hipaa-164.512(e)-court-order": "as a court order required (45 CFR 164.512(e))",
-}
-_AUTHORIZED = "with the client's signed authorization ({basis})"
-_NO_BASIS = {
-    Decision.UNAUTHORIZED: "no authorization or legal exception permitted it",
-    Decision.REVIEW: "the practice is reviewing whether an authorization or a legal "
-                     "exception permitted it",
-}
-
-#: Counted labels (ActCode / USPrivacyLaw) as the kind of information they mark.
-LABELS: dict[str, str] = {
-    "PSYTHPN": "psychotherapy notes",
-    "HIPAAPsyNotes": "psychotherapy notes",
-    "42CFRPart2": "substance use disorder treatment records (42 CFR Part 2)",
-    "ADOL": "records of care the client consented to as a minor",
-    "MH": "mental health information",
-    "PSY": "psychiatry information",
-    "BH": "behavioral health information",
-    "SDV": "information about sexual assault, abuse or domestic violence",
-    "SUD": "substance use disorder information",
-    "ETH": "substance abuse information",
-    "ETHUD": "alcohol or drug abuse information",
-    "HIV": "HIV/AIDS information",
-    "STD": "sexually transmitted disease information",
-    "SEX": "sexuality and reproductive health information",
-    "GDIS": "genetic disease information",
-    "SICKLE": "sickle cell information",
-    "DEMO": "demographic information",
-    "CEL": "celebrity information",
-    "DIA": "diagnosis information",
-    "DRGIS": "drug information",
-    "EMP": "employee information",
-    "COMPT": "compartmentalized information",
-}
-
-#: Resource types in words, where the type's name is not plain enough.
-RECORD_TYPES: dict[str, str] = {
-    "DocumentReference": "Document",
-    "Composition": "Clinical document",
-    "DiagnosticReport": "Diagnostic report",
-    "Condition": "Diagnosis",
-    "Encounter": "Visit record",
-    "MedicationRequest": "Prescription",
-    "MedicationStatement": "Medication record",
-    "QuestionnaireResponse": "Questionnaire answers",
-    "Binary": "File",
-}
-UNDESCRIBED = "Information the record does not describe"
 
 
 def _listed(words: Sequence[str]) -> str:
@@ -148,30 +45,36 @@ def _listed(words: Sequence[str]) -> str:
     return said[0].upper() + said[1:]
 
 
+def _published(code: str) -> str:
+    """A purpose without words of its own: HL7's published display (mappings/purposes.toml)."""
+    display = load_rules().purposes.displays.get(code)
+    return f"for {display}" if display else f"for the purpose recorded as {code}"
+
+
 def purpose_sentence(purposes: Sequence[str], basis: str | None, decision: str) -> str:
     """One plain sentence of purpose and legal basis (164.528(b)(2)(iv))."""
-    phrases = [PURPOSES.get(code, f"for the purpose recorded as {code}") for code in purposes]
+    phrases = [wording.PURPOSES.get(code) or _published(code) for code in purposes]
     if not phrases:
         phrases = ["for a purpose the record does not state"]
     said = _listed(phrases)
     if basis is None:
-        why = _NO_BASIS.get(Decision(decision), _NO_BASIS[Decision.REVIEW])
+        why = wording.NO_GROUND.get(decision, wording.NO_GROUND[Decision.REVIEW])
         return f"{said}; {why}."
     if basis.startswith("Consent/"):
-        return f"{said}, {_AUTHORIZED.format(basis=basis)}."
-    return f"{said}, {BASES.get(basis, f'under the rule {basis}')}."
+        return f"{said}, {wording.AUTHORIZED_GROUND.format(basis=basis)}."
+    return f"{said}, {wording.ground(basis)}."
 
 
 def _labels_meaning(labels: Iterable[Coding]) -> str | None:
-    words = list(dict.fromkeys(LABELS.get(code, code) for _system, code in labels))
+    words = list(dict.fromkeys(wording.label(code) for _system, code in labels))
     return _listed(words) if words else None
 
 
 def _record_type(resource_type: str | None) -> str:
     if resource_type is None:
         return "Record"
-    if resource_type in RECORD_TYPES:
-        return RECORD_TYPES[resource_type]
+    if resource_type in wording.RECORD_TYPES:
+        return wording.RECORD_TYPES[resource_type]
     return "".join(f" {c.lower()}" if c.isupper() and i else c
                    for i, c in enumerate(resource_type))
 
@@ -183,7 +86,7 @@ def describe_item(item: DataItem) -> str:
     kind = item.kind or _record_type(item.resource_type)
     title = item.title if item.title and item.title != kind else None
     if item.reference is None:
-        return _labels_meaning(item.labels) or title or UNDESCRIBED
+        return _labels_meaning(item.labels) or title or wording.UNDESCRIBED
     if not item.resolved and title is None and (meaning := _labels_meaning(item.labels)):
         return f"{meaning} ({item.reference})"
     said = f"{kind}: {title}" if title else kind
@@ -191,7 +94,7 @@ def describe_item(item: DataItem) -> str:
 
 
 def describe(data: Sequence[DataItem]) -> str:
-    return "; ".join(describe_item(item) for item in data) or UNDESCRIBED
+    return "; ".join(describe_item(item) for item in data) or wording.UNDESCRIBED
 
 
 # ------------------------------------------------------------------------------------------
@@ -336,7 +239,7 @@ def entry(finding: Finding, released: Released | None) -> Entry:
         disclosure=finding.disclosure,
         occurred=parse_instant(finding.occurred, "occurred"),
         recipient=recipient,
-        description=describe(released.data) if released is not None else UNDESCRIBED,
+        description=describe(released.data) if released is not None else wording.UNDESCRIBED,
         purpose=purpose_sentence(finding.purposes, finding.basis, str(finding.decision)),
         basis=finding.basis,
         requests=finding.instruments,

@@ -1,7 +1,8 @@
 """Plain domain objects shared by the engine, the scan, the write-back and the panel.
 
-Nothing here knows FHIR shapes (normalize.py reads them, writeback.py writes them) and nothing
-does I/O: these are the values the pure engine takes and returns.
+Nothing here knows FHIR shapes (normalize.py reads them, writeback/ writes them), nothing does
+I/O and nothing is worded (wording/ holds the words for these codes): these are the values the
+pure engine takes and returns.
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ REASON_CODES = frozenset({
     "purpose-missing",
 })
 """Every reason code of CONTRACT.md section 3."""
+
+
+#: The trace of a decision (Finding.decided_by), besides a covering Consent's reference:
+TRACE_RULE = "exceptions/"  # + the id of the 1.3 row in exceptions.toml that won
+TRACE_PSYCHOTHERAPY_NOTES = "narrowing/psychotherapy-notes"  # 1.3, sensitive data
+TRACE_PART2 = "narrowing/part2"
+TRACE_CONVERSIONS = frozenset({"near-miss", "restriction", "data-unresolved"})  # 1.2, 1.3
+TRACE_TURNS = frozenset({TRACE_PSYCHOTHERAPY_NOTES, TRACE_PART2, *TRACE_CONVERSIONS})
 
 
 class Decision(StrEnum):
@@ -84,6 +93,9 @@ class Finding:
     notify: tuple[str, ...] = field(default=())  # Practitioner/PractitionerRole refs (1.1)
     disclosed: tuple[str, ...] = field(default=())  # data disclosed: entity refs, 1.1 order
     instruments: tuple[str, ...] = field(default=())  # legal-instrument DocumentReference refs
+    # What decided, for a privacy officer to trace (TRACE_* below; worded by wording.trace):
+    # the covering Consent or the 1.3 row, then any narrowing or conversion.
+    decided_by: tuple[str, ...] = field(default=())
 
     def to_json(self) -> dict:
         return {
@@ -134,21 +146,31 @@ class Disclosure:
     reference: str
     occurred: datetime
     patient: str | None
-    recipient: str | None  # reference "Type/id"
+    # whom the recipient names: "Type/id" of the data set (given by reference, or by an
+    # identifier that a resource of the data set carries), an absolute URL on another server
+    # (never one of the data set's resources), or None
+    recipient: str | None
     recipient_identifiers: frozenset[str] = frozenset()  # "system|value"
     purposes: tuple[str, ...] = ()  # ActReason codes, in listed order, each once
     instruments: frozenset[str] = frozenset()  # legal-instrument codes that count
     instrument_refs: tuple[str, ...] = ()  # the DocumentReferences that carry them
     entities: tuple[Entity, ...] = ()
     notify: tuple[str, ...] = ()
+    recipient_shown: str | None = None  # the recipient as written: reference, else identifier
 
     @property
     def recipient_type(self) -> str | None:
-        return self.recipient.split("/", 1)[0] if self.recipient else None
+        """The recipient's resource type (1.3 rows); none for another server's resource."""
+        recipient = self.recipient
+        if not recipient or recipient.startswith(("http://", "https://")):
+            return None
+        return recipient.split("/", 1)[0]
 
     @property
     def recipient_label(self) -> str | None:
         """What the JSON output shows as the recipient: the reference, else an identifier."""
+        if self.recipient_shown:
+            return self.recipient_shown
         if self.recipient:
             return self.recipient
         return min(self.recipient_identifiers) if self.recipient_identifiers else None
@@ -293,3 +315,63 @@ class Releases:
 
     disclosures: dict[str, Released] = field(default_factory=dict)
     parties: dict[str, Party] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------
+# The codes of the guide and the privacy office (CONTRACT.md 6.2, 6.4, 7, 7.1). Their words
+# are in consent_gap.wording, which refuses to load when one has none.
+# ------------------------------------------------------------------------------------------
+
+
+class Step(StrEnum):
+    """What to do before or after a disclosure (CONTRACT.md 6.2)."""
+
+    DISCLOSE_WITHIN_AUTHORIZATION = "disclose-within-authorization"
+    RECORD_DISCLOSURE = "record-disclosure"
+    MINIMUM_NECESSARY = "minimum-necessary"
+    INFORM_CLIENT = "inform-client"
+    DOCUMENT = "document"
+    NOTIFY_WHO_CAN_PREVENT_HARM = "notify-who-can-prevent-harm"
+    WARN_INTENDED_VICTIM = "warn-intended-victim"
+    NOTIFY_LAW_ENFORCEMENT = "notify-law-enforcement"
+    REPORT_TO_PROTECTIVE_SERVICES = "report-to-protective-services"
+    DISCLOSE_ONLY_WHAT_THE_ORDER_NAMES = "disclose-only-what-the-order-names"
+    DO_NOT_DISCLOSE = "do-not-disclose"
+    CONSULT_LEGAL_COUNSEL = "consult-legal-counsel"
+    ASSERT_PRIVILEGE = "assert-privilege"
+    OBTAIN_AUTHORIZATION = "obtain-authorization"
+    CONSULT_BEFORE_DISCLOSING = "consult-before-disclosing"
+    DOCUMENT_AND_MONITOR = "document-and-monitor"
+
+
+class Scenario(StrEnum):
+    """The seed's scenarios (CONTRACT.md 6.4)."""
+
+    SUICIDAL_IDEATION_NO_PLAN = "suicidal-ideation-no-plan"
+    SUICIDE_RISK_IMMINENT = "suicide-risk-imminent"
+    THREAT_TO_PERSON = "threat-to-person"
+    CHILD_ABUSE = "child-abuse"
+    ELDER_OR_DEPENDENT_ADULT_ABUSE = "elder-or-dependent-adult-abuse"
+    SUBPOENA = "subpoena"
+    COURT_ORDER = "court-order"
+    CLIENT_REQUEST = "client-request"
+    EMERGENCY = "emergency"
+    TREATMENT_COORDINATION = "treatment-coordination"
+    BILLING = "billing"
+    CONSULTATION_OR_SUPERVISION = "consultation-or-supervision"
+
+
+class Disposition(StrEnum):
+    """How the privacy office closes a finding's Task (CONTRACT.md 7)."""
+
+    AUTHORIZATION_ON_FILE = "authorization-on-file"
+    DOCUMENTATION_COMPLETED = "documentation-completed"
+    NOT_A_DISCLOSURE = "not-a-disclosure"
+    BREACH_ASSESSMENT = "breach-assessment"
+
+
+class Conclusion(StrEnum):
+    """The outcome of a breach risk assessment (CONTRACT.md 7.1)."""
+
+    LOW_PROBABILITY = "low-probability"
+    BREACH = "breach"

@@ -3,16 +3,22 @@
 No I/O, no clock, no FHIR shapes: it takes a `Disclosure` and the patient's `Chart` (domain
 objects from normalize.py) plus the rules tables, and returns an `Outcome`. The codes live in
 mappings/; this module holds only the logic that combines them.
+
+Speed comes from preparing each patient's Consents once (`Prepared`): everything a check reads
+that does not depend on the disclosure (paths and their period bounds, the signer's standing,
+which denies lie beneath which permit, revocation and signing times) is worked out when a chart
+is first seen, and checks 7 and 8 are indexed per chart by recipient and by purposes, so a
+decision re-reads none of it. Every candidate is still checked, since section 3 lists each one's
+reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 from consent_gap.domain import (
-    Actor,
     Authorization,
     Chart,
     ClientNotice,
@@ -30,6 +36,7 @@ _RANK = {Decision.PERMITTED: 1, Decision.REQUIRED: 2, Decision.REVIEW: 3,
 
 NO_AUTHORIZATION = "no-authorization"
 DATA_UNRESOLVED = "data-unresolved"
+MINOR_SELF = "minor-self-authorization"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +45,18 @@ class CandidateResult:
 
     reference: str
     reason: str | None
-    near_miss: bool  # failed only at check 6 (minor-self-authorization) or only at check 11
+    near_miss: bool  # on the path its reason comes from: failed only at check 6 (a minor's
+    # own signature) or only at check 11
+
+    # (Consent, reason) as a Finding lists it, made once per interned result: a patient
+    # with a thousand Consents then costs no new tuple per Consent per finding
+    checked: tuple[str, str | None] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "checked", (self.reference, self.reason))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
     """The decision for one disclosure, before it is worded for people."""
 
@@ -52,23 +67,11 @@ class Outcome:
     documentation: Documentation
     client_notice: ClientNotice
     candidates: tuple[CandidateResult, ...]
-    row: ExceptionRow | None  # the exception row that decided (None when authorized)
-    cause: str | None  # the code the decision came from (section 3), if any
+    row: ExceptionRow | None  # the exception row that gave the basis (None when authorized)
+    cause: str | None  # the first code the decision came from (section 3), if any
     converted: str | None = None  # "near-miss" | "restriction" | "data-unresolved"
-
-
-@dataclass(frozen=True, slots=True)
-class _Context:
-    """What every check of one disclosure reads: the rules and the facts about the data."""
-
-    rules: Rules
-    disclosure: Disclosure
-    chart: Chart
-    majority: int
-    duty: str
-    psychotherapy_notes: bool
-    part2: bool
-    adolescent: bool
+    causes: tuple[str, ...] = ()  # every code the decision came from, in order (section 3)
+    rows: tuple[ExceptionRow, ...] = ()  # every winning row, in purpose order (1.3)
 
 
 # --------------------------------------------------------------------------------------------
@@ -82,98 +85,181 @@ def age_on(birth: date, moment: datetime) -> int:
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
 
 
-def is_minor(ctx: _Context, moment: datetime | None) -> bool | None:
+def _minor(chart: Chart, majority: int, moment: datetime | None) -> bool | None:
     """True/False when the patient's age at `moment` is known, None when it is not."""
-    patient = ctx.chart.patient
+    patient = chart.patient
     if patient is None or patient.birth_date is None or moment is None:
         return None
-    return age_on(patient.birth_date, moment) < ctx.majority
+    return age_on(patient.birth_date, moment) < majority
 
 
-def may_sign(ctx: _Context, reference: str, moment: datetime | None) -> bool:
-    """A RelatedPerson who may sign for the patient at `moment` (1.2 check 6).
+def _may_sign(rules: Rules, chart: Chart, patient: str | None, majority: int, reference: str,
+              moment: datetime | None) -> bool:
+    """A RelatedPerson who may sign for `patient` at `moment` (1.2 check 6).
 
     The RelatedPerson must name this patient: one that names no patient cannot show whose
-    representative it is, and what the record cannot show never authorizes."""
-    person = ctx.chart.representatives.get(reference)
-    if person is None or person.patient is None or person.patient != ctx.disclosure.patient:
+    representative it is, and what the record cannot show never authorizes. A parent may sign
+    only while the patient is known to be a minor (an unknown age is an adult's here)."""
+    person = chart.representatives.get(reference)
+    if person is None or person.patient is None or person.patient != patient:
         return False
-    reps = ctx.rules.representatives
+    reps = rules.representatives
     codes = {code for system, code in person.relationships if system == reps.system}
     if not codes.isdisjoint(reps.always):
         return True
-    return not codes.isdisjoint(reps.while_minor) and is_minor(ctx, moment) is True
+    return (not codes.isdisjoint(reps.while_minor)
+            and _minor(chart, majority, moment) is True)
 
 
-def speaks_for(ctx: _Context, reference: str, moment: datetime | None) -> bool:
+# --------------------------------------------------------------------------------------------
+# What one disclosure brings to every check, worked out once per decision
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Facts:
+    rules: Rules
+    disclosure: Disclosure
+    chart: Chart
+    majority: int
+    duty: str
+    psychotherapy_notes: bool
+    part2: bool
+    adolescent: bool
+    lineages: tuple[frozenset[str], ...]  # each purpose with its ancestors (checks 8, 10)
+    special: bool  # psychotherapy notes or Part 2 data (check 9)
+
+
+def context(rules: Rules, disclosure: Disclosure, chart: Chart,
+            jurisdiction: Jurisdiction | None) -> _Facts:
+    """The facts every check of one disclosure reads, worked out once."""
+    entities = disclosure.entities
+    labels: frozenset[Coding] = (entities[0].labels if len(entities) == 1 else
+                                 frozenset().union(*(e.labels for e in entities)))
+    sens = rules.sensitivity
+    lineage = rules.purposes.lineage
+    notes = bool(labels) and not labels.isdisjoint(sens.psychotherapy_notes)
+    part2 = bool(labels) and not labels.isdisjoint(sens.part2)
+    return _Facts(
+        rules=rules,
+        disclosure=disclosure,
+        chart=chart,
+        majority=(jurisdiction.age_of_majority if jurisdiction is not None
+                  else rules.representatives.default_age_of_majority),
+        duty=jurisdiction.duty if jurisdiction is not None else "none-given",
+        psychotherapy_notes=notes,
+        part2=part2,
+        adolescent=bool(labels) and not labels.isdisjoint(sens.adolescent),
+        lineages=tuple([lineage(p) for p in disclosure.purposes]),
+        special=notes or part2,
+    )
+
+
+def speaks_for(facts: _Facts, reference: str, moment: datetime | None) -> bool:
     """The patient, or a RelatedPerson who may sign for the patient for this data (check 6).
 
     Used by the first row of 1.3 and the client notice of 1.4: care a minor consented to
     (ADOL) can be authorized only by the Patient, so a parent does not stand in for the
     patient when such data is disclosed."""
-    if reference == ctx.disclosure.patient:
+    d = facts.disclosure
+    if reference == d.patient:
         return True
-    return (reference.startswith("RelatedPerson/") and not ctx.adolescent
-            and may_sign(ctx, reference, moment))
+    return (reference.startswith("RelatedPerson/") and not facts.adolescent
+            and _may_sign(facts.rules, facts.chart, d.patient, facts.majority, reference,
+                          moment))
 
 
 # --------------------------------------------------------------------------------------------
-# Consents, prepared once: what the checks read that does not depend on the disclosure
+# Consents, prepared once per chart
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Node:
-    """A provision node with its recipient actors, ActReason purposes and data references."""
+@dataclass(slots=True)
+class _Match:
+    """A provision node's constraints as the checks read them (recipient actors, ActReason
+    purposes, data references), and the node itself for its periods and lists."""
 
     node: Provision
-    actors: tuple[Actor, ...]
+    actor_refs: frozenset[str]
+    actor_ids: frozenset[str]
+    has_actors: bool
     purposes: frozenset[str]
     refs: frozenset[str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Path:
-    """A permit path (1.2) with what check 6 and check 11 need from it alone."""
+    """A permit path (1.2), with what does not depend on the disclosure worked out."""
 
-    node: _Node
+    match: _Match
+    start: datetime | None
+    end: datetime | None
+    signer: str | None  # check 6 for data without ADOL
+    signer_adolescent: str | None  # check 6 for data labelled ADOL
+    denies: tuple[_Match, ...]  # check 10: the denies beneath this permit
     complete: bool  # check 11
-    lists_adolescent: bool
+    lists_data: bool  # check 9: sets labels, classes, codes or data
+    by_purposes: dict[tuple[str, ...], bool]  # check 8, indexed by the disclosure's purposes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Consent:
     consent: Authorization
     candidate: bool
-    early: str | None  # the reason of a failure of check 1 or 2 (status), whatever the time
+    early: str | None  # checks 1 and 2 (status), whatever the time
+    revoked_at: datetime | None  # inactive: when the revocation took effect
     unsigned: bool  # check 3
-    revoked_at: datetime | None  # inactive: when the revocation took effect (None: unknown)
-    paths: tuple[_Path, ...]
-    denies: tuple[_Node, ...]
-    restriction: tuple[_Node, ...]  # an active restriction's deny nodes (root included)
+    no_provision: bool  # fails only check 11
+    paths: tuple[_Path, ...] | None  # None until a disclosure reaches them (`_paths`)
+    restriction: tuple[_Match, ...]  # a restriction's deny nodes (its root when a deny)
+    in_force: tuple[datetime | None, datetime | None] | None  # a restriction's window
+    results: dict[tuple[str | None, bool], CandidateResult]  # interned results
+    fixed: CandidateResult | None = None  # the result whatever the disclosure (checks 1-3)
 
 
-def _node(rules: Rules, node: Provision) -> _Node:
-    roles = rules.consents.recipient_roles
-    system = rules.purposes.system
-    return _Node(
-        node=node,
-        actors=tuple(a for a in node.actors if not a.roles.isdisjoint(roles)),
-        purposes=frozenset(code for sys, code in node.purposes if sys == system),
-        refs=frozenset(ref for _meaning, ref in node.data if ref),
-    )
+_NONE: frozenset = frozenset()
 
 
-def _deny_nodes(root: Provision) -> list[Provision]:
-    """Every deny node under the root (the root itself is the default, not a deny rule)."""
+def _match(rules: Rules, node: Provision) -> _Match:
+    refs = ids = purposes = data = _NONE
+    has_actors = False
+    if node.actors:
+        roles = rules.consents.recipient_roles
+        actors = [a for a in node.actors if not a.roles.isdisjoint(roles)]
+        has_actors = bool(actors)
+        refs = frozenset([a.reference for a in actors if a.reference is not None])
+        ids = frozenset([a.identifier for a in actors if a.identifier is not None])
+    if node.purposes:
+        system = rules.purposes.system
+        purposes = frozenset([code for sys, code in node.purposes if sys == system])
+    if node.data:
+        data = frozenset([ref for _meaning, ref in node.data if ref])
+    return _Match(node, refs, ids, has_actors, purposes, data)
+
+
+def _deny_nodes(node: Provision) -> list[Provision]:
+    """Every deny node beneath `node` (not `node` itself), in document order."""
     out = []
-    stack = list(reversed(root.children))
+    stack = list(reversed(node.children))
     while stack:
-        node = stack.pop()
-        if node.type == "deny":
-            out.append(node)
-        stack.extend(reversed(node.children))
+        child = stack.pop()
+        if child.type == "deny":
+            out.append(child)
+        stack.extend(reversed(child.children))
     return out
+
+
+def denies_of(rules: Rules, consent: Authorization) -> tuple[_Match, ...]:
+    """Every deny of a Consent as check 10 matches it: its deny nodes, and a restriction's
+    root when that is a deny (a proposal's draftability, CONTRACT 6.2)."""
+    root = consent.provision
+    if root is None:
+        return ()
+    nodes = _deny_nodes(root)
+    if root.type == "deny" and not consent.policy_rules.isdisjoint(
+            rules.consents.restriction_policy):
+        nodes.append(root)
+    return tuple(_match(rules, node) for node in nodes)
 
 
 def permit_paths(root: Provision | None) -> list[Provision]:
@@ -199,53 +285,122 @@ def is_authorization(rules: Rules, consent: Authorization) -> bool:
     return claims and not excluded
 
 
-def _complete(rules: Rules, path: _Node) -> bool:
-    """Check 11: recipient, purpose and expiry named; nothing the engine cannot read."""
+def _complete(rules: Rules, match: _Match) -> bool:
+    """Check 11: recipient, purpose and expiry named; nothing the engine cannot read; and
+    where actions are listed, one of them (all entries taken together) is disclose."""
     codes = rules.consents
-    node = path.node
-    if not path.actors or not node.purposes or node.end is None or node.has_data_period:
+    node = match.node
+    if not match.has_actors or not node.purposes or node.end is None or node.has_data_period:
         return False
-    if any(codes.disclose_action not in action for action in node.actions):
+    if node.actions and not any(codes.disclose_action in action for action in node.actions):
         return False
     return all(meaning == codes.data_meaning for meaning, _ref in node.data)
 
 
+def _revoked_at(c: Authorization) -> datetime | None:
+    """When an inactive Consent's revocation took effect: its root period's end, else its
+    last update; None when unknown."""
+    end = c.provision.end if c.provision is not None else None
+    return end if end is not None else c.last_updated
+
+
+def _signers(rules: Rules, chart: Chart, majority: int, c: Authorization
+             ) -> tuple[bool, bool, bool | None]:
+    """(the patient signed, a representative who may sign signed, minor at signing)."""
+    moment = c.signed_at
+    patient_signed = c.patient is not None and c.patient in c.performers
+    representative = any(_may_sign(rules, chart, c.patient, majority, ref, moment)
+                         for ref in c.performers if ref.startswith("RelatedPerson/"))
+    return patient_signed, representative, _minor(chart, majority, moment)
+
+
+def _signer(signers: tuple[bool, bool, bool | None], lists_adolescent: bool,
+            adolescent: bool) -> str | None:
+    """Check 6: the patient (adult at signing, or listing ADOL) or a representative signed.
+
+    An unknown age is a minor's for the patient's own signature. A co-signer who may not sign
+    does not count: the patient then signed alone."""
+    patient_signed, representative, minor = signers
+    if patient_signed and (minor is False or lists_adolescent):
+        return None
+    if representative and not adolescent:  # only the Patient may authorize ADOL data
+        return None
+    if patient_signed and not representative:
+        return MINOR_SELF
+    return "authorizer-not-permitted"
+
+
 def prepare(rules: Rules, c: Authorization) -> _Consent:
-    """Everything about a Consent the checks need that does not depend on the disclosure."""
+    """Everything about a Consent that checks 1-3 and the restrictions read, whatever the
+    disclosure; its paths are prepared when a disclosure first reaches them (`_paths`)."""
     early: str | None = None
     revoked_at = None
     if not is_authorization(rules, c):
         early = "not-an-authorization"
     elif c.status == "inactive":
-        revoked_at = c.provision.end if c.provision is not None else None
-        if revoked_at is None:
-            revoked_at = c.last_updated
+        revoked_at = _revoked_at(c)
         if revoked_at is None:  # revoked at an unknown time: covers nothing
             early = "authorization-revoked"
     elif c.status != "active":
         early = "authorization-not-active"
-    adolescent = rules.sensitivity.adolescent
-    paths = []
-    for node in permit_paths(c.provision):
-        prepared = _node(rules, node)
-        paths.append(_Path(prepared, _complete(rules, prepared),
-                           not node.labels.isdisjoint(adolescent)))
-    denies = tuple(_node(rules, n) for n in _deny_nodes(c.provision)) if c.provision else ()
-    restriction: tuple[_Node, ...] = ()
-    if (c.status == "active" and c.provision is not None
-            and not c.policy_rules.isdisjoint(rules.consents.restriction_policy)):
-        restriction = denies + ((_node(rules, c.provision),) if c.provision.type == "deny"
-                                else ())
-    return _Consent(
+    root = c.provision
+    restriction: tuple[_Match, ...] = ()
+    in_force = None
+    if (root is not None and not c.policy_rules.isdisjoint(rules.consents.restriction_policy)
+            and c.status in ("active", "inactive")):
+        end = root.end
+        if c.status == "inactive":
+            revoked = _revoked_at(c)
+            end = revoked if end is None or (revoked is not None and revoked < end) else end
+            in_force = (root.start, end) if revoked is not None else None
+        else:
+            in_force = (root.start, end)
+        nodes = _deny_nodes(root) + ([root] if root.type == "deny" else [])
+        restriction = tuple(_match(rules, n) for n in nodes) if in_force is not None else ()
+    prepared = _Consent(
         consent=c,
         candidate=not c.scopes.isdisjoint(rules.consents.scope),
         early=early,
-        unsigned=not c.signed,
         revoked_at=revoked_at,
-        paths=tuple(paths),
-        denies=denies,
+        unsigned=not c.signed,
+        no_provision=root is None,
+        paths=None,
         restriction=restriction,
+        in_force=in_force if restriction else None,
+        results={},
     )
+    if early is not None:
+        prepared.fixed = _result(prepared, early, False)
+    elif revoked_at is None and prepared.unsigned:
+        prepared.fixed = _result(prepared, "authorization-unsigned", False)
+    return prepared
+
+
+def _paths(facts: _Facts, prepared: _Consent) -> tuple[_Path, ...]:
+    """A candidate's permit paths, prepared once (the first time a disclosure reaches them):
+    period bounds, the signer's standing with and without ADOL data, the denies beneath each
+    permit (a permit root: the whole tree; a nested permit: its own), completeness."""
+    found = prepared.paths
+    if found is not None:
+        return found
+    rules = facts.rules
+    c = prepared.consent
+    signers = _signers(rules, facts.chart, facts.majority, c)
+    adolescent = rules.sensitivity.adolescent
+    paths = []
+    for node in permit_paths(c.provision):
+        match = _match(rules, node)
+        lists_adolescent = bool(node.labels) and not node.labels.isdisjoint(adolescent)
+        paths.append(_Path(
+            match=match, start=node.start, end=node.end,
+            signer=_signer(signers, lists_adolescent, False),
+            signer_adolescent=_signer(signers, lists_adolescent, True),
+            denies=tuple(_match(rules, n) for n in _deny_nodes(node)),
+            complete=_complete(rules, match),
+            lists_data=bool(node.labels or node.classes or node.codes or node.data),
+            by_purposes={}))
+    prepared.paths = found = tuple(paths)
+    return found
 
 
 def _signing_order(p: _Consent) -> tuple[bool, float, str]:
@@ -254,25 +409,41 @@ def _signing_order(p: _Consent) -> tuple[bool, float, str]:
     return signed_at is None, signed_at.timestamp() if signed_at else 0.0, p.consent.reference
 
 
+class _PreparedChart:
+    """One chart's Consents, prepared: candidates in signing order, restrictions in force."""
+
+    __slots__ = ("candidates", "chart", "restrictions")
+
+    def __init__(self, rules: Rules, chart: Chart) -> None:
+        self.chart = chart
+        prepared = [prepare(rules, c) for c in chart.consents]
+        self.candidates = sorted((p for p in prepared if p.candidate), key=_signing_order)
+        self.restrictions = [p for p in prepared if p.restriction]
+
+
 class Prepared:
     """Prepared Consents for one evaluation run: each chart's, worked out once.
 
-    Keyed by the chart's identity (and holding the chart, so the key stays valid): the
-    disclosures of one patient share one chart object."""
+    Keyed by the chart's identity (and holding the chart, so the key stays valid) and the age
+    of majority: the disclosures of one patient share one chart object."""
 
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
-        self._charts: dict[int, tuple[Chart, list[_Consent], list[_Consent]]] = {}
+        self._charts: dict[tuple[int, int], _PreparedChart] = {}
+        self.exceptions: dict = {}  # 1.3 verdicts by what they read (`exception_decision`)
 
-    def chart(self, chart: Chart) -> tuple[list[_Consent], list[_Consent]]:
-        """(candidates in order, active restrictions) of a chart."""
-        found = self._charts.get(id(chart))
-        if found is None or found[0] is not chart:
-            prepared = [prepare(self.rules, c) for c in chart.consents]
-            ordered = sorted((p for p in prepared if p.candidate), key=_signing_order)
-            found = (chart, ordered, [p for p in prepared if p.restriction])
-            self._charts[id(chart)] = found
-        return found[1], found[2]
+    def of(self, chart: Chart, majority: int) -> _PreparedChart:
+        key = (id(chart), majority)
+        found = self._charts.get(key)
+        if found is None or found.chart is not chart:
+            found = _PreparedChart(self.rules, chart)
+            self._charts[key] = found
+        return found
+
+    def forget(self, chart: Chart) -> None:
+        """Drop a chart's preparation (a caller that streams patients frees as it goes)."""
+        for key in [k for k, v in self._charts.items() if v.chart is chart]:
+            del self._charts[key]
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,25 +451,22 @@ class Prepared:
 # --------------------------------------------------------------------------------------------
 
 
-def _recipient_matches(d: Disclosure, actors: Iterable[Actor]) -> bool:
-    for actor in actors:
-        if actor.reference is not None and actor.reference == d.recipient:
-            return True
-        if actor.identifier is not None and actor.identifier in d.recipient_identifiers:
-            return True
-    return False
+def _recipient_matches(d: Disclosure, match: _Match) -> bool:
+    """Check 7 and a deny's actors: by reference, or by identifier (system|value)."""
+    if d.recipient is not None and d.recipient in match.actor_refs:
+        return True
+    return bool(match.actor_ids) and not match.actor_ids.isdisjoint(d.recipient_identifiers)
 
 
-def deny_matches(ctx: _Context, deny: _Node) -> bool:
+def deny_matches(facts: _Facts, deny: _Match) -> bool:
     """A deny node matches when each constraint it sets holds (1.2 check 10)."""
-    d = ctx.disclosure
+    d = facts.disclosure
     node = deny.node
-    if deny.actors and not _recipient_matches(d, deny.actors):
+    if deny.has_actors and not _recipient_matches(d, deny):
         return False
-    if node.purposes:
-        covered = ctx.rules.purposes.covered
-        if not any(covered(p, deny.purposes) for p in d.purposes):
-            return False
+    if node.purposes and not any(not lineage.isdisjoint(deny.purposes)
+                                 for lineage in facts.lineages):
+        return False
     if node.start is not None and node.start > d.occurred:
         return False
     if node.end is not None and node.end < d.occurred:
@@ -318,114 +486,119 @@ def deny_matches(ctx: _Context, deny: _Node) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def _signer(ctx: _Context, c: Authorization, path: _Path) -> str | None:
-    """Check 6: the patient (adult at signing) or a personal representative signed."""
-    moment = c.signed_at
-    patient_signed = c.patient is not None and c.patient in c.performers
-    representative = any(may_sign(ctx, ref, moment) for ref in c.performers
-                         if ref.startswith("RelatedPerson/"))
-    if patient_signed and (is_minor(ctx, moment) is False or path.lists_adolescent):
-        return None
-    if representative and not ctx.adolescent:  # only the Patient may authorize ADOL data
-        return None
-    if patient_signed and not representative:
-        return "minor-self-authorization"
-    return "authorizer-not-permitted"
-
-
-def _data(ctx: _Context, c: Authorization, path: _Node) -> str | None:
+def _data(facts: _Facts, c: Authorization, match: _Match) -> str | None:
     """Check 9: the path's data lists hold every disclosed entity; then the special data."""
-    entities = ctx.disclosure.entities
-    node = path.node
-    if node.labels and any(not e.labels or not e.labels <= node.labels for e in entities):
-        return "data-not-covered"
-    if node.classes and any(e.classes.isdisjoint(node.classes) for e in entities):
-        return "data-not-covered"
-    if node.codes and any(e.codes.isdisjoint(node.codes) for e in entities):
-        return "data-not-covered"
-    if node.data and any(e.reference not in path.refs for e in entities):
-        return "data-not-covered"
-    sens = ctx.rules.sensitivity
-    if ctx.psychotherapy_notes and node.labels.isdisjoint(sens.psychotherapy_notes):
-        return sens.psychotherapy_reason
-    if (ctx.part2 and node.labels.isdisjoint(sens.part2)
-            and not any(uri.startswith(sens.part2_policy_prefix) for uri in c.policy_uris)):
-        return sens.part2_reason
+    node = match.node
+    if node.labels or node.classes or node.codes or node.data:
+        for e in facts.disclosure.entities:
+            if node.labels and (not e.labels or not e.labels <= node.labels):
+                return "data-not-covered"
+            if node.classes and e.classes.isdisjoint(node.classes):
+                return "data-not-covered"
+            if node.codes and e.codes.isdisjoint(node.codes):
+                return "data-not-covered"
+            if node.data and e.reference not in match.refs:
+                return "data-not-covered"
+    if facts.special:
+        sens = facts.rules.sensitivity
+        if facts.psychotherapy_notes and node.labels.isdisjoint(sens.psychotherapy_notes):
+            return sens.psychotherapy_reason
+        if (facts.part2 and node.labels.isdisjoint(sens.part2)
+                and not any(uri.startswith(sens.part2_policy_prefix)
+                            for uri in c.policy_uris)):
+            return sens.part2_reason
     return None
 
 
-def _path_checks(ctx: _Context, prepared: _Consent, path: _Path) -> Iterator[tuple[int, str]]:
-    """Checks 4-11 of one permit path, lazily, in order: yields (check, reason) failures."""
-    d = ctx.disclosure
-    c = prepared.consent
-    node = path.node.node
-    if node.start is not None and node.start > d.occurred:
-        yield 4, "authorization-not-yet-valid"
-    if node.end is not None and node.end < d.occurred:
-        yield 5, "authorization-expired"
-    signer = _signer(ctx, c, path)
-    if signer is not None:
-        yield 6, signer
-    if path.node.actors and not _recipient_matches(d, path.node.actors):
-        yield 7, "recipient-not-covered"
-    if node.purposes:
-        covered = ctx.rules.purposes.covered
-        listed = path.node.purposes
-        if not d.purposes or not all(covered(p, listed) for p in d.purposes):
-            yield 8, "purpose-not-covered"
-    data = _data(ctx, c, path.node)
-    if data is not None:
-        yield 9, data
-    if any(deny_matches(ctx, deny) for deny in prepared.denies):
-        yield 10, "denied-by-provision"
+def _purposes_covered(facts: _Facts, path: _Path) -> bool:
+    """Check 8, answered once per list of purposes per path (a chart's disclosures are made
+    for a few purposes, again and again)."""
+    key = facts.disclosure.purposes
+    covered = path.by_purposes.get(key)
+    if covered is None:
+        listed = path.match.purposes
+        covered = path.by_purposes[key] = bool(key) and all(
+            not lineage.isdisjoint(listed) for lineage in facts.lineages)
+    return covered
+
+
+def _after_purposes(facts: _Facts, c: Authorization, path: _Path) -> tuple[int, str] | None:
+    """Checks 9-11 of one path, in order: the first failure, or None."""
+    if path.lists_data or facts.special:
+        data = _data(facts, c, path.match)
+        if data is not None:
+            return 9, data
+    if path.denies and any(deny_matches(facts, deny) for deny in path.denies):
+        return 10, "denied-by-provision"
     if not path.complete:
-        yield 11, "authorization-incomplete"
+        return 11, "authorization-incomplete"
+    return None
 
 
-def _before_paths(prepared: _Consent, occurred: datetime) -> str | None:
-    """Checks 1-4 that do not depend on a path, in order: the first failure's reason.
+def _result(prepared: _Consent, reason: str | None, near_miss: bool) -> CandidateResult:
+    """The interned result: a Consent fails for one of a few reasons, again and again."""
+    key = (reason, near_miss)
+    found = prepared.results.get(key)
+    if found is None:
+        found = prepared.results[key] = CandidateResult(prepared.consent.reference, reason,
+                                                        near_miss)
+    return found
 
-    A revocation takes effect at its instant: a disclosure at that instant is revoked."""
-    if prepared.early is not None:
-        return prepared.early
-    if prepared.revoked_at is not None and occurred >= prepared.revoked_at:
-        return "authorization-revoked"
+
+def _check(facts: _Facts, prepared: _Consent) -> CandidateResult:
+    """Run the eleven checks; the reason comes from the path that got furthest (the first
+    such path on a tie), and so does the near miss (1.2, the decision).
+
+    Written flat: it runs for every candidate of every decision."""
+    d = facts.disclosure
+    occurred = d.occurred
+    revoked_at = prepared.revoked_at
+    if revoked_at is not None and occurred >= revoked_at:  # revoked at its instant
+        return _result(prepared, "authorization-revoked", False)
     if prepared.unsigned:
-        return "authorization-unsigned"
+        return _result(prepared, "authorization-unsigned", False)
     signed_at = prepared.consent.signed_at
     if signed_at is None or signed_at > occurred:
-        return "authorization-not-yet-valid"
-    return None
-
-
-def check_candidate(ctx: _Context, prepared: _Consent) -> CandidateResult:
-    """Run the eleven checks; the reason comes from the path that got furthest.
-
-    A path stops at its first failure, except a minor's own signature (check 6), where the
-    rest is still checked: a candidate that failed only there, or only at check 11, turns an
-    unauthorized decision into review (1.2)."""
-    c = prepared.consent
-    early = _before_paths(prepared, ctx.disclosure.occurred)
-    if early is not None:
-        return CandidateResult(c.reference, early, False)
-    if not prepared.paths:  # a deny root with no permit under it, or no provision at all
-        denied = c.provision is not None and c.provision.type == "deny"
-        return CandidateResult(
-            c.reference, "denied-by-provision" if denied else "authorization-incomplete", False)
-    best: tuple[int, str] | None = None
-    near_miss = False
-    for path in prepared.paths:
-        failures = _path_checks(ctx, prepared, path)
-        first = next(failures, None)
-        if first is None:
-            return CandidateResult(c.reference, None, False)
-        if best is None or first[0] > best[0]:
-            best = first
-        if first[0] == 11 or (first == (6, "minor-self-authorization")
-                              and next(failures, None) is None):
-            near_miss = True
-    assert best is not None
-    return CandidateResult(c.reference, best[1], near_miss)
+        return _result(prepared, "authorization-not-yet-valid", False)
+    paths = prepared.paths
+    if paths is None:
+        paths = _paths(facts, prepared)
+    if not paths:
+        if prepared.no_provision:  # signed and active with no provision: check 11 only
+            return _result(prepared, "authorization-incomplete", True)
+        denied = prepared.consent.provision is not None and \
+            prepared.consent.provision.type == "deny"
+        return _result(prepared, "denied-by-provision" if denied
+                       else "authorization-incomplete", False)
+    best, best_reason, best_near = 0, "", False
+    for path in paths:
+        if path.start is not None and path.start > occurred:
+            check, reason, near = 4, "authorization-not-yet-valid", False
+        elif path.end is not None and path.end < occurred:
+            check, reason, near = 5, "authorization-expired", False
+        else:
+            signer = path.signer_adolescent if facts.adolescent else path.signer
+            match = path.match
+            rest: tuple[int, str] | None = None
+            if match.has_actors and not (
+                    d.recipient in match.actor_refs
+                    or (match.actor_ids
+                        and not match.actor_ids.isdisjoint(d.recipient_identifiers))):
+                rest = (7, "recipient-not-covered")
+            elif match.node.purposes and not _purposes_covered(facts, path):
+                rest = (8, "purpose-not-covered")
+            elif path.lists_data or facts.special or path.denies or not path.complete:
+                rest = _after_purposes(facts, prepared.consent, path)
+            if signer is not None:
+                check, reason, near = 6, signer, signer == MINOR_SELF and rest is None
+            elif rest is None:
+                return _result(prepared, None, False)
+            else:
+                check, reason = rest
+                near = check == 11
+        if check > best:
+            best, best_reason, best_near = check, reason, near
+    return _result(prepared, best_reason, best_near)
 
 
 # --------------------------------------------------------------------------------------------
@@ -433,96 +606,139 @@ def check_candidate(ctx: _Context, prepared: _Consent) -> CandidateResult:
 # --------------------------------------------------------------------------------------------
 
 
-def _recipient_may_access(ctx: _Context) -> bool:
+def _recipient_may_access(facts: _Facts) -> bool:
     """First row: the recipient is the patient, or someone who may sign for the patient now."""
-    d = ctx.disclosure
+    d = facts.disclosure
     if d.patient is None:
         return False
     if d.recipient is not None:
-        return speaks_for(ctx, d.recipient, d.occurred)
-    patient = ctx.chart.patient
+        return speaks_for(facts, d.recipient, d.occurred)
+    patient = facts.chart.patient
     return patient is not None and not patient.identifiers.isdisjoint(d.recipient_identifiers)
 
 
-def _instruments(ctx: _Context) -> frozenset[str]:
-    found = ctx.disclosure.instruments
-    if found and found <= ctx.rules.exceptions.ignored_alone:
+def _instruments(facts: _Facts) -> frozenset[str]:
+    found = facts.disclosure.instruments
+    if found and found <= facts.rules.exceptions.ignored_alone:
         return frozenset()
     return found
 
 
-def _row_applies(ctx: _Context, row: ExceptionRow, instruments: frozenset[str]) -> bool:
-    if row.recipient_types is not None and ctx.disclosure.recipient_type not in \
+def _row_applies(facts: _Facts, row: ExceptionRow, instruments: frozenset[str]) -> bool:
+    if row.recipient_types is not None and facts.disclosure.recipient_type not in \
             row.recipient_types:
         return False
-    if row.duty is not None and ctx.duty not in row.duty:
+    if row.duty is not None and facts.duty not in row.duty:
         return False
     if row.instruments_any is not None and row.instruments_any.isdisjoint(instruments):
         return False
     return row.instruments_all is None or row.instruments_all <= instruments
 
 
-def row_for(ctx: _Context, purpose: str, instruments: frozenset[str]) -> ExceptionRow:
+def row_for(facts: _Facts, purpose: str, instruments: frozenset[str]) -> ExceptionRow:
     """The first row that lists the purpose exactly and whose conditions hold, else the row
     for any other ActReason code."""
-    table = ctx.rules.exceptions
+    table = facts.rules.exceptions
     for row in table.by_purpose.get(purpose, ()):
-        if _row_applies(ctx, row, instruments):
+        if _row_applies(facts, row, instruments):
             return row
     return table.other_purpose
 
 
 @dataclass(frozen=True, slots=True)
 class _Verdict:
-    """A decision on its way to an Outcome: a row's, then perhaps converted (1.2, 1.3)."""
+    """A decision on its way to an Outcome: the winning rows', then perhaps converted."""
 
     decision: Decision
     basis: str | None
     accountable: bool
-    cause: str | None  # the code the decision came from (section 3)
-    row: ExceptionRow | None = None
+    causes: tuple[str, ...]  # the codes the decision came from (section 3)
+    rows: tuple[ExceptionRow, ...] = ()
     converted: str | None = None
 
 
-def _narrow(ctx: _Context, row: ExceptionRow, instruments: frozenset[str]) -> _Verdict:
+def _narrow(facts: _Facts, row: ExceptionRow, instruments: frozenset[str]) -> _Verdict:
     """Psychotherapy notes and Part 2 data narrow a row when no Consent covers (1.3).
 
     Each sensitive kind present gives the row's narrowed decision ("stand" keeps the row);
     the strictest applies when it is at least as strict as the row itself."""
-    sens = ctx.rules.sensitivity
+    sens = facts.rules.sensitivity
     effects = []
-    if ctx.psychotherapy_notes:
+    if facts.psychotherapy_notes:
         effects.append((row.psychotherapy_notes, sens.psychotherapy_reason))
-    if ctx.part2 and row.part2_stands_with.isdisjoint(instruments):
+    if facts.part2 and row.part2_stands_with.isdisjoint(instruments):
         effects.append((row.part2, sens.part2_reason))
     narrowed = [(Decision(effect), reason) for effect, reason in effects if effect != "stand"]
     if narrowed:
         decision, reason = max(narrowed, key=lambda item: _RANK[item[0]])  # first on a tie
         if _RANK[decision] >= _RANK[row.decision]:
-            return _Verdict(decision, None, True, reason, row)
-    return _Verdict(row.decision, row.basis, row.accountable, row.reason, row)
+            return _Verdict(decision, None, True, (reason,), (row,))
+    return _Verdict(row.decision, row.basis, row.accountable,
+                    (row.reason,) if row.reason else (), (row,))
 
 
-def exception_decision(ctx: _Context) -> tuple[_Verdict, list[_Verdict]]:
-    """The winning row's verdict and every purpose's, in purpose order (1.3).
+_Rows = tuple[_Verdict, list[_Verdict]]
+
+
+def exception_decision(facts: _Facts, memo: dict | None = None) -> _Rows:
+    """The winning verdict and every purpose's, in purpose order (1.3).
 
     The first row goes before all others; request codes count only when nothing else is
-    listed; the strictest wins, and on a tie the first purpose listed gives the basis."""
-    table = ctx.rules.exceptions
-    instruments = _instruments(ctx)
-    if _recipient_may_access(ctx):
-        decided = [_narrow(ctx, table.access, instruments)]
-    else:
-        purposes = ctx.disclosure.purposes
+    listed; the strictest wins. Every purpose whose row won counts: the basis is the first's,
+    the decision is accountable when any winning row is, and its codes are each one's.
+    `memo` keeps the purpose rows' verdicts of one run by everything they read."""
+    table = facts.rules.exceptions
+    instruments = _instruments(facts)
+    if _recipient_may_access(facts):
+        return _winner([_narrow(facts, table.access, instruments)])
+    d = facts.disclosure
+    key = (d.purposes, d.recipient_type, facts.duty, instruments, facts.psychotherapy_notes,
+           facts.part2)
+    found = memo.get(key) if memo is not None else None
+    if found is None:
+        purposes = d.purposes
         kept = [p for p in purposes if p not in table.request_codes] or list(purposes)
-        rows = [row_for(ctx, p, instruments) for p in kept] or [table.no_purpose]
-        decided = [_narrow(ctx, row, instruments) for row in rows]
-    return max(decided, key=lambda v: _RANK[v.decision]), decided
+        rows = [row_for(facts, p, instruments) for p in kept] or [table.no_purpose]
+        found = _winner([_narrow(facts, row, instruments) for row in rows])
+        if memo is not None:
+            memo[key] = found
+    return found
 
 
-def restricted(ctx: _Context, consents: Iterable[_Consent]) -> bool:
-    """An active hipaa-restrictions / hipaa-self-pay Consent with a deny that matches."""
-    return any(deny_matches(ctx, node) for p in consents for node in p.restriction)
+def _winner(decided: list[_Verdict]) -> _Rows:
+    """The strictest verdict, every winning row counted (1.3)."""
+    if len(decided) == 1:
+        return decided[0], decided
+    top = max(_RANK[v.decision] for v in decided)
+    winners = [v for v in decided if _RANK[v.decision] == top]
+    first = winners[0]
+    causes = tuple(dict.fromkeys(code for v in winners for code in v.causes))
+    winner = _Verdict(first.decision, first.basis, any(v.accountable for v in winners),
+                      causes, tuple(row for v in winners for row in v.rows))
+    return winner, decided
+
+
+def _in_force(prepared: _Consent, occurred: datetime) -> bool:
+    """A restriction in force at the disclosure: its root period (to its revocation, when
+    inactive) contains the disclosure."""
+    window = prepared.in_force
+    if window is None:
+        return False
+    start, end = window
+    if start is not None and start > occurred:
+        return False
+    if end is None:
+        return True
+    revoked = prepared.consent.status == "inactive"
+    return occurred < end if revoked else occurred <= end
+
+
+def restricted(facts: _Facts, consents: Iterable[_Consent]) -> bool:
+    """A hipaa-restrictions / hipaa-self-pay Consent in force whose deny matches (1.2)."""
+    occurred = facts.disclosure.occurred
+    return any(_in_force(p, occurred) and any(deny_matches(facts, node)
+                                              for node in p.restriction)
+               for p in consents)
 
 
 # --------------------------------------------------------------------------------------------
@@ -530,29 +746,31 @@ def restricted(ctx: _Context, consents: Iterable[_Consent]) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def documentation_and_notice(ctx: _Context, decision: Decision,
-                             row: ExceptionRow | None) -> tuple[Documentation, ClientNotice]:
-    """1.4: owed for required decisions and for permitted ones under a row that breaks
+def documentation_and_notice(facts: _Facts, decision: Decision,
+                             rows: tuple[ExceptionRow, ...]
+                             ) -> tuple[Documentation, ClientNotice]:
+    """1.4: owed for required decisions and for permitted ones where a winning row breaks
     confidentiality (emergency treatment, serious threat); not required for the rest."""
     breaks = decision is Decision.REQUIRED or (
-        decision is Decision.PERMITTED and row is not None and row.breaks_confidentiality)
+        decision is Decision.PERMITTED and any(row.breaks_confidentiality for row in rows))
     if not breaks:
         return Documentation.NOT_REQUIRED, ClientNotice.NOT_REQUIRED
-    d = ctx.disclosure
-    documentation = (Documentation.PRESENT if d.reference in ctx.chart.documented
+    d = facts.disclosure
+    documentation = (Documentation.PRESENT if d.reference in facts.chart.documented
                      else Documentation.MISSING)
-    if row is not None and row.notice_exempt_minor and is_minor(ctx, d.occurred) is True:
+    if (rows and all(row.notice_exempt_minor for row in rows)
+            and _minor(facts.chart, facts.majority, d.occurred) is True):
         return documentation, ClientNotice.NOT_REQUIRED
-    return documentation, _client_notice(ctx)
+    return documentation, _client_notice(facts)
 
 
-def _client_notice(ctx: _Context) -> ClientNotice:
+def _client_notice(facts: _Facts) -> ClientNotice:
     """Sent if a completed notice reached the client; withheld if one was not done for a
     stated reason; else missing. Notices to anyone else do not count."""
-    d = ctx.disclosure
-    codes = ctx.rules.disclosures
-    to_client = [n for n in ctx.chart.notices.get(d.reference, ())
-                 if any(speaks_for(ctx, r, d.occurred) for r in n.recipients)]
+    d = facts.disclosure
+    codes = facts.rules.disclosures
+    to_client = [n for n in facts.chart.notices.get(d.reference, ())
+                 if any(speaks_for(facts, r, d.occurred) for r in n.recipients)]
     if any(n.status in codes.notice_sent_status for n in to_client):
         return ClientNotice.SENT
     if any(n.status in codes.notice_withheld_status and n.has_status_reason for n in to_client):
@@ -565,68 +783,65 @@ def _client_notice(ctx: _Context) -> ClientNotice:
 # --------------------------------------------------------------------------------------------
 
 
-def context(rules: Rules, disclosure: Disclosure, chart: Chart,
-            jurisdiction: Jurisdiction | None) -> _Context:
-    """The facts every check of one disclosure reads, worked out once."""
-    labels: frozenset[Coding] = frozenset().union(*(e.labels for e in disclosure.entities))
-    sens = rules.sensitivity
-    return _Context(
-        rules=rules,
-        disclosure=disclosure,
-        chart=chart,
-        majority=(jurisdiction.age_of_majority if jurisdiction is not None
-                  else rules.representatives.default_age_of_majority),
-        duty=jurisdiction.duty if jurisdiction is not None else "none-given",
-        psychotherapy_notes=not labels.isdisjoint(sens.psychotherapy_notes),
-        part2=not labels.isdisjoint(sens.part2),
-        adolescent=not labels.isdisjoint(sens.adolescent),
-    )
-
-
 def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
            jurisdiction: Jurisdiction | None = None, *,
            prepared: Prepared | None = None) -> Outcome:
     """Decide one disclosure (CONTRACT.md 1.2-1.4, reasons as section 3 orders them).
 
-    `prepared` caches per-Consent work across the disclosures of one run (optional)."""
-    ctx = context(rules, disclosure, chart, jurisdiction)
+    `prepared` keeps each chart's prepared Consents across the disclosures of one run; pass
+    one Prepared for a run (without it, the chart is prepared for this decision alone)."""
+    facts = context(rules, disclosure, chart, jurisdiction)
     prepared = prepared if prepared is not None else Prepared(rules)
-    ordered, restrictions = prepared.chart(chart)
-    results = tuple(check_candidate(ctx, p) for p in ordered)
-    covering = next((r for r in results if r.reason is None), None)
+    pc = prepared.of(chart, facts.majority)
+    results = tuple([p.fixed or _check(facts, p) for p in pc.candidates]
+                    if pc.candidates else ())
+    covering = None
+    for result in results:
+        if result.reason is None:
+            covering = result
+            break
     if covering is not None:
         # Authorized disclosures are accountable only with Part 2 data (42 CFR 2.24).
-        verdict = _Verdict(Decision.AUTHORIZED, covering.reference, ctx.part2, None)
+        verdict = _Verdict(Decision.AUTHORIZED, covering.reference, facts.part2, ())
     else:
-        verdict = _without_authorization(ctx, results, restrictions)
-    verdict = _unless_data_unresolved(verdict, disclosure)
-    documentation, notice = documentation_and_notice(ctx, verdict.decision, verdict.row)
+        verdict = _without_authorization(facts, results, pc.restrictions,
+                                         prepared.exceptions)
+    if verdict.decision is Decision.AUTHORIZED or verdict.decision is Decision.PERMITTED:
+        verdict = _unless_data_unresolved(verdict, disclosure)
+    if verdict.decision is Decision.REQUIRED or verdict.decision is Decision.PERMITTED:
+        documentation, notice = documentation_and_notice(facts, verdict.decision,
+                                                         verdict.rows)
+    else:
+        documentation, notice = Documentation.NOT_REQUIRED, ClientNotice.NOT_REQUIRED
     return Outcome(
         decision=verdict.decision,
         basis=verdict.basis,
-        reasons=_reasons(verdict.decision, verdict.cause, results),
+        reasons=_reasons(verdict.decision, verdict.causes, results),
         accountable=verdict.accountable,
         documentation=documentation,
         client_notice=notice,
         candidates=results,
-        row=verdict.row,
-        cause=verdict.cause,
+        row=verdict.rows[0] if verdict.rows else None,
+        cause=verdict.causes[0] if verdict.causes else None,
         converted=verdict.converted,
+        causes=verdict.causes,
+        rows=verdict.rows,
     )
 
 
-def _without_authorization(ctx: _Context, results: tuple[CandidateResult, ...],
-                           restrictions: Iterable[_Consent]) -> _Verdict:
+def _without_authorization(facts: _Facts, results: tuple[CandidateResult, ...],
+                           restrictions: list[_Consent], memo: dict) -> _Verdict:
     """1.3 decides; then a near miss turns unauthorized into review, and a patient's
     restriction turns a treatment, payment or operations permission into unauthorized."""
-    winner, decided = exception_decision(ctx)
+    winner, decided = exception_decision(facts, memo)
     if winner.decision is Decision.UNAUTHORIZED and any(r.near_miss for r in results):
         return replace(winner, decision=Decision.REVIEW, basis=None, converted="near-miss")
-    if (winner.decision is Decision.PERMITTED
-            and all(v.row.restrictable for v in decided if v.decision is Decision.PERMITTED)
-            and restricted(ctx, restrictions)):
+    if (winner.decision is Decision.PERMITTED and restrictions
+            and all(row.restrictable for v in decided for row in v.rows)
+            and restricted(facts, restrictions)):
         return replace(winner, decision=Decision.UNAUTHORIZED, basis=None, accountable=True,
-                       cause=ctx.rules.consents.restriction_reason, converted="restriction")
+                       causes=(facts.rules.consents.restriction_reason,),
+                       converted="restriction")
     return winner
 
 
@@ -635,23 +850,44 @@ def _unless_data_unresolved(verdict: _Verdict, disclosure: Disclosure) -> _Verdi
     review, keeping the accountable value of the decision it replaces."""
     if verdict.decision not in (Decision.AUTHORIZED, Decision.PERMITTED):
         return verdict
-    if disclosure.entities and not any(e.unresolved for e in disclosure.entities):
+    entities = disclosure.entities
+    if entities and not any(not e.resolved and not e.labels for e in entities):
         return verdict
-    return replace(verdict, decision=Decision.REVIEW, basis=None, cause=DATA_UNRESOLVED,
+    return replace(verdict, decision=Decision.REVIEW, basis=None, causes=(DATA_UNRESOLVED,),
                    converted="data-unresolved")
 
 
-def _reasons(decision: Decision, cause: str | None,
+def _reasons(decision: Decision, causes: tuple[str, ...],
              results: tuple[CandidateResult, ...]) -> tuple[str, ...]:
-    """Section 3: the decision's own code, no-authorization, then each candidate's reason."""
-    if decision not in (Decision.UNAUTHORIZED, Decision.REVIEW):
+    """Section 3: the decision's own codes, no-authorization, then each candidate's reason."""
+    if decision is not Decision.UNAUTHORIZED and decision is not Decision.REVIEW:
         return ()
-    ordered: list[str] = []
-    if cause:
-        ordered.append(cause)
+    ordered = list(causes)
     if not results:
         ordered.append(NO_AUTHORIZATION)
     for result in results:
         if result.reason is not None and result.reason not in ordered:
             ordered.append(result.reason)
     return tuple(ordered)
+
+
+__all__ = [
+    "DATA_UNRESOLVED",
+    "NO_AUTHORIZATION",
+    "CandidateResult",
+    "Outcome",
+    "Prepared",
+    "age_on",
+    "context",
+    "decide",
+    "denies_of",
+    "deny_matches",
+    "documentation_and_notice",
+    "exception_decision",
+    "is_authorization",
+    "permit_paths",
+    "prepare",
+    "restricted",
+    "row_for",
+    "speaks_for",
+]

@@ -16,14 +16,31 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from consent_gap import RULESET
-from consent_gap.domain import Chart, Disclosure, Finding, Problem
-from consent_gap.engine import Prepared, decide
+from consent_gap.domain import (
+    TRACE_CONVERSIONS,
+    TRACE_PART2,
+    TRACE_PSYCHOTHERAPY_NOTES,
+    TRACE_RULE,
+    Chart,
+    Disclosure,
+    Finding,
+    Problem,
+)
+from consent_gap.engine import Outcome, Prepared, decide
 from consent_gap.explain import explain
 from consent_gap.mappings import Jurisdiction, Rules, load_rules
-from consent_gap.normalize import InputError, format_instant, normalize
+from consent_gap.normalize import (
+    InputError,
+    NotPerPatient,
+    Problems,
+    format_instant,
+    index_ndjson,
+    normalize,
+    read_group,
+)
 
-__all__ = ["Evaluator", "InputError", "Report", "evaluate", "evaluator", "gc_paused"]
+__all__ = ["Evaluator", "InputError", "NotPerPatient", "Report", "by_patient", "evaluate",
+           "evaluator", "gc_paused"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +49,7 @@ class Report:
 
     findings: list[Finding] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    ruleset: str = RULESET
+    ruleset: str = ""  # the rules' own version (mappings [meta] ruleset)
     jurisdiction: str | None = None
     # The normalized chart of every patient the data names, so a caller that shows more than
     # the findings (the panel's timeline of authorizations) need not normalize again.
@@ -96,33 +113,62 @@ class Evaluator:
 
     rules: Rules
     place: Jurisdiction | None = None
+    base: str | None = None  # the FHIR base being read (1.1 References)
 
-    def __call__(self, data: Any) -> Report:
+    def __call__(self, data: Any, *, base: str | None = None) -> Report:
         """Decide every disclosure in `data`; runs with the cyclic collector paused."""
         with gc_paused():
-            return _evaluate(data, self.rules, self.place)
+            return _evaluate(data, self.rules, self.place, base or self.base)
 
 
-def evaluator(jurisdiction: str | None = None, *, rules: Rules | None = None) -> Evaluator:
-    """The pipeline for one run: the rules (the packaged tables by default) and the
-    jurisdiction, resolved now (InputError when the code is unknown)."""
+def evaluator(jurisdiction: str | None = None, *, rules: Rules | None = None,
+              base: str | None = None) -> Evaluator:
+    """The pipeline for one run: the rules (the packaged tables by default), the
+    jurisdiction, resolved now (InputError when the code is unknown), and the FHIR base the
+    run reads (the scan's or the panel's server; a file's Bundle names its own)."""
     rules = rules if rules is not None else load_rules()
-    return Evaluator(rules, resolve_jurisdiction(rules, jurisdiction))
+    return Evaluator(rules, resolve_jurisdiction(rules, jurisdiction), base)
 
 
-def evaluate(data: Any, jurisdiction: str | None = None, *, rules: Rules | None = None) -> Report:
+def evaluate(data: Any, jurisdiction: str | None = None, *, rules: Rules | None = None,
+             base: str | None = None) -> Report:
     """Decide every disclosure in a FHIR Bundle (any type but history) or list of resources.
 
-    Raises InputError (a ValueError) when the input is unusable as a whole; a resource that
-    cannot be read becomes a Problem and everything else is still decided. Runs with the
-    cyclic collector paused (see `gc_paused`). One call is one run: `evaluator` binds the
-    rules and jurisdiction for several.
+    `base` is the FHIR base being read (CONTRACT 1.1 References: an absolute reference on it
+    names a resource of the data set; one on another server never does); a Bundle's fullUrls
+    add their own. Raises InputError (a ValueError) when the input is unusable as a whole; a
+    resource that cannot be read becomes a Problem and everything else is still decided. Runs
+    with the cyclic collector paused (see `gc_paused`). One call is one run: `evaluator` binds
+    the rules and jurisdiction for several.
     """
-    return evaluator(jurisdiction, rules=rules)(data)
+    return evaluator(jurisdiction, rules=rules, base=base)(data)
 
 
-def _evaluate(data: Any, rules: Rules, place: Jurisdiction | None) -> Report:
-    dataset = normalize(data, rules)
+def decided_by(outcome: Outcome, rules: Rules) -> tuple[str, ...]:
+    """What decided, as ids a privacy officer can look up (the way a policy engine names the
+    policy that decided): the covering Consent, or the winning row of exceptions.toml; then
+    the narrowing for sensitive data, and the near miss, restriction or unresolved data that
+    turned the decision (Finding.decided_by)."""
+    trace: list[str] = []
+    covering = next((c.reference for c in outcome.candidates if c.reason is None), None)
+    rows = outcome.rows or ((outcome.row,) if outcome.row is not None else ())
+    if not rows and covering:
+        trace.append(covering)  # authorized (or so, until its data proved unresolved)
+    for row in rows:  # every winning row, in purpose order (1.3)
+        trace.append(TRACE_RULE + row.id)
+    if rows:
+        narrowing = {rules.sensitivity.psychotherapy_reason: TRACE_PSYCHOTHERAPY_NOTES,
+                     rules.sensitivity.part2_reason: TRACE_PART2}.get(outcome.cause or "")
+        if narrowing and outcome.cause not in {row.reason for row in rows}:
+            trace.append(narrowing)
+    if outcome.converted in TRACE_CONVERSIONS:
+        trace.append(outcome.converted)
+    return tuple(trace)
+
+
+def _evaluate(data: Any, rules: Rules, place: Jurisdiction | None,
+              base: str | None = None) -> Report:
+    dataset = normalize(data, rules, base=base)
     disclosures = sorted(dataset.disclosures, key=lambda d: (d.occurred, d.reference))
     empty = Chart(patient=None)
     prepared = Prepared(rules)
@@ -143,12 +189,39 @@ def _evaluate(data: Any, rules: Rules, place: Jurisdiction | None) -> Report:
             documentation=outcome.documentation,
             client_notice=outcome.client_notice,
             explanation=explain(disclosure, outcome),
-            consents_checked=tuple((r.reference, r.reason) for r in outcome.candidates),
+            consents_checked=tuple([r.checked for r in outcome.candidates]),
             notify=disclosure.notify,
             disclosed=tuple(e.reference for e in disclosure.entities if e.reference),
             instruments=disclosure.instrument_refs,
+            decided_by=decided_by(outcome, rules),
         ))
-    return Report(findings=findings, problems=dataset.problems, ruleset=RULESET,
+    return Report(findings=findings, problems=dataset.problems, ruleset=rules.ruleset,
                   jurisdiction=place.code if place is not None else None,
                   charts=dataset.charts,
                   disclosures={d.reference: d for d in disclosures})
+
+
+def by_patient(handle: Any, run: Evaluator) -> Iterator[Report]:
+    """Decide an NDJSON file one patient at a time: each patient's resources (and the
+    directory resources they name) are read, decided and let go before the next, so memory
+    is bounded by the largest patient, not the file. Yields one Report per patient with that
+    patient's findings only; a run's problems are capped as one (`Problems`), each listed once.
+
+    Two passes over the file (`index_ndjson`, then `read_group` per patient); NotPerPatient
+    when the file holds Bundles (read it whole). Findings come per patient: a caller orders
+    them (section 2: by occurred, then disclosure)."""
+    index = index_ndjson(handle)
+    problems = Problems()
+    seen: set[tuple[str, str]] = set()
+    groups = sorted(index.groups, key=lambda p: (p is None, p or ""))
+    for patient in groups:
+        report = run(read_group(handle, index, patient))
+        for problem in report.problems:
+            if (problem.resource, problem.message) not in seen:
+                seen.add((problem.resource, problem.message))
+                problems.append(problem)
+        findings = [f for f in report.findings if f.patient == patient]
+        yield Report(findings=findings, problems=[], ruleset=report.ruleset,
+                     jurisdiction=report.jurisdiction)
+    yield Report(findings=[], problems=problems.listed(), ruleset=run([]).ruleset,
+                 jurisdiction=run.place.code if run.place is not None else None)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
 from typing import Any
 
+from consent_gap import wording
 from consent_gap.domain import REASON_CODES, Coding, Decision
 
 ENV_FOLDER = "CONSENT_GAP_MAPPINGS"
@@ -46,13 +47,16 @@ class PurposeHierarchy:
     """v3-ActReason purposes of use: each code with itself and all its ancestors."""
 
     system: str
-    parents: Mapping[str, str]
+    parents: Mapping[str, tuple[str, ...]]  # every code, with its parents (a root: none)
+    roots: frozenset[str]
     lineage_of: Mapping[str, frozenset[str]]
-    codes: frozenset[str] = frozenset()  # every ActReason code ([codes] all), for refusals
+    displays: Mapping[str, str] = field(default_factory=dict)  # THO's display, for people
+    codes: frozenset[str] = frozenset()  # codes a table lists beyond its hierarchy ([codes])
 
     def known(self, code: str) -> bool:
-        """A code of v3-ActReason: listed in [codes], or placed in the hierarchy."""
-        return code in self.codes or code in self.parents or code in self.parents.values()
+        """A code of v3-ActReason: placed in the hierarchy (the whole code system), or listed
+        in an older table's [codes]."""
+        return code in self.parents or code in self.codes
 
     def lineage(self, code: str) -> frozenset[str]:
         """The code and every code above it (an unknown code is only itself)."""
@@ -223,6 +227,9 @@ class Rules:
     jurisdictions: Mapping[str, Jurisdiction]
     sources: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     guide: GuideTables | None = field(default=None, repr=False)
+    #: The version these tables name (`[meta] ruleset`, CONTRACT 2): printed with every
+    #: evaluation and written into the notes, so a practice's own tables carry their own.
+    ruleset: str = ""
 
     def jurisdiction(self, code: str | None) -> Jurisdiction | None:
         """The jurisdiction for an ISO 3166-2 code (case-insensitive); KeyError if unknown."""
@@ -389,31 +396,49 @@ def _read(folder: Traversable, label: str, name: str) -> _Section:
 
 
 def _purposes(file: _Section) -> PurposeHierarchy:
+    """The whole v3-ActReason hierarchy: each code's parents, every chain ending at a root.
+
+    A code may have several parents (ActReason is a polyhierarchy): its lineage is itself and
+    every code above it on any path. A code that reaches no root, or a cycle, is an error."""
     meta = file.table("meta")
-    top = meta.text("top")
-    parents = file.table("parent").data
-    for code, parent in parents.items():
-        if not isinstance(parent, str) or not parent:
-            raise file.fail("the parent must be a code", f"[parent] {code}")
-        if parent != top and parent not in parents:
-            raise file.fail(f"unknown parent {parent!r}", f"[parent] {code}")
+    roots = meta.texts("roots") or frozenset()
+    raw = file.table("parent").data
+    parents: dict[str, tuple[str, ...]] = {root: () for root in roots}
+    for code, parent in raw.items():
+        listed = [parent] if isinstance(parent, str) else parent
+        if (not isinstance(listed, list) or not listed
+                or not all(isinstance(p, str) and p for p in listed)):
+            raise file.fail("the parent must be a code or a list of codes", f"[parent] {code}")
+        if code in roots:
+            raise file.fail("a root has no parent", f"[parent] {code}")
+        parents[code] = tuple(listed)
+    for code, listed in parents.items():
+        for parent in listed:
+            if parent not in parents:
+                raise file.fail(f"unknown parent {parent!r}", f"[parent] {code}")
     lineage: dict[str, frozenset[str]] = {}
+
+    def lineage_of(code: str, path: tuple[str, ...]) -> frozenset[str]:
+        found = lineage.get(code)
+        if found is not None:
+            return found
+        if code in path:
+            raise file.fail("the hierarchy has a cycle", f"[parent] {code}")
+        above = frozenset((code,)).union(
+            *(lineage_of(parent, (*path, code)) for parent in parents[code]))
+        lineage[code] = above
+        return above
+
     for code in parents:
-        seen = [code]
-        current = code
-        while parents.get(current, top) != top:
-            current = parents[current]
-            if current in seen:
-                raise file.fail("the hierarchy has a cycle", f"[parent] {code}")
-            seen.append(current)
-        lineage[code] = frozenset(seen)
+        lineage_of(code, ())
+    displays = {code: text for code, text in file.data.get("display", {}).items()
+                if isinstance(text, str)}
     listed = file.data.get("codes", {})
-    codes = (_Section(file.file, "[codes]", listed).texts("all", required=False)
-             if isinstance(listed, dict) else None)
-    if listed and not isinstance(listed, dict):
+    if not isinstance(listed, dict):
         raise file.fail("must be a table", "[codes]")
-    return PurposeHierarchy(system=meta.text("system"), parents=dict(parents),
-                            lineage_of=lineage, codes=codes or frozenset())
+    codes = _Section(file.file, "[codes]", listed).texts("all", required=False)
+    return PurposeHierarchy(system=meta.text("system"), parents=parents, roots=roots,
+                            lineage_of=lineage, displays=displays, codes=codes or frozenset())
 
 
 def _row(table: _Section, purposes: PurposeHierarchy, instruments: LegalInstruments, *,
@@ -692,6 +717,25 @@ def load_rules(folder: pathlib.Path | str | None = None) -> Rules:
     return _load_cached(str(chosen), chosen if folder is None else None)
 
 
+def _ruleset(tables: Mapping[str, _Section], label: str) -> str:
+    """The one version the tables name in `[meta] ruleset` (CONTRACT 2). Tables that name
+    none take it from the others; two that name different versions, or none at all, are
+    refused: the version printed and written must be the tables', never a guess."""
+    named = {name: t.data["meta"]["ruleset"] for name, t in tables.items()
+             if isinstance(t.data.get("meta"), dict) and "ruleset" in t.data["meta"]}
+    for name, value in named.items():
+        if not isinstance(value, str) or not value.strip():
+            raise MappingsError(f"{label}/{name}: [meta]: ruleset must be a non-empty string")
+    versions = sorted(set(named.values()))
+    if not versions:
+        raise MappingsError(f"{label}: no table names its ruleset ([meta] ruleset = \"...\" "
+                            "in jurisdictions/us-states.toml)")
+    if len(versions) > 1:
+        listed = ", ".join(f"{name} {value!r}" for name, value in sorted(named.items()))
+        raise MappingsError(f"{label}: the tables name different rulesets: {listed}")
+    return versions[0].strip()
+
+
 @functools.lru_cache(maxsize=8)
 def _load_cached(key: str, traversable: Traversable | None) -> Rules:
     folder: Traversable = traversable if traversable is not None else pathlib.Path(key)
@@ -710,7 +754,7 @@ def _load_cached(key: str, traversable: Traversable | None) -> Rules:
         tables[f"jurisdictions/{name}"] = table
         _jurisdictions(table, jurisdictions)
     _, tables["guide.toml"] = _guide_file(folder, label)
-    return Rules(
+    rules = Rules(
         folder=key,
         guide=_guide(tables["guide.toml"], purposes, instruments),
         purposes=purposes,
@@ -723,4 +767,10 @@ def _load_cached(key: str, traversable: Traversable | None) -> Rules:
         jurisdictions=jurisdictions,
         sources={name: (t.data["meta"]["source"], t.data["meta"]["date"])
                  for name, t in tables.items()},
+        ruleset=_ruleset(tables, label),
     )
+    # Complete by construction: a code the tables use that has no words stops the start.
+    unworded = wording.unworded(rules)
+    if unworded:
+        raise MappingsError(f"{label}/{unworded[0]} (add it to consent_gap.wording)")
+    return rules

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,9 +40,18 @@ from consent_gap.domain import (
 )
 from consent_gap.mappings import Rules
 
+try:  # parses NDJSON lines about 1.6 times as fast as json (bench/evaluate.py); optional
+    import orjson
+except ImportError:  # pragma: no cover - json reads the same
+    orjson = None  # type: ignore[assignment]
+
 
 class InputError(ValueError):
     """The input is not usable at all (not JSON, not FHIR, a history Bundle...): one line."""
+
+
+class NotPerPatient(ValueError):
+    """NDJSON that cannot be split by patient (it holds Bundles): read it whole instead."""
 
 
 class Unreadable(ValueError):
@@ -124,7 +134,8 @@ def _codings(values: Any) -> list[Coding]:
 
 
 def _concept_codings(concepts: Any) -> list[Coding]:
-    """Codings of one CodeableConcept or a list of them."""
+    """Codings of one CodeableConcept or a list of them (inlined `_add_codings`: this runs for
+    every coded element of every resource read)."""
     if concepts.__class__ is not list:
         if concepts.__class__ is not dict:
             return []
@@ -132,7 +143,17 @@ def _concept_codings(concepts: Any) -> list[Coding]:
     out: list[Coding] = []
     for concept in concepts:
         if concept.__class__ is dict:
-            _add_codings(concept.get("coding"), out)
+            values = concept.get("coding")
+            if values.__class__ is not list:
+                if values.__class__ is not dict:
+                    continue
+                values = (values,)
+            for value in values:
+                if value.__class__ is dict:
+                    system = value.get("system")
+                    code = value.get("code")
+                    if system.__class__ is str and code.__class__ is str:
+                        out.append((system, code))
     return out
 
 
@@ -159,33 +180,98 @@ def _human_name(names: Any) -> str | None:
 
 
 class _References:
-    """Turns any reference form into the canonical 'Type/id' the index uses."""
+    """Turns any reference form into the canonical 'Type/id' of a resource of the data set,
+    as CONTRACT.md 1.1 "References" says: a relative reference (`Type/id`), a Bundle entry's
+    `fullUrl`, or an absolute URL on a FHIR base being read (`bases`: the server's, and the
+    bases of the Bundle's fullUrls). An absolute URL on any other server stays as written, so
+    it names nothing in the data set. A party given by identifier is the resource of the data
+    set that carries it (`by_identifier`; one carried by two resources names neither)."""
 
-    def __init__(self) -> None:
+    def __init__(self, bases: Iterable[str] = ()) -> None:
         self.alias: dict[str, str] = {}
+        self.bases: set[str] = {b.rstrip("/") for b in bases if b}
+        self.by_identifier: dict[str, str | None] = {}
+        self.identifiers_of: dict[str, list[str]] = {}
         self._cache: dict[str, str] = {}
+
+    def add_identifiers(self, key: str, identifiers: Iterable[str]) -> None:
+        for identifier in identifiers:
+            self.identifiers_of.setdefault(key, []).append(identifier)
+            known = self.by_identifier.get(identifier, key)
+            self.by_identifier[identifier] = key if known == key else None
 
     def canonical(self, text: str) -> str:
         found = self._cache.get(text)
-        if found is not None:
-            return found
-        value = self.alias.get(text, text)
-        if value.count("/") != 1 or value.startswith(("http:", "https:")):
-            if "/_history/" in value:
-                value = value.split("/_history/", 1)[0]
-            parts = value.rstrip("/").split("/")
-            if len(parts) >= 2 and not value.startswith(("urn:", "#")):
-                value = f"{parts[-2]}/{parts[-1]}"
-            value = self.alias.get(value, value)
-        self._cache[text] = value
-        return value
+        if found is None:
+            found = self._cache[text] = self._resolve(text)
+        return found
+
+    def _resolve(self, text: str) -> str:
+        value = self.alias.get(text)
+        if value is not None:
+            return value
+        if "/_history/" in text:  # a versioned reference names the resource
+            text = text.split("/_history/", 1)[0]
+            value = self.alias.get(text)
+            if value is not None:
+                return value
+        if text.startswith(("http://", "https://")):
+            head, _, rid = text.rstrip("/").rpartition("/")
+            base, _, kind = head.rpartition("/")
+            if base in self.bases and kind and rid:
+                return f"{kind}/{rid}"
+            return text  # another server's: never one of the data set's resources
+        if text.startswith(("urn:", "#")) or text.count("/") == 1:
+            return text
+        parts = text.strip("/").split("/")
+        return f"{parts[-2]}/{parts[-1]}" if len(parts) >= 2 else text
 
     def of(self, reference: Any) -> str | None:
-        if isinstance(reference, dict):
+        if reference.__class__ is dict:
             text = reference.get("reference")
-            if isinstance(text, str) and text:
-                return self.canonical(text)
+            if text.__class__ is str and text:
+                found = self._cache.get(text)
+                if found is None:
+                    found = self._cache[text] = self._resolve(text)
+                return found
         return None
+
+    def who(self, reference: Any) -> str | None:
+        """A party: its reference, else the resource of the data set carrying its identifier."""
+        found = self.of(reference)
+        if found is None and isinstance(reference, dict):
+            identifier = _identifier(reference.get("identifier"))
+            if identifier is not None:
+                found = self.by_identifier.get(identifier)
+        return found
+
+
+def _party(refs: _References, who: Any) -> tuple[str | None, frozenset[str], str | None]:
+    """(whom a recipient names in the data set, the identifiers that name it, the recipient
+    as written: its reference, else its identifier). By identifier alone it is the resource
+    carrying that identifier; its own identifiers count for a match by identifier (check 7)."""
+    ref = refs.of(who)
+    identifier = _identifier(who.get("identifier")) if isinstance(who, dict) else None
+    shown = ref if ref is not None else identifier
+    if ref is None and identifier is not None:
+        ref = refs.by_identifier.get(identifier)
+    identifiers = {identifier} if identifier else set()
+    if ref is not None:
+        identifiers.update(refs.identifiers_of.get(ref, ()))
+    return ref, frozenset(identifiers), shown
+
+
+def is_foreign(reference: str) -> bool:
+    """An absolute URL left as written: another server's resource (1.1 References)."""
+    return reference.startswith(("http://", "https://"))
+
+
+def type_of(reference: str) -> str:
+    """The resource type a reference names, wherever the resource lives."""
+    if is_foreign(reference):
+        parts = reference.rstrip("/").split("/")
+        return parts[-2] if len(parts) >= 2 else ""
+    return reference.split("/", 1)[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,31 +289,91 @@ class Dataset:
     problems: list[Problem] = field(default_factory=list)
 
 
-def resources_of(data: Any) -> tuple[list[tuple[dict, str | None]], list[Problem]]:
+PROBLEMS_LISTED = 100
+"""At most this many problems are listed; the rest are counted in one summary line."""
+EARLY_STOP = 1000
+"""Items of an array read before giving up on input in which none is a resource."""
+
+
+class Problems(list):
+    """The problems of one run, capped: the first PROBLEMS_LISTED are kept, the rest counted,
+    so a file of millions of junk items costs neither memory nor pages of output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped = 0
+
+    def append(self, problem: Problem) -> None:  # type: ignore[override]
+        if len(self) < PROBLEMS_LISTED:
+            super().append(problem)
+        else:
+            self.dropped += 1
+
+    def extend(self, problems: Iterable[Problem]) -> None:  # type: ignore[override]
+        for problem in problems:
+            self.append(problem)
+        self.dropped += getattr(problems, "dropped", 0)
+
+    def add_skipped(self, first: int, count: int, message: str) -> None:
+        """`count` items from index `first` that are not resources (one run of scalars)."""
+        room = max(0, min(count, PROBLEMS_LISTED - len(self)))
+        for i in range(first, first + room):
+            super().append(Problem(f"item {i}", message))
+        self.dropped += count - room
+
+    def listed(self) -> list[Problem]:
+        """The problems to print: the kept ones, then how many more there were."""
+        if not self.dropped:
+            return list(self)
+        return [*self, Problem("input", f"{self.dropped} more problem(s) not listed")]
+
+
+class Skipped:
+    """A run of array items that cannot be resources (numbers, true/false/null), read
+    without building them (`parse_text`): where it starts and how many items it holds."""
+
+    __slots__ = ("count", "first")
+
+    def __init__(self, first: int, count: int) -> None:
+        self.first = first
+        self.count = count
+
+
+def resources_of(data: Any) -> tuple[list[tuple[dict, str | None]], Problems]:
     """The resources (with their Bundle fullUrl) of a Bundle or a list, and the items that are
     not resources. InputError when the input is not one of these, or holds items and not one
-    of them is a resource; an empty Bundle or list is an empty data set."""
-    problems: list[Problem] = []
+    of them is a resource (read no further than EARLY_STOP items without one); an empty
+    Bundle or list is an empty data set."""
+    problems = Problems()
     out: list[tuple[dict, str | None]] = []
     if isinstance(data, dict):
         _bundle_into(data, out, problems, top=True)
     elif isinstance(data, list):
-        for i, item in enumerate(data):
-            if isinstance(item, dict) and item.get("resourceType") == "Bundle":
+        i = 0
+        for item in data:
+            if item.__class__ is Skipped:
+                problems.add_skipped(i, item.count, "is not a FHIR resource")
+                i += item.count
+            elif isinstance(item, dict) and item.get("resourceType") == "Bundle":
                 _bundle_into(item, out, problems, top=False, where=f"item {i}")
+                i += 1
             elif isinstance(item, dict) and isinstance(item.get("resourceType"), str):
                 out.append((item, None))
+                i += 1
             else:
                 problems.append(Problem(f"item {i}", "is not a FHIR resource"))
+                i += 1
+            if not out and i >= EARLY_STOP:
+                break
     else:
         raise InputError("the input is not a FHIR Bundle or a JSON array of resources")
-    if problems and not out:  # something was there, and none of it is FHIR
+    if (problems or problems.dropped) and not out:  # something was there, none of it FHIR
         first = problems[0]
         raise InputError(f"the input holds no FHIR resource ({first.resource} {first.message})")
     return out, problems
 
 
-def _bundle_into(bundle: dict, out: list, problems: list[Problem], *, top: bool,
+def _bundle_into(bundle: dict, out: list, problems: Problems, *, top: bool,
                  where: str = "") -> None:
     """Append a Bundle's resources to `out`. At the top an unusable Bundle is an InputError;
     nested in a list it is a Problem and the rest of the list is still read."""
@@ -265,16 +411,112 @@ def _bundle_into(bundle: dict, out: list, problems: list[Problem], *, top: bool,
         problems.append(Problem(f"{prefix}entry {i}", why))
 
 
+class BigNumber(str):
+    """A JSON integer of more digits than Python converts (4,300): kept as its text, since
+    no FHIR element the engine reads is such a number and printing it must not fail."""
+
+
+def _number(text: str) -> int | BigNumber:
+    return int(text) if len(text) <= 4000 else BigNumber(text)
+
+
+_SAFE = json.JSONDecoder(parse_int=_number)
+_SPACE = re.compile(r"[ \t\n\r]*")
+_SCALAR_RUN = re.compile(  # up to 1,000 scalar items with their commas, matched in C
+    r"(?:[ \t\n\r]*(?:-?[0-9][0-9.eE+-]*|true|false|null)[ \t\n\r]*,){1,1000}")
+
+
+def _loads(text: str | bytes) -> Any:
+    """json.loads, except that an integer too long to convert does not fail the input."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:
+        if "digits" not in str(exc):
+            raise
+    if isinstance(text, bytes):
+        text = text.decode("utf-8-sig")
+    return _SAFE.decode(text)
+
+
+def _loads_line(line: bytes) -> Any:
+    """One NDJSON line: orjson when installed, else (or for what orjson refuses: integers
+    beyond 64 bits, lone surrogates, errors to report as json words them) `_loads`."""
+    if orjson is not None:
+        try:
+            return orjson.loads(line)
+        except orjson.JSONDecodeError:
+            pass
+    return _loads(line)
+
+
+def _array(text: str) -> list:
+    """A top-level JSON array read item by item: objects are built, runs of scalars are only
+    counted (`Skipped`), and reading stops once EARLY_STOP items hold no object, so an array of
+    millions of numbers costs neither time nor memory. JSONDecodeError as json gives it."""
+    items: list = []
+    pos = _SPACE.match(text, 1).end()
+    if text.startswith("]", pos):
+        pos += 1
+    else:
+        index = 0
+        objects = 0
+        while True:
+            run = _SCALAR_RUN.match(text, pos)
+            if run is not None:
+                count = text.count(",", pos, run.end())
+                items.append(Skipped(index, count))
+                index += count
+                pos = run.end()
+                if not objects and index >= EARLY_STOP:
+                    return items
+            value, pos = _SAFE.raw_decode(text, _SPACE.match(text, pos).end())
+            if isinstance(value, dict):
+                items.append(value)
+                objects += 1
+            else:
+                items.append(Skipped(index, 1))
+            index += 1
+            if not objects and index >= EARLY_STOP:
+                return items
+            pos = _SPACE.match(text, pos).end()
+            if text.startswith(",", pos):
+                pos += 1
+                continue
+            if text.startswith("]", pos):
+                pos += 1
+                break
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
+    if _SPACE.match(text, pos).end() != len(text):
+        raise json.JSONDecodeError("Extra data", text, pos)
+    return items
+
+
+def _starts_an_array(text: str | bytes) -> bool:
+    """The first character that is not white space is `[` (UTF-16/32 input: json decides)."""
+    for char in text[:4096]:
+        if char in (" ", "\t", "\n", "\r", 32, 9, 10, 13):
+            continue
+        return char in ("[", 91)
+    return False
+
+
 def parse_text(text: str | bytes) -> Any:
     """JSON, or NDJSON (one resource per line); InputError, one line, when it is neither.
 
     Bytes are decoded as `json` does (UTF-8, -16 or -32, with or without a BOM). NDJSON is
     recognised by its first line being a JSON object, so a broken JSON document is reported
-    as broken JSON and a broken NDJSON line by its number."""
+    as broken JSON and a broken NDJSON line by its number. A top-level array is read item by
+    item (`_array`); an integer too long for Python is kept as text (`BigNumber`)."""
     if isinstance(text, str):
         text = text.removeprefix("\ufeff")
     try:
-        return json.loads(text)
+        if _starts_an_array(text):
+            if isinstance(text, bytes):
+                text = text.decode(json.detect_encoding(text)).removeprefix("\ufeff")
+            return _array(text.lstrip())
+        return _loads(text)
     except json.JSONDecodeError as exc:
         whole = f"the input is not JSON ({exc.msg} at line {exc.lineno})"
     except UnicodeDecodeError:
@@ -293,7 +535,7 @@ def parse_text(text: str | bytes) -> Any:
     items: list[dict] = []
     for number, line in lines:
         try:
-            item = json.loads(line)
+            item = _loads(line)
         except (json.JSONDecodeError, RecursionError) as exc:
             detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
             raise InputError(f"NDJSON line {number} is not JSON ({detail})" if items
@@ -308,27 +550,35 @@ def parse_text(text: str | bytes) -> Any:
 class _Reader:
     """One pass over the resources: index, then read each kind into domain objects."""
 
-    def __init__(self, rules: Rules) -> None:
+    def __init__(self, rules: Rules, bases: Iterable[str] = ()) -> None:
         self.rules = rules
-        self.refs = _References()
+        self.refs = _References(bases)
         self.index: dict[str, dict] = {}
         self.by_type: dict[str, dict[str, dict]] = {}  # a resource listed twice counts once
-        self.problems: list[Problem] = []
+        self.problems = Problems()
         self._entity_cache: dict[str, tuple[frozenset, frozenset, frozenset]] = {}
-        self._bad_dates: set[str] = set()
+        self._instruments: dict[str, tuple[list[str] | None, datetime | None]] = {}
         self.counted = rules.sensitivity.counted_systems
         self.own_tag = rules.disclosures.own_tag
 
     # ---- indexing -------------------------------------------------------------------------
 
     def add(self, items: Iterable[tuple[dict, str | None]]) -> None:
+        alias = self.refs.alias
+        bases = self.refs.bases
         for position, (resource, full_url) in enumerate(items):
             kind = resource["resourceType"]
             rid = resource.get("id")
-            if isinstance(rid, str) and rid:
-                key = f"{kind}/{rid}"
+            if rid.__class__ is str and rid:
+                key = kind + "/" + rid
                 if full_url and full_url != key:
-                    self.refs.alias[full_url] = key
+                    alias[full_url] = key
+                    if (full_url.startswith(("http://", "https://"))
+                            and full_url.endswith("/" + key)):
+                        bases.add(full_url[: -len(key) - 1].rstrip("/"))
+                if kind in PARTY_TYPES and "identifier" in resource:
+                    self.refs.add_identifiers(key, filter(None, map(
+                        _identifier, _list(resource.get("identifier")))))
             elif full_url:
                 key = full_url
             else:
@@ -448,7 +698,7 @@ class _Reader:
         status = resource.get("status")
         return about, Notice(
             reference=key,
-            recipients=tuple(r for r in map(self.refs.of, _list(resource.get("recipient")))
+            recipients=tuple(r for r in map(self.refs.who, _list(resource.get("recipient")))
                              if r),
             status=status if isinstance(status, str) else None,
             has_status_reason=bool(resource.get("statusReason")),
@@ -486,7 +736,7 @@ class _Reader:
             signed=signed,
             signed_at=signed_at,
             last_updated=last_updated,
-            performers=tuple(r for r in map(self.refs.of, _list(resource.get("performer")))
+            performers=tuple(r for r in map(self.refs.who, _list(resource.get("performer")))
                              if r),
             provision=provision,
             narrative=div if isinstance(div := _dict(resource.get("text")).get("div"), str)
@@ -535,7 +785,7 @@ class _Reader:
         reference = actor.get("reference")
         return Actor(
             roles=frozenset(_concept_codings(actor.get("role"))),
-            reference=self.refs.of(reference),
+            reference=self.refs.who(reference),
             identifier=_identifier(_dict(reference).get("identifier")),
         )
 
@@ -546,7 +796,7 @@ class _Reader:
         if not self.is_disclosure(resource):
             return None
         occurred = self.occurred(resource)
-        recipient, identifiers, notify = self.agents(resource)
+        (recipient, identifiers, shown), notify = self.agents(resource)
         patient, entities, instruments, instrument_refs = self.entities(resource, occurred)
         system = self.rules.purposes.system
         purposes = [code for sys, code in _concept_codings(resource.get("purposeOfEvent"))
@@ -557,6 +807,7 @@ class _Reader:
             patient=patient,
             recipient=recipient,
             recipient_identifiers=identifiers,
+            recipient_shown=shown,
             purposes=tuple(dict.fromkeys(purposes)),
             instruments=frozenset(instruments),
             instrument_refs=tuple(instrument_refs),
@@ -584,28 +835,26 @@ class _Reader:
             return parse_instant(resource["recorded"], "recorded")
         raise Unreadable("has neither period.start nor recorded")
 
-    def agents(self, resource: dict) -> tuple[str | None, frozenset[str], tuple[str, ...]]:
-        """(recipient reference, recipient identifiers, people to notify) of an AuditEvent.
+    def agents(self, resource: dict
+               ) -> tuple[tuple[str | None, frozenset[str], str | None], tuple[str, ...]]:
+        """(the recipient as `_party` reads it, people to notify) of an AuditEvent.
 
         The recipient is the first Destination Role agent that names someone."""
         codes = self.rules.disclosures
-        recipient: str | None = None
-        identifier: str | None = None
+        recipient: tuple[str | None, frozenset[str], str | None] = (None, frozenset(), None)
         notify: list[str] = []
         for agent in _list(resource.get("agent")):
             if not isinstance(agent, dict):
                 continue
             who = agent.get("who")
             ref = self.refs.of(who)
-            if (recipient is None and identifier is None
+            if (recipient[2] is None
                     and not codes.recipient_agent_type.isdisjoint(
                         _concept_codings(agent.get("type")))):
-                recipient = ref
-                identifier = _identifier(_dict(who).get("identifier"))
+                recipient = _party(self.refs, who)
             if ref is not None and ref.split("/", 1)[0] in codes.notify_types:
                 notify.append(ref)
-        identifiers = frozenset((identifier,)) if identifier else frozenset()
-        return recipient, identifiers, tuple(dict.fromkeys(notify))
+        return recipient, tuple(dict.fromkeys(notify))
 
     def entities(self, resource: dict, occurred: datetime
                  ) -> tuple[str | None, list[Entity], set[str], list[str]]:
@@ -631,25 +880,32 @@ class _Reader:
 
     def instrument(self, ref: str, occurred: datetime) -> list[str] | None:
         """Legal-instrument codes of a dated DocumentReference not after the disclosure."""
+        found = self._instruments.get(ref)
+        if found is None:
+            found = self._instruments[ref] = self._instrument(ref)
+        codes, dated = found
+        return codes if dated is not None and dated <= occurred else None
+
+    def _instrument(self, ref: str) -> tuple[list[str] | None, datetime | None]:
+        """(legal-instrument codes, date) of a DocumentReference, read once per run."""
         if not ref.startswith("DocumentReference/"):
-            return None
+            return None, None
         resource = self.index.get(ref)
         if resource is None:
-            return None
+            return None, None
+        if resource.get("date") is None:
+            return None, None
         system = self.rules.instruments.system
         known = self.rules.instruments.codes
-        found = [code for sys, code in _concept_codings(resource.get("type"))
+        codes = [code for sys, code in self.described(ref, resource)[1]  # the type's codings
                  if sys == system and code in known]
-        if not found or resource.get("date") is None:
-            return None
+        if not codes:
+            return None, None
         try:
-            dated = parse_instant(resource["date"], "date")
+            return codes, parse_instant(resource["date"], "date")
         except Unreadable as exc:
-            if ref not in self._bad_dates:
-                self._bad_dates.add(ref)
-                self.problem(ref, str(exc))
-            return None
-        return found if dated <= occurred else None
+            self.problem(ref, str(exc))
+            return None, None
 
     # ---- Communication sent out (1.1, "A disclosure may also be a Communication") -----------
 
@@ -664,7 +920,7 @@ class _Reader:
             return False
         if self.tagged(resource):
             return False
-        return not any(ref.split("/", 1)[0] in codes.notice_about_types
+        return not any(type_of(ref) in codes.notice_about_types
                        for ref in self.about(resource))
 
     def sent_disclosure(self, key: str, resource: dict) -> Disclosure:
@@ -681,8 +937,7 @@ class _Reader:
             count = "no recipient" if not recipients else f"{len(recipients)} recipients"
             raise Unreadable(f"is a disclosure Communication with {count}: "
                              "record one Communication per recipient")
-        who = recipients[0]
-        identifier = _identifier(who.get("identifier"))
+        recipient, identifiers, shown = _party(self.refs, recipients[0])
         subject = self.refs.of(resource.get("subject"))
         sender = self.refs.of(resource.get("sender"))
         notify_types = self.rules.disclosures.notify_types
@@ -694,8 +949,9 @@ class _Reader:
             reference=key,
             occurred=occurred,
             patient=subject if subject is not None and subject.startswith("Patient/") else None,
-            recipient=self.refs.of(who),
-            recipient_identifiers=frozenset((identifier,)) if identifier else frozenset(),
+            recipient=recipient,
+            recipient_identifiers=identifiers,
+            recipient_shown=shown,
             purposes=tuple(dict.fromkeys(purposes)),
             instruments=frozenset(instruments),
             instrument_refs=tuple(instrument_refs),
@@ -740,20 +996,24 @@ class _Reader:
     def entity(self, ref: str | None, entity: dict) -> Entity:
         own = frozenset(c for c in _codings(entity.get("securityLabel")) if c[0] in self.counted)
         resource = self.index.get(ref) if ref is not None else None
-        kind = ref.split("/", 1)[0] if ref is not None and "/" in ref else None
+        kind = (ref.split("/", 1)[0] if ref is not None and "/" in ref
+                and not is_foreign(ref) else None)
         if resource is None:
             classes = frozenset()
             if kind is not None:
                 classes = frozenset(((self.rules.consents.resource_type_system, kind),))
             return Entity(reference=ref, resource_type=kind, resolved=False, labels=own,
                           classes=classes)
-        cached = self._entity_cache.get(ref)
-        if cached is None:
-            cached = self.describe(resource)
-            self._entity_cache[ref] = cached
-        labels, classes, codes = cached
+        labels, classes, codes = self.described(ref, resource)
         return Entity(reference=ref, resource_type=resource["resourceType"], resolved=True,
                       labels=labels | own if own else labels, classes=classes, codes=codes)
+
+    def described(self, ref: str, resource: dict) -> tuple[frozenset, frozenset, frozenset]:
+        """`describe`, once per resource per run (an entity, a legal instrument)."""
+        found = self._entity_cache.get(ref)
+        if found is None:
+            found = self._entity_cache[ref] = self.describe(resource)
+        return found
 
     def describe(self, resource: dict) -> tuple[frozenset, frozenset, frozenset]:
         """(counted labels, classes, codes) of a resource in the data set."""
@@ -770,10 +1030,15 @@ class _Reader:
         return frozenset(labels), frozenset(classes), frozenset(codes)
 
 
-def normalize(data: Any, rules: Rules) -> Dataset:
-    """Read a Bundle (any type but history) or a list of resources into a Dataset."""
+def normalize(data: Any, rules: Rules, *, base: str | Iterable[str] | None = None) -> Dataset:
+    """Read a Bundle (any type but history) or a list of resources into a Dataset.
+
+    `base`: the FHIR base (or bases) being read, the scan's or the panel's server: an absolute
+    reference on it names a resource of the data set (1.1 References). A Bundle's fullUrls
+    add their own bases; any other server's URL never resolves."""
     items, problems = resources_of(data)
-    reader = _Reader(rules)
+    bases = [base] if isinstance(base, str) else list(base or ())
+    reader = _Reader(rules, bases)
     reader.problems.extend(problems)
     reader.add(items)
     signatures = reader.signatures()
@@ -806,7 +1071,192 @@ def normalize(data: Any, rules: Rules) -> Dataset:
         documented=documented,
         notices=notices_by_event,
     ) for patient in patients}
-    return Dataset(disclosures=disclosures, charts=charts, problems=reader.problems)
+    return Dataset(disclosures=disclosures, charts=charts, problems=reader.problems.listed())
+
+
+# --------------------------------------------------------------------------------------------
+# NDJSON, one patient at a time (two passes: index, then read each patient's lines)
+# --------------------------------------------------------------------------------------------
+
+_DIRECT = ("patient", "subject", "beneficiary")  # elements that name the resource's patient
+_RAW_REFERENCE = re.compile(rb'"reference"\s*:\s*"([^"\\]*)"')
+_RAW_VALUE = re.compile(rb'"value"\s*:\s*"([^"\\]*)"')
+
+
+def _patients_named(resource: dict) -> set[str]:
+    """The Patients a resource belongs to by its own elements (the patient compartment's
+    usual links; an AuditEvent's Patient entities)."""
+    found = set()
+    if resource.get("resourceType") == "Patient" and isinstance(resource.get("id"), str):
+        found.add(f"Patient/{resource['id']}")
+    for name in _DIRECT:
+        value = resource.get(name)
+        if isinstance(value, dict) and isinstance(value.get("reference"), str):
+            ref = value["reference"].split("/_history/", 1)[0].rstrip("/").split("/")
+            if len(ref) >= 2 and ref[-2] == "Patient":
+                found.add(f"Patient/{ref[-1]}")
+    if resource.get("resourceType") == "AuditEvent":
+        for entity in _list(resource.get("entity")):
+            what = _dict(entity).get("what") if isinstance(entity, dict) else None
+            ref = _dict(what).get("reference")
+            if isinstance(ref, str) and type_of(ref) == "Patient":
+                found.add("Patient/" + ref.split("/_history/", 1)[0].rstrip("/").rsplit("/", 1)[-1])
+    return found
+
+
+def _links(resource: dict) -> tuple[list[str], list[str]]:
+    """(what it points at that belongs with it, what it belongs with): a disclosure's data and
+    instruments go with the disclosure's patient; a Provenance goes with what it targets, a
+    notice or documentation with the disclosure it is about."""
+    kind = resource.get("resourceType")
+    forward: list = []
+    backward: list = []
+    if kind == "AuditEvent":
+        forward = [_dict(_dict(e).get("what")).get("reference") for e in
+                   _list(resource.get("entity"))]
+    elif kind == "Communication":
+        forward = [_dict(_dict(p).get("contentReference")).get("reference")
+                   for p in _list(resource.get("payload"))]
+        forward += [_dict(b).get("reference") for b in _list(resource.get("basedOn"))]
+        backward = [_dict(a).get("reference") for a in _list(resource.get("about"))]
+    elif kind == "Provenance":
+        backward = [_dict(t).get("reference") for t in _list(resource.get("target"))]
+    elif kind == "DocumentReference":
+        backward = [_dict(r).get("reference") for r in
+                    _list(_dict(resource.get("context")).get("related"))]
+
+    def keys(refs: list) -> list[str]:
+        out = []
+        for ref in refs:
+            if isinstance(ref, str) and ref:
+                parts = ref.split("/_history/", 1)[0].rstrip("/").split("/")
+                if len(parts) >= 2:
+                    out.append(f"{parts[-2]}/{parts[-1]}")
+        return out
+
+    return keys(forward), keys(backward)
+
+
+@dataclass
+class NdjsonIndex:
+    """Pass 1 over an NDJSON file: the lines (byte offsets) of each patient, and the lines that
+    belong to no patient (the directory: Organizations, Practitioners...), by key."""
+
+    groups: dict[str | None, array] = field(default_factory=dict)  # patient -> offsets
+    shared: dict[str, int] = field(default_factory=dict)  # "Type/id" -> offset
+    shared_identifiers: dict[str, set[str]] = field(default_factory=dict)  # value -> keys
+
+
+def index_ndjson(handle: Any) -> NdjsonIndex:
+    """Read an NDJSON file (binary, seekable) once and say where each patient's resources
+    are. A line that is not JSON or not a resource is an InputError, as `parse_text` says."""
+    index = NdjsonIndex()
+    # Kept small, since they grow with the file: a patient as one string (a set only for the
+    # rare resource of several), offsets in arrays.
+    owner_of: dict[str, str | set[str]] = {}
+    offset_of: dict[str, int] = {}
+    referenced_by: dict[str, str | set[str]] = {}
+    pending: list[tuple[int, list[str]]] = []
+    groups = index.groups
+    number = 0
+    offset = handle.tell()
+    for line in iter(handle.readline, b""):
+        number += 1
+        start, offset = offset, offset + len(line)
+        if not line.strip():
+            continue
+        try:
+            resource = _loads_line(line)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            raise InputError(f"NDJSON line {number} is not JSON") from None
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+            raise InputError(f"NDJSON line {number} is not a FHIR resource")
+        if resource["resourceType"] == "Bundle":
+            raise NotPerPatient(f"NDJSON line {number} is a Bundle")
+        rid = resource.get("id")
+        key = f"{resource['resourceType']}/{rid}" if isinstance(rid, str) and rid else \
+            f"{resource['resourceType']}/#{number}"
+        offset_of[key] = start
+        patients = _patients_named(resource)
+        forward, backward = _links(resource)
+        if patients:
+            for target in forward:
+                _add_owner(referenced_by, target, patients)
+            _add_owner(owner_of, key, patients)
+            for patient in patients:
+                _append(groups, patient, start)
+        elif backward:
+            pending.append((start, backward))
+        elif resource["resourceType"] not in PARTY_TYPES:  # a record without a patient
+            _append(groups, None, start)
+        else:
+            index.shared[key] = start
+            for identifier in _list(resource.get("identifier")):
+                value = _dict(identifier).get("value")
+                if isinstance(value, str):
+                    index.shared_identifiers.setdefault(value, set()).add(key)
+    for start, backward in pending:
+        owners = set().union(*(_owners(owner_of, b) for b in backward))
+        for patient in owners or (None,):
+            _append(groups, patient, start)
+    for target in referenced_by:  # data sent in another patient's disclosure
+        start = offset_of.get(target)
+        if start is None:
+            continue
+        owners = _owners(owner_of, target)
+        if target in index.shared:
+            del index.shared[target]
+        for patient in _owners(referenced_by, target) - owners:
+            _append(groups, patient, start)
+    return index
+
+
+def _add_owner(table: dict, key: str, patients: set[str]) -> None:
+    found = table.get(key)
+    if found is None and len(patients) == 1:
+        table[key] = next(iter(patients))
+    else:
+        table[key] = _owners(table, key) | patients
+
+
+def _owners(table: dict, key: str) -> set[str]:
+    found = table.get(key)
+    if found is None:
+        return set()
+    return {found} if isinstance(found, str) else found
+
+
+def _append(groups: dict, patient: str | None, start: int) -> None:
+    found = groups.get(patient)
+    if found is None:
+        found = groups[patient] = array("q")
+    found.append(start)
+
+
+def read_group(handle: Any, index: NdjsonIndex, patient: str | None) -> list[dict]:
+    """One patient's resources (pass 2), with the directory resources they refer to by
+    reference or by identifier value."""
+    lines = []
+    for start in sorted(set(index.groups.get(patient, ()))):
+        handle.seek(start)
+        lines.append(handle.readline())
+    wanted: set[str] = set()
+    for line in lines:
+        for match in _RAW_REFERENCE.finditer(line):
+            parts = match.group(1).decode("utf-8", "replace").split("/_history/", 1)[0]
+            parts_list = parts.rstrip("/").split("/")
+            if len(parts_list) >= 2:
+                wanted.add(f"{parts_list[-2]}/{parts_list[-1]}")
+        if index.shared_identifiers:
+            for match in _RAW_VALUE.finditer(line):
+                wanted.update(index.shared_identifiers.get(
+                    match.group(1).decode("utf-8", "replace"), ()))
+    for key in sorted(wanted):
+        start = index.shared.get(key)
+        if start is not None:
+            handle.seek(start)
+            lines.append(handle.readline())
+    return [_loads_line(line) for line in lines]
 
 
 # --------------------------------------------------------------------------------------------
@@ -857,7 +1307,6 @@ class _Releases(_Reader):
 
     def __init__(self, rules: Rules) -> None:
         super().__init__(rules)
-        self._by_identifier: dict[str, str] | None = None
 
     def party(self, ref: str | None, identifier: str | None = None,
               display: str | None = None) -> Party:
@@ -874,15 +1323,9 @@ class _Releases(_Reader):
         return Party(reference=ref, name=name, address=address)
 
     def identified(self, identifier: str) -> str | None:
-        """The party resource of the data set that carries `identifier` (CONTRACT 1.1)."""
-        if self._by_identifier is None:
-            self._by_identifier = {}
-            for kind in PARTY_TYPES:
-                for key, resource in self.by_type.get(kind, {}).items():
-                    for found in map(_identifier, _list(resource.get("identifier"))):
-                        if found:
-                            self._by_identifier.setdefault(found, key)
-        return self._by_identifier.get(identifier)
+        """The party resource of the data set that carries `identifier` (CONTRACT 1.1; one
+        carried by two resources names neither): the index `add` keeps."""
+        return self.refs.by_identifier.get(identifier)
 
     def name_of(self, resource: dict) -> str | None:
         name = resource.get("name")

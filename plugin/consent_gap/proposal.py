@@ -5,7 +5,7 @@ A proposal is a disclosure that has not happened yet. It is decided by the one p
 caller uses: writeback.records builds the AuditEvent that recording it would write (6.3), the
 chart plus that AuditEvent goes through `evaluate`, and the finding for it is the answer (no
 second engine). Then the steps of 6.2 come from the table in mappings/guide.toml and their
-words from guide_wording. Pure: no I/O, no clock (the caller passes `now`).
+words from wording.guide. Pure: no I/O, no clock (the caller passes `now`).
 """
 
 from __future__ import annotations
@@ -336,7 +336,7 @@ def step_codes(tables: GuideTables, finding: Finding, can_draft: bool) -> tuple[
 
 
 def with_words(codes: Iterable[str], place: Jurisdiction | None) -> tuple[Step, ...]:
-    from consent_gap.guide_wording import step_text
+    from consent_gap.wording.guide import step_text
 
     return tuple(Step(code, step_text(code, place)) for code in codes)
 
@@ -392,7 +392,7 @@ def can_draft_authorization(rules: Rules, finding: Finding, report: Any, referen
     """6.2: unauthorized or review, a recipient and a purpose, and no deny of an active
     Consent of the patient (check 10, or a restriction) that matches the proposal: an
     authorization the client's own deny would defeat is not worth drafting."""
-    from consent_gap.engine import context, deny_matches, prepare
+    from consent_gap.engine import context, denies_of, deny_matches
 
     if finding.decision not in (Decision.UNAUTHORIZED, Decision.REVIEW):
         return False
@@ -406,8 +406,7 @@ def can_draft_authorization(rules: Rules, finding: Finding, report: Any, referen
     for consent in chart.consents:
         if consent.status != "active":
             continue
-        prepared = prepare(rules, consent)
-        if any(deny_matches(ctx, node) for node in (*prepared.denies, *prepared.restriction)):
+        if any(deny_matches(ctx, node) for node in denies_of(rules, consent)):
             return False
     return True
 

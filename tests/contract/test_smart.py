@@ -402,6 +402,22 @@ def test_code_exchange_public_client(mocked):
     assert tokens.needs_refresh(4541.0) and not tokens.needs_refresh(4539.0)
 
 
+def test_a_token_answer_without_scope_granted_what_was_asked(mocked):
+    """RFC 6749 5.1: `scope` may be left out when it is exactly the one requested; the
+    panel's actions follow the granted scope, so an omitted one must not read as nothing."""
+    asked = "launch openid patient/*.rs patient/DocumentReference.c"
+    pending = start_authorization(_config(), iss=ISS, client_id="consent-gap",
+                                  redirect_uri="r", scope=asked)
+    mocked.post(TOKEN_URL, json={"access_token": "at-1", "token_type": "Bearer",
+                                 "expires_in": 3600, "patient": "p-1"})
+    tokens = exchange_code(requests.Session(), pending, code="c", client_id="consent-gap")
+    assert tokens.scope == asked
+    mocked.post(TOKEN_URL, json={"access_token": "at-2", "token_type": "Bearer",
+                                 "expires_in": 3600, "scope": "launch patient/*.rs"})
+    narrower = exchange_code(requests.Session(), pending, code="c", client_id="consent-gap")
+    assert narrower.scope == "launch patient/*.rs"  # a named grant is taken as named
+
+
 def test_aud_is_the_launch_iss_exactly_as_sent():
     """An exact-matching server refuses a respelt aud; the FHIR base stays the normalized one."""
     launched = "https://EHR.example.org:443/fhir/"

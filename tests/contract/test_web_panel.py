@@ -74,6 +74,8 @@ def test_panel_shows_each_finding_with_its_decision_and_counts(mocked):
     report = evaluate(resources)
     for finding in report.findings:
         assert f'data-disclosure="{finding.disclosure}" data-decision="{finding.decision}"' in html
+        for item in finding.decided_by:  # what decided it, traceable by the officer
+            assert f"<code>{item}</code>" in html
     unauthorized = sum(f.decision == "unauthorized" for f in report.findings)
     assert f'data-decision="unauthorized">{unauthorized}</strong>' in html
     assert "Consent/c-pnholt-roi" in html  # the Consent checked, and its bar's title
@@ -129,6 +131,28 @@ def test_draft_note_writes_a_preliminary_documentreference_once_confirmed(mocked
     assert "draft documentation note saved in the chart (DocumentReference/" in page
     # shown once
     assert "saved in the chart" not in client.get(panel_url).get_data(as_text=True)
+
+
+def test_a_token_without_write_scopes_shows_no_action_and_writes_nothing(mocked):
+    """The granted scope, not the requested one, decides: a read-only grant hides every
+    button, and a hand-made POST of each action is refused without a request to the EHR."""
+    client, fake, panel_url, _ = launch(mocked, "02-authorization-expired.json", "p-pnholt",
+                                        scope="launch openid fhirUser patient/*.rs")
+    html = client.get(panel_url).get_data(as_text=True)
+    assert 'data-decision="unauthorized"' in html  # a finding that would offer actions
+    assert 'class="actions"' not in html and "act-" not in html
+    assert "does not let consent-gap write to the chart" in html
+    disclosure = re.search(r'data-disclosure="([^"]+)"', html).group(1)
+    with client.session_transaction() as session:  # no form on the page: no token in it
+        session["csrf"] = token = "t" * 43
+    for action in ("draft-note", "notify-officer", "client-notice"):
+        response = client.post(f"{panel_url}/{action}",
+                               data={"csrf_token": token, "disclosure": disclosure,
+                                     "outcome": "sent"})
+        assert response.status_code == 303
+        page = client.get(response.headers["Location"]).get_data(as_text=True)
+        assert page.count("does not let consent-gap write") == 2  # the refusal, the note
+    assert fake.transactions == []
 
 
 def test_the_same_action_twice_sends_the_same_conditional_create(mocked):

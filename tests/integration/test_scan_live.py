@@ -9,14 +9,15 @@ test), so it sees only its own patients whatever else the sandbox holds, and sca
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +26,15 @@ import requests
 from consent_gap.checkpoint import CheckpointStore
 from consent_gap.evaluate import evaluate
 from consent_gap.fhir.client import FhirClient
+from consent_gap.mappings import load_rules
 from consent_gap.scan import Scanner, ScanOptions, run_scan
 from consent_gap.settings import Settings
 from consent_gap.writeback import (
     FINDING_SYSTEM,
     PROVENANCE_TAG_SYSTEM,
     TAG,
-    FindingWrites,
-    Kind,
     WriteContext,
     plan,
-    transaction,
 )
 from support.fhir import renamed as _renamed
 
@@ -272,110 +271,28 @@ def test_backend_services_scan_through_the_launcher(fhir_base, proxy_base, tmp_p
     assert_exactly(charts, expected)
 
 
-# ---------------------------------------------------------------- CONTRACT 7: the Tasks
-
-def _ours(base: str, rtype: str, patients: list[str]) -> list[dict]:
-    client = FhirClient(base)
-    subjects = ",".join(f"Patient/{p}" for p in patients)
-    found = [r for r in client.search(rtype, [("subject", subjects),
-                                              ("_tag", f"{TAG['system']}|{TAG['code']}")])
-             if r["resourceType"] == rtype]
-    client.close()
-    return found
-
-
-def _by_about(resources: list[dict], kind: str) -> dict[str, dict]:
-    """disclosure -> our resource of this kind (alert: Communication about; note: the
-    finding-note DocumentReference; task: Task focus)."""
-    out: dict[str, dict] = {}
-    for resource in resources:
-        if kind == "task":
-            key = resource["focus"]["reference"]
-        elif kind == "alert":
-            if resource["category"][0]["coding"][0]["code"] != "alert":
-                continue
-            key = resource["about"][0]["reference"]
-        else:
-            if resource["type"]["coding"][0]["code"] != "finding-note":
-                continue
-            key = resource["context"]["related"][0]["reference"]
-        assert key not in out, f"two {kind}s for {key}"
-        out[key] = resource
-    return out
-
-
-def _check_tasks(charts: Charts, discovered: dict[str, str] | None = None) -> int:
-    """Every flagged finding has exactly one Task with CONTRACT 7's fields; none other has.
-    ``discovered``: disclosure -> the authoredOn expected (default: its alert's `sent`)."""
-    findings = {f.disclosure: f for b in charts.bundles for f in evaluate(b, JURISDICTION).findings}
-    tasks = _by_about(_ours(charts.base, "Task", charts.patients), "task")
-    alerts = _by_about(_ours(charts.base, "Communication", charts.patients), "alert")
-    notes = _by_about(_ours(charts.base, "DocumentReference", charts.patients), "note")
-    flagged = {d for d, f in findings.items() if f.decision in ("unauthorized", "review")}
-    assert set(tasks) == flagged
-    for disclosure in flagged:
-        found, task, alert = findings[disclosure], tasks[disclosure], alerts[disclosure]
-        urgent = found.decision == "unauthorized"
-        assert task["status"] == "requested" and task["intent"] == "order"
-        assert task["priority"] == alert["priority"] == ("urgent" if urgent else "routine")
-        assert task["code"]["coding"][0]["system"] == (
-            "https://consent-gap.dev/fhir/CodeSystem/task")
-        assert task["code"]["coding"][0]["code"] == "review-disclosure"
-        assert task["for"] == {"reference": found.patient}
-        assert task["owner"] == {"reference": charts.privacy_officer}
-        assert task["reasonReference"] == {
-            "reference": f"DocumentReference/{notes[disclosure]['id']}"}
-        authored = (discovered or {}).get(disclosure) or alert["sent"]
-        assert _instant(task["authoredOn"]) == _instant(authored)
-        if urgent:
-            end = _instant(task["restriction"]["period"]["end"])
-            assert end - _instant(task["authoredOn"]) == timedelta(days=60)
-        else:
-            assert "restriction" not in task
-    return len(flagged)
-
-
-def _instant(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def test_each_flagged_finding_gets_one_task_with_the_contracts_fields(fhir_base, tmp_path):
+def test_a_new_ruleset_rewrites_nothing_whose_decision_is_the_same(fhir_base, tmp_path):
+    """CONTRACT 5: the identifier is the disclosure, the kind and the decision, not the
+    ruleset; so after an upgrade of the rules (here: the tables with their `[meta] ruleset`
+    renamed, as a release or a practice's own tables would name it) a scan of unchanged charts
+    writes nothing."""
     charts = load(fhir_base)
+    expected = charts.expected()
     settings = charts.settings(tmp_path)
     first = run_scan(settings, patients=charts.patients)
     assert first.status == "ok", first.errors
-    flagged = _check_tasks(charts)
-    assert flagged >= 8 and first.written["Task"] == flagged
-    again = run_scan(settings, patients=charts.patients)
-    assert again.written == {}
-    assert _check_tasks(charts) == flagged
 
+    tables = tmp_path / "next-release"
+    shutil.copytree(Path(str(importlib.resources.files("consent_gap.mappings_data"))), tables,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    states = tables / "jurisdictions" / "us-states.toml"
+    text = states.read_text()
+    assert 'ruleset = "2026.3"' in text
+    states.write_text(text.replace('ruleset = "2026.3"', 'ruleset = "2099.1-next"', 1))
+    assert load_rules(tables).ruleset == "2099.1-next"
 
-def test_an_existing_install_gets_its_tasks_dated_at_discovery(fhir_base, tmp_path):
-    """Alerts and notes written before Tasks existed (a month ago): the next scan writes the
-    Tasks, each dated at its alert, once; a rerun writes nothing."""
-    charts = load(fhir_base)
-    month_ago = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
-    context = WriteContext(privacy_officer=charts.privacy_officer, now=month_ago)
-    groups = []
-    for resources in charts.bundles:
-        for finding in evaluate(resources, JURISDICTION).findings:
-            group = plan(finding, context)
-            old = FindingWrites(finding, tuple(w for w in group.writes if w.kind != Kind.TASK))
-            if old:
-                groups.append(old)
-    client = FhirClient(fhir_base)
-    client.transaction(transaction(groups, context))
-    client.close()
-    assert charts.written()["Task"] == []
-
-    scanned = run_scan(charts.settings(tmp_path), patients=charts.patients)
-    assert scanned.status == "ok", scanned.errors
-    assert set(scanned.written) == {"Task", "Provenance"}
-    assert scanned.written["Task"] == scanned.written["Provenance"]
-    stamp = month_ago.isoformat().replace("+00:00", "Z")
-    flagged = _check_tasks(charts, {d: stamp for d in _by_about(
-        _ours(fhir_base, "Communication", charts.patients), "alert")})
-    assert scanned.written["Task"] == flagged
-    assert_exactly(charts, charts.expected())
-    assert run_scan(charts.settings(tmp_path), patients=charts.patients).written == {}
+    second = run_scan(charts.settings(tmp_path, mappings=tables), patients=charts.patients)
+    assert second.status == "ok", second.errors
+    assert second.disclosures == first.disclosures
+    assert second.written == {}
+    assert_exactly(charts, expected)

@@ -373,14 +373,20 @@ def test_purpose_sentence(purposes, basis, decision, said):
 
 
 def test_every_basis_of_the_rules_and_every_purpose_has_words():
-    from consent_gap.accounting import BASES, PURPOSES
+    from consent_gap.wording import GROUNDS as BASES
+    from consent_gap.wording import PURPOSES
 
     rules = load_rules()
     bases = {row.basis for row in rules.exceptions.rows if getattr(row, "basis", None)}
     bases.add(rules.exceptions.access.basis)
     assert bases and bases <= set(BASES)
-    missing = (set(rules.purposes.parents) | set(rules.purposes.parents.values())) - set(PURPOSES)
-    assert not missing
+    # the purposes of use (the whole PurposeOfUse branch of v3-ActReason): words of the
+    # product's own, else HL7's published display (purpose_sentence falls back to it)
+    of_use = {c for c in rules.purposes.parents if "PurposeOfUse" in rules.purposes.lineage(c)}
+    missing = of_use - set(PURPOSES) - set(rules.purposes.displays)
+    assert of_use and not missing
+    assert purpose_sentence(["HQUALIMP"], None, "review").startswith(
+        "For health quality improvement")
 
 
 def test_one_line_address():

@@ -99,7 +99,7 @@ def test_entries_without_a_resource_are_problems_not_silence(tmp_path, capsys):
 @pytest.mark.parametrize("content", ["[]", '{"resourceType": "Bundle", "type": "searchset"}'])
 def test_an_empty_data_set_is_evaluated(tmp_path, capsys, content):
     code, out, _ = run(["evaluate", write(tmp_path, content)], capsys)
-    assert code == 0 and json.loads(out) == {"ruleset": "2026.2", "findings": [], "problems": []}
+    assert code == 0 and json.loads(out) == {"ruleset": "2026.3", "findings": [], "problems": []}
 
 
 def test_missing_file(capsys, tmp_path):
@@ -123,11 +123,13 @@ def test_broken_mappings_exit_2_naming_the_file(tmp_path, capsys, monkeypatch):
     assert code == 2 and "exceptions.toml: [meta]: missing request_codes" in err
 
 
-def test_json_is_pretty_stable_and_complete(tmp_path, capsys):
+def test_json_is_compact_stable_and_complete_and_pretty_when_asked(tmp_path, capsys):
     path = write(tmp_path, COVERED)
     _, first, _ = run(["evaluate", path], capsys)
     _, second, _ = run(["evaluate", path, "--format", "json"], capsys)
-    assert first == second and first.startswith('{\n  "ruleset": "2026.2"')
+    _, pretty, _ = run(["evaluate", path, "--pretty"], capsys)
+    assert first == second and first.startswith('{"ruleset":"') and first.count("\n") == 1
+    assert pretty.startswith('{\n  "ruleset": "') and json.loads(pretty) == json.loads(first)
     finding = json.loads(first)["findings"][0]
     assert list(finding) == ["disclosure", "patient", "occurred", "recipient", "purposes",
                              "decision", "basis", "reasons", "accountable", "documentation",

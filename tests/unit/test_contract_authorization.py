@@ -89,8 +89,9 @@ ROWS = [
     ("candidate-other-patient-is-not-one",
      scene(consent(patient_ref="Patient/p2"), patient("Patient/p2")), None,
      unauth("no-authorization")),
-    ("no-provision-covers-nothing", scene(consent(prov=None)), None,
-     {"decision": "unauthorized", "basis": None, "accountable": True}),
+    # A signed, active authorization with no provision fails only check 11: a near miss.
+    ("no-provision-fails-only-check-11", scene(consent(prov=None)), None,
+     review("authorization-incomplete")),
     # --- check 1: an authorization, not a notice or restriction ----------------------------
     ("c1-policyRule-hipaa-auth-alone", scene(consent(categories=((LOINC, "59284-0"),))), None,
      AUTH),

@@ -211,8 +211,10 @@ ROWS = [
     ("strictest-required-over-permitted-2", scene(("HOPERAT", "PUBHLTH")), None, ABUSE),
     ("basis-first-listed-payment", scene(("HPAYMT", "TREAT")), None, PAYMENT),
     ("basis-first-listed-treatment", scene(("TREAT", "HPAYMT")), None, TREATMENT),
+    # the basis is the first purpose's, but documentation is owed: a winning row breaks
+    # confidentiality (CONTRACT 1.3, 1.4: any winning row)
     ("basis-first-listed-operations-over-emergency", scene(("HOPERAT", "ETREAT")), None,
-     OPERATIONS),
+     {**OPERATIONS, "documentation": "missing", "client_notice": "missing"}),
     ("basis-first-listed-emergency-over-operations", scene(("ETREAT", "HOPERAT")), None,
      EMERGENCY),
     ("basis-first-listed-abuse-report", scene(("PUBHLTH", "THREAT")), "US-CA", ABUSE),

@@ -75,7 +75,7 @@ def test_json_shape(tmp_path, capsys):
     assert code == 0, err
     doc = json.loads(out)
     assert set(doc) == {"ruleset", "findings", "problems"}
-    assert doc["ruleset"] == "2026.2"
+    assert doc["ruleset"] == "2026.3"
     assert doc["problems"] == []
     [f] = doc["findings"]
     assert set(f) == FINDING_KEYS
@@ -194,7 +194,7 @@ def test_stdin_and_fail_on_at_the_terminal():
     proc = run("evaluate", "-", "--fail-on", "unauthorized", stdin=json.dumps(UNAUTHORIZED))
     assert proc.returncode == 1, proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["ruleset"] == "2026.2"
+    assert doc["ruleset"] == "2026.3"
     assert [f["decision"] for f in doc["findings"]] == ["unauthorized"]
 
 

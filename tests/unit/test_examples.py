@@ -69,7 +69,7 @@ def test_example_through_the_api(name):
     report = evaluate(data, expected["jurisdiction"]).to_json()
     assert compare(report["findings"], expected["findings"]) == []
     assert report["problems"] == []
-    assert report["ruleset"] == "2026.2"
+    assert report["ruleset"] == "2026.3"
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -2,30 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.resources
-import shutil
-from pathlib import Path
-
 import pytest
 from consent_gap.domain import Decision
 from consent_gap.mappings import ENV_FOLDER, MappingsError, load_rules
-
-PACKAGED = Path(str(importlib.resources.files("consent_gap.mappings_data")))
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    """A writable copy of the packaged tables."""
-    target = tmp_path / "mappings"
-    shutil.copytree(PACKAGED, target, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
-    return target
-
-
-def edit(folder: Path, name: str, old: str, new: str) -> None:
-    path = folder / name
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {name}"
-    path.write_text(text.replace(old, new, 1))
+from tablecopy import PACKAGED, edit
 
 
 def test_packaged_tables_load_with_sources_and_dates():

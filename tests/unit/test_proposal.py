@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 from consent_gap.domain import ClientNotice, Decision, Documentation, Finding
 from consent_gap.evaluate import evaluator
-from consent_gap.guide_wording import missing_words, step_text
 from consent_gap.mappings import load_rules
 from consent_gap.proposal import ProposalError, check, read_proposal, step_codes
+from consent_gap.wording.guide import missing_words, step_text
 from support.fhir import (
     DATA,
     PATIENT,

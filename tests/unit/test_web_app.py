@@ -108,6 +108,7 @@ def hostile_view() -> PanelView:
         index=1, anchor="finding-1", finding=finding, style=STYLES[Decision.REVIEW],
         occurred="2025-04-02 10:00:00 UTC", purposes="HLEGAL",
         reasons=(Reason("legal-review-needed", "needs legal review"),),
+        decided_by=(Reason("exceptions/legal-no-instrument", "a legal request"),),
         consents=(ConsentsChecked("authorization-expired", "expired", ("Consent/c1",)),),
         consents_total=1,
         can_draft=True, can_notice=True, can_alert=True,
@@ -118,7 +119,7 @@ def hostile_view() -> PanelView:
         authorizations=(AuthorizationRow("Consent/c1", "2025-01-01 to 2025-03-01", "active",
                                          f"Consent text {HOSTILE}"),),
         findings=(item,),
-        problems=(), jurisdiction=None, ruleset="2026.2",
+        problems=(), jurisdiction=None, ruleset="2026.3",
     )
 
 

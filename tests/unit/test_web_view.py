@@ -6,10 +6,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from consent_gap import wording
 from consent_gap.evaluate import evaluate
-from consent_gap.web.config import WebConfig
+from consent_gap.web.config import PANEL_SCOPES, WebConfig
 from consent_gap.web.context import Launch
-from consent_gap.web.view import _grouped, banner_of, build_view
+from consent_gap.web.view import (
+    NO_WRITE_SCOPE,
+    Action,
+    _grouped,
+    banner_of,
+    build_view,
+    permitted_actions,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "examples"
 
@@ -18,9 +26,9 @@ def resources(name: str) -> list[dict]:
     return [e["resource"] for e in json.loads((EXAMPLES / name).read_text())["entry"]]
 
 
-def launch(patient: str, banner: bool = True) -> Launch:
+def launch(patient: str, banner: bool = True, scope: str = PANEL_SCOPES) -> Launch:
     return Launch(lid="L", iss="https://ehr.test/fhir", token_endpoint="t", patient=patient,
-                  access_token="a", expires_at=0, need_patient_banner=banner)
+                  access_token="a", expires_at=0, need_patient_banner=banner, scope=scope)
 
 
 def test_revoked_consent_is_a_revoked_bar_ending_at_its_revocation():
@@ -35,7 +43,7 @@ def test_revoked_consent_is_a_revoked_bar_ending_at_its_revocation():
     assert item.finding.decision == "review"
     assert [g.reason for g in item.consents] == ["authorization-revoked"]
     assert item.reasons[0].code == "family-involvement-review"
-    assert item.reasons[0].text == "family involvement needs review"
+    assert item.reasons[0].text == wording.reason("family-involvement-review")
     assert not item.can_alert  # no privacy officer configured
     counts = {c.decision: c.n for c in view.counts}
     assert counts == {"unauthorized": 0, "review": 1, "required": 0, "permitted": 0,
@@ -66,7 +74,7 @@ def test_reasons_group_consents_in_first_seen_order():
                        ("Consent/c", "authorization-expired")))
     assert [(g.reason, g.refs) for g in groups] == [
         ("authorization-expired", ("Consent/a", "Consent/c")), ("", ("Consent/b",))]
-    assert groups[1].label == "covers it"
+    assert groups[1].label == "it covers the disclosure"
 
 
 def test_timeline_marks_match_the_findings_in_order():
@@ -94,3 +102,32 @@ def test_consent_label_is_its_narrative_as_plain_text():
     label = summaries["Consent/c-mferris-family"]
     assert label and "<" not in label
     assert label.split()[0] in consent["text"]["div"]
+
+
+def test_the_granted_scopes_decide_which_actions_show():
+    """Each button needs create on what it writes, its Provenance and the app's Device."""
+    assert permitted_actions(PANEL_SCOPES.split()) == frozenset(Action)
+    assert permitted_actions(["patient/*.rs", "launch", "openid"]) == frozenset()
+    assert permitted_actions(["patient/*.write"]) == frozenset(Action)  # SMART v1
+    assert permitted_actions(["user/*.cruds"]) == frozenset(Action)
+    no_device = ["patient/DocumentReference.c", "patient/Communication.c",
+                 "patient/Provenance.c"]
+    assert permitted_actions(no_device) == frozenset()
+    notices_only = ["patient/Communication.c", "patient/Provenance.c", "patient/Device.c"]
+    assert permitted_actions(notices_only) == {Action.CLIENT_NOTICE}
+    # narrowed by a query: the server decides, so the app does not count it
+    narrowed = ["patient/DocumentReference.c?category=x", "patient/Provenance.c",
+                "patient/Device.c"]
+    assert Action.DRAFT_NOTE not in permitted_actions(narrowed)
+
+
+def test_a_read_only_token_shows_no_action_and_says_why():
+    data = resources("07-duty-to-warn-tx.json")
+    config = WebConfig(jurisdiction="US-TX", privacy_officer="Practitioner/po")
+    view = build_view(launch("p-lteague", scope="launch openid patient/*.rs"),
+                      evaluate(data, "US-TX"), config)
+    (item,) = view.findings
+    assert item.finding.documentation == "missing"
+    assert not (item.can_draft or item.can_notice or item.can_alert)
+    assert view.write_note == NO_WRITE_SCOPE
+    assert build_view(launch("p-lteague"), evaluate(data, "US-TX"), config).write_note is None

@@ -1,6 +1,7 @@
 """Write-back: the resources CONTRACT.md section 5 asks for, deterministic and R4-valid."""
 
 import base64
+import hashlib
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -104,13 +105,25 @@ def test_identifiers_are_deterministic_and_distinct():
     assert identifier_value(item, Kind.ALERT) != identifier_value(
         replace(item, disclosure="AuditEvent/ae-2"), Kind.ALERT
     )
-    assert identifier_value(item, Kind.ALERT, "2026.2") != identifier_value(
-        item, Kind.ALERT, "2027.1"
-    )
+    # CONTRACT 5: not the ruleset; a new release re-alerts nothing whose decision is the same
+    newer = replace(CONTEXT, ruleset="2099.1")
+    assert [w.value for w in plan(item, newer).writes] == first
+    assert [w.full_url for w in plan(item, newer).writes] == [
+        w.full_url for w in plan(item, CONTEXT).writes]
+    assert plan(item, newer).writes[0].provenance["policy"] != plan(
+        item, CONTEXT).writes[0].provenance["policy"]  # the ruleset still shows where it is
     # timestamps differ between runs; identifiers and fullUrls must not:
     urls = [e["fullUrl"] for e in transaction([plan(item, CONTEXT)], CONTEXT)["entry"]]
     again = [e["fullUrl"] for e in transaction([plan(item, later)], later)["entry"]]
     assert urls == again
+
+
+def test_identifier_values_are_stable_across_releases():
+    """The values already in charts: a change here re-alerts every finding once."""
+    item = finding()
+    assert identifier_value(item, Kind.ALERT) == hashlib.sha256(
+        b"AuditEvent/ae-1\nalert\nunauthorized").hexdigest()[:32]
+    assert identifier_value(item, Kind.ALERT) == "bf82627825099a379271f166ed2c3332"
 
 
 def test_every_resource_is_labelled_tagged_identified_and_about_the_patient():
@@ -245,7 +258,7 @@ def test_draft_holds_the_five_elements_and_marks_what_to_complete():
     assert text.count(TO_COMPLETE) >= 5
     assert "THREAT" in text and "duty-to-warn-or-protect" in text
     assert "Organization/police-1" in text
-    assert "client was informed" in text
+    assert "the client was told" in text
     assert "DocumentReference/subpoena-1" in text
 
 
@@ -357,6 +370,7 @@ def test_preview_is_what_plan_would_write(changes):
     item = finding(**changes)
     assert preview(item) == plan(item, CONTEXT).describe()
     assert preview(item, "2030.1") == plan(item, replace(CONTEXT, ruleset="2030.1")).describe()
+    assert preview(item, "2030.1") == preview(item)
 
 
 def test_describe_lists_identifiers_without_text():

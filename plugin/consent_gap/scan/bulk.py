@@ -84,9 +84,10 @@ _FORWARD = (("AuditEvent", None), ("Communication", None), ("Consent", "RelatedP
 
 
 
-def type_filters() -> tuple[str, ...]:
+def type_filters(codes: fetch_plan.ChartCodes | None = None) -> tuple[str, ...]:
     """Only disclosure AuditEvents (the paging plan's `subtype` search, codes of the rules)."""
-    return (f"AuditEvent?subtype={fetch_plan.default_codes().disclosure_subtype}",)
+    codes = codes or fetch_plan.default_codes()
+    return (f"AuditEvent?subtype={codes.disclosure_subtype}",)
 
 # ---- the checkpoint of bulk runs ----------------------------------------------------------------
 
@@ -308,8 +309,9 @@ class BulkScanner(Scanner):
         transaction_time = None
         try:
             with stop_on_sigterm(), BulkExport(
-                    self.client, group=self.group, types=EXPORT_TYPES, type_filters=type_filters(),
-                    since=since, on_progress=self._progress, max_wait=self.max_wait) as export:
+                    self.client, group=self.group, types=EXPORT_TYPES,
+                    type_filters=type_filters(self.codes), since=since,
+                    on_progress=self._progress, max_wait=self.max_wait) as export:
                 self.export = export
                 export.kick_off()
                 manifest = export.wait()

@@ -41,6 +41,7 @@ from consent_gap.checkpoint import ERRORS, FAILED, OK, CheckpointStore, RunRecor
 from consent_gap.domain import Finding
 from consent_gap.fhir.client import FhirClient
 from consent_gap.fhir.errors import FhirError, FhirHttpError, FhirTransactionError
+from consent_gap.mappings import load_rules
 from consent_gap.scan import selectors
 from consent_gap.scan.output import Progress
 from consent_gap.writeback import (
@@ -142,10 +143,10 @@ class ScanSummary:
 DecideBatch = Callable[[list[dict[str, Any]]], Any]
 
 
-def _default_evaluator(jurisdiction: str | None) -> DecideBatch:
+def _default_evaluator(jurisdiction: str | None, base: str) -> DecideBatch:
     from consent_gap.evaluate import evaluator
 
-    return evaluator(jurisdiction)
+    return evaluator(jurisdiction, base=base)
 
 
 def _batches(items: Sequence[str], size: int) -> Iterator[list[str]]:
@@ -173,9 +174,10 @@ class Scanner:
         self.options = options
         self.privacy_officer = privacy_officer
         self.organization = organization
-        self.evaluate = evaluator or _default_evaluator(options.jurisdiction)
+        self.evaluate = evaluator or _default_evaluator(options.jurisdiction, options.fhir_base)
         rules = getattr(self.evaluate, "rules", None)
         self.codes = fetch_plan.ChartCodes.from_rules(rules) if rules is not None else None
+        self.ruleset = (rules if rules is not None else load_rules()).ruleset
         self.progress_stream = progress_stream
         self.should_stop = should_stop or (lambda: False)
         self._tasks_searchable = True
@@ -229,7 +231,7 @@ class Scanner:
         `named`: what else the selection covers (default: the --patient ids)."""
         options = self.options
         key = selectors.selection_key(selection, options.patients if named is None else named,
-                                      options.jurisdiction)
+                                      options.jurisdiction, self.ruleset)
         if not options.dry_run:
             previous = self.store.resumable(options.fhir_base, key)
             if previous is not None:
@@ -243,7 +245,8 @@ class Scanner:
 
     def _context(self) -> WriteContext:
         return WriteContext(privacy_officer=self.privacy_officer,
-                            organization=self.organization, device=self._device())
+                            organization=self.organization, device=self._device(),
+                            ruleset=self.ruleset)
 
     def _device(self) -> str | None:
         """The app's Device: created once (conditionally); in a dry run only looked up."""

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from consent_gap import RULESET, fetch_plan
+from consent_gap import fetch_plan
 from consent_gap.commands.base import UsageError
 from consent_gap.fhir.client import FhirClient
 
@@ -80,7 +80,8 @@ def patients(client: FhirClient, selection: Selection, named: Sequence[str], *,
     return fetch_plan.all_patient_ids(client)
 
 
-def selection_key(selection: Selection, named: Sequence[str], jurisdiction: str | None) -> str:
+def selection_key(selection: Selection, named: Sequence[str], jurisdiction: str | None,
+                  ruleset: str) -> str:
     """What a resumed run must match: the selection, the patients, jurisdiction and rules."""
-    text = json.dumps([selection.mode, selection.since, sorted(named), jurisdiction, RULESET])
+    text = json.dumps([selection.mode, selection.since, sorted(named), jurisdiction, ruleset])
     return hashlib.sha256(text.encode()).hexdigest()[:32]

@@ -101,7 +101,7 @@ def bound_evaluator(settings: Settings) -> DecideBatch:
     except MappingsError as error:
         raise UsageError(f"CONSENT_GAP_MAPPINGS: {error}") from None
     try:
-        return evaluator(settings.jurisdiction, rules=rules)
+        return evaluator(settings.jurisdiction, rules=rules, base=settings.fhir_base)
     except InputError as error:
         raise UsageError(f"--jurisdiction / CONSENT_GAP_JURISDICTION: {error}") from None
 

@@ -150,6 +150,7 @@ class PendingAuthorization:
     created_at: float = 0.0
     id_token_issuer: str = ""
     jwks_uri: str | None = None
+    scope: str = ""  # as requested: what was granted when the answer names no scope
 
     def expired(self, now: float, max_age: float = 600.0) -> bool:
         return now - self.created_at > max_age
@@ -183,7 +184,7 @@ def start_authorization(
                                 authorize_url=url,
                                 created_at=time.time() if now is None else now,
                                 id_token_issuer=config.openid_issuer or audience,
-                                jwks_uri=config.jwks_uri)
+                                jwks_uri=config.jwks_uri, scope=scope)
 
 
 # -- tokens --------------------------------------------------------------------------------
@@ -286,7 +287,9 @@ def exchange_code(
         session, id_token, jwks_uri=pending.jwks_uri, issuer=pending.id_token_issuer,
         client_id=client_id, timeout=timeout, clock=clock,
     ) if id_token else None
-    return TokenSet.from_response(body, now, claims)
+    tokens = TokenSet.from_response(body, now, claims)
+    # RFC 6749 5.1: a token response without `scope` granted exactly what was requested.
+    return tokens if tokens.scope else replace(tokens, scope=pending.scope)
 
 
 def refresh(

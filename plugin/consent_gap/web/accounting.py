@@ -11,18 +11,17 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, Response, redirect, render_template, request, url_for
 
 from consent_gap import accounting as core
 from consent_gap.documents import accounting_pdf, document
 from consent_gap.fetch_plan import fetch_named
 from consent_gap.fhir.search import Key, collect
 
+from . import services
 from .chart import client_for, fetch_chart
-from .config import WebConfig
 from .context import Launch, LaunchMissing, get_launch
-from .launch import message
-from .panel import expired_page, with_launch
+from .pages import expired_page, message, with_launch
 
 bp = Blueprint("accounting", __name__)
 log = logging.getLogger(__name__)
@@ -42,7 +41,7 @@ def _accounting(launch: Launch, as_of: datetime, summarized: bool) -> core.Accou
     from consent_gap.evaluate import evaluate
     from consent_gap.mappings import load_rules
 
-    config: WebConfig = current_app.extensions["consent_gap"]
+    config = services.config()
     patient = launch.patient or ""
     patient_ref = f"Patient/{patient}"
     client = client_for(launch)
@@ -53,7 +52,7 @@ def _accounting(launch: Launch, as_of: datetime, summarized: bool) -> core.Accou
         collect(found, chart.resources)
         fetch_named(client, found, extra=[config.organization], patient_id=patient)
     resources = list(found.values())
-    report = evaluate(resources, config.jurisdiction, rules=rules)
+    report = evaluate(resources, config.jurisdiction, rules=rules, base=launch.iss)
     log.info("accounting for launch %s: %d resources", launch.lid, len(resources))
     return core.account(resources, report, rules, patient_ref, as_of,
                         summarized=summarized, organization=config.organization)

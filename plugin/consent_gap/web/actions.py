@@ -9,41 +9,27 @@ form: the form names only the disclosure, and only one of this launch's patient.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import wraps
+from typing import Any
 
-from flask import Blueprint, current_app, redirect, request, url_for
+from flask import Blueprint, request
 
-from consent_gap import writeback
+from consent_gap import wording, writeback
 from consent_gap.domain import Finding
 from consent_gap.fhir import FhirError
+from consent_gap.mappings import load_rules
 from consent_gap.smart.scopes import permits
 
+from . import services
 from .chart import client_for, load_report
-from .config import WebConfig
 from .context import Launch
-from .panel import add_notice, with_launch
+from .pages import add_notice, with_launch
+from .pages import back_to_panel as _back
+from .view import NO_WRITE_SCOPE, Action, permitted_actions
 
 bp = Blueprint("actions", __name__, url_prefix="/panel/<lid>")
 log = logging.getLogger(__name__)
-
-KIND_TEXT = {
-    writeback.Kind.DOCUMENTATION_DRAFT: "draft documentation note",
-    writeback.Kind.ALERT: "alert to the privacy officer",
-    writeback.Kind.FINDING_NOTE: "finding note",
-    writeback.Kind.NOTICE_REMINDER: "client-notice reminder",
-    writeback.Kind.CLIENT_NOTICE: "record of the client notice",
-    writeback.Kind.TASK: "task for the privacy office",
-}
-
-
-def _config() -> WebConfig:
-    return current_app.extensions["consent_gap"]
-
-
-def _back(launch: Launch, anchor: str | None = None):
-    target = url_for("panel.show", lid=launch.lid)
-    return redirect(target + (f"#{anchor}" if anchor else ""), code=303)
-
 
 def _finding(launch: Launch) -> tuple[int, Finding] | None:
     disclosure = (request.form.get("disclosure") or "").strip()
@@ -55,9 +41,10 @@ def _finding(launch: Launch) -> tuple[int, Finding] | None:
 
 
 def _context() -> writeback.WriteContext:
-    config = _config()
+    config = services.config()
     return writeback.WriteContext(privacy_officer=config.privacy_officer,
-                                  organization=config.organization)
+                                  organization=config.organization,
+                                  ruleset=load_rules(config.mappings).ruleset)
 
 
 def _write(launch: Launch, finding: Finding, kinds: Iterable[writeback.Kind]) -> list[str]:
@@ -92,11 +79,30 @@ def _send(launch: Launch, group: writeback.FindingWrites,
 
 def _line(result: writeback.WriteResult, label: str | None) -> str:
     """The confirmation for one write: created now or already there."""
-    what = label or KIND_TEXT.get(result.write.kind, result.write.kind)
+    what = label or wording.kind(result.write.kind)
     where = result.reference or result.write.resource_type
     if result.status == writeback.WriteStatus.CREATED:
         return f"The {what} saved in the chart ({where})."
     return f"The {what} was already in the chart ({where})."
+
+
+def granted(action: Action) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Run the view only when the launch's scopes allow ``action``'s writes; otherwise say so
+    and write nothing (the button is hidden then: this answers a hand-made POST)."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapper(launch: Launch, **kwargs: Any):
+            if action in permitted_actions(launch.scopes):
+                return view(launch, **kwargs)
+            log.warning("panel action %s refused for launch %s: not in the granted scopes",
+                        action, launch.lid)
+            add_notice(launch.lid, "error", NO_WRITE_SCOPE)
+            return _back(launch)
+
+        return wrapper
+
+    return decorate
 
 
 def _act(launch: Launch, kinds: tuple[writeback.Kind, ...], nothing: str):
@@ -118,6 +124,7 @@ def _act(launch: Launch, kinds: tuple[writeback.Kind, ...], nothing: str):
 
 @bp.post("/draft-note")
 @with_launch
+@granted(Action.DRAFT_NOTE)
 def draft_note(launch: Launch):
     return _act(launch, (writeback.Kind.DOCUMENTATION_DRAFT,),
                 "Documentation is not missing for this disclosure; nothing was written.")
@@ -125,8 +132,9 @@ def draft_note(launch: Launch):
 
 @bp.post("/notify-officer")
 @with_launch
+@granted(Action.NOTIFY_OFFICER)
 def notify_officer(launch: Launch):
-    if not _config().privacy_officer:
+    if not services.config().privacy_officer:
         add_notice(launch.lid, "error",
                    "No privacy officer is configured (CONSENT_GAP_PRIVACY_OFFICER).")
         return _back(launch)
@@ -139,6 +147,7 @@ def notify_officer(launch: Launch):
 
 @bp.post("/client-notice")
 @with_launch
+@granted(Action.CLIENT_NOTICE)
 def client_notice(launch: Launch):
     outcome = request.form.get("outcome")
     reason = (request.form.get("reason") or "").strip()

@@ -12,13 +12,10 @@ from consent_gap.fhir import FhirError
 
 from .chart import SessionExpired, load_report
 from .context import LaunchMissing, drop_launch, get_launch
+from .pages import json_error as _error
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 log = logging.getLogger(__name__)
-
-
-def _error(status: int, code: str, text: str):
-    return jsonify({"error": code, "message": text}), status
 
 
 @bp.get("/findings")

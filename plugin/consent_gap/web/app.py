@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 import requests
-from flask import Flask, render_template
+from flask import Flask
 from werkzeug.exceptions import HTTPException
 
-from . import security
+from . import security, services
 from .config import WebConfig, from_settings
 from .sessions import COOKIE_NAME, ServerSessionInterface, SessionStore, make_store
 
@@ -70,11 +70,9 @@ def create_app(
         MAX_CONTENT_LENGTH=64 * 1024,
     )
     app.json.sort_keys = False  # keep the contract's key order in /api/findings
-    app.extensions["consent_gap"] = config
-    app.extensions["consent_gap.http"] = http or _http_session()
     from .chart import Prefetcher
 
-    app.extensions["consent_gap.prefetch"] = Prefetcher()
+    services.install(app, config, http or _http_session(), Prefetcher())
     app.session_interface = ServerSessionInterface(
         store if store is not None else make_store(config.session_store), secret,
         config.session_ttl,
@@ -115,16 +113,8 @@ def _register_errors(app: Flask) -> None:
     def _http_error(error: HTTPException):
         from flask import request
 
+        from .pages import json_error, message
+
         if request.path.startswith(("/api/", "/cds-services", "/fhir-notify")):
-            return {"error": error.name, "message": error.description}, error.code
-        return (
-            render_template(
-                "message.html",
-                kind="error",
-                heading=error.name,
-                lines=[error.description],
-                detail=None,
-                retry_hint=None,
-            ),
-            error.code,
-        )
+            return json_error(error.code or 500, error.name, error.description or "")
+        return message(error.code or 500, error.name, error.description or "", retry=False)

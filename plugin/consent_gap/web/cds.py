@@ -29,15 +29,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from consent_gap import fetch_plan
 from consent_gap.domain import Decision, Finding
 from consent_gap.fhir import BearerAuth, FhirClient, FhirError, FhirHttpError
 from consent_gap.smart.ehr_launch import IssuerNotAllowed, require_allowed_issuer
 
-from .cds_auth import CdsAuthError, CdsVerifier, JwksCache
+from . import services
+from .cds_auth import CdsAuthError
 from .config import WebConfig
+from .pages import json_error
 
 bp = Blueprint("cds", __name__, url_prefix="/cds-services")
 log = logging.getLogger(__name__)
@@ -260,32 +262,15 @@ def card_for(findings: list[Finding], launch_url: str) -> dict[str, Any] | None:
 
 # ---- the routes ------------------------------------------------------------------------------
 
-def _config() -> WebConfig:
-    return current_app.extensions["consent_gap"]
-
-
 def _rules(config: WebConfig) -> Any:
     from consent_gap.mappings import load_rules
 
     return load_rules(config.mappings)
 
 
-def _verifier() -> CdsVerifier:
-    verifier = current_app.extensions.get("consent_gap.cds_verifier")
-    if verifier is None:
-        jwks = JwksCache(current_app.extensions["consent_gap.http"])
-        verifier = CdsVerifier(dict(_config().cds_clients), jwks)
-        current_app.extensions["consent_gap.cds_verifier"] = verifier
-    return verifier
-
-
 def service_url(config: WebConfig) -> str:
     """This service's URL: what a CDS client's token must name as `aud`."""
     return f"{config.public_url.rstrip('/')}/cds-services/{SERVICE_ID}"
-
-
-def _error(status: int, code: str, text: str) -> tuple[Response, int]:
-    return jsonify({"error": code, "message": text}), status
 
 
 @bp.before_request
@@ -306,28 +291,29 @@ def _cors(response: Response) -> Response:
 @bp.get("")
 def discovery():
     """The service list. Open: it holds no PHI, only what the service needs prefetched."""
-    return jsonify({"services": [service_description(_rules(_config()))]})
+    return jsonify({"services": [service_description(_rules(services.config()))]})
 
 
 @bp.post(f"/{SERVICE_ID}")
 def patient_view():
-    config = _config()
+    config = services.config()
     started = time.perf_counter()
     try:
-        caller = _verifier().verify(request.headers.get("Authorization"), service_url(config))
+        caller = services.cds_verifier().verify(request.headers.get("Authorization"),
+                                                service_url(config))
     except CdsAuthError as error:
         log.warning("cds call refused: %s", error)
-        response, status = _error(401, "unauthorized", "The CDS client's token was refused.")
+        response, status = json_error(401, "unauthorized", "The CDS client's token was refused.")
         response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
         return response, status
     try:
         call = parse_call(request.get_json(silent=True))
     except BadHookRequest as error:
-        return _error(400, "bad-request", str(error))
+        return json_error(400, "bad-request", str(error))
     rules = _rules(config)
     resources = prefetched_chart(call.prefetch, prefetch_templates(rules), call.patient_id)
     source = "prefetch"
-    http = current_app.extensions["consent_gap.http"]
+    http = services.http()
     if resources is not None:
         resources = completed_prefetch(resources, call, config, http)
     else:
@@ -337,14 +323,14 @@ def patient_view():
         except ChartUnavailable as error:
             log.info("cds call from %s for Patient/%s: %s", caller.issuer, call.patient_id,
                      error)
-            return _error(412, "data-unavailable", str(error))
+            return json_error(412, "data-unavailable", str(error))
         except FhirError as error:
             log.warning("cds fetch for Patient/%s failed: %s", call.patient_id,
                         type(error).__name__)
-            return _error(502, "fhir-error", "The EHR's record could not be read.")
+            return json_error(502, "fhir-error", "The EHR's record could not be read.")
     from consent_gap.evaluate import evaluate
 
-    report = evaluate(resources, config.jurisdiction, rules=rules)
+    report = evaluate(resources, config.jurisdiction, rules=rules, base=call.fhir_server)
     mine = [f for f in report.findings if f.patient == f"Patient/{call.patient_id}"]
     card = card_for(mine, f"{config.public_url.rstrip('/')}/launch")
     log.info("cds patient-view from %s for Patient/%s: %s, %d resources, %d findings, %s, "

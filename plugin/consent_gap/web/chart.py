@@ -15,12 +15,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import requests
-from flask import current_app
 
 from consent_gap import fetch_plan
 from consent_gap.fhir import BearerAuth, FhirClient, FhirError
 
-from . import oauth
+from . import oauth, services
 from .config import WebConfig
 from .context import Launch, save_launch
 
@@ -64,8 +63,8 @@ def fresh_launch(launch: Launch, config: WebConfig, http: requests.Session) -> L
 
 def client_for(launch: Launch) -> FhirClient:
     """A FHIR client on the launch's issuer, authenticated with its (fresh) access token."""
-    config: WebConfig = current_app.extensions["consent_gap"]
-    http: requests.Session = current_app.extensions["consent_gap.http"]
+    config = services.config()
+    http = services.http()
     launch = fresh_launch(launch, config, http)
     return FhirClient(launch.iss, auth=BearerAuth(launch.access_token), session=http,
                       timeout=config.http_timeout, retries=2)
@@ -89,7 +88,7 @@ def _decide(client: FhirClient, launch: Launch, jurisdiction: str | None,
     with client:
         chart = fetch_chart(client, launch.patient or "", rules=rules)
     fetched = time.perf_counter()
-    report = evaluate(chart.resources, jurisdiction, rules=rules)
+    report = evaluate(chart.resources, jurisdiction, rules=rules, base=launch.iss)
     log.info(
         "chart for launch %s: %d resources, %d findings, fetch %.0f ms, decide %.0f ms",
         launch.lid, len(chart.resources), len(report.findings),
@@ -111,7 +110,7 @@ class Prefetcher:
         self.ttl = ttl
 
     def start(self, launch: Launch) -> None:
-        config: WebConfig = current_app.extensions["consent_gap"]
+        config = services.config()
         if not launch.patient:
             return
         try:
@@ -143,10 +142,10 @@ class Prefetcher:
 def load_report(launch: Launch) -> tuple[ChartData, Any]:
     """The launched patient's chart and its engine Report: the prefetched ones right after
     the launch, else fetched and decided now."""
-    config: WebConfig = current_app.extensions["consent_gap"]
+    config = services.config()
     if not launch.patient:
         raise FhirError("the launch has no patient")
-    prefetcher: Prefetcher | None = current_app.extensions.get("consent_gap.prefetch")
+    prefetcher = services.prefetcher()
     future = prefetcher.take(launch.lid) if prefetcher else None
     if future is not None:
         return future.result()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from flask import session
@@ -26,47 +26,40 @@ class LaunchMissing(LookupError):
     """The launch id is not in this session (expired, other browser, or made up)."""
 
 
-@dataclass
-class Launch:
-    """One completed launch. Tokens stay on the server: this lives in the session store."""
+@dataclass(frozen=True, kw_only=True)
+class Launch(TokenSet):
+    """One completed launch: smart's token set (the one launch state: tokens, granted scope,
+    launch context, the verified user) plus where it came from. Tokens stay on the server:
+    this lives in the session store."""
 
     lid: str
     iss: str
     token_endpoint: str
-    patient: str | None
-    access_token: str
-    expires_at: float
-    refresh_token: str | None = None
-    scope: str = ""
-    encounter: str | None = None
-    need_patient_banner: bool = True
-    fhir_user: str | None = None
     created: float = 0.0
 
     @classmethod
     def from_tokens(cls, lid: str, iss: str, token_endpoint: str, tokens: TokenSet) -> Launch:
-        return cls(
-            lid=lid, iss=iss, token_endpoint=token_endpoint, patient=tokens.patient,
-            access_token=tokens.access_token, expires_at=tokens.expires_at,
-            refresh_token=tokens.refresh_token, scope=tokens.scope, encounter=tokens.encounter,
-            need_patient_banner=tokens.need_patient_banner, fhir_user=tokens.fhir_user,
-            created=time.time(),
-        )
+        return cls(**{f.name: getattr(tokens, f.name) for f in fields(TokenSet)},
+                   lid=lid, iss=iss, token_endpoint=token_endpoint, created=time.time())
+
+    @classmethod
+    def from_session(cls, data: dict[str, Any]) -> Launch:
+        """The launch as `save_launch` stored it (JSON turned its tuples into lists)."""
+        known = {f.name for f in fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
+        values["fhir_context"] = tuple(values.get("fhir_context") or ())
+        return cls(**values)
 
     def token_set(self) -> TokenSet:
-        """The tokens in smart.ehr_launch's form (for a refresh)."""
-        return TokenSet(
-            access_token=self.access_token, expires_at=self.expires_at, scope=self.scope,
-            refresh_token=self.refresh_token, patient=self.patient, encounter=self.encounter,
-            need_patient_banner=self.need_patient_banner, fhir_user=self.fhir_user,
-        )
+        """The tokens for a refresh: the launch is one."""
+        return self
 
     @property
     def patient_ref(self) -> str | None:
         return f"Patient/{self.patient}" if self.patient else None
 
     def expiring(self, margin: float = 60.0, now: float | None = None) -> bool:
-        return (now if now is not None else time.time()) >= self.expires_at - margin
+        return self.needs_refresh(now if now is not None else time.time(), margin)
 
 
 def new_id() -> str:
@@ -90,7 +83,7 @@ def get_launch(lid: str | None) -> Launch:
     key = lid or session.get("latest")
     if not key or key not in launches:
         raise LaunchMissing(key or "")
-    return Launch(**launches[key])
+    return Launch.from_session(launches[key])
 
 
 def drop_launch(lid: str) -> None:

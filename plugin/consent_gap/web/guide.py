@@ -19,16 +19,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
+from flask import Blueprint, Response, jsonify, render_template, request, url_for
 
 from consent_gap.fetch_plan import fetch_referenced
 from consent_gap.fhir import FhirClient, FhirError
 from consent_gap.fhir.errors import FhirHttpError
 
+from . import services
 from .chart import SessionExpired, client_for, fetch_chart, load_report
 from .config import WebConfig
 from .context import Launch, LaunchMissing, drop_launch, get_launch
-from .panel import with_launch
+from .pages import json_error, with_launch
 
 bp = Blueprint("guide", __name__)
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class Refused(Exception):
 
 
 def _config() -> WebConfig:
-    return current_app.extensions["consent_gap"]
+    return services.config()
 
 
 def _rules() -> Any:
@@ -65,8 +66,7 @@ def _clinician(launch: Launch) -> str | None:
     return "/".join(parts[-2:]) if len(parts) >= 2 else None
 
 
-def _error(status: int, code: str, message: str) -> tuple[Response, int]:
-    return jsonify({"error": code, "message": message}), status
+_error = json_error
 
 
 def _api(view: Any) -> Any:
@@ -95,9 +95,7 @@ def _api(view: Any) -> Any:
 def _written(launch: Launch) -> None:
     """After a write: a chart prefetched at launch is stale now; drop it so the panel and
     /api/findings read the chart afresh."""
-    prefetcher = current_app.extensions.get("consent_gap.prefetch")
-    if prefetcher is not None:
-        prefetcher.take(launch.lid)
+    services.prefetcher().take(launch.lid)
     _opened().take(launch.lid)
 
 
@@ -138,7 +136,7 @@ class OpenedCharts:
 
 
 def _opened() -> OpenedCharts:
-    return current_app.extensions.setdefault("consent_gap.guide_charts", OpenedCharts())
+    return services.kept("guide_charts", OpenedCharts)
 
 
 @dataclass
@@ -173,7 +171,7 @@ def decide_proposal(launch: Launch, data: Any, client: FhirClient, *,
         raise Refused(400, "no-patient", "patient: the launch has no patient")
     try:
         proposal = read_proposal(data, rules, now=_now(), patient=launch.patient_ref)
-        decide = evaluator(_config().jurisdiction, rules=rules)
+        decide = evaluator(_config().jurisdiction, rules=rules, base=launch.iss)
         opened = None if fresh else _opened().take(launch.lid)
         resources = _chart(client, launch, audit_event(proposal, recorded=proposal.at), opened)
         if opened is not None:  # the next check of this page may use it too, while fresh

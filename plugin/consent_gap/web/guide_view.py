@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from consent_gap.explain import BASIS
-from consent_gap.guide_wording import (
+from consent_gap import wording
+from consent_gap.normalize import _human_name, format_instant
+from consent_gap.wording.guide import (
     DOCUMENTATION_ELEMENTS,
     ETHIC,
     FORM_STATEMENTS,
@@ -25,7 +26,6 @@ from consent_gap.guide_wording import (
     SCENARIO_TEXT,
     state_rule,
 )
-from consent_gap.normalize import _human_name, format_instant
 
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 #: Data a clinician may describe without referencing a record (6.1 `data` with labels alone).
@@ -141,7 +141,7 @@ def answer_details(answer: Any, resources: list[dict[str, Any]], rules: Any) -> 
     if finding is None:
         return out
     basis = finding.basis or ""
-    out["basis_text"] = BASIS.get(basis)
+    out["basis_text"] = wording.BASES.get(basis)  # None for a Consent or no basis
     if basis.startswith("Consent/") and answer.report is not None:
         chart = answer.report.charts.get(finding.patient)
         consent = next((c for c in (chart.consents if chart else ())

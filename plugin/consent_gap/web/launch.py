@@ -11,41 +11,19 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, redirect, request, session, url_for
 
-from . import oauth
-from .config import WebConfig
-from .context import (
-    Launch,
-    new_id,
-    remember_pending,
-    save_launch,
-    take_pending,
-    take_target,
-)
+from . import oauth, services
+from .context import Launch, new_id, remember_pending, save_launch, take_pending, take_target
+from .pages import message
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
 
 
-def _config() -> WebConfig:
-    return current_app.extensions["consent_gap"]
-
-
-def message(status: int, heading: str, *lines: str, detail: str | None = None,
-            retry: bool = True, kind: str = "error"):
-    """A plain page for a launch that cannot go on; ``retry`` tells the user what to do."""
-    hint = "Close this panel and open consent-gap again from the client's chart." if retry else None
-    return (
-        render_template("message.html", kind=kind, heading=heading, lines=lines,
-                        detail=detail, retry_hint=hint),
-        status,
-    )
-
-
 @bp.get("/launch")
 def launch():
-    config = _config()
+    config = services.config()
     iss = (request.args.get("iss") or "").strip()
     launch_token = request.args.get("launch")
     if not iss:
@@ -60,7 +38,7 @@ def launch():
                        "consent-gap is not configured to accept launches from this EHR.",
                        "Ask your IT team to add it to CONSENT_GAP_ALLOWED_ISSUERS.",
                        detail=iss[:200], retry=False)
-    http = current_app.extensions["consent_gap.http"]
+    http = services.http()
     try:
         # aud is the iss exactly as launched: an exact-matching server refuses a respelling.
         pending = oauth.begin(config, http, base, launch_token or None, aud=iss)
@@ -74,7 +52,7 @@ def launch():
 
 @bp.get("/callback")
 def callback():
-    config = _config()
+    config = services.config()
     target = take_target(request.args.get("state"))
     pending = take_pending(request.args.get("state"))
     error = request.args.get("error")
@@ -95,7 +73,7 @@ def callback():
     code = request.args.get("code")
     if not code:
         return message(400, "Sign-in incomplete", "The EHR sent no authorization code.")
-    http = current_app.extensions["consent_gap.http"]
+    http = services.http()
     try:
         tokens = oauth.exchange_code(config, http, pending, code)
     except oauth.IdTokenRejected as rejected:
@@ -119,6 +97,6 @@ def callback():
     session.rotate()  # a fresh cookie after sign-in: no session fixation
     session.pop("csrf", None)  # and a fresh CSRF token with it
     save_launch(launch_ctx)
-    current_app.extensions["consent_gap.prefetch"].start(launch_ctx)
+    services.prefetcher().start(launch_ctx)
     log.info("launch completed: launch %s", launch_ctx.lid)
     return redirect(url_for("panel.show", lid=launch_ctx.lid), code=303)

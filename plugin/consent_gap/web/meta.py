@@ -6,7 +6,9 @@ import logging
 from functools import lru_cache
 from pathlib import Path
 
-from flask import Blueprint, current_app, jsonify, render_template
+from flask import Blueprint, jsonify, render_template
+
+from . import services
 
 bp = Blueprint("meta", __name__)
 log = logging.getLogger(__name__)
@@ -14,7 +16,7 @@ log = logging.getLogger(__name__)
 
 @bp.get("/")
 def start():
-    config = current_app.extensions["consent_gap"]
+    config = services.config()
     return render_template("start.html", issuers=config.allowed_issuers)
 
 
@@ -30,7 +32,7 @@ def jwks():
     """The public keys of the scan's backend client (CONSENT_GAP_JWKS_FILE), for EHRs that
     fetch a JWKS by URL. Read from the file, never derived from a private key: the web tier
     holds none. A rotation (`consent-gap keys rotate`) shows without a restart."""
-    config = current_app.extensions["consent_gap"]
+    config = services.config()
     body = {"keys": published_keys(config.jwks_file)} if config.jwks_file else {"keys": []}
     response = jsonify(body)
     response.headers["Cache-Control"] = "public, max-age=300"

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from .. import wording
 from ..domain import Decision, Finding
 
 WIDTH = 560
@@ -32,12 +33,16 @@ class DecisionStyle:
     symbol: str  # one character, shown in the list next to the word
 
 
+_MARKS = {  # shape and symbol per decision; the label is the decision's wording
+    Decision.AUTHORIZED: ("circle", "\u25cf"),
+    Decision.PERMITTED: ("square", "\u25a0"),
+    Decision.REQUIRED: ("diamond", "\u25c6"),
+    Decision.UNAUTHORIZED: ("cross", "\u2716"),
+    Decision.REVIEW: ("triangle", "\u25b2"),
+}
 STYLES: dict[str, DecisionStyle] = {
-    Decision.AUTHORIZED: DecisionStyle("circle", "Authorized", "\u25cf"),
-    Decision.PERMITTED: DecisionStyle("square", "Permitted (exception)", "\u25a0"),
-    Decision.REQUIRED: DecisionStyle("diamond", "Required by law", "\u25c6"),
-    Decision.UNAUTHORIZED: DecisionStyle("cross", "Unauthorized", "\u2716"),
-    Decision.REVIEW: DecisionStyle("triangle", "Needs review", "\u25b2"),
+    decision: DecisionStyle(shape, wording.decision(decision), symbol)
+    for decision, (shape, symbol) in _MARKS.items()
 }
 DECISION_ORDER = (
     Decision.UNAUTHORIZED,

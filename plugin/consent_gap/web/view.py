@@ -10,9 +10,11 @@ from __future__ import annotations
 import html
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
-from consent_gap import RULESET
+from consent_gap import wording, writeback
 from consent_gap.domain import (
     Authorization,
     ClientNotice,
@@ -23,38 +25,40 @@ from consent_gap.domain import (
     Problem,
 )
 from consent_gap.evaluate import Report
+from consent_gap.smart.scopes import may_create
+from consent_gap.wording import notes
 
 from .config import WebConfig
 from .context import Launch
 from .timeline import DECISION_ORDER, STYLES, DecisionStyle, Span, Timeline, layout
 
-REASON_TEXT = {
-    "no-authorization": "no signed authorization on file",
-    "not-an-authorization": "the Consent is not a disclosure authorization",
-    "authorization-not-active": "the authorization was not active",
-    "authorization-revoked": "the authorization had been revoked",
-    "authorization-unsigned": "the authorization is not signed",
-    "authorization-not-yet-valid": "the authorization was not yet valid",
-    "authorization-expired": "the authorization had expired",
-    "authorizer-not-permitted": "the signer could not authorize for this client",
-    "minor-self-authorization": "a minor signed alone",
-    "recipient-not-covered": "the recipient is not named",
-    "purpose-not-covered": "the purpose is not covered",
-    "data-not-covered": "the information disclosed is not covered",
-    "psychotherapy-notes-need-specific-authorization":
-        "psychotherapy notes need their own authorization",
-    "part2-consent-required": "substance-use (Part 2) records need a Part 2 consent",
-    "denied-by-provision": "the authorization explicitly denies this",
-    "authorization-incomplete": "the authorization lacks a required element",
-    "restricted-by-patient": "the client restricted this disclosure",
-    "data-unresolved": "what was disclosed cannot be determined",
-    "subpoena-without-court-order": "a subpoena alone does not permit disclosure",
-    "legal-review-needed": "needs legal review",
-    "family-involvement-review": "family involvement needs review",
-    "recipient-not-a-provider": "the recipient is not a care provider",
-    "purpose-unmapped": "the purpose is not one the rules know",
-    "purpose-missing": "no purpose was recorded",
+
+class Action(StrEnum):
+    """The panel's buttons (each a POST route of web/actions.py)."""
+
+    DRAFT_NOTE = "draft-note"
+    CLIENT_NOTICE = "client-notice"
+    NOTIFY_OFFICER = "notify-officer"
+
+
+#: What each button writes.
+ACTION_KINDS: dict[Action, tuple[writeback.Kind, ...]] = {
+    Action.DRAFT_NOTE: (writeback.Kind.DOCUMENTATION_DRAFT,),
+    Action.CLIENT_NOTICE: (writeback.Kind.CLIENT_NOTICE,),
+    Action.NOTIFY_OFFICER: (writeback.Kind.ALERT, writeback.Kind.FINDING_NOTE),
 }
+
+#: Shown when the token's scopes hide a button the chart would otherwise offer.
+NO_WRITE_SCOPE = ("This sign-in does not let consent-gap write to the chart, so its actions are "
+                  "hidden. Ask your EHR administrator to grant the app's write scopes.")
+
+
+def permitted_actions(granted: Iterable[str]) -> frozenset[Action]:
+    """The buttons whose writes the granted scopes allow (the app creates the resources, their
+    Provenance and, inline, its Device): a button the EHR would refuse is never shown."""
+    scopes = tuple(granted)
+    return frozenset(action for action, kinds in ACTION_KINDS.items()
+                     if may_create(scopes, writeback.created_types(kinds)))
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,7 @@ class FindingView:
     occurred: str
     purposes: str
     reasons: tuple[Reason, ...]
+    decided_by: tuple[Reason, ...]  # the trace: the Consent or the 1.3 row, then what turned it
     consents: tuple[ConsentsChecked, ...]
     consents_total: int
     can_draft: bool
@@ -131,6 +136,7 @@ class PanelView:
     problems: tuple[Problem, ...]
     jurisdiction: str | None
     ruleset: str
+    write_note: str | None = None  # NO_WRITE_SCOPE when the scopes hid an action
 
 
 def counts(findings: list[Finding]) -> tuple[Count, ...]:
@@ -168,7 +174,7 @@ def _grouped(checked: tuple[tuple[str, str | None], ...]) -> tuple[ConsentsCheck
     for ref, reason in checked:
         groups.setdefault(reason or "", []).append(ref)
     return tuple(
-        ConsentsChecked(reason, REASON_TEXT.get(reason, reason) if reason else "covers it",
+        ConsentsChecked(reason, wording.reason(reason) if reason else notes.CONSENT_COVERS,
                         tuple(refs))
         for reason, refs in groups.items()
     )
@@ -186,7 +192,21 @@ def authorization_rows(spans: list[Span],
     )
 
 
-def _finding_view(index: int, finding: Finding, officer: bool) -> FindingView:
+def called_for(finding: Finding, officer: bool) -> frozenset[Action]:
+    """The buttons a finding calls for, whatever the scopes: a draft where documentation is
+    missing, a notice record where the client notice is, an alert for a flagged disclosure
+    when there is a privacy officer to alert."""
+    wanted = set()
+    if finding.documentation == Documentation.MISSING:
+        wanted.add(Action.DRAFT_NOTE)
+    if finding.client_notice == ClientNotice.MISSING:
+        wanted.add(Action.CLIENT_NOTICE)
+    if officer and finding.decision in (Decision.UNAUTHORIZED, Decision.REVIEW):
+        wanted.add(Action.NOTIFY_OFFICER)
+    return frozenset(wanted)
+
+
+def _finding_view(index: int, finding: Finding, actions: frozenset[Action]) -> FindingView:
     decision = Decision(finding.decision)
     return FindingView(
         index=index,
@@ -195,12 +215,13 @@ def _finding_view(index: int, finding: Finding, officer: bool) -> FindingView:
         style=STYLES[decision],
         occurred=finding.occurred.replace("T", " ").replace("Z", " UTC"),
         purposes=", ".join(finding.purposes) or "none recorded",
-        reasons=tuple(Reason(code, REASON_TEXT.get(code, "")) for code in finding.reasons),
+        reasons=tuple(Reason(code, wording.reason(code)) for code in finding.reasons),
+        decided_by=tuple(Reason(item, wording.trace(item)) for item in finding.decided_by),
         consents=_grouped(finding.consents_checked),
         consents_total=len(finding.consents_checked),
-        can_draft=finding.documentation == Documentation.MISSING,
-        can_notice=finding.client_notice == ClientNotice.MISSING,
-        can_alert=officer and decision in (Decision.UNAUTHORIZED, Decision.REVIEW),
+        can_draft=Action.DRAFT_NOTE in actions,
+        can_notice=Action.CLIENT_NOTICE in actions,
+        can_alert=Action.NOTIFY_OFFICER in actions,
     )
 
 
@@ -212,6 +233,9 @@ def build_view(launch: Launch, report: Report, config: WebConfig) -> PanelView:
     summaries = consent_summaries(authorizations)
     spans = spans_of(authorizations, summaries)
     findings = list(report.findings)
+    allowed = permitted_actions(launch.scopes)
+    wanted = [called_for(f, bool(config.privacy_officer)) for f in findings]
+    hidden = any(actions - allowed for actions in wanted)
     return PanelView(
         lid=launch.lid,
         patient=patient_ref,
@@ -220,13 +244,13 @@ def build_view(launch: Launch, report: Report, config: WebConfig) -> PanelView:
         counts=counts(findings),
         timeline=layout(findings, spans),
         authorizations=authorization_rows(spans, summaries),
-        findings=tuple(
-            _finding_view(i, f, bool(config.privacy_officer))
-            for i, f in enumerate(findings, start=1)
-        ),
+        findings=tuple(_finding_view(i, f, actions & allowed)
+                       for i, (f, actions) in enumerate(zip(findings, wanted, strict=True),
+                                                        start=1)),
         problems=tuple(report.problems),
         jurisdiction=config.jurisdiction,
-        ruleset=RULESET,
+        ruleset=report.ruleset,
+        write_note=NO_WRITE_SCOPE if hidden else None,
     )
 
 

@@ -28,7 +28,6 @@ from flask import (
     Blueprint,
     Request,
     Response,
-    current_app,
     redirect,
     render_template,
     request,
@@ -36,7 +35,7 @@ from flask import (
     url_for,
 )
 
-from consent_gap import breach
+from consent_gap import breach, wording
 from consent_gap.domain import Decision, Documentation
 from consent_gap.fetch_plan import breach_log_search, worklist_search
 from consent_gap.fhir import FhirError
@@ -45,7 +44,7 @@ from consent_gap.normalize import _human_name
 from consent_gap.writeback import office
 from consent_gap.writeback.tasks import TaskView, read_task
 
-from . import oauth
+from . import oauth, services
 from .chart import SessionExpired, client_for, fetch_chart
 from .config import WebConfig
 from .context import (
@@ -56,7 +55,7 @@ from .context import (
     remember_target,
     save_launch,
 )
-from .launch import message
+from .pages import message
 
 bp = Blueprint("worklist", __name__)
 log = logging.getLogger(__name__)
@@ -73,18 +72,12 @@ WORKLIST_SCOPES = " ".join([
     "user/RelatedPerson.rs", "user/Observation.rs", "user/Practitioner.rs",
     "user/Organization.rs",
 ])
-#: How each disposition reads on screen (CONTRACT 7's table).
-DISPOSITION_TEXT = {
-    "authorization-on-file": "An authorization is on file (re-check the chart)",
-    "documentation-completed": "The documentation is completed (re-check the chart)",
-    "not-a-disclosure": "Not a disclosure",
-    "breach-assessment": "Start the breach risk assessment",
-}
+#: How each disposition reads on screen (CONTRACT 7's table), and a Task's businessStatus:
+#: wording's.
+DISPOSITION_TEXT = {code: wording.disposition(code).label for code in wording.DISPOSITIONS}
 BUSINESS_TEXT = {
-    **DISPOSITION_TEXT,
-    "breach-assessment": "Breach risk assessment in progress",
-    "low-probability": "Low probability of compromise: not a breach",
-    "breach": "Breach: notify",
+    **{code: wording.disposition(code).status_text for code in wording.DISPOSITIONS},
+    **wording.CONCLUSIONS,
 }
 AGES = {"": "any age", "30": "30 days or more", "45": "45 days or more",
         "60": "60 days or more"}
@@ -93,7 +86,7 @@ CONFLICT = ("Someone else changed this task since you opened it, so nothing you 
 
 
 def _config() -> WebConfig:
-    return current_app.extensions["consent_gap"]
+    return services.config()
 
 
 def _now() -> datetime:
@@ -120,7 +113,7 @@ def launch():
                        detail=iss[:200], retry=False)
     scope = WORKLIST_SCOPES if token is None else f"launch {WORKLIST_SCOPES}"
     try:
-        pending = oauth.begin(config, current_app.extensions["consent_gap.http"], base, token,
+        pending = oauth.begin(config, services.http(), base, token,
                               aud=iss, scope=scope)
     except oauth.SignInFailed as error:
         return message(502, "The EHR could not be reached", f"Sign-in could not start: {error}.")
@@ -316,7 +309,8 @@ def _chart_report(client: Any, patient: str | None) -> tuple[list[dict[str, Any]
 
         rules = load_rules(config.mappings)
     chart = fetch_chart(client, patient.split("/", 1)[1], rules=rules)
-    return chart.resources, evaluate(chart.resources, config.jurisdiction, rules=rules)
+    return chart.resources, evaluate(chart.resources, config.jurisdiction, rules=rules,
+                                     base=getattr(client, "base", None))
 
 
 def _finding_of(report: Any, disclosure: str | None) -> Any | None:

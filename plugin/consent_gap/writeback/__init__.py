@@ -1,13 +1,17 @@
 """Finding -> the FHIR resources that record it in the chart (CONTRACT.md section 5).
 
-The only module that writes FHIR shapes. Pure: it builds and validates transaction Bundles and
-reads transaction responses; sending them is the caller's business (scan.py, the panel).
+The only package that writes FHIR shapes (new builders go beside this module). Pure: it builds
+and validates transaction Bundles and reads a transaction's answer write by write
+(`read_response`, which the scan and the panel both use); sending them is the caller's business
+(scan/, the panel). The words it writes (the notes' prose, each code's wording) come from
+:mod:`consent_gap.wording`.
 
 Why it looks like this:
 - Every resource written carries an identifier ``https://consent-gap.dev/fhir/finding|<value>``
-  whose value is a hash of the disclosure, the kind of resource, the decision and the ruleset,
-  and is created with ``ifNoneExist`` on it: a rerun, or a resumed scan, matches what is there
-  and writes nothing; a decision that changes gets new resources; nothing is ever updated.
+  whose value is a hash of the disclosure, the kind of resource and the decision only (not the
+  ruleset, the time or the configuration), and is created with ``ifNoneExist`` on it: a rerun,
+  a resumed scan or a new release of the rules matches what is there and writes nothing; a
+  decision that changes gets new resources; nothing is ever updated.
 - R4 ``Provenance`` has no ``identifier`` element, so its deterministic key is a ``meta.tag``
   ``https://consent-gap.dev/fhir/provenance|<value>`` and its conditional create searches
   ``_tag``. It targets its resource through the transaction's ``urn:uuid`` fullUrl (a uuid5 of
@@ -30,8 +34,11 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from consent_gap import RULESET, __version__
+from consent_gap import __version__, wording
 from consent_gap.domain import ClientNotice, Decision, Documentation, Finding
+from consent_gap.mappings import load_rules
+from consent_gap.wording import notes
+from consent_gap.wording.notes import TO_COMPLETE  # noqa: F401  (the draft's marker, re-exported)
 
 from . import tasks
 
@@ -50,8 +57,6 @@ SECURITY = (
 COMMUNICATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/communication-category"
 DOCUMENT_TYPE_SYSTEM = f"{CS}/CodeSystem/document-type"
 LOINC = "http://loinc.org"
-#: Where a clinician must write; the draft's placeholders all start with it.
-TO_COMPLETE = "[TO COMPLETE]"
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, CS)
 
 
@@ -66,6 +71,9 @@ class Kind(StrEnum):
     TASK = "task"  # the privacy office's Task (CONTRACT 7; writeback/tasks.py)
 
 
+wording.require(wording.KINDS, Kind, "kind of write")  # each kind has its words, or no start
+
+
 class WritebackError(ValueError):
     """A resource we built does not validate as FHIR R4; a bug, never sent."""
 
@@ -77,7 +85,7 @@ class WriteContext:
     privacy_officer: str | None = None  # Practitioner/... or PractitionerRole/...
     organization: str | None = None  # Organization/...
     device: str | None = None  # Device/<id> when the caller has ensured it; else created inline
-    ruleset: str = RULESET
+    ruleset: str = field(default_factory=lambda: load_rules().ruleset)  # the tables' own
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -164,9 +172,12 @@ def kinds_for(finding: Finding) -> list[Kind]:
     return kinds
 
 
-def identifier_value(finding: Finding, kind: Kind, ruleset: str = RULESET) -> str:
-    """Deterministic: the same disclosure, kind, decision and ruleset give the same value."""
-    key = "\n".join((finding.disclosure, str(kind), str(finding.decision), ruleset))
+def identifier_value(finding: Finding, kind: Kind) -> str:
+    """Deterministic from the disclosure, the kind and the decision only (CONTRACT 5). Not
+    the ruleset: a new release of the rules re-alerts only the findings whose decision
+    changed. This formula is part of every identifier already written: changing it re-alerts
+    every finding once."""
+    key = "\n".join((finding.disclosure, str(kind), str(finding.decision)))
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
@@ -181,16 +192,25 @@ RESOURCE_TYPE = {
 }
 
 
-def preview(finding: Finding, ruleset: str = RULESET) -> list[dict[str, str]]:
+def created_types(kinds: Iterable[Kind], *, inline_device: bool = True) -> frozenset[str]:
+    """The resource types a transaction writing ``kinds`` creates: each kind's, its
+    Provenance, and the app's Device when it is created inline (no ``WriteContext.device``).
+    What a token's scopes must allow creating before the app offers the write."""
+    types = {RESOURCE_TYPE[kind] for kind in kinds} | {"Provenance"}
+    return frozenset(types | ({"Device"} if inline_device else set()))
+
+
+def preview(finding: Finding, ruleset: str | None = None) -> list[dict[str, str]]:
     """What :func:`plan` would write for this finding (the rows of ``FindingWrites.describe``)
     without building or validating the resources: for dry runs, where nothing is sent and
-    building every note would cost more than fetching the charts."""
+    building every note would cost more than fetching the charts. ``ruleset`` is accepted for
+    the scan's call and changes nothing: no identifier depends on it (CONTRACT 5)."""
     return [
         {
             "disclosure": finding.disclosure,
             "kind": str(kind),
             "resourceType": RESOURCE_TYPE[kind],
-            "identifier": f"{FINDING_SYSTEM}|{identifier_value(finding, kind, ruleset)}",
+            "identifier": f"{FINDING_SYSTEM}|{identifier_value(finding, kind)}",
         }
         for kind in kinds_for(finding)
     ]
@@ -228,7 +248,7 @@ def plan(finding: Finding, context: WriteContext) -> FindingWrites:
     device = context.device or urn(f"{DEVICE_SYSTEM}|{DEVICE_VALUE}")
     writes = []
     for kind in kinds_for(finding):
-        value = identifier_value(finding, kind, context.ruleset)
+        value = identifier_value(finding, kind)
         resource = _BUILDERS[kind](finding, context, device)
         resource = {
             "resourceType": resource.pop("resourceType"),
@@ -473,11 +493,7 @@ def _unique(references: Iterable[str | None]) -> list[dict[str, str]]:
 def _alert(finding: Finding, context: WriteContext, device: str) -> dict[str, Any]:
     urgent = finding.decision == Decision.UNAUTHORIZED
     recipients = _unique([context.privacy_officer, *finding.notify])
-    message = (
-        f"{'Unauthorized' if urgent else 'Unclear'} disclosure {finding.disclosure} "
-        f"on {finding.occurred}: {finding.explanation} "
-        f"Reasons: {', '.join(finding.reasons) or 'none'}."
-    )
+    message = notes.alert(finding)
     return {
         "resourceType": "Communication",
         "status": "completed",
@@ -495,12 +511,7 @@ def _alert(finding: Finding, context: WriteContext, device: str) -> dict[str, An
 def _reminder(finding: Finding, context: WriteContext, device: str) -> dict[str, Any]:
     # The people to notify; with none recorded, the privacy officer, so that someone is told.
     recipients = _unique(finding.notify) or _unique([context.privacy_officer])
-    message = (
-        f"The client has not been told of disclosure {finding.disclosure} on {finding.occurred} "
-        f"({', '.join(finding.purposes) or 'no purpose recorded'}). Inform the client if it is "
-        "safe and possible, as a Communication to the patient about this disclosure; if it is "
-        "not, record that as a Communication with status not-done and a statusReason."
-    )
+    message = notes.reminder(finding)
     return {
         "resourceType": "Communication",
         "status": "completed",
@@ -560,8 +571,8 @@ def _finding_note(finding: Finding, context: WriteContext, device: str) -> dict[
         doc_status="final",
         type_coding={"system": DOCUMENT_TYPE_SYSTEM, "code": "finding-note",
                      "display": "consent-gap finding note"},
-        title=f"Disclosure finding: {finding.decision}",
-        text=finding_note_text(finding, context.ruleset),
+        title=notes.finding_note_title(finding),
+        text=notes.finding_note(finding, context.ruleset),
         related=[finding.disclosure, *(ref for ref, _ in finding.consents_checked)],
     )
 
@@ -573,8 +584,8 @@ def _draft(finding: Finding, context: WriteContext, device: str) -> dict[str, An
         device,
         doc_status="preliminary",
         type_coding={"system": LOINC, "code": "11506-3", "display": "Progress note"},
-        title="Draft: documentation of a disclosure without the client's authorization",
-        text=draft_text(finding),
+        title=notes.DRAFT_TITLE,
+        text=notes.documentation_draft(finding),
         related=[finding.disclosure],
     )
 
@@ -618,163 +629,6 @@ _BUILDERS = {
 }
 
 
-# ---------------------------------------------------------------- the texts
-
-#: One plain sentence per reason code (CONTRACT.md section 3), for the finding note.
-REASON_TEXT = {
-    "no-authorization": "no authorization (Consent) is on file for this client",
-    "not-an-authorization": "the Consent is not a HIPAA authorization (e.g. a notice or a "
-    "restriction)",
-    "authorization-not-active": "the authorization was not active",
-    "authorization-revoked": "the authorization had been revoked",
-    "authorization-unsigned": "the authorization is not signed",
-    "authorization-not-yet-valid": "the authorization was signed or started after the disclosure",
-    "authorization-expired": "the authorization had expired",
-    "authorizer-not-permitted": "the person who signed may not authorize for this client",
-    "minor-self-authorization": "the client signed alone while a minor",
-    "recipient-not-covered": "the authorization does not name this recipient",
-    "purpose-not-covered": "the authorization does not cover this purpose",
-    "data-not-covered": "the authorization does not cover the data disclosed",
-    "psychotherapy-notes-need-specific-authorization": "psychotherapy notes need an "
-    "authorization that names them",
-    "part2-consent-required": "42 CFR Part 2 records need a Part 2 consent",
-    "denied-by-provision": "the authorization explicitly denies this disclosure",
-    "authorization-incomplete": "the authorization lacks a required element (recipient, purpose "
-    "or expiry) or is ambiguous",
-    "restricted-by-patient": "the client asked for a restriction that covers this disclosure "
-    "(HIPAA 164.522)",
-    "data-unresolved": "the data disclosed cannot be identified from the record",
-    "subpoena-without-court-order": "a subpoena alone, without a court order or satisfactory "
-    "assurance, does not permit the disclosure",
-    "legal-review-needed": "a legal request that needs review by counsel",
-    "family-involvement-review": "a disclosure to family or a personal representative that "
-    "needs review",
-    "recipient-not-a-provider": "treatment purpose, but the recipient is not a provider",
-    "purpose-unmapped": "the purpose of the disclosure is not one the rules recognise",
-    "purpose-missing": "no purpose was recorded for the disclosure",
-}
-
-
-def _reason(code: str | None) -> str:
-    if not code:
-        return "it covers the disclosure"
-    return f"{REASON_TEXT.get(code, code)} (`{code}`)"
-
-
-def _bullets(items: Sequence[str], empty: str) -> list[str]:
-    return [f"- {item}" for item in items] or [f"- {empty}"]
-
-
-def next_steps(finding: Finding) -> list[str]:
-    steps: list[str] = []
-    if finding.decision == Decision.UNAUTHORIZED:
-        steps += [
-            "Privacy officer: carry out and record a breach risk assessment. An impermissible "
-            "disclosure is presumed a breach unless a four-factor assessment shows a low "
-            "probability that the information was compromised (45 CFR 164.402).",
-            "If it is a breach, notify the client without unreasonable delay and within 60 days "
-            "of discovery (45 CFR 164.404); contact the recipient to retrieve or limit the data.",
-        ]
-    else:
-        steps.append(
-            "Review the disclosure: find or obtain the authorization or the legal basis that "
-            "covers it, or treat it as unauthorized and assess the breach risk "
-            "(45 CFR 164.402)."
-        )
-    if "data-unresolved" in finding.reasons:
-        steps.append("Record in the disclosure log which records were disclosed.")
-    if finding.accountable:
-        steps.append(
-            "Keep the disclosure in the client's accounting of disclosures (45 CFR 164.528)."
-        )
-    steps.append(
-        "This note was written by consent-gap; do not edit it. Record decisions and corrections "
-        "in a new note."
-    )
-    return steps
-
-
-def finding_note_text(finding: Finding, ruleset: str = RULESET) -> str:
-    """The finding note: what was disclosed, to whom, why it is not covered, each Consent
-    checked and why it failed, and what to do next. References only; no names."""
-    consents = [
-        f"{reference}: {_reason(reason)}" for reference, reason in finding.consents_checked
-    ]
-    lines = [
-        f"# Disclosure finding: {finding.decision}",
-        "",
-        f"- Disclosure: {finding.disclosure}, on {finding.occurred}",
-        f"- Client: {finding.patient or 'not recorded'}",
-        f"- Recipient: {finding.recipient or 'not recorded'}",
-        f"- Purposes: {', '.join(finding.purposes) or 'none recorded'}",
-        f"- Decision: {finding.decision} (basis: {finding.basis or 'none'}; "
-        f"accountable: {'yes' if finding.accountable else 'no'}; rules {ruleset})",
-        "",
-        "## What was disclosed",
-        *_bullets(list(finding.disclosed), "not recorded in the disclosure log"),
-        *(["", "Legal instruments on file:", *_bullets(list(finding.instruments), "")]
-          if finding.instruments else []),
-        "",
-        "## Why it is not covered",
-        finding.explanation,
-        "",
-        *_bullets([_reason(code) for code in finding.reasons], "no reason recorded"),
-        "",
-        "## Authorizations checked",
-        *_bullets(consents, "none: no Consent on file for this client"),
-        "",
-        "## Next steps",
-        *_bullets(next_steps(finding), ""),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def draft_text(finding: Finding) -> str:
-    """The five documentation elements of the seed article, pre-filled from the record; every
-    part a clinician must write is marked with TO_COMPLETE."""
-    notice = {
-        ClientNotice.SENT: "the record shows the client was informed",
-        ClientNotice.WITHHELD: "the record shows informing the client was withheld",
-        ClientNotice.MISSING: "the record shows no notice to the client",
-        ClientNotice.NOT_REQUIRED: "no notice to the client is required",
-    }[finding.client_notice]
-    lines = [
-        "# Documentation of a disclosure of confidential information (draft)",
-        "",
-        f"Disclosure {finding.disclosure} on {finding.occurred}. This draft was prepared by "
-        f"consent-gap from the record; complete every part marked {TO_COMPLETE}, then finalise "
-        "and sign it as your own note.",
-        "",
-        "## 1. Nature of the threat or situation",
-        f"- Purpose recorded: {', '.join(finding.purposes) or 'none'}; legal basis: "
-        f"{finding.basis or 'none determined'}.",
-        f"- {TO_COMPLETE} Describe the threat or situation, its seriousness and imminence.",
-        "",
-        "## 2. Who was informed and why",
-        f"- Recipient: {finding.recipient or 'not recorded'}; purpose "
-        f"{', '.join(finding.purposes) or 'not recorded'}; decision {finding.decision}.",
-        f"- {TO_COMPLETE} Confirm who was informed, how, and why this recipient.",
-        "",
-        "## 3. How the client responded",
-        f"- Client notice: {notice}.",
-        f"- {TO_COMPLETE} Record whether and how the client was told, and the client's response.",
-        "",
-        "## 4. Supporting evidence or consultations",
-        *_bullets([f"Legal instrument: {ref}" for ref in finding.instruments]
-                  + [f"Authorization checked: {ref}" for ref, _ in finding.consents_checked],
-                  "No instrument or authorization on file."),
-        f"- {TO_COMPLETE} Record the risk assessment and any consultation with a supervisor or "
-        "counsel.",
-        "",
-        "## 5. Steps taken to minimise harm",
-        *_bullets([f"Disclosed: {ref}" for ref in finding.disclosed],
-                  "The records disclosed are not listed in the disclosure log."),
-        f"- {TO_COMPLETE} Record how the disclosure was limited to what was necessary and "
-        "the other steps taken (safety plan, evaluation, follow-up).",
-    ]
-    return "\n".join(lines) + "\n"
-
-
 # ---------------------------------------------------------------- the panel's client notice
 
 def client_notice_record(
@@ -803,12 +657,7 @@ def client_notice_record(
     key = "\n".join((finding.disclosure, str(Kind.CLIENT_NOTICE), outcome))
     value = hashlib.sha256(key.encode()).hexdigest()[:32]
     device = context.device or urn(f"{DEVICE_SYSTEM}|{DEVICE_VALUE}")
-    text = (
-        f"The client was informed of disclosure {finding.disclosure} on {finding.occurred}."
-        if sent else
-        f"The client was not informed of disclosure {finding.disclosure} on "
-        f"{finding.occurred}. Reason: {why}"
-    )
+    text = notes.client_notice(finding, sent, why)
     resource: dict[str, Any] = {
         "resourceType": "Communication",
         "meta": {"security": [dict(code) for code in SECURITY]},

@@ -257,7 +257,7 @@ def provenance(target_url: str, key: str, *, now: datetime, clinician: str | Non
 
 def documentation_text(request: RecordRequest, *, ethic_only: bool = False) -> str:
     """The note: the five elements under their headings (and the ETHIC answers, if any)."""
-    from consent_gap.guide_wording import DOCUMENTATION_ELEMENTS, ETHIC
+    from consent_gap.wording.guide import DOCUMENTATION_ELEMENTS, ETHIC
 
     lines = ["Documentation of a disclosure of confidential information", ""]
     if not ethic_only:

@@ -74,7 +74,7 @@ def task_resource(finding: Finding, context: WriteContext, device: str, *,
     from consent_gap.writeback import FINDING_SYSTEM, Kind, identifier_value, urn
 
     if note is None:
-        value = identifier_value(finding, Kind.FINDING_NOTE, context.ruleset)
+        value = identifier_value(finding, Kind.FINDING_NOTE)
         note = urn(f"{FINDING_SYSTEM}|{value}")
     urgent = finding.decision == Decision.UNAUTHORIZED
     task: dict[str, Any] = {

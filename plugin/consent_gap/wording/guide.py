@@ -1,79 +1,22 @@
-"""The words of the guide before a disclosure (CONTRACT 6): steps, scenarios, recipient
-suggestions, the ETHIC prompts and the five documentation elements.
+"""The words of the guide before a disclosure (CONTRACT 6): the recipients scenarios suggest,
+the ETHIC prompts, the five documentation elements, the authorization form's statements and the
+state's rule; the steps' and scenarios' own words are `wording`'s (this package).
 
 Kept in one place so that a clinician reads the same sentence in the CLI, the API, the panel
 and the record written to the chart. The codes come from mappings/guide.toml; `missing_words`
-lists any code the tables use that has no words here (a test and the app's start refuse it).
+lists any code the tables use that has no words (the loader refuses the tables then, through
+`wording.unworded`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from consent_gap import wording
 from consent_gap.mappings import GuideTables, Jurisdiction
 
-#: What to do, one step per code (6.2). `{rule}` is the jurisdiction's rule (see `state_rule`).
-STEP_TEXT = {
-    "disclose-within-authorization":
-        "Disclose only what the signed authorization names, to the recipient it names, before "
-        "it expires.",
-    "record-disclosure":
-        "Record the disclosure in the chart (what, to whom, when and why).",
-    "minimum-necessary":
-        "Send only the minimum necessary for the purpose (45 CFR 164.502(b)).",
-    "inform-client":
-        "Inform the client of the disclosure if it is safe and possible; if it is not, record why.",
-    "document":
-        "Document thoroughly: the nature of the threat or situation, who was informed and why, "
-        "how the client responded, the supporting evidence or consultations, and the steps "
-        "taken to minimise harm.",
-    "notify-who-can-prevent-harm":
-        "Tell only someone able to prevent or lessen the threat (the potential victim, police, "
-        "crisis services), and only what they need (45 CFR 164.512(j)).",
-    "warn-intended-victim":
-        "Warn the intended victim, or take the protective step the state's law accepts. {rule}",
-    "notify-law-enforcement":
-        "Notify law enforcement of the threat. {rule}",
-    "report-to-protective-services":
-        "Report to child or adult protective services as the state's reporting law requires, "
-        "within its deadline.",
-    "disclose-only-what-the-order-names":
-        "Disclose only what the court order names, to whom it names; attach the order to the "
-        "record.",
-    "do-not-disclose":
-        "Do not disclose: nothing in the record permits it.",
-    "consult-legal-counsel":
-        "Consult legal counsel before answering the subpoena.",
-    "assert-privilege":
-        "Assert the client's privilege and answer that the records cannot be released without "
-        "the client's authorization or a court order.",
-    "obtain-authorization":
-        "Ask the client to sign an authorization for this disclosure (it can be prepared here "
-        "and signed now).",
-    "consult-before-disclosing":
-        "Consult a supervisor, the privacy officer or counsel before disclosing, and work "
-        "through ETHIC: evaluate, think through consequences, hypothesize alternatives, "
-        "identify who is affected, consult.",
-    "document-and-monitor":
-        "Nothing is to be disclosed: document the risk assessment and the safety plan, and "
-        "monitor the client.",
-}
-
-#: The scenarios of 6.4, as the picker shows them.
-SCENARIO_TEXT = {
-    "suicidal-ideation-no-plan": "Suicidal thoughts, no plan",
-    "suicide-risk-imminent": "Suicide plan, imminent risk",
-    "threat-to-person": "Threat to a specific person",
-    "child-abuse": "Child abuse disclosed",
-    "elder-or-dependent-adult-abuse": "Elder or dependent adult abuse",
-    "subpoena": "A subpoena for records",
-    "court-order": "A court order for records",
-    "client-request": "The client asks to share their records",
-    "emergency": "A medical emergency",
-    "treatment-coordination": "Coordinating care with another provider",
-    "billing": "Billing or insurance",
-    "consultation-or-supervision": "Consultation or supervision",
-}
+#: The scenarios of 6.4, as the picker shows them (their labels are wording's).
+SCENARIO_TEXT = {code: wording.scenario(code).label for code in wording.SCENARIOS}
 
 #: The recipients a scenario suggests (6.4).
 RECIPIENT_TEXT = {
@@ -145,15 +88,14 @@ def state_rule(place: Jurisdiction | None) -> str:
 
 def step_text(code: str, place: Jurisdiction | None = None) -> str:
     """The words of a step; the duty-to-warn steps name the state's rule."""
-    text = STEP_TEXT[code]
-    return text.format(rule=state_rule(place)).strip() if "{rule}" in text else text
+    return wording.step(code, state_rule(place))
 
 
 def missing_words(tables: GuideTables) -> list[str]:
     """Codes of the guide's tables with no words here (empty when complete)."""
     missing: list[str] = []
-    missing += [f"step {c}" for c in sorted(tables.step_codes()) if c not in STEP_TEXT]
-    missing += [f"scenario {c}" for c in tables.scenarios if c not in SCENARIO_TEXT]
+    missing += [f"step {c}" for c in sorted(tables.step_codes()) if c not in wording.STEPS]
+    missing += [f"scenario {c}" for c in tables.scenarios if c not in wording.SCENARIOS]
     recipients: Iterable[str] = (code for s in tables.scenarios.values()
                                  for code, _types in s.recipients)
     missing += [f"recipient {c}" for c in dict.fromkeys(recipients) if c not in RECIPIENT_TEXT]
@@ -161,17 +103,7 @@ def missing_words(tables: GuideTables) -> list[str]:
 
 
 #: Data described by a label (6.1 `data` with labels alone), as the picker and the form say it.
-LABEL_TEXT = {
-    "PSYTHPN": "psychotherapy notes",
-    "HIPAAPsyNotes": "psychotherapy notes",
-    "42CFRPart2": "substance use disorder treatment records (42 CFR Part 2)",
-    "MH": "mental health information",
-    "SUD": "substance use information",
-    "ETH": "substance abuse information",
-    "HIV": "HIV/AIDS information",
-    "SDV": "sexual and domestic violence information",
-    "ADOL": "care the client consented to as a minor",
-}
+LABEL_TEXT = wording.LABELS
 
 #: Purposes of use in plain words (the form's 164.508(c)(1)(iv) line, the picker).
 PURPOSE_TEXT = {
