@@ -130,3 +130,83 @@ def test_a_read_only_token_shows_no_action_and_says_why():
     assert not (item.can_draft or item.can_notice or item.can_alert)
     assert view.write_note == NO_WRITE_SCOPE
     assert build_view(launch("p-lteague"), evaluate(data, "US-TX"), config).write_note is None
+
+
+def named_view(name: str, patient: str, state: str | None = None, written=None):
+    """The panel's view as web/panel.py builds it: recipients read by read_released."""
+    from consent_gap import normalize
+    from consent_gap.mappings import load_rules
+
+    data = resources(name)
+    report = evaluate(data, state)
+    rules = load_rules()
+    releases = normalize.read_released(data, rules, [f.disclosure for f in report.findings])
+    return build_view(launch(patient), report, WebConfig(jurisdiction=state), rules, releases,
+                      written)
+
+
+def test_the_panel_names_the_recipient_purpose_and_consent_never_their_ids():
+    view = named_view("02-authorization-expired.json", "p-pnholt")
+    (item,) = view.findings
+    assert item.consents and view.timeline.bars and view.timeline.marks
+    assert item.recipient and "/" not in item.recipient  # a name, not Organization/x
+    assert item.finding.recipient and item.finding.recipient not in item.recipient
+    assert item.purposes == "; ".join(wording.purpose(p) for p in item.finding.purposes)
+    for group in item.consents:
+        assert not any(ref.startswith("Consent/") for ref in group.refs)
+    for trace in item.decided_by:
+        assert "Consent/" not in trace.text
+    for mark in view.timeline.marks:
+        assert item.recipient in mark.title and "AuditEvent/" not in mark.title
+    for bar in view.timeline.bars:
+        assert not bar.label.startswith("Consent/")
+
+
+def test_findings_needing_action_come_first_and_the_summary_says_so():
+    from consent_gap.domain import Decision
+    from consent_gap.web.view import ACTION_FIRST, action_first, counts, summary_line
+
+    rank = [Decision.UNAUTHORIZED, Decision.REVIEW, Decision.REQUIRED, Decision.PERMITTED,
+            Decision.AUTHORIZED]
+    views = []
+    for name, state in (("01-authorized-lawyer.json", None), ("09-subpoena-only.json", None),
+                        ("06-duty-to-warn-ca.json", "US-CA"),
+                        ("11-treatment-coordination.json", None)):
+        report = evaluate(resources(name), state)
+        patient = report.findings[0].patient.split("/", 1)[1]
+        views += named_view(name, patient, state).findings
+    ordered = action_first(reversed(views))
+    decisions = [Decision(v.finding.decision) for v in ordered]
+    assert decisions == sorted(decisions, key=rank.index)
+    assert len(set(decisions)) >= 3
+    shown = counts([v.finding for v in views])
+    assert all(c.n for c in shown)  # zero counts hidden
+    line = summary_line(shown)
+    assert line.startswith("Needs action:")
+    for c in shown:
+        assert (f"{c.n} {c.label.lower()}" in line) == (c.decision in ACTION_FIRST)
+    assert summary_line(()) == wording.PANEL_NO_DISCLOSURES
+
+
+def test_a_draft_already_written_is_shown_instead_of_the_draft_button():
+    from consent_gap import writeback
+    from consent_gap.domain import Written
+
+    plain = named_view("07-duty-to-warn-tx.json", "p-lteague", "US-TX")
+    (item,) = plain.findings
+    assert item.finding.documentation == "missing" and item.can_draft and item.draft is None
+    value = writeback.identifier_value(item.finding, writeback.Kind.DOCUMENTATION_DRAFT)
+    draft = Written("DocumentReference/d1", value, "preliminary", "2026-01-02T10:00:00Z")
+    (item,) = named_view("07-duty-to-warn-tx.json", "p-lteague", "US-TX",
+                         written={value: draft}).findings
+    assert item.draft == draft and not item.can_draft
+    assert plain.link("DocumentReference/d1") == "https://ehr.test/fhir/DocumentReference/d1"
+    assert [label for label, _ in item.notes] == [wording.PANEL_DRAFT_NOTE]
+
+
+def test_consents_the_engine_rejects_are_not_drawn():
+    data = resources("13-npp-only-employer.json")
+    report = evaluate(data)
+    patient = report.findings[0].patient.split("/", 1)[1]
+    view = named_view("13-npp-only-employer.json", patient)
+    assert not view.timeline.bars and not view.authorizations
