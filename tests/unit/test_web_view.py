@@ -176,12 +176,16 @@ def test_findings_needing_action_come_first_and_the_summary_says_so():
         patient = report.findings[0].patient.split("/", 1)[1]
         views += named_view(name, patient, state).findings
     ordered = action_first(reversed(views))
-    decisions = [Decision(v.finding.decision) for v in ordered]
-    assert decisions == sorted(decisions, key=rank.index)
+    first = [Decision(v.finding.decision) for v in ordered if v.pending]
+    then = [Decision(v.finding.decision) for v in ordered if not v.pending]
+    assert [v.pending for v in ordered] == sorted((v.pending for v in ordered), reverse=True)
+    assert first == sorted(first, key=rank.index) and then == sorted(then, key=rank.index)
+    decisions = first + then
     assert len(set(decisions)) >= 3
     shown = counts([v.finding for v in views])
     assert all(c.n for c in shown)  # zero counts hidden
     line = summary_line(shown)
+    assert "owing" in summary_line(shown, 2)
     assert line.startswith("Needs action:")
     for c in shown:
         assert (f"{c.n} {c.label.lower()}" in line) == (c.decision in ACTION_FIRST)

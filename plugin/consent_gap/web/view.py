@@ -133,6 +133,10 @@ class FindingView:
     can_alert: bool
 
     @property
+    def pending(self) -> bool:
+        return needs_action(self.finding)
+
+    @property
     def draft_text(self) -> str:
         return wording.PANEL_DRAFT_WAITING
 
@@ -179,26 +183,32 @@ def counts(findings: list[Finding]) -> tuple[Count, ...]:
     )
 
 
-def summary_line(shown: tuple[Count, ...]) -> str:
-    """The line at the top: what needs action, else that nothing does."""
-    urgent = [c for c in shown if c.decision in ACTION_FIRST]
+def summary_line(shown: tuple[Count, ...], owed: int = 0) -> str:
+    """The line at the top: what needs action (the decisions of ACTION_FIRST, and how many
+    others still owe a note or a client notice), else that nothing does."""
+    urgent = [f"{c.n} {c.label.lower()}" for c in shown if c.decision in ACTION_FIRST]
+    if owed:
+        urgent.append(wording.PANEL_OWED.format(n=owed))
     if not shown:
         return wording.PANEL_NO_DISCLOSURES
     if not urgent:
         return wording.PANEL_NOTHING_TO_DO.format(n=sum(c.n for c in shown))
-    return wording.PANEL_NEEDS_ACTION.format(
-        what=", ".join(f"{c.n} {c.label.lower()}" for c in urgent))
+    return wording.PANEL_NEEDS_ACTION.format(what=", ".join(urgent))
 
 
-def needs_action(item: FindingView) -> bool:
-    return item.finding.decision in ACTION_FIRST
+def needs_action(finding: Finding) -> bool:
+    """Listed first and never collapsed: a decision to act on (ACTION_FIRST), or a note or a
+    client notice still owed (CONTRACT 1.4), whatever the decision."""
+    return (finding.decision in ACTION_FIRST
+            or finding.documentation == Documentation.MISSING
+            or finding.client_notice == ClientNotice.MISSING)
 
 
 def action_first(views: Iterable[FindingView]) -> tuple[FindingView, ...]:
-    """Sorted by DECISION_ORDER (unauthorized, review, required, permitted, authorized),
-    each decision in the report's order."""
+    """What needs action first, then the rest; each part by DECISION_ORDER (unauthorized,
+    review, required, permitted, authorized), each decision in the report's order."""
     rank = {str(d): i for i, d in enumerate(DECISION_ORDER)}
-    return tuple(sorted(views, key=lambda v: rank[str(v.finding.decision)]))
+    return tuple(sorted(views, key=lambda v: (not v.pending, rank[str(v.finding.decision)])))
 
 
 def consent_name(auth: Authorization, summaries: dict[str, str]) -> str:
@@ -371,7 +381,8 @@ def build_view(launch: Launch, report: Report, config: WebConfig,
         findings=action_first(
             _finding_view(i, f, actions & allowed, names)
             for i, (f, actions) in enumerate(zip(findings, wanted, strict=True), start=1)),
-        summary=summary_line(shown),
+        summary=summary_line(shown, sum(1 for f in findings if needs_action(f)
+                                        and f.decision not in ACTION_FIRST)),
         problems=tuple(report.problems),
         jurisdiction=config.jurisdiction,
         ruleset=report.ruleset,

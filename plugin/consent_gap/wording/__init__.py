@@ -434,6 +434,7 @@ UNDESCRIBED = "Information the record does not describe"
 
 PANEL_NEEDS_ACTION = "Needs action: {what}."
 PANEL_NOTHING_TO_DO = "Nothing needs action: {n} disclosure(s), each authorized or permitted."
+PANEL_OWED = "{n} other(s) owing a documentation note or a client notice"
 PANEL_NO_DISCLOSURES = "No disclosures are recorded for this client."
 PANEL_UNNAMED = "a recipient the record does not name"
 PANEL_NO_BASIS = "none"
