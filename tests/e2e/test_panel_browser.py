@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -51,16 +52,6 @@ def patient(sandbox) -> tuple[str, object]:
         if any(f.documentation == "missing" for f in report.findings):
             return patient_id, report
     pytest.fail("no seeded patient has a disclosure missing its documentation; "
-                "the sandbox data changed", pytrace=False)
-
-
-@pytest.fixture(scope="module")
-def patient_without_notice(sandbox) -> tuple[str, object]:
-    """A seeded patient with a disclosure whose client notice is missing."""
-    for patient_id, report in candidates(sandbox["fhir"]):
-        if any(f.client_notice == "missing" for f in report.findings):
-            return patient_id, report
-    pytest.fail("no seeded patient has a disclosure missing its client notice; "
                 "the sandbox data changed", pytrace=False)
 
 
@@ -193,26 +184,66 @@ def test_api_in_the_same_session_returns_the_contract_json(page, sandbox, app_se
     assert body == report.to_json()
 
 
-def drafted(fhir: str, finding) -> bool:
-    value = writeback.identifier_value(finding, writeback.Kind.DOCUMENTATION_DRAFT)
-    found = requests.get(f"{fhir}/DocumentReference", timeout=30, params={
-        "identifier": f"{writeback.FINDING_SYSTEM}|{value}", "_summary": "count"}).json()
-    return bool(found.get("total"))
-
-
-@pytest.fixture(scope="module")
-def undrafted(sandbox) -> tuple[str, object, object]:
-    """A seeded patient with a disclosure missing its documentation and no draft yet (the
-    shared sandbox keeps the drafts earlier runs wrote)."""
-    for patient_id, report in candidates(sandbox["fhir"]):
+def copied_disclosure(fhir: str, owes) -> tuple[str, object]:
+    """A fresh copy (unique id) of a seeded disclosure AuditEvent whose decision `owes` a note
+    or notice, so the copy has none yet whatever earlier runs wrote on the shared sandbox;
+    the patient and the copy's finding. `remove_copy` deletes it and what was written."""
+    for patient_id, report in candidates(fhir):
         for finding in report.findings:
-            if finding.documentation == "missing" and not drafted(sandbox["fhir"], finding):
-                return patient_id, report, finding
-    pytest.skip("every seeded disclosure missing its documentation has its draft already")
+            if finding.disclosure.startswith("AuditEvent/") and owes(finding):
+                event = requests.get(f"{fhir}/{finding.disclosure}", timeout=30).json()
+                event["id"] = f"{event['id'][:40]}-e2e{uuid.uuid4().hex[:8]}"
+                event.pop("meta", None)
+                requests.put(f"{fhir}/AuditEvent/{event['id']}", json=event,
+                             timeout=30).raise_for_status()
+                with FhirClient(fhir) as client:
+                    again = evaluate(fetch_patient_chart(client, patient_id))
+                copy = next(f for f in again.findings
+                            if f.disclosure == f"AuditEvent/{event['id']}")
+                return patient_id, copy
+    pytest.fail("no seeded disclosure owes a note or a notice; the sandbox data changed",
+                pytrace=False)
+
+
+def remove_copy(fhir: str, finding) -> None:
+    """Delete what the test wrote about the copy, then the copy (best effort)."""
+    for kind in writeback.Kind:
+        value = writeback.identifier_value(finding, kind)
+        rtype = writeback.RESOURCE_TYPE[kind]
+        requests.delete(f"{fhir}/Provenance", params={
+            "_tag": f"{writeback.PROVENANCE_TAG_SYSTEM}|{value}"}, timeout=30)
+        requests.delete(f"{fhir}/{rtype}", params={
+            "identifier": f"{writeback.FINDING_SYSTEM}|{value}"}, timeout=30)
+    for rtype, param in (("Communication", "about"), ("DocumentReference", "related")):
+        found = requests.get(f"{fhir}/{rtype}", params={param: finding.disclosure},
+                             headers={"Cache-Control": "no-cache"}, timeout=30)
+        for entry in (found.json().get("entry") or []) if found.ok else []:
+            requests.delete(f"{fhir}/{rtype}/{entry['resource']['id']}", timeout=30)
+    requests.delete(f"{fhir}/{finding.disclosure}", timeout=30)
+
+
+@pytest.fixture
+def undrafted(sandbox):
+    """A disclosure that must be documented and has no note nor draft yet."""
+    patient_id, finding = copied_disclosure(
+        sandbox["fhir"], lambda f: f.documentation != "not-required")
+    assert finding.documentation == "missing"
+    yield patient_id, finding
+    remove_copy(sandbox["fhir"], finding)
+
+
+@pytest.fixture
+def patient_without_notice(sandbox):
+    """A disclosure whose client notice is owed and not yet recorded."""
+    patient_id, finding = copied_disclosure(
+        sandbox["fhir"], lambda f: f.client_notice != "not-required")
+    assert finding.client_notice == "missing"
+    yield patient_id, finding
+    remove_copy(sandbox["fhir"], finding)
 
 
 def test_drafting_the_documentation_note_lands_in_hapi(page, sandbox, app_server, undrafted):
-    patient_id, _report, missing = undrafted
+    patient_id, missing = undrafted
     install_axe(page)
     frame = open_panel(page, sandbox, patient_id)
     item = frame.locator(f'li.finding[data-disclosure="{missing.disclosure}"]')
@@ -239,7 +270,7 @@ def test_drafting_the_documentation_note_lands_in_hapi(page, sandbox, app_server
     after = frame.locator(f'li.finding[data-disclosure="{missing.disclosure}"]')
     link = after.locator("a.draft-link")
     assert link.get_attribute("href").endswith(found.group(1))
-    assert "waiting for signature" in after.locator(".status-draft").inner_text()
+    assert "waiting for signature" in after.locator(".status-draft").text_content()
     assert after.get_by_role("button", name="Draft the documentation note").count() == 0
     identifier = doc["identifier"][0]
     same = requests.get(f"{sandbox['fhir']}/DocumentReference", timeout=30, params={
@@ -254,8 +285,7 @@ def test_issuer_off_the_allowlist_is_refused_in_the_browser(page, app_server):
 
 def test_recording_a_withheld_client_notice_counts_as_the_notice(page, sandbox, app_server,
                                                                  patient_without_notice):
-    patient_id, report = patient_without_notice
-    missing = next(f for f in report.findings if f.client_notice == "missing")
+    patient_id, missing = patient_without_notice
     frame = open_panel(page, sandbox, patient_id)
     item = frame.locator(f'li.finding[data-disclosure="{missing.disclosure}"]')
     item.get_by_role("radio", name="Withheld").check()
@@ -271,7 +301,7 @@ def test_recording_a_withheld_client_notice_counts_as_the_notice(page, sandbox, 
     assert {"reference": missing.disclosure} in record["about"]
     # CONTRACT 1.4 now finds the notice: the panel (re-read after the write) says withheld
     after = frame.locator(f'li.finding[data-disclosure="{missing.disclosure}"]')
-    assert after.locator(".status-withheld").inner_text() == "withheld"
+    assert after.locator(".status-withheld").text_content() == "withheld"
 
 
 def test_standalone_launch_lets_the_user_pick_the_patient(page, sandbox, app_server, patient):
