@@ -151,11 +151,20 @@ def documentation_draft(finding: Finding) -> str:
     return "\n".join(lines) + "\n"
 
 
-def alert(finding: Finding) -> str:
-    """The alert's message to the privacy officer and the people to notify."""
+#: What the privacy officer does next with an alert (45 CFR 164.402: a disclosure not
+#: permitted is presumed a breach unless a risk assessment shows a low probability).
+ALERT_NEXT_STEP = ("Next step: read the finding note (linked to this alert), assess whether "
+                   "the disclosure is a breach (45 CFR 164.402) and record the outcome.")
+
+
+def alert(finding: Finding, recipient: str | None = None) -> str:
+    """The alert's message to the privacy officer and the people to notify: who received
+    the disclosure (the recipient's name when the caller read it), why, and the next step."""
     reasons = "; ".join(coded(code) for code in finding.reasons) or "none"
+    to = recipient or finding.recipient or "a recipient the record does not name"
     return (f"{wording.decision(finding.decision)}: disclosure {finding.disclosure} "
-            f"on {finding.occurred}: {finding.explanation} Reasons: {reasons}.")
+            f"to {to} on {finding.occurred}: {finding.explanation} Reasons: {reasons}. "
+            f"{ALERT_NEXT_STEP}")
 
 
 def reminder(finding: Finding) -> str:
