@@ -282,6 +282,10 @@ def test_the_alert_names_the_recipient_says_the_next_step_and_links_the_finding_
     assert link["identifier"] == {"system": FINDING_SYSTEM,
                                   "value": identifier_value(found, Kind.FINDING_NOTE)}
     assert writes[Kind.FINDING_NOTE].resource["identifier"][0] == link["identifier"]
+    import base64
+    note = base64.b64decode(
+        writes[Kind.FINDING_NOTE].resource["content"][0]["attachment"]["data"]).decode()
+    assert f"Recipient: Harbor Legal Group ({found.recipient})" in note
     # without the names, the alert still says who by reference, never nobody
     plain = by_kind(plan(found, CONTEXT))[Kind.ALERT].resource["payload"][0]["contentString"]
     assert f"to {found.recipient}" in plain

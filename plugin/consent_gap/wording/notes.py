@@ -46,6 +46,19 @@ def _purposes(finding: Finding, none: str = "none recorded") -> str:
     return ", ".join(finding.purposes) or none
 
 
+def _named(name: str | None, reference: str | None) -> str:
+    """A party by its name, with the reference after it for the officer to look it up."""
+    if name and reference:
+        return f"{name} ({reference})"
+    return name or reference or "not recorded"
+
+
+def _purposes_worded(finding: Finding) -> str:
+    """Each purpose in words, its code after it (`wording.purpose`)."""
+    return ", ".join(f"{wording.purpose(p)} (`{p}`)" for p in finding.purposes) or \
+        "none recorded"
+
+
 def next_steps(finding: Finding) -> list[str]:
     """What the privacy officer and the clinician do next about a flagged disclosure."""
     steps: list[str] = []
@@ -76,7 +89,7 @@ def next_steps(finding: Finding) -> list[str]:
     return steps
 
 
-def finding_note(finding: Finding, ruleset: str) -> str:
+def finding_note(finding: Finding, ruleset: str, recipient: str | None = None) -> str:
     """The finding note (markdown): what was disclosed, to whom, why it is not covered, each
     Consent checked and why it failed, and what to do next. References only; no names."""
     consents = [f"{reference}: {coded(reason)}"
@@ -86,8 +99,8 @@ def finding_note(finding: Finding, ruleset: str) -> str:
         "",
         f"- Disclosure: {finding.disclosure}, on {finding.occurred}",
         f"- Client: {finding.patient or 'not recorded'}",
-        f"- Recipient: {finding.recipient or 'not recorded'}",
-        f"- Purposes: {_purposes(finding)}",
+        f"- Recipient: {_named(recipient, finding.recipient)}",
+        f"- Purposes: {_purposes_worded(finding)}",
         f"- Decision: {finding.decision} (basis: {finding.basis or 'none'}; "
         f"accountable: {'yes' if finding.accountable else 'no'}; rules {ruleset})",
         *[f"- Decided by: {traced(item)}" for item in finding.decided_by],

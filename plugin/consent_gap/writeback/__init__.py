@@ -701,7 +701,8 @@ def _finding_note(finding: Finding, context: WriteContext, device: str) -> dict[
         type_coding={"system": DOCUMENT_TYPE_SYSTEM, "code": "finding-note",
                      "display": "consent-gap finding note"},
         title=notes.finding_note_title(finding),
-        text=notes.finding_note(finding, context.ruleset),
+        text=notes.finding_note(finding, context.ruleset,
+                                context.recipient_names.get(finding.recipient or "")),
         related=[finding.disclosure, *(ref for ref, _ in finding.consents_checked)],
     )
 
