@@ -158,11 +158,12 @@ class BulkExport:
         params += [("_typeFilter", f) for f in self.type_filters]
         if self.since:
             params.append(("_since", self.since))
-        resp = self.client._send(
+        resp, body = self.client._send(
             "GET", f"{self.client.base_url}/{path}", label=path, replay_safe=True,
-            params=params, headers={"Accept": "application/fhir+json", "Prefer": "respond-async"})
+            params=params, headers={"Accept": "application/fhir+json", "Prefer": "respond-async"},
+            need_body=False)  # a 202 kick-off answer carries no body
         if resp.status_code != 202:
-            self.client._raise_for_status(resp, "GET", path)
+            self.client._raise_for_status(resp, body, "GET", path)
             raise BulkExportError(f"GET {path}: expected 202 Accepted, got {resp.status_code}")
         location = resp.headers.get("Content-Location")
         if not location:
@@ -181,16 +182,20 @@ class BulkExport:
         deadline = time.monotonic() + self.timeout
         while True:
             self.polls += 1
-            resp = self.client._send("GET", self.status_url, label="$export status",
-                                     replay_safe=True, headers={"Accept": "application/json"})
+            resp, body = self.client._send("GET", self.status_url, label="$export status",
+                                           replay_safe=True,
+                                           headers={"Accept": "application/json"},
+                                           need_body=False)  # "in progress" has no body
             if resp.status_code == 200:
-                self.manifest = manifest_of(self.client._json(resp, "GET", "$export status"))
+                if not isinstance(body, dict):
+                    raise BulkExportError("$export status: 200 without a JSON manifest")
+                self.manifest = manifest_of(body)
                 if self.manifest.error:
                     log.warning("export: the server reported %d error file(s)",
                                 len(self.manifest.error))
                 return self.manifest
             if resp.status_code != 202:
-                self.client._raise_for_status(resp, "GET", "$export status")
+                self.client._raise_for_status(resp, body, "GET", "$export status")
                 raise BulkExportError(f"$export status: unexpected HTTP {resp.status_code}")
             progress = resp.headers.get("X-Progress")
             if progress:
@@ -239,7 +244,8 @@ class BulkExport:
             return
         url, self.status_url = self.status_url, None
         try:
-            resp = self.client._send("DELETE", url, label="$export status", replay_safe=True)
+            resp, _ = self.client._send("DELETE", url, label="$export status", replay_safe=True,
+                                        need_body=False)
             log.info("export job deleted (HTTP %s)", resp.status_code)
         except FhirError as error:
             log.warning("could not delete the export job: %s", error)
