@@ -24,6 +24,7 @@ from flask import Blueprint, Response, jsonify, render_template, request, url_fo
 from consent_gap.fetch_plan import fetch_referenced
 from consent_gap.fhir import FhirClient, FhirError
 from consent_gap.fhir.errors import FhirHttpError
+from consent_gap.smart.scopes import permits
 
 from . import services
 from .chart import SessionExpired, client_for, fetch_chart, load_report
@@ -254,7 +255,8 @@ def record_proposal(launch: Launch):
                                  checked.answer.step_codes, now=_now(),
                                  clinician=_clinician(launch),
                                  privacy_officer=config.privacy_officer,
-                                 organization=config.organization)
+                                 organization=config.organization,
+                                 task=permits(launch.scope.split(), "Task", "c"))
         except RecordError as error:
             raise Refused(400, "invalid-record", str(error)) from None
         response = client.transaction(record_transaction(writes))

@@ -176,8 +176,10 @@ def identifier_value(finding: Finding, kind: Kind) -> str:
     """Deterministic from the disclosure, the kind and the decision only (CONTRACT 5). Not
     the ruleset: a new release of the rules re-alerts only the findings whose decision
     changed. This formula is part of every identifier already written: changing it re-alerts
-    every finding once."""
-    key = "\n".join((finding.disclosure, str(kind), str(finding.decision)))
+    every finding once. The disclosure is ``finding.key``: its reference, or for a disclosure
+    carrying the guide's business identifier that identifier, which the guide's record knows
+    before the server names the AuditEvent (so the scan matches what the record wrote)."""
+    key = "\n".join((finding.key, str(kind), str(finding.decision)))
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 

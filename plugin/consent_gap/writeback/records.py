@@ -20,14 +20,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from consent_gap.domain import PROPOSAL_SYSTEM
 from consent_gap.writeback import (
     CS,
     DEVICE_SYSTEM,
     DEVICE_VALUE,
     LOINC,
     SECURITY,
-    TAG,
     EntryResult,
+    Kind,
+    Write,
     WriteStatus,
     _entry_result,
     device_entry,
@@ -39,7 +41,6 @@ if TYPE_CHECKING:
     from consent_gap.domain import Finding
     from consent_gap.proposal import Proposal
 
-PROPOSAL_SYSTEM = f"{CS}/proposal"
 #: The documentation a clinician writes counts for 1.4 (it is not the consent-gap tag).
 CLINICIAN_TAG = {"system": f"{CS}/tag", "code": "recorded-by-clinician",
                  "display": "recorded by a clinician with consent-gap"}
@@ -327,9 +328,11 @@ def _notice(request: RecordRequest, key: str, event_url: str, clinician: str | N
 
 def plan_record(request: RecordRequest, finding: Finding, step_codes: Sequence[str], *,
                 now: datetime, clinician: str | None, privacy_officer: str | None = None,
-                organization: str | None = None) -> list[Planned]:
+                organization: str | None = None, task: bool = True) -> list[Planned | Write]:
     """The resources 6.3 writes for a checked proposal, validated; RecordError (nothing is
-    written) when the clinician's part is incomplete or the answer may not be recorded."""
+    written) when the clinician's part is incomplete or the answer may not be recorded.
+    ``task``: whether the token may create the privacy office's Task (CONTRACT 7); without
+    it the next scan writes the Task, dated at this alert."""
     from consent_gap.domain import Decision
 
     if finding.decision == Decision.UNAUTHORIZED and not request.acknowledge_unauthorized:
@@ -359,7 +362,7 @@ def plan_record(request: RecordRequest, finding: Finding, step_codes: Sequence[s
 
     event = audit_event(request.proposal, recorded=now, clinician=clinician, device=device,
                         key=f"{pid}-audit-event")
-    writes = [planned("audit-event", event)]
+    writes: list[Planned | Write] = [planned("audit-event", event)]
     event_url = writes[0].full_url
     if "document" in step_codes:
         writes.append(planned("documentation", _note(
@@ -373,36 +376,34 @@ def plan_record(request: RecordRequest, finding: Finding, step_codes: Sequence[s
         writes.append(planned("client-notice", _notice(
             request, f"{pid}-client-notice", event_url, clinician, stamp)))
     if finding.decision == Decision.UNAUTHORIZED:
-        writes += _alerts(finding, event_url, pid, now, privacy_officer, organization, device,
-                          planned)
+        writes += _alerts(finding, event_url, f"{PROPOSAL_SYSTEM}|{pid}-audit-event", now,
+                          privacy_officer, organization, device, task=task)
     return writes
 
 
-def _alerts(finding: Finding, event_url: str, pid: str, now: datetime,
-            privacy_officer: str | None, organization: str | None, device: str,
-            planned: Any) -> list[Planned]:
-    """Section 5's alert and finding note for an unauthorized disclosure, about the new
-    AuditEvent, keyed by the proposal (the section 5 builders word them)."""
+#: What the record writes of section 5 for an unauthorized disclosure (CONTRACT 5 and 7).
+_ALERT_KINDS = (Kind.ALERT, Kind.FINDING_NOTE, Kind.TASK)
+
+
+def _alerts(finding: Finding, event_url: str, identity: str, now: datetime,
+            privacy_officer: str | None, organization: str | None, device: str, *,
+            task: bool) -> list[Write]:
+    """Section 5's alert and finding note (and section 7's Task) for an unauthorized
+    disclosure, about the new AuditEvent: exactly what the scan would write for it, keyed by
+    the AuditEvent's business identifier (``identity``, which the scan reads back from the
+    recorded AuditEvent), so a later scan matches them and writes nothing."""
     from dataclasses import replace
 
-    from consent_gap.writeback import WriteContext, _alert, _finding_note
+    from consent_gap.writeback import WriteContext, plan
 
     context = WriteContext(privacy_officer=privacy_officer, organization=organization,
                            device=device, now=now)
-    about = replace(finding, disclosure=event_url)
-    out = []
-    for kind, build in (("alert", _alert), ("finding-note", _finding_note)):
-        resource = build(about, context, device)
-        resource = {"resourceType": resource.pop("resourceType"),
-                    "meta": {"tag": [dict(TAG)],
-                             "security": [dict(code) for code in SECURITY]},
-                    "identifier": [{"system": PROPOSAL_SYSTEM, "value": f"{pid}-{kind}"}],
-                    **resource}
-        out.append(planned(kind, resource))
-    return out
+    about = replace(finding, disclosure=event_url, identity=identity)
+    kinds = _ALERT_KINDS if task else _ALERT_KINDS[:-1]
+    return [write for write in plan(about, context).writes if write.kind in kinds]
 
 
-def record_transaction(writes: Sequence[Planned]) -> dict[str, Any]:
+def record_transaction(writes: Sequence[Planned | Write]) -> dict[str, Any]:
     """One transaction: the app's Device (conditional), then each resource and its
     Provenance."""
     entries = [device_entry()]
@@ -429,7 +430,8 @@ class RecordResult:
         return {kind: r.reference for kind, r, _p in self.writes}
 
 
-def read_record_response(response: dict[str, Any], writes: Sequence[Planned]) -> RecordResult:
+def read_record_response(response: dict[str, Any],
+                         writes: Sequence[Planned | Write]) -> RecordResult:
     """The transaction-response read by position (FHIR R4 3.1.0.11.4), with writeback's
     entry reader."""
     answers = iter([entry.get("response") if isinstance(entry, dict) else None
