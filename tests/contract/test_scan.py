@@ -355,7 +355,7 @@ def test_a_resource_deleted_since_is_written_again(fake, store):
         del fake.store["DocumentReference"][note["id"]]
         # a server with referential integrity (HAPI) deletes the Provenance first
         provenance = next(p for p in fake.of_type("Provenance")
-                          if p["target"] == [{"reference": f"DocumentReference/{note['id']}"}])
+                          if p["target"][0] == {"reference": f"DocumentReference/{note['id']}"})
         del fake.store["Provenance"][provenance["id"]]
         summary, _ = scan(store, full=True)
     assert summary.written == {"DocumentReference": 1, "Provenance": 1}

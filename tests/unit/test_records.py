@@ -132,7 +132,8 @@ def test_a_threat_in_california_records_five_elements_and_notice_then_evaluates_
         assert heading in text
     assert FIVE["harm_minimised"] in text
     for w in writes:
-        assert w.provenance["target"] == [{"reference": w.full_url}]
+        # the record, then the patient: a strict EHR's patient compartment
+        assert w.provenance["target"] == [{"reference": w.full_url}, {"reference": PATIENT}]
         assert w.provenance["activity"]["coding"][0]["code"] == "CREATE"
         codes = [a["type"]["coding"][0]["code"] for a in w.provenance["agent"]]
         assert codes == ["author", "assembler"]

@@ -163,7 +163,10 @@ def test_provenance_per_resource_targets_it_and_is_conditional():
             "ifNoneExist": f"identifier={FINDING_SYSTEM}|{value}",
         }
         assert resource["fullUrl"].startswith("urn:uuid:")
-        assert provenance["resource"]["target"] == [{"reference": resource["fullUrl"]}]
+        assert provenance["resource"]["target"] == [
+            {"reference": resource["fullUrl"]},
+            {"reference": (resource["resource"].get("subject")
+                           or resource["resource"]["for"])["reference"]}]  # the compartment
         assert provenance["request"]["ifNoneExist"] == f"_tag={PROVENANCE_TAG_SYSTEM}|{value}"
         assert {"system": PROVENANCE_TAG_SYSTEM, "code": value} in provenance["resource"]["meta"][
             "tag"

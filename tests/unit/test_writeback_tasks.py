@@ -85,7 +85,8 @@ def test_the_task_is_in_the_findings_transaction_with_its_provenance():
     entry, provenance = bundle["entry"][index], bundle["entry"][index + 1]
     value = entry["resource"]["identifier"][0]["value"]
     assert entry["request"]["ifNoneExist"] == f"identifier={FINDING_SYSTEM}|{value}"
-    assert provenance["resource"]["target"] == [{"reference": entry["fullUrl"]}]
+    assert provenance["resource"]["target"] == [
+        {"reference": entry["fullUrl"]}, {"reference": entry["resource"]["for"]["reference"]}]
     # the note it names is in the same transaction
     assert entry["resource"]["reasonReference"]["reference"] in {
         e["fullUrl"] for e in bundle["entry"]}

@@ -241,6 +241,26 @@ def existing_searches(
 _EXISTING_ELEMENTS = {"Communication": "identifier,sent", "DocumentReference": "identifier,date"}
 
 
+def in_compartment(target: str, patient: str | None) -> list[dict[str, str]]:
+    """A Provenance's targets: the resource, and the patient it is about. R4 places a
+    Provenance in a patient's compartment only through a target that is the Patient, and a
+    strict EHR lets a patient/ scope write only inside that compartment (the sandbox launcher
+    enforces it): without the patient the panel's Provenance would be refused."""
+    return [_ref(target), *([_ref(patient)] if patient else [])]
+
+
+def device_entries(device: str | None) -> list[dict[str, Any]]:
+    """The app's Device entry a transaction needs: none when the caller found it registered
+    (``device`` is its reference; a patient/ scope may not create it on a strict EHR, where the
+    scan's backend client registers it), else the inline conditional create."""
+    return [] if device else [device_entry()]
+
+
+def app_device(device: str | None) -> str:
+    """The reference writes name the app by: the registered Device, else the inline entry's."""
+    return device or urn(f"{DEVICE_SYSTEM}|{DEVICE_VALUE}")
+
+
 def urn(key: str) -> str:
     return f"urn:uuid:{uuid.uuid5(_NAMESPACE, key)}"
 
@@ -610,7 +630,7 @@ def _provenance(
             "tag": [dict(TAG), {"system": PROVENANCE_TAG_SYSTEM, "code": value}],
             "security": [dict(code) for code in SECURITY],
         },
-        "target": [_ref(target)],
+        "target": in_compartment(target, finding.patient),
         "recorded": context.timestamp,
         "policy": [f"{CS}/ruleset/{context.ruleset}"],
         "activity": {"coding": [{

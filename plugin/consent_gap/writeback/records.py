@@ -23,8 +23,6 @@ from typing import TYPE_CHECKING, Any
 from consent_gap.domain import PROPOSAL_SYSTEM
 from consent_gap.writeback import (
     CS,
-    DEVICE_SYSTEM,
-    DEVICE_VALUE,
     LOINC,
     SECURITY,
     EntryResult,
@@ -32,7 +30,9 @@ from consent_gap.writeback import (
     Write,
     WriteStatus,
     _entry_result,
-    device_entry,
+    app_device,
+    device_entries,
+    in_compartment,
     urn,
     validate,
 )
@@ -76,7 +76,7 @@ def audit_event(proposal: Proposal, *, recorded: datetime, event_id: str | None 
     `meta.tag`, since R4 AuditEvent has no identifier). The source agent is the clinician who
     discloses; without one (the offline check) the app's Device stands in, so the shape BALP
     fixes is always complete."""
-    device = device or urn(f"{DEVICE_SYSTEM}|{DEVICE_VALUE}")
+    device = app_device(device)
     recipient = proposal.recipient
     who: dict[str, Any] = {}
     if recipient is not None:
@@ -235,7 +235,7 @@ def _patient_of(resource: dict[str, Any]) -> str | None:
 
 
 def provenance(target_url: str, key: str, *, now: datetime, clinician: str | None,
-               device: str) -> dict[str, Any]:
+               device: str, patient: str | None = None) -> dict[str, Any]:
     """6.3: recorded now, activity CREATE, the clinician as author, the app as assembler."""
     agents = []
     if clinician:
@@ -248,7 +248,7 @@ def provenance(target_url: str, key: str, *, now: datetime, clinician: str | Non
         "resourceType": "Provenance",
         "meta": {"tag": [{"system": PROPOSAL_SYSTEM, "code": f"{key}-provenance"}],
                  "security": [dict(code) for code in SECURITY]},
-        "target": [_ref(target_url)],
+        "target": in_compartment(target_url, patient),
         "recorded": _instant(now),
         "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
                                  "v3-DataOperation", "code": "CREATE"}]},
@@ -328,11 +328,13 @@ def _notice(request: RecordRequest, key: str, event_url: str, clinician: str | N
 
 def plan_record(request: RecordRequest, finding: Finding, step_codes: Sequence[str], *,
                 now: datetime, clinician: str | None, privacy_officer: str | None = None,
-                organization: str | None = None, task: bool = True) -> list[Planned | Write]:
+                organization: str | None = None, task: bool = True,
+                device: str | None = None) -> list[Planned | Write]:
     """The resources 6.3 writes for a checked proposal, validated; RecordError (nothing is
     written) when the clinician's part is incomplete or the answer may not be recorded.
     ``task``: whether the token may create the privacy office's Task (CONTRACT 7); without
-    it the next scan writes the Task, dated at this alert."""
+    it the next scan writes the Task, dated at this alert. ``device``: the app's registered
+    Device (None: created inline, which only a lenient EHR allows a patient/ scope)."""
     from consent_gap.domain import Decision
 
     if finding.decision == Decision.UNAUTHORIZED and not request.acknowledge_unauthorized:
@@ -347,7 +349,7 @@ def plan_record(request: RecordRequest, finding: Finding, step_codes: Sequence[s
         missing = missing_documentation(request.documentation)
         if missing:
             raise RecordError(f"documentation: missing {', '.join(missing)}")
-    device = urn(f"{DEVICE_SYSTEM}|{DEVICE_VALUE}")
+    device = app_device(device)
     stamp = _instant(now)
     pid = request.proposal_id
 
@@ -355,7 +357,8 @@ def plan_record(request: RecordRequest, finding: Finding, step_codes: Sequence[s
         key = f"{pid}-{kind}"
         target = urn(f"{PROPOSAL_SYSTEM}|{key}")
         made = Planned(kind, resource, provenance(target, key, now=now, clinician=clinician,
-                                                  device=device))
+                                                  device=device,
+                                                  patient=request.proposal.patient))
         validate(made.resource)
         validate(made.provenance)
         return made
@@ -403,10 +406,11 @@ def _alerts(finding: Finding, event_url: str, identity: str, now: datetime,
     return [write for write in plan(about, context).writes if write.kind in kinds]
 
 
-def record_transaction(writes: Sequence[Planned | Write]) -> dict[str, Any]:
-    """One transaction: the app's Device (conditional), then each resource and its
-    Provenance."""
-    entries = [device_entry()]
+def record_transaction(writes: Sequence[Planned | Write],
+                       device: str | None = None) -> dict[str, Any]:
+    """One transaction: the app's Device (conditional) unless ``device`` names the registered
+    one, then each resource and its Provenance."""
+    entries = device_entries(device)
     for write in writes:
         entries += write.entries()
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
@@ -430,13 +434,14 @@ class RecordResult:
         return {kind: r.reference for kind, r, _p in self.writes}
 
 
-def read_record_response(response: dict[str, Any],
-                         writes: Sequence[Planned | Write]) -> RecordResult:
+def read_record_response(response: dict[str, Any], writes: Sequence[Planned | Write],
+                         device: str | None = None) -> RecordResult:
     """The transaction-response read by position (FHIR R4 3.1.0.11.4), with writeback's
     entry reader."""
     answers = iter([entry.get("response") if isinstance(entry, dict) else None
                     for entry in response.get("entry") or []])
-    next(answers, None)  # the Device
+    if device is None:
+        next(answers, None)  # the Device
     return RecordResult(tuple(
         (w.kind, _entry_result(w.resource_type, next(answers, None)),
          _entry_result("Provenance", next(answers, None))) for w in writes))
