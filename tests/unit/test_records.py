@@ -447,3 +447,27 @@ def test_a_disclosure_without_the_business_identifier_keeps_its_reference_keyed_
     assert finding.identity is None and finding.key == finding.disclosure
     legacy = hashlib.sha256(f"{finding.disclosure}\nalert\nunauthorized".encode()).hexdigest()
     assert writeback.identifier_value(finding, writeback.Kind.ALERT) == legacy[:32]
+
+
+def test_with_the_registered_device_the_record_names_it_and_creates_no_device():
+    """A strict EHR refuses a Device to patient/ scopes: the record names the Device the scan
+    registered, and reads the answer without a Device entry first."""
+    sub = instrument("DocumentReference/sub", "subpoena")
+    _, read, answer, _ = checked({"scenario": "subpoena",
+                                  "instruments": ["DocumentReference/sub"]}, sub)
+    req = RecordRequest(proposal=read, proposal_id=PID, acknowledge_unauthorized=True)
+    writes = plan_record(req, answer.finding, answer.step_codes, now=NOW, clinician=CLINICIAN,
+                         privacy_officer="Practitioner/po-1", device="Device/app")
+    bundle = record_transaction(writes, "Device/app")
+    assert "Device" not in {e["resource"]["resourceType"] for e in bundle["entry"]}
+    assert "Device/app" in json.dumps(bundle) and "consent-gap.dev/fhir/device" not in json.dumps(
+        [e["resource"] for e in bundle["entry"]])
+    for entry in bundle["entry"]:
+        if entry["resource"]["resourceType"] == "Provenance":
+            assert {"reference": PATIENT} in entry["resource"]["target"]
+    answers = {"resourceType": "Bundle", "entry": [
+        {"response": {"status": "201 Created",
+                      "location": f"{e['resource']['resourceType']}/{i}/_history/1"}}
+        for i, e in enumerate(bundle["entry"])]}
+    result = read_record_response(answers, writes, "Device/app")
+    assert not result.failed and result.references()["audit-event"] == "AuditEvent/0"
