@@ -153,7 +153,7 @@ def test_timeouts_are_retried_then_reported_clearly(mocked, client, sleeps, exc)
         list(client.search("Consent", {"patient": "Jane Doe"}))
     assert client.request_count == 4
     kind = "connect timeout" if exc is requests.ConnectTimeout else "read timeout"
-    assert str(err.value) == f"GET Consent: {kind} after 4 attempt(s)"
+    assert str(err.value) == f"FHIR server {BASE}: GET Consent: {kind} after 4 attempt(s)"
     assert "Jane" not in str(err.value)
 
 
@@ -363,3 +363,85 @@ def test_bad_type_or_id_never_reaches_the_network(mocked, client):
     with pytest.raises(ValueError):
         client.read("patient", "p1")
     assert len(mocked.calls) == 0
+
+
+# -- answers cut short or garbled (issue 12): retried as a 5xx when the request is replay-safe
+
+CUT = requests.exceptions.ChunkedEncodingError(
+    "('Connection broken: IncompleteRead(120 bytes read, 880 more expected)')")
+GARBLED = '{"resourceType": "Bundle", "type": "searchset", "entr'
+
+
+def test_a_search_page_cut_short_is_retried_then_read(mocked, client, sleeps):
+    mocked.get(f"{BASE}/Consent", body=CUT)
+    mocked.get(f"{BASE}/Consent", json=bundle(CONSENTS[:1]))
+    assert [r["id"] for r in client.search("Consent")] == ["c0"]
+    assert client.request_count == 2 and sleeps.waits == [0.5]
+
+
+@pytest.mark.parametrize("body", [GARBLED, "<html>proxy error</html>", ""])
+def test_a_success_whose_body_is_not_json_is_retried(mocked, client, sleeps, body):
+    mocked.get(f"{BASE}/Patient/p1", body=body, status=200,
+               content_type="application/fhir+json")
+    mocked.get(f"{BASE}/Patient/p1", json={"resourceType": "Patient", "id": "p1"})
+    assert client.read("Patient", "p1")["id"] == "p1"
+    assert client.request_count == 2
+
+
+def test_garbled_bodies_use_the_same_budget_then_fail_naming_the_server(mocked, client, sleeps):
+    mocked.get(f"{BASE}/metadata", body=GARBLED, content_type="application/fhir+json")
+    with pytest.raises(FhirTransportError) as err:
+        client.capabilities()
+    assert client.request_count == 4 and len(sleeps.waits) == 3
+    assert str(err.value) == (f"FHIR server {BASE}: GET metadata: HTTP 200 with a body that is "
+                              "not JSON after 4 attempt(s)")
+
+
+def test_cut_short_mixed_with_5xx_shares_one_budget(mocked, client, sleeps):
+    mocked.get(f"{BASE}/metadata", status=503)
+    mocked.get(f"{BASE}/metadata", body=CUT)
+    mocked.get(f"{BASE}/metadata", status=500)
+    mocked.get(f"{BASE}/metadata", body=CUT)
+    with pytest.raises(FhirTransportError, match="response cut short after 4 attempt"):
+        client.capabilities()
+    assert client.request_count == 4
+
+
+def test_conditional_transaction_cut_short_after_commit_is_replayed(mocked, client):
+    answer = {"resourceType": "Bundle", "type": "transaction-response",
+              "entry": [{"response": {"status": "200 OK", "location": "Communication/1"}}]}
+    mocked.post(BASE, body=CUT)
+    mocked.post(BASE, body=GARBLED, content_type="application/fhir+json")
+    mocked.post(BASE, json=answer)
+    assert client.transaction(_transaction(COND_ENTRY)) == answer
+    assert client.request_count == 3
+
+
+def test_plain_create_cut_short_is_not_replayed(mocked, client, sleeps):
+    mocked.post(f"{BASE}/Communication", body=CUT)
+    with pytest.raises(FhirTransportError, match="may have reached the server"):
+        client.create({"resourceType": "Communication", "status": "completed"})
+    assert client.request_count == 1 and sleeps.waits == []
+
+
+def test_plain_create_answered_with_garbage_is_not_replayed(mocked, client, sleeps):
+    mocked.post(f"{BASE}/Communication", status=201, body=GARBLED,
+                content_type="application/fhir+json")
+    with pytest.raises(FhirTransportError, match="server may have acted on it"):
+        client.create({"resourceType": "Communication", "status": "completed"})
+    assert client.request_count == 1
+
+
+def test_an_error_page_that_is_not_json_is_an_http_error_not_retried(mocked, client):
+    mocked.get(f"{BASE}/Patient/p1", status=404, body="<html>not here</html>",
+               content_type="text/html")
+    with pytest.raises(FhirHttpError) as err:
+        client.read("Patient", "p1")
+    assert err.value.status == 404 and client.request_count == 1
+
+
+def test_a_bad_url_is_a_transport_error_naming_the_server(mocked, client):
+    mocked.get(f"{BASE}/metadata", body=requests.exceptions.TooManyRedirects("loop"))
+    with pytest.raises(FhirTransportError, match=f"^FHIR server {BASE}: GET metadata"):
+        client.capabilities()
+    assert client.request_count == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -70,6 +71,7 @@ class FakeFhir:
     reject: Any = None  # callable(resource) -> str | None: the reason to reject a transaction
     calls: list[tuple[str, str]] = field(default_factory=list)
     auth_check: Any = None  # callable(headers) -> bool
+    unsearchable: tuple[str, ...] = ()  # types whose search is refused (403), as scopes do
 
     def add(self, *resources: dict) -> None:
         for resource in resources:
@@ -121,10 +123,17 @@ class FakeFhir:
 
     # -- search
     def search(self, rtype: str, params: list[tuple[str, str]]) -> tuple[int, dict, str]:
+        if rtype in self.unsearchable:
+            return self._json(403, {"resourceType": "OperationOutcome", "issue": [
+                {"severity": "error", "code": "forbidden"}]})
         values: dict[str, list[str]] = {}
         for name, value in params:
             values.setdefault(name, []).append(value)
         matches = self.of_type(rtype)
+        if "_tag" in values:
+            tokens = {tuple(t.split("|")) for t in values["_tag"][0].split(",")}
+            matches = [r for r in matches if tokens & {
+                (t.get("system"), t.get("code")) for t in r.get("meta", {}).get("tag", [])}]
         if "_id" in values:
             ids = values["_id"][0].split(",")
             matches = [r for r in matches if r["id"] in ids]
@@ -321,10 +330,15 @@ def test_full_scan_writes_every_finding_once_with_few_requests(fake, store):
     assert len(fake.written("Communication")) == 7
     assert len(fake.written("DocumentReference")) == 7
     assert len(fake.written("Task")) == 7  # CONTRACT 7: one Task per flagged finding
-    assert len(fake.of_type("Provenance")) == 21
+    # one Provenance per finding, targeting each of its resources (CONTRACT 5)
+    provenances = fake.of_type("Provenance")
+    assert len(provenances) == 7
+    assert sorted(t["reference"].split("/")[0] for p in provenances for t in p["target"]) == (
+        ["Communication"] * 7 + ["DocumentReference"] * 7 + ["Patient"] * 7
+        + ["Task"] * 7)
     assert len(fake.of_type("Device")) == 1
-    assert summary.written == {"Communication": 7, "DocumentReference": 7, "Provenance": 21,
-                               "Task": 7}
+    assert summary.written == {"Communication": 7, "Device": 1, "DocumentReference": 7,
+                               "Provenance": 7, "Task": 7}
     # one batch: 4 searches, 3 existence checks, 1 transaction; the device; the selection
     assert summary.requests / 7 <= 3
     writes = [c for c in fake.calls if c == ("POST", "")]
@@ -355,7 +369,7 @@ def test_a_resource_deleted_since_is_written_again(fake, store):
         del fake.store["DocumentReference"][note["id"]]
         # a server with referential integrity (HAPI) deletes the Provenance first
         provenance = next(p for p in fake.of_type("Provenance")
-                          if p["target"][0] == {"reference": f"DocumentReference/{note['id']}"})
+                          if {"reference": f"DocumentReference/{note['id']}"} in p["target"])
         del fake.store["Provenance"][provenance["id"]]
         summary, _ = scan(store, full=True)
     assert summary.written == {"DocumentReference": 1, "Provenance": 1}
@@ -393,9 +407,32 @@ def test_dry_run_makes_no_write_call(fake, store):
         summary, _ = scan(store, full=True, dry_run=True)
     assert [c for c in fake.calls if c[0] == "POST" and not c[1].endswith("_search")] == []
     assert summary.written == {}
-    assert len(summary.would_write) == 21
-    assert {row["kind"] for row in summary.would_write} == {"alert", "finding-note", "task"}
+    assert len(summary.would_write) == 21 + 7 + 1
+    assert {row["kind"] for row in summary.would_write} == {"alert", "finding-note", "task",
+                                                             "provenance", "device"}
     assert store.last_success(BASE) is None
+
+
+def test_dry_run_says_what_the_real_run_then_writes(fake, store):
+    """A truthful dry run (issue 12): it looks up what exists as the real run does, so
+    what it would write is what the real run writes, on a fresh server, on one where some
+    resources are there, and on a rerun (nothing)."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
+        fake.install(mocked)
+        scan(store, patients=("p1", "p2", "p3"))
+        note = fake.written("DocumentReference")[0]
+        provenance = next(p for p in fake.of_type("Provenance")
+                          if {"reference": f"DocumentReference/{note['id']}"} in p["target"])
+        del fake.store["Provenance"][provenance["id"]]
+        del fake.store["DocumentReference"][note["id"]]
+        for _ in range(2):
+            dry, _ = scan(store, full=True, dry_run=True)
+            real, _ = scan(store, full=True)
+            assert real.status == "ok", real.errors
+            counted = Counter(row["resourceType"] for row in dry.would_write)
+            assert counted == real.written
+        assert real.written == {}
+    assert len(fake.written("DocumentReference")) == 7
 
 
 def test_killed_scan_resumes_with_the_patients_not_done(fake, store):
@@ -424,7 +461,7 @@ def test_killed_scan_resumes_with_the_patients_not_done(fake, store):
                    for t in ("Communication", "DocumentReference", "Task")
                    for r in fake.written(t)]
     assert len(identifiers) == len(set(identifiers)) == 21
-    assert len(fake.of_type("Provenance")) == 21
+    assert len(fake.of_type("Provenance")) == 7
     record = store.run(summary.run)
     assert record.patients_done == 7 and record.status == "ok"
 
@@ -489,7 +526,7 @@ def test_expired_token_is_renewed_mid_scan(fake, store):
     assert summary.status == "ok", summary.errors
     assert issued == ["token-1", "token-2"]
     assert len(fake.written("Communication")) == 7
-    assert len(fake.of_type("Provenance")) == 21
+    assert len(fake.of_type("Provenance")) == 7
 
 
 def test_preflight_names_what_is_missing(fake):
@@ -534,3 +571,22 @@ def test_unknown_jurisdiction_is_a_usage_error_before_any_request(tmp_path):
         pytest.raises(UsageError, match="unknown jurisdiction 'US-ZZ'"),
     ):
         run_scan(Settings(fhir_base=BASE, jurisdiction="US-ZZ", state_dir=tmp_path))
+
+
+def test_a_server_refusing_task_search_gets_nothing_twice_on_a_rerun(fake, store):
+    """DESIGN grants the scan system/Task.cru, no search: the Task is known to be there from
+    the Provenance of the transaction that wrote it, so a rerun sends nothing (before, it
+    sent the Task again, which matched, under a new Provenance, which did not)."""
+    fake.unsearchable = ("Task",)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
+        fake.install(mocked)
+        first, _ = scan(store, full=True)
+        count = sum(len(v) for v in fake.store.values())
+        fake.calls.clear()
+        dry, _ = scan(store, full=True, dry_run=True)
+        second, _ = scan(store, full=True)
+    assert first.status == second.status == "ok", second.errors
+    assert first.written["Task"] == 7 and first.written["Provenance"] == 7
+    assert dry.would_write == [] and second.written == {}
+    assert sum(len(v) for v in fake.store.values()) == count
+    assert ("POST", "") not in fake.calls

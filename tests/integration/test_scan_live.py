@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +35,12 @@ from consent_gap.writeback import (
     FINDING_SYSTEM,
     PROVENANCE_TAG_SYSTEM,
     TAG,
+    FindingWrites,
+    Kind,
     WriteContext,
+    device_entry,
     plan,
+    transaction,
 )
 from support.fhir import renamed as _renamed
 
@@ -74,15 +80,22 @@ class Charts:
         self.patients = sorted(r["id"] for b in self.bundles for r in b
                                if r["resourceType"] == "Patient")
 
-    def expected(self) -> dict[str, str]:
-        """identifier value -> resource type, from `evaluate` on the charts as loaded."""
+    def groups(self) -> list[FindingWrites]:
+        """What the write-back plans for every finding of `evaluate` on the charts as loaded."""
         context = WriteContext(privacy_officer=self.privacy_officer)
+        return [group for resources in self.bundles
+                for group in (plan(f, context) for f in evaluate(resources, JURISDICTION).findings)
+                if group]
+
+    def expected(self) -> dict[str, str]:
+        """identifier value -> resource type, and each finding's Provenance key -> "Provenance"
+        (one per finding's transaction, CONTRACT 5)."""
         values: dict[str, str] = {}
-        for resources in self.bundles:
-            for finding in evaluate(resources, JURISDICTION).findings:
-                for write in plan(finding, context).writes:
-                    assert write.value not in values
-                    values[write.value] = write.resource_type
+        for group in self.groups():
+            for write in group.writes:
+                assert write.value not in values
+                values[write.value] = write.resource_type
+            values[group.provenance_key] = "Provenance"
         return values
 
     def settings(self, state: Path, **changes: Any) -> Settings:
@@ -93,25 +106,34 @@ class Charts:
 
     def written(self) -> dict[str, list[str]]:
         """identifier values of our resources about these patients, per type (duplicates
-        kept), and the tag codes of the Provenance written with them."""
+        kept); the tag codes of every Provenance that targets one of them (each once); and
+        under "targeted", per resource, how many of those Provenances target it."""
         client = FhirClient(self.base)
         subjects = ",".join(f"Patient/{p}" for p in self.patients)
         found: dict[str, list[str]] = {"Communication": [], "DocumentReference": [],
-                                       "Task": [], "Provenance": []}
+                                       "Task": [], "Provenance": [], "targeted": []}
+        references: dict[str, str] = {}
         for rtype in ("Communication", "DocumentReference", "Task"):
             for resource in client.search(rtype, [("subject", subjects),
                                                   ("_tag", f"{TAG['system']}|{TAG['code']}")]):
                 if resource["resourceType"] != rtype:
                     continue
-                found[rtype] += [i["value"] for i in resource.get("identifier", [])
-                                 if i.get("system") == FINDING_SYSTEM]
-        values = found["Communication"] + found["DocumentReference"] + found["Task"]
-        for start in range(0, len(values), 50):
-            tags = ",".join(f"{PROVENANCE_TAG_SYSTEM}|{v}" for v in values[start:start + 50])
-            for resource in client.search("Provenance", [("_tag", tags)]):
-                found["Provenance"] += [t["code"] for t in resource["meta"]["tag"]
-                                        if t.get("system") == PROVENANCE_TAG_SYSTEM]
+                values = [i["value"] for i in resource.get("identifier", [])
+                          if i.get("system") == FINDING_SYSTEM]
+                found[rtype] += values
+                references[f"{rtype}/{resource['id']}"] = values[0]
+        provenances: dict[str, dict] = {}
+        refs = sorted(references)
+        for start in range(0, len(refs), 50):
+            for resource in client.search("Provenance",
+                                          [("target", ",".join(refs[start:start + 50]))]):
+                provenances[resource["id"]] = resource
         client.close()
+        for provenance in provenances.values():
+            found["Provenance"] += [t["code"] for t in provenance["meta"]["tag"]
+                                    if t.get("system") == PROVENANCE_TAG_SYSTEM]
+        targeted = [t["reference"] for p in provenances.values() for t in p["target"]]
+        found["targeted"] = sorted(str(targeted.count(ref)) for ref in references)
         return found
 
 
@@ -120,11 +142,14 @@ def load(fhir_base: str) -> Charts:
 
 
 def assert_exactly(charts: Charts, expected: dict[str, str]) -> None:
+    """Every expected resource once, one Provenance per finding, each resource the target of
+    exactly one Provenance, nothing else."""
     found = charts.written()
-    for rtype in ("Communication", "DocumentReference", "Task"):
+    for rtype in ("Communication", "DocumentReference", "Task", "Provenance"):
         wanted = sorted(v for v, t in expected.items() if t == rtype)
         assert sorted(found[rtype]) == wanted, rtype
-    assert sorted(found["Provenance"]) == sorted(expected)
+    resources = sum(1 for t in expected.values() if t != "Provenance")
+    assert found["targeted"] == ["1"] * resources
 
 
 def test_scan_writes_what_evaluate_finds_and_a_rerun_writes_nothing(fhir_base, tmp_path):
@@ -139,9 +164,10 @@ def test_scan_writes_what_evaluate_finds_and_a_rerun_writes_nothing(fhir_base, t
     offline = [f for b in charts.bundles for f in evaluate(b, JURISDICTION).findings]
     assert first.disclosures == len(offline)
     assert sum(first.decisions.values()) == len(offline)
-    assert first.written["Provenance"] == len(expected)
+    provenances = sum(1 for t in expected.values() if t == "Provenance")
+    assert first.written["Provenance"] == provenances == len(charts.groups())
     assert (first.written["Communication"] + first.written["DocumentReference"]
-            + first.written["Task"]) == len(expected)
+            + first.written["Task"]) == len(expected) - provenances
     assert_exactly(charts, expected)
     assert first.requests / len(charts.patients) <= 3
 
@@ -215,7 +241,8 @@ def test_a_rejected_write_is_reported_and_the_rest_written(fhir_base, tmp_path):
     findings = [f for b in charts.bundles for f in evaluate(b, JURISDICTION).findings]
     victim = next(f for f in findings if f.decision == "unauthorized")
     context = WriteContext(privacy_officer=charts.privacy_officer)
-    lost = {write.value for write in plan(victim, context).writes}
+    group = plan(victim, context)
+    lost = {write.value for write in group.writes} | {group.provenance_key}
 
     client = RejectingClient(fhir_base, victim.disclosure)
     store = CheckpointStore(charts.settings(tmp_path).database_url)
@@ -248,11 +275,11 @@ def test_dry_run_on_the_command_line_writes_nothing(fhir_base, tmp_path, fmt):
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["dry_run"] is True
-    assert len(summary["would_write"]) == len(charts.expected())
-    assert {row["identifier"].split("|")[1] for row in summary["would_write"]} == set(
-        charts.expected())
+    rows = [row for row in summary["would_write"] if row["kind"] != "device"]
+    assert len(rows) == len(charts.expected())
+    assert {row["identifier"].split("|")[1] for row in rows} == set(charts.expected())
     assert charts.written() == {"Communication": [], "DocumentReference": [], "Task": [],
-                                "Provenance": []}
+                                "Provenance": [], "targeted": []}
 
 
 def test_backend_services_scan_through_the_launcher(fhir_base, proxy_base, tmp_path):
@@ -267,8 +294,179 @@ def test_backend_services_scan_through_the_launcher(fhir_base, proxy_base, tmp_p
                                private_key=key, client_id="consent-gap-scan")
     summary = run_scan(settings, patients=charts.patients)
     assert summary.status == "ok", summary.errors
-    assert summary.written["Provenance"] == len(expected)
+    assert summary.written["Provenance"] == len(charts.groups())
     assert_exactly(charts, expected)
+
+
+def _old_style_transaction(group: FindingWrites, context: WriteContext) -> dict:
+    """A finding's transaction as installs before one-Provenance-per-finding wrote it: each
+    resource with a Provenance of its own, tagged with that resource's identifier value."""
+    entries = [device_entry()]
+    for write in group.writes:
+        provenance = group.provenance(context)
+        provenance["target"] = [{"reference": write.full_url}]
+        provenance["meta"]["tag"] = [t if t.get("system") != PROVENANCE_TAG_SYSTEM
+                                     else {**t, "code": write.value}
+                                     for t in provenance["meta"]["tag"]]
+        entries += [write.entry(), {
+            "resource": provenance,
+            "request": {"method": "POST", "url": "Provenance",
+                        "ifNoneExist": f"_tag={PROVENANCE_TAG_SYSTEM}|{write.value}"}}]
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def test_an_install_with_per_resource_provenances_gets_no_duplicates(fhir_base, tmp_path):
+    """Upgrading: what an older version wrote (one Provenance per resource) is found by
+    identifier; the dry run and the scan write nothing, and no resource gets a second
+    Provenance."""
+    charts = load(fhir_base)
+    context = WriteContext(privacy_officer=charts.privacy_officer)
+    client = FhirClient(fhir_base)
+    for group in charts.groups():
+        client.transaction(_old_style_transaction(group, context))
+    client.close()
+    settings = charts.settings(tmp_path)
+
+    dry = run_scan(settings, patients=charts.patients, dry_run=True)
+    assert dry.would_write == []
+    summary = run_scan(settings, patients=charts.patients)
+    assert summary.status == "ok", summary.errors
+    assert summary.written == {}
+    found = charts.written()
+    wanted = {v: t for v, t in charts.expected().items() if t != "Provenance"}
+    for rtype in ("Communication", "DocumentReference", "Task"):
+        assert sorted(found[rtype]) == sorted(v for v, t in wanted.items() if t == rtype)
+    assert sorted(found["Provenance"]) == sorted(wanted)  # the old ones, each once
+    assert found["targeted"] == ["1"] * len(wanted)
+
+
+def test_dry_run_says_what_the_real_run_writes(fhir_base, tmp_path):
+    """Issue 12: the dry run looks up what exists as the real run does."""
+    charts = load(fhir_base)
+    settings = charts.settings(tmp_path)
+    half = charts.patients[: len(charts.patients) // 2]
+    run_scan(settings, patients=half)
+    dry = run_scan(settings, patients=charts.patients, dry_run=True)
+    real = run_scan(settings, patients=charts.patients)
+    assert real.status == "ok", real.errors
+    assert real.written  # the other half
+    assert Counter(row["resourceType"] for row in dry.would_write) == real.written
+    assert run_scan(settings, patients=charts.patients, dry_run=True).would_write == []
+    assert_exactly(charts, charts.expected())
+# ---------------------------------------------------------------- CONTRACT 7: the Tasks
+
+def _ours(base: str, rtype: str, patients: list[str]) -> list[dict]:
+    client = FhirClient(base)
+    subjects = ",".join(f"Patient/{p}" for p in patients)
+    found = [r for r in client.search(rtype, [("subject", subjects),
+                                              ("_tag", f"{TAG['system']}|{TAG['code']}")])
+             if r["resourceType"] == rtype]
+    client.close()
+    return found
+
+
+def _by_about(resources: list[dict], kind: str) -> dict[str, dict]:
+    """disclosure -> our resource of this kind (alert: Communication about; note: the
+    finding-note DocumentReference; task: Task focus)."""
+    out: dict[str, dict] = {}
+    for resource in resources:
+        if kind == "task":
+            key = resource["focus"]["reference"]
+        elif kind == "alert":
+            if resource["category"][0]["coding"][0]["code"] != "alert":
+                continue
+            key = resource["about"][0]["reference"]
+        else:
+            if resource["type"]["coding"][0]["code"] != "finding-note":
+                continue
+            key = resource["context"]["related"][0]["reference"]
+        assert key not in out, f"two {kind}s for {key}"
+        out[key] = resource
+    return out
+
+
+def _check_tasks(charts: Charts, discovered: dict[str, str] | None = None) -> int:
+    """Every flagged finding has exactly one Task with CONTRACT 7's fields; none other has.
+    ``discovered``: disclosure -> the authoredOn expected (default: its alert's `sent`)."""
+    findings = {f.disclosure: f for b in charts.bundles for f in evaluate(b, JURISDICTION).findings}
+    tasks = _by_about(_ours(charts.base, "Task", charts.patients), "task")
+    alerts = _by_about(_ours(charts.base, "Communication", charts.patients), "alert")
+    notes = _by_about(_ours(charts.base, "DocumentReference", charts.patients), "note")
+    flagged = {d for d, f in findings.items() if f.decision in ("unauthorized", "review")}
+    assert set(tasks) == flagged
+    for disclosure in flagged:
+        found, task, alert = findings[disclosure], tasks[disclosure], alerts[disclosure]
+        urgent = found.decision == "unauthorized"
+        assert task["status"] == "requested" and task["intent"] == "order"
+        assert task["priority"] == alert["priority"] == ("urgent" if urgent else "routine")
+        assert task["code"]["coding"][0]["system"] == (
+            "https://consent-gap.dev/fhir/CodeSystem/task")
+        assert task["code"]["coding"][0]["code"] == "review-disclosure"
+        assert task["for"] == {"reference": found.patient}
+        assert task["owner"] == {"reference": charts.privacy_officer}
+        assert task["reasonReference"] == {
+            "reference": f"DocumentReference/{notes[disclosure]['id']}"}
+        authored = (discovered or {}).get(disclosure) or alert["sent"]
+        assert _instant(task["authoredOn"]) == _instant(authored)
+        if urgent:
+            end = _instant(task["restriction"]["period"]["end"])
+            assert end - _instant(task["authoredOn"]) == timedelta(days=60)
+        else:
+            assert "restriction" not in task
+    return len(flagged)
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_each_flagged_finding_gets_one_task_with_the_contracts_fields(fhir_base, tmp_path):
+    charts = load(fhir_base)
+    settings = charts.settings(tmp_path)
+    first = run_scan(settings, patients=charts.patients)
+    assert first.status == "ok", first.errors
+    flagged = _check_tasks(charts)
+    assert flagged >= 8 and first.written["Task"] == flagged
+    again = run_scan(settings, patients=charts.patients)
+    assert again.written == {}
+    assert _check_tasks(charts) == flagged
+
+
+def test_an_existing_install_gets_its_tasks_dated_at_discovery(fhir_base, tmp_path):
+    """Alerts and notes written before Tasks existed (a month ago): the next scan writes the
+    Tasks, each dated at its alert, once; a rerun writes nothing."""
+    charts = load(fhir_base)
+    month_ago = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
+    context = WriteContext(privacy_officer=charts.privacy_officer, now=month_ago)
+    groups = []
+    for resources in charts.bundles:
+        for finding in evaluate(resources, JURISDICTION).findings:
+            group = plan(finding, context)
+            old = FindingWrites(finding, tuple(w for w in group.writes if w.kind != Kind.TASK))
+            if old:
+                groups.append(old)
+    client = FhirClient(fhir_base)
+    client.transaction(transaction(groups, context))
+    client.close()
+    assert charts.written()["Task"] == []
+
+    scanned = run_scan(charts.settings(tmp_path), patients=charts.patients)
+    assert scanned.status == "ok", scanned.errors
+    assert set(scanned.written) == {"Task", "Provenance"}
+    assert scanned.written["Task"] == scanned.written["Provenance"]
+    stamp = month_ago.isoformat().replace("+00:00", "Z")
+    flagged = _check_tasks(charts, {d: stamp for d in _by_about(
+        _ours(fhir_base, "Communication", charts.patients), "alert")})
+    assert scanned.written["Task"] == flagged
+    # every resource once, each the target of exactly one Provenance: the old transaction's
+    # over the alert and note, the new one's over the Task written later (CONTRACT 5)
+    found = charts.written()
+    wanted = {v: t for v, t in charts.expected().items() if t != "Provenance"}
+    for rtype in ("Communication", "DocumentReference", "Task"):
+        assert sorted(found[rtype]) == sorted(v for v, t in wanted.items() if t == rtype)
+    assert len(found["Provenance"]) == len(groups) + flagged
+    assert found["targeted"] == ["1"] * len(wanted)
+    assert run_scan(charts.settings(tmp_path), patients=charts.patients).written == {}
 
 
 def test_a_new_ruleset_rewrites_nothing_whose_decision_is_the_same(fhir_base, tmp_path):

@@ -187,15 +187,20 @@ def test_an_unauthorized_answer_needs_the_acknowledgement_then_writes_the_alerts
     with pytest.raises(RecordError, match=r"^acknowledge_unauthorized"):
         planned(answer, read)
     writes = planned(answer, read, acknowledge_unauthorized=True)
-    assert [w.kind for w in writes] == ["audit-event", "alert", "finding-note", "task"]
-    alert = writes[1].resource
+    assert [w.kind for w in writes] == ["audit-event", "alerts"]
+    group = writes[1].group
+    assert [str(w.kind) for w in group.writes] == ["alert", "finding-note", "task"]
+    alert = group.writes[0].resource
     assert alert["priority"] == "urgent"
     assert alert["about"] == [{"reference": writes[0].full_url}]
     assert {"reference": "Practitioner/po-1"} in alert["recipient"]
-    task = writes[3].resource
+    task = group.writes[2].resource
     assert task["focus"] == {"reference": writes[0].full_url}
-    assert task["reasonReference"] == {"reference": writes[2].full_url}
+    assert task["reasonReference"] == {"reference": group.writes[1].full_url}
     assert task["for"] == {"reference": PATIENT}
+    proof = writes[1].entries()[-1]["resource"]  # the group's one Provenance, in the compartment
+    assert proof["target"] == [{"reference": w.full_url} for w in group.writes] + [
+        {"reference": PATIENT}]
     after = applied(chart, record_transaction(writes))
     got = next(f for f in decide(after).findings if f.disclosure == "AuditEvent/w1")
     assert got.decision == "unauthorized"
@@ -212,18 +217,17 @@ def test_the_scan_of_a_recorded_unauthorized_disclosure_matches_what_the_record_
     after = applied(chart, record_transaction(writes))
     got = next(f for f in decide(after).findings if f.disclosure == "AuditEvent/w1")
     assert got.key == got.identity == f"{PROPOSAL_SYSTEM}|{PID}-audit-event"
-    scan = writeback.plan(got, writeback.WriteContext(privacy_officer="Practitioner/po-1"))
-    wanted = {w.kind: (w.resource_type, w.entries()[0]["request"]["ifNoneExist"],
-                       w.entries()[1]["request"]["ifNoneExist"])
-              for w in scan.writes if w.kind in ("alert", "finding-note", "task")}
-    recorded = {w.kind: (w.resource_type, w.entries()[0]["request"]["ifNoneExist"],
-                         w.entries()[1]["request"]["ifNoneExist"])
-                for w in writes if w.kind in ("alert", "finding-note", "task")}
-    assert set(wanted) == {"alert", "finding-note", "task"}
-    assert recorded == wanted
-    # and the server holds them: every identifier the scan searches is in the applied chart
+    context = writeback.WriteContext(privacy_officer="Practitioner/po-1")
+    kinds = ("alert", "finding-note", "task")
+    scan = writeback.FindingWrites(got, tuple(
+        w for w in writeback.plan(got, context).writes if w.kind in kinds))
+    assert [str(w.kind) for w in scan.writes] == list(kinds)
+    recorded = writes[-1]
+    assert [e["request"] for e in recorded.entries()] == [
+        e["request"] for e in scan.entries(context)]  # same identifiers, same Provenance key
+    # and the server holds them: every identifier the scan looks up is in the applied chart
     held = {i.get("value") for e in after["entry"] for i in e["resource"].get("identifier", [])}
-    assert {w.value for w in scan.writes if w.kind in wanted} <= held
+    assert {w.value for w in scan.writes} <= held
 
 
 def test_without_task_create_the_record_writes_the_alerts_but_no_task():
@@ -233,7 +237,8 @@ def test_without_task_create_the_record_writes_the_alerts_but_no_task():
     req = RecordRequest(proposal=read, proposal_id=PID, acknowledge_unauthorized=True)
     writes = plan_record(req, answer.finding, answer.step_codes, now=NOW, clinician=CLINICIAN,
                          privacy_officer="Practitioner/po-1", task=False)
-    assert [w.kind for w in writes] == ["audit-event", "alert", "finding-note"]
+    assert [w.kind for w in writes] == ["audit-event", "alerts"]
+    assert [str(w.kind) for w in writes[1].group.writes] == ["alert", "finding-note"]
 
 
 def test_the_same_proposal_id_gives_the_same_conditional_creates():

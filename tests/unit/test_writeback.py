@@ -17,14 +17,20 @@ from consent_gap.writeback import (
     WritebackError,
     WriteContext,
     WriteStatus,
+    existing_searches,
     identifier_value,
     kinds_for,
     plan,
+    planned_values,
     preview,
+    provenance_key,
     read_response,
     transaction,
     validate,
+    without,
+    written_values,
 )
+from consent_gap.writeback.tasks import Present
 
 NOW = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
 CONTEXT = WriteContext(
@@ -110,8 +116,9 @@ def test_identifiers_are_deterministic_and_distinct():
     assert [w.value for w in plan(item, newer).writes] == first
     assert [w.full_url for w in plan(item, newer).writes] == [
         w.full_url for w in plan(item, CONTEXT).writes]
-    assert plan(item, newer).writes[0].provenance["policy"] != plan(
-        item, CONTEXT).writes[0].provenance["policy"]  # the ruleset still shows where it is
+    assert plan(item, newer).provenance(newer)["policy"] != plan(
+        item, CONTEXT).provenance(CONTEXT)["policy"]  # the ruleset still shows where it is
+    assert plan(item, newer).provenance_key == plan(item, CONTEXT).provenance_key
     # timestamps differ between runs; identifiers and fullUrls must not:
     urls = [e["fullUrl"] for e in transaction([plan(item, CONTEXT)], CONTEXT)["entry"]]
     again = [e["fullUrl"] for e in transaction([plan(item, later)], later)["entry"]]
@@ -141,10 +148,12 @@ def test_every_resource_is_labelled_tagged_identified_and_about_the_patient():
         about = resource["for"] if write.kind == Kind.TASK else resource["subject"]
         assert about == {"reference": "Patient/p-1"}
         validate(resource)
-        validate(write.provenance)
+    validate(writes.provenance(CONTEXT))
 
 
-def test_provenance_per_resource_targets_it_and_is_conditional():
+def test_one_provenance_per_finding_targets_every_resource_and_is_conditional():
+    """CONTRACT 5: one Provenance per finding's transaction, targeting every resource it
+    creates, conditional on a key from the finding and those resources."""
     writes = plan(finding(documentation=Documentation.MISSING), CONTEXT)
     bundle = transaction([writes], CONTEXT)
     entries = bundle["entry"]
@@ -153,9 +162,10 @@ def test_provenance_per_resource_targets_it_and_is_conditional():
     assert device["resource"]["resourceType"] == "Device"
     assert device["request"]["ifNoneExist"].startswith("identifier=")
     resources = [e for e in entries[1:] if e["resource"]["resourceType"] != "Provenance"]
-    provenances = [e for e in entries[1:] if e["resource"]["resourceType"] == "Provenance"]
-    assert len(resources) == len(provenances) == 4  # alert, note, draft, Task
-    for resource, provenance in zip(resources, provenances, strict=True):
+    (provenance,) = [e for e in entries[1:] if e["resource"]["resourceType"] == "Provenance"]
+    assert entries[-1] is provenance
+    assert len(resources) == 4  # alert, note, draft, Task
+    for resource in resources:
         value = resource["resource"]["identifier"][0]["value"]
         assert resource["request"] == {
             "method": "POST",
@@ -163,19 +173,73 @@ def test_provenance_per_resource_targets_it_and_is_conditional():
             "ifNoneExist": f"identifier={FINDING_SYSTEM}|{value}",
         }
         assert resource["fullUrl"].startswith("urn:uuid:")
-        assert provenance["resource"]["target"] == [
-            {"reference": resource["fullUrl"]},
-            {"reference": (resource["resource"].get("subject")
-                           or resource["resource"]["for"])["reference"]}]  # the compartment
-        assert provenance["request"]["ifNoneExist"] == f"_tag={PROVENANCE_TAG_SYSTEM}|{value}"
-        assert {"system": PROVENANCE_TAG_SYSTEM, "code": value} in provenance["resource"]["meta"][
-            "tag"
-        ]
-        agent = provenance["resource"]["agent"][0]
-        assert agent["who"] == {"reference": device["fullUrl"]}
-        assert agent["onBehalfOf"] == {"reference": "Organization/org-1"}
+    # every resource it creates, then the patient (R4's patient compartment: a strict EHR)
+    assert provenance["resource"]["target"] == [{"reference": r["fullUrl"]} for r in resources] + [
+        {"reference": resources[0]["resource"]["subject"]["reference"]}]
+    key = provenance_key("AuditEvent/ae-1", [w.value for w in writes.writes])
+    assert key == writes.provenance_key
+    assert provenance["request"]["ifNoneExist"] == f"_tag={PROVENANCE_TAG_SYSTEM}|{key}"
+    assert {"system": PROVENANCE_TAG_SYSTEM, "code": key} in provenance["resource"]["meta"]["tag"]
+    # not the key of any one resource, so an install's per-resource Provenances never match
+    assert key not in {w.value for w in writes.writes}
+    agent = provenance["resource"]["agent"][0]
+    assert agent["who"] == {"reference": device["fullUrl"]}
+    assert agent["onBehalfOf"] == {"reference": "Organization/org-1"}
     full_urls = [e["fullUrl"] for e in entries]
     assert len(set(full_urls)) == len(full_urls)
+
+
+def test_the_provenance_key_follows_what_the_transaction_writes():
+    """The same writes give the same key whatever their order or time (a retry, a rerun, a
+    resumed scan match it); a subset (the panel's draft alone, or what is left once the rest
+    is on the server) gets a key of its own, so its resources are never left without one."""
+    item = finding(documentation=Documentation.MISSING)
+    group = plan(item, CONTEXT)
+    later = plan(item, replace(CONTEXT, now=datetime(2027, 1, 1, tzinfo=UTC)))
+    assert later.provenance_key == group.provenance_key
+    assert replace(group, writes=group.writes[::-1]).provenance_key == group.provenance_key
+    draft = without(group, {w.value for w in group.writes if w.kind != Kind.DOCUMENTATION_DRAFT})
+    assert [w.kind for w in draft.writes] == [Kind.DOCUMENTATION_DRAFT]
+    assert draft.provenance_key != group.provenance_key
+    other = plan(replace(item, disclosure="AuditEvent/ae-2"), CONTEXT)
+    assert other.provenance_key != group.provenance_key
+
+
+def test_only_what_the_server_lacks_is_built_and_sent():
+    """The look-up searches only what the fetch did not show (`known`), 200 identifiers a
+    search; `plan` builds only what is missing, so each Provenance targets what is sent."""
+    items = [finding(disclosure=f"AuditEvent/ae-{n}", documentation=Documentation.MISSING)
+             for n in range(3)]
+    full = [plan(item, CONTEXT) for item in items]
+    on_server = {w.value for w in full[0].writes} | {full[1].writes[0].value}
+    known = {full[0].writes[1].value: Present("DocumentReference/seen", None)}
+    asked = []
+
+    def search(rtype, params):
+        asked.append(rtype)
+        tokens = dict(params)["identifier"].split(",")
+        assert dict(params)["_count"] == "200" and len(tokens) <= 200
+        wanted = {t.split("|")[1] for t in tokens}
+        assert not wanted & set(known)
+        return [{"resourceType": rtype, "id": v[:4],
+                 "identifier": [{"system": FINDING_SYSTEM, "value": v}]}
+                for v in wanted & on_server]
+
+    wanted = [pair for item in items for pair in planned_values(item)]
+    present = written_values(wanted, search, known)
+    assert sorted(asked) == ["Communication", "DocumentReference", "Task"]
+    assert set(present) == on_server
+    assert present[full[0].writes[1].value].reference == "DocumentReference/seen"
+    left = [group for group in (plan(item, CONTEXT, present) for item in items) if group]
+    assert [g.finding.disclosure for g in left] == ["AuditEvent/ae-1", "AuditEvent/ae-2"]
+    assert [w.kind for w in left[0].writes] == [Kind.FINDING_NOTE, Kind.DOCUMENTATION_DRAFT,
+                                                Kind.TASK]
+    assert left[1] == full[2]
+    assert left[0] == without(full[1], present)
+    bundle = transaction(left, CONTEXT)
+    provenances = [e["resource"] for e in bundle["entry"]
+                   if e["resource"]["resourceType"] == "Provenance"]
+    assert [len(p["target"]) for p in provenances] == [3 + 1, 4 + 1]  # and the patient
 
 
 def test_known_device_is_referenced_not_created():
@@ -295,7 +359,8 @@ def test_several_findings_share_one_device_entry():
     bundle = transaction(groups, CONTEXT)
     types = [e["resource"]["resourceType"] for e in bundle["entry"]]
     assert types.count("Device") == 1
-    assert len(types) == 1 + 3 * 6  # per finding: alert, note, Task, each with its Provenance
+    assert types.count("Provenance") == 3
+    assert len(types) == 1 + 3 * 3 + 3  # per finding: alert, note, Task and one Provenance
 
 
 def _answers(*statuses: tuple[str, str]) -> dict:
@@ -309,11 +374,9 @@ def test_read_response_says_per_write_what_was_created_and_what_existed():
     response = _answers(
         ("200 OK", "Device/7/_history/1"),
         ("201 Created", "Communication/8/_history/1"),
-        ("201 Created", "http://ehr.example/fhir/Provenance/9/_history/1"),
         ("200 OK", "DocumentReference/5/_history/2"),
-        ("200 OK", "Provenance/6/_history/1"),
         ("201 Created", "Task/4/_history/1"),
-        ("201 Created", "Provenance/3/_history/1"),
+        ("201 Created", "http://ehr.example/fhir/Provenance/9/_history/1"),
     )
     outcome = read_response(response, groups, WriteContext(now=NOW))
     assert [(r.write.kind, r.status, r.reference) for r in outcome.writes] == [
@@ -321,11 +384,11 @@ def test_read_response_says_per_write_what_was_created_and_what_existed():
         (Kind.FINDING_NOTE, WriteStatus.EXISTING, "DocumentReference/5"),
         (Kind.TASK, WriteStatus.CREATED, "Task/4"),
     ]
-    assert outcome.writes[0].provenance.reference == "Provenance/9"
+    assert {w.provenance.reference for w in outcome.writes} == {"Provenance/9"}
     assert outcome.device == EntryResult("Device", WriteStatus.EXISTING, "Device/7")
-    assert outcome.created == {"Communication": 1, "Provenance": 2, "Task": 1}
-    assert outcome.matched == {"Device": 1, "DocumentReference": 1, "Provenance": 1}
-    assert outcome.created_total == 4 and outcome.failed == {}
+    assert outcome.created == {"Communication": 1, "Provenance": 1, "Task": 1}
+    assert outcome.matched == {"Device": 1, "DocumentReference": 1}
+    assert outcome.created_total == 3 and outcome.failed == {}
 
 
 def test_read_response_without_inline_device_and_with_failures():
@@ -334,8 +397,8 @@ def test_read_response_without_inline_device_and_with_failures():
     context = WriteContext(device="Device/app", now=NOW)
     groups = [plan(finding(), context)]
     response = _answers(("201 Created", "Communication/8"),
-                        ("422 Unprocessable Entity", ""),
-                        ("201 Created", "DocumentReference/5"))
+                        ("201 Created", "DocumentReference/5"),
+                        ("422 Unprocessable Entity", ""))
     outcome = read_response(response, groups, context)
     assert outcome.device is None
     alert, note, task = outcome.writes
@@ -345,7 +408,10 @@ def test_read_response_without_inline_device_and_with_failures():
     assert note.reference == "DocumentReference/5"
     assert note.provenance == EntryResult("Provenance", WriteStatus.FAILED)
     assert note.status == WriteStatus.FAILED
-    assert outcome.failed == {"Provenance": 3, "Task": 1}
+    assert outcome.failed == {"Provenance": 1, "Task": 1}
+
+    short = read_response(_answers(("201 Created", "Communication/8")), groups, context)
+    assert [w.status for w in short.writes] == [WriteStatus.FAILED] * 3  # no answer: failed
 
 
 def test_read_response_reads_the_layout_transaction_wrote():
@@ -356,9 +422,13 @@ def test_read_response_reads_the_layout_transaction_wrote():
                           for n, e in enumerate(bundle["entry"])])
     outcome = read_response(response, groups, CONTEXT)
     expected = [f"{e['request']['url']}/{n}" for n, e in enumerate(bundle["entry"])]
-    got = [outcome.device.reference] + [ref for w in outcome.writes
-                                         for ref in (w.reference, w.provenance.reference)]
+    got = [outcome.device.reference]
+    for group in groups:
+        results = [w for w in outcome.writes if w.write in group.writes]
+        got += [w.reference for w in results] + [results[0].provenance.reference]
     assert got == expected
+    assert [p.reference for p in outcome.provenances] == [
+        ref for ref in expected if ref.startswith("Provenance/")]
     assert [w.write for w in outcome.writes] == [w for g in groups for w in g.writes]
 
 
@@ -378,6 +448,37 @@ def test_preview_is_what_plan_would_write(changes):
 
 def test_describe_lists_identifiers_without_text():
     rows = plan(finding(), CONTEXT).describe()
-    assert [row["kind"] for row in rows] == ["alert", "finding-note", "task"]
-    assert all(row["identifier"].startswith(FINDING_SYSTEM + "|") for row in rows)
+    assert [row["kind"] for row in rows] == ["alert", "finding-note", "task", "provenance"]
+    assert all(row["identifier"].startswith(FINDING_SYSTEM + "|") for row in rows[:3])
+    key = plan(finding(), CONTEXT).provenance_key
+    assert rows[3]["identifier"] == f"{PROVENANCE_TAG_SYSTEM}|{key}"
     assert "subpoena" not in str(rows)
+
+
+def test_preview_leaves_out_what_is_on_the_server():
+    """The dry run lists what the real run would write: nothing already there, and the
+    Provenance over the rest."""
+    item = finding(documentation=Documentation.MISSING)
+    group = plan(item, CONTEXT)
+    on_server = {group.writes[0].value}
+    assert preview(item, present=on_server) == without(group, on_server).describe()
+    assert preview(item, present={w.value for w in group.writes}) == []
+
+
+def test_look_ups_name_the_patient_when_asked():
+    """The panel's token is patient-scoped: its searches must name the launch patient."""
+    ((rtype, params),) = existing_searches([("Communication", "v1")], patient="Patient/p-1")
+    assert rtype == "Communication" and ("patient", "Patient/p-1") in params
+    assert "_elements" not in dict(params)  # the server checks the compartment of each
+    ((_, params),) = existing_searches([("Communication", "v1")])
+    assert all(name != "patient" for name, _ in params)
+    assert ("_elements", "identifier,sent") in params
+
+
+def test_nothing_sent_reads_as_nothing_done():
+    """When everything was on the server already, transaction() sends nothing; reading the
+    (absent) answer says nothing was created and nothing failed."""
+    empty = without(plan(finding(), CONTEXT), {w.value for w in plan(finding(), CONTEXT).writes})
+    assert transaction([empty], CONTEXT) is None
+    outcome = read_response({}, [empty], CONTEXT)
+    assert outcome.writes == () and outcome.failed == {} and outcome.created == {}

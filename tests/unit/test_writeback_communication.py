@@ -66,21 +66,19 @@ def test_every_resource_written_validates_with_r4b(name, jurisdiction):
     assert writes
     for write in writes.values():
         MODELS[write.resource_type].model_validate(write.resource)
-        provenance = Provenance.model_validate(write.provenance)
-        assert [e.what.reference for e in provenance.entity] == [
-            write.resource.get("about", [{}])[0].get("reference")
-            or write.resource.get("focus", {}).get("reference")
-            or write.resource["context"]["related"][0]["reference"]]
 
 
-def stored(data: dict, writes) -> dict:
-    """The bundle plus the written resources as the server would keep them (with ids)."""
+def stored(data: dict, group) -> dict:
+    """The bundle plus the written resources and their one Provenance as the server would
+    keep them (with ids, the Provenance's targets resolved)."""
     entries = list(data["entry"])
-    for n, write in enumerate(writes):
+    targets = []
+    for n, write in enumerate(group.writes):
         rid = f"cg-{write.value[:12]}-{n}"
         entries.append({"resource": {**write.resource, "id": rid}})
-        entries.append({"resource": {**write.provenance, "id": f"{rid}-prov",
-                                     "target": [{"reference": f"{write.resource_type}/{rid}"}]}})
+        targets.append({"reference": f"{write.resource_type}/{rid}"})
+    entries.append({"resource": {**group.provenance(CONTEXT), "id": "cg-prov",
+                                 "target": targets}})
     return {**data, "entry": entries}
 
 
@@ -88,7 +86,10 @@ def test_what_is_written_is_neither_a_disclosure_nor_its_documentation():
     data = threat_bundle()
     before = evaluate(data, "US-CA")
     (found,) = before.findings
-    after = evaluate(stored(data, plan(found, CONTEXT).writes), "US-CA")
+    group = plan(found, CONTEXT)
+    provenance = Provenance.model_validate(group.provenance(CONTEXT))
+    assert [e.what.reference for e in provenance.entity] == [found.disclosure]
+    after = evaluate(stored(data, group), "US-CA")
     assert [f.to_json() for f in after.findings] == [f.to_json() for f in before.findings]
     assert after.problems == []
 
@@ -100,8 +101,12 @@ def test_the_notice_recorded_in_the_panel_counts_for_the_communication(sent, exp
     assert found.client_notice == "missing"
     record = client_notice_record(found, CONTEXT, sent=sent, reason=None if sent else "unsafe",
                                   author="Practitioner/pr-src")
-    Communication.model_validate(record.resource)
-    assert record.resource["about"] == [{"reference": CM}]
-    (again,) = evaluate(stored(data, [record]), "US-CA").findings
+    (write,) = record.writes
+    Communication.model_validate(write.resource)
+    assert write.resource["about"] == [{"reference": CM}]
+    agents = Provenance.model_validate(record.provenance(CONTEXT)).agent
+    assert [(a.who.reference, a.type.coding[0].code) for a in agents] == [
+        ("Practitioner/pr-src", "author"), (CONTEXT.device, "assembler")]
+    (again,) = evaluate(stored(data, record), "US-CA").findings
     assert again.disclosure == CM
     assert again.client_notice == expected

@@ -25,13 +25,18 @@ def with_writes(bundle: dict, findings) -> tuple[dict, set[Kind]]:
     entries = list(bundle["entry"])
     kinds: set[Kind] = set()
     for finding in findings:
-        for n, write in enumerate(plan(finding, CONTEXT).writes):
+        group = plan(finding, CONTEXT)
+        if not group:
+            continue
+        targets = []
+        for n, write in enumerate(group.writes):
             rid = f"cg-{write.value[:12]}-{n}"
-            resource = {**write.resource, "id": rid}
-            provenance = {**write.provenance, "id": f"{rid}-prov",
-                          "target": [{"reference": f"{write.resource_type}/{rid}"}]}
-            entries += [{"resource": resource}, {"resource": provenance}]
+            entries.append({"resource": {**write.resource, "id": rid}})
+            targets.append({"reference": f"{write.resource_type}/{rid}"})
             kinds.add(write.kind)
+        entries.append({"resource": {**group.provenance(CONTEXT),
+                                     "id": f"cg-{group.provenance_key[:12]}",
+                                     "target": targets}})
     return {**bundle, "entry": entries}, kinds
 
 

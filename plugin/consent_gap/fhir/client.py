@@ -96,6 +96,14 @@ def _not_sent(exc: requests.RequestException) -> bool:
     return False
 
 
+def _transient(exc: requests.RequestException) -> bool:
+    """True for a failure that another attempt may not meet: no connection, no answer in
+    time, an answer cut short or garbled on the way. A bad URL or a redirect loop is not."""
+    return isinstance(exc, requests.Timeout | requests.ConnectionError
+                      | requests.exceptions.ChunkedEncodingError
+                      | requests.exceptions.ContentDecodingError)
+
+
 def _describe(exc: requests.RequestException) -> str:
     if isinstance(exc, requests.ConnectTimeout):
         return "connect timeout"
@@ -103,7 +111,29 @@ def _describe(exc: requests.RequestException) -> str:
         return "read timeout"
     if isinstance(exc, requests.ConnectionError):
         return "connection failed"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "response cut short"
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        return "response body could not be decoded"
     return type(exc).__name__
+
+
+def _body(resp: requests.Response, *, strict: bool = True) -> Any:
+    """The response's JSON, None when it has no body or is an error page that is not JSON.
+
+    A body that should be JSON (a success, or anything labelled JSON) and does not parse
+    raises ValueError when `strict`: it was cut short or garbled on the way."""
+    if not resp.content:
+        return None
+    ctype = resp.headers.get("Content-Type", "").lower()
+    if resp.status_code >= 300 and "json" not in ctype:
+        return None
+    try:
+        return json.loads(resp.content)
+    except ValueError:
+        if strict:
+            raise
+        return None
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -186,11 +216,16 @@ class FhirClient:
         params: list[tuple[str, str]] | None = None,
         data: str | bytes | list[tuple[str, str]] | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> requests.Response:
+        need_body: bool = True,
+    ) -> tuple[requests.Response, Any]:
         """One logical request: attempts, waits and retries per the policy (see retry.py).
 
-        Returns the last response, whatever its status (the caller decides what an error is);
-        raises FhirTransportError when no response could be had."""
+        Returns the last response, whatever its status (the caller decides what an error is),
+        with its body parsed as JSON (None when it has none, or when an error page is not
+        JSON). An answer cut short or garbled on the way counts as a failed attempt, like a
+        5xx: a replay-safe request is retried within the same budget, any other is raised,
+        since the server may have acted on it. Raises FhirTransportError when no usable
+        response could be had."""
         hdrs = {"Accept": FHIR_JSON, "User-Agent": f"consent-gap/{__version__}"}
         hdrs.update(headers or {})
         waited = 0.0
@@ -200,40 +235,45 @@ class FhirClient:
             with self._lock:
                 self.request_count += 1
             started = time.monotonic()
+            retry_after: float | None = None
             try:
                 resp = self.session.request(
                     method, url, params=params, data=data, headers=hdrs, auth=self.auth,
                     timeout=self.timeout, allow_redirects=False,
                 )
-            except (requests.Timeout, requests.ConnectionError) as exc:
+            except requests.RequestException as exc:
                 ms = (time.monotonic() - started) * 1000
-                log.debug("%s %s failed (%s) after %.0f ms", method, label, _describe(exc), ms)
+                reason = _describe(exc)
+                log.debug("%s %s failed (%s) after %.0f ms", method, label, reason, ms)
                 if isinstance(exc, requests.exceptions.SSLError):
-                    raise FhirTransportError(f"{method} {label}: TLS error") from exc
+                    raise self._transport_error(f"{method} {label}: TLS error") from exc
+                if not _transient(exc):
+                    raise self._transport_error(f"{method} {label}: {reason}") from exc
                 if not (replay_safe or _not_sent(exc)):
-                    raise FhirTransportError(
-                        f"{method} {label}: {_describe(exc)}; not retried because the request "
+                    raise self._transport_error(
+                        f"{method} {label}: {reason}; not retried because the request "
                         "may have reached the server"
                     ) from exc
-                delay = next_delay(self.retry_policy, attempt, None, waited, self._rng)
-                if delay is None:
-                    raise FhirTransportError(
-                        f"{method} {label}: {_describe(exc)} after {attempt} attempt(s)"
-                    ) from exc
-                reason = _describe(exc)
+                failure: BaseException | None = exc
             else:
                 ms = (time.monotonic() - started) * 1000
                 log.debug("%s %s -> %s in %.0f ms", method, label, resp.status_code, ms)
                 status = resp.status_code
-                if status not in RETRY_STATUSES or not (
-                    replay_safe or status in NOT_PROCESSED_STATUSES
-                ):
-                    return resp
-                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-                delay = next_delay(self.retry_policy, attempt, retry_after, waited, self._rng)
-                if delay is None:
-                    return resp
-                reason = f"HTTP {status}"
+                if status in RETRY_STATUSES and (replay_safe or status in NOT_PROCESSED_STATUSES):
+                    reason, failure = f"HTTP {status}", None
+                    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                else:
+                    try:
+                        return resp, self._answer(resp, method, label, replay_safe, need_body)
+                    except ValueError as exc:
+                        reason, failure = f"HTTP {status} with a body that is not JSON", exc
+            delay = next_delay(self.retry_policy, attempt, retry_after, waited, self._rng)
+            if delay is None:
+                if failure is None:
+                    return resp, _body(resp, strict=False)
+                raise self._transport_error(
+                    f"{method} {label}: {reason} after {attempt} attempt(s)") from failure
+            if failure is None:
                 resp.close()
             with self._lock:
                 self.retry_count += 1
@@ -241,27 +281,37 @@ class FhirClient:
             self._sleep(delay)
             waited += delay
 
-    @staticmethod
-    def _json(resp: requests.Response, method: str, label: str) -> Any:
+    def _answer(self, resp: requests.Response, method: str, label: str, replay_safe: bool,
+                need_body: bool) -> Any:
+        """The body of a response that ends the attempts; ValueError when it is missing
+        (`need_body`: every success carries one) or not JSON where JSON was due, and the
+        request may be replayed; FhirTransportError when it may not."""
+        status = resp.status_code
         try:
-            return resp.json()
+            body = _body(resp, strict=replay_safe or status < 300)
+            if body is None and need_body and status < 300:
+                raise ValueError("no body")
         except ValueError as exc:
-            raise FhirError(f"HTTP {resp.status_code} on {method} {label}: body is not JSON") \
-                from exc
+            if replay_safe:
+                raise
+            raise self._transport_error(
+                f"{method} {label}: HTTP {status} with a body that is not JSON; not retried "
+                "because the server may have acted on it") from exc
+        return body
 
+    def _transport_error(self, message: str) -> FhirTransportError:
+        """A transport failure, naming the server (the message goes to a person as is)."""
+        return FhirTransportError(f"FHIR server {self.base_url}: {message}")
+
+    @staticmethod
     def _raise_for_status(
-        self, resp: requests.Response, method: str, label: str,
+        resp: requests.Response, body: Any, method: str, label: str,
         error_cls: type[FhirHttpError] = FhirHttpError,
     ) -> None:
         if resp.status_code < 400 and resp.status_code not in (301, 302, 303, 307, 308):
             return
-        outcome = None
-        try:
-            body = resp.json()
-            if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
-                outcome = body
-        except ValueError:
-            pass
+        outcome = body if isinstance(body, dict) and body.get(
+            "resourceType") == "OperationOutcome" else None
         raise error_cls(resp.status_code, outcome, method=method, path=label)
 
     def _url(self, *parts: str) -> str:
@@ -280,9 +330,11 @@ class FhirClient:
             raise ValueError(f"not a FHIR id: {rid!r}")
         url = self._url(rtype, rid)
         label = f"{rtype}/{rid}"
-        resp = self._send("GET", url, label=label, replay_safe=True)
-        self._raise_for_status(resp, "GET", label)
-        return self._json(resp, "GET", label)
+        resp, body = self._send("GET", url, label=label, replay_safe=True)
+        self._raise_for_status(resp, body, "GET", label)
+        if not isinstance(body, dict) or body.get("resourceType") != rtype:
+            raise FhirError(f"GET {label}: the response is not a {rtype}")
+        return body
 
     # -- search ---------------------------------------------------------------------------
     def search_pages(
@@ -304,19 +356,19 @@ class FhirClient:
         prepared = requests.Request("GET", url, params=pairs).prepare().url or url
         if len(prepared) > self.max_url_length:
             label = f"{rtype}/_search"
-            resp = self._send("POST", self._url(rtype, "_search"), label=label,
+            resp, body = self._send("POST", self._url(rtype, "_search"), label=label,
                               replay_safe=True, data=pairs, headers=headers)
             method = "POST"
         else:
             label = rtype
-            resp = self._send("GET", url, label=label, replay_safe=True, params=pairs,
+            resp, body = self._send("GET", url, label=label, replay_safe=True, params=pairs,
                               headers=headers)
             method = "GET"
         seen: set[str] = set()
         page = 1
         while True:
-            self._raise_for_status(resp, method, label)
-            bundle = self._json(resp, method, label)
+            self._raise_for_status(resp, body, method, label)
+            bundle = body
             if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
                 raise FhirPagingError(f"{method} {label}: the response is not a Bundle")
             yield bundle
@@ -328,7 +380,8 @@ class FhirClient:
             seen.add(nxt)
             page += 1
             method, label = "GET", f"{rtype} (page {page})"
-            resp = self._send("GET", nxt, label=label, replay_safe=True, headers=headers)
+            resp, body = self._send("GET", nxt, label=label, replay_safe=True,
+                                    headers=headers)
 
     def search(
         self, rtype: str, params: Params | None = None, *, page_size: int | None = None,
@@ -400,12 +453,11 @@ class FhirClient:
                 if_none_exist if isinstance(if_none_exist, str)
                 else urlencode(param_pairs(if_none_exist))
             )
-        resp = self._send("POST", self._url(rtype), label=rtype,
-                          replay_safe=bool(if_none_exist), data=json.dumps(resource),
-                          headers=headers)
-        self._raise_for_status(resp, "POST", rtype)
+        resp, body = self._send("POST", self._url(rtype), label=rtype,
+                                replay_safe=bool(if_none_exist), data=json.dumps(resource),
+                                headers=headers, need_body=False)
+        self._raise_for_status(resp, body, "POST", rtype)
         location = resp.headers.get("Location") or resp.headers.get("Content-Location")
-        body = self._json(resp, "POST", rtype) if resp.content else None
         if not (isinstance(body, dict) and body.get("resourceType") == rtype):
             body = self._read_location(location, rtype)
         return CreateResult(body, resp.status_code == 201, location)
@@ -450,11 +502,10 @@ class FhirClient:
         if bundle.get("resourceType") != "Bundle" or bundle.get("type") != kind:
             raise ValueError(f"expected a Bundle of type {kind}")
         label = f"({kind})"
-        resp = self._send("POST", self.base_url, label=label,
-                          replay_safe=transaction_is_idempotent(bundle),
-                          data=json.dumps(bundle), headers={"Content-Type": FHIR_JSON})
-        self._raise_for_status(resp, "POST", label, FhirTransactionError)
-        body = self._json(resp, "POST", label)
+        resp, body = self._send("POST", self.base_url, label=label,
+                                replay_safe=transaction_is_idempotent(bundle),
+                                data=json.dumps(bundle), headers={"Content-Type": FHIR_JSON})
+        self._raise_for_status(resp, body, "POST", label, FhirTransactionError)
         if not isinstance(body, dict) or body.get("type") != f"{kind}-response":
             raise FhirError(f"POST {label}: the response is not a {kind}-response Bundle")
         errors = entry_errors(bundle, body)
@@ -468,9 +519,9 @@ class FhirClient:
     def capabilities(self, *, refresh: bool = False) -> dict[str, Any]:
         """GET [base]/metadata (cached for the client's life unless `refresh`)."""
         if self._capabilities is None or refresh:
-            resp = self._send("GET", self._url("metadata"), label="metadata", replay_safe=True)
-            self._raise_for_status(resp, "GET", "metadata")
-            body = self._json(resp, "GET", "metadata")
+            resp, body = self._send("GET", self._url("metadata"), label="metadata",
+                                    replay_safe=True)
+            self._raise_for_status(resp, body, "GET", "metadata")
             if not isinstance(body, dict) or body.get("resourceType") != "CapabilityStatement":
                 raise FhirError("GET metadata: the response is not a CapabilityStatement")
             self._capabilities = body

@@ -6,7 +6,11 @@ A retry after a lost response replays the request, so it must not change the out
 first attempt did reach the server:
 
 - GET, HEAD, PUT and DELETE are idempotent by HTTP's definition, and a search by POST
-  (`[type]/_search`) only reads: retried on 429, 5xx, timeouts and connection errors.
+  (`[type]/_search`) only reads: retried on 429, 5xx, timeouts, connection errors, and an
+  answer that arrives broken: cut short (requests' ChunkedEncodingError, urllib3's
+  IncompleteRead), undecodable, missing, or not JSON where JSON was due. A proxy or a
+  dropped connection breaks answers as often as a server fails, and the next attempt usually
+  gets a whole one.
 - A conditional create (POST with `If-None-Exist`) is safe to replay: if the first attempt
   committed, the replay matches it and the server answers 200 with the existing resource instead
   of creating a second one. (Two *concurrent* identical conditional creates can still race on
@@ -17,7 +21,11 @@ first attempt did reach the server:
 - Anything else (a plain create, a batch with plain POSTs, operations) is retried only when the
   server cannot have processed it: the connection was never made (connect timeout, refused),
   or the server answered 429 (rate limited) or 503 (unavailable), both of which say "not
-  handled, come back later". A read timeout or a 500/502/504 there is ambiguous and is raised.
+  handled, come back later". A read timeout, a 500/502/504 or a broken answer there is
+  ambiguous (the server may have acted) and is raised.
+
+All of these share one budget per request (attempts and total wait): a broken body costs an
+attempt exactly as a 503 does.
 
 How long to wait
 ----------------

@@ -8,14 +8,17 @@ name and the DocumentReferences that document them; Communications on a disclosu
 with theirs; Communications to the patients or their representatives. The next batch is
 fetched while the current one is decided and written.
 
-Writing: each finding's resources go in one transaction of conditional creates
-(writeback.py); to save round trips, several findings share a transaction, and when the server
-rejects one the scan retries that group one finding per transaction, reports the findings the
-server still rejects, and writes the rest. A rerun writes nothing.
+Writing: first the scan finds which of the batch's writes are on the server already (those
+its fetch returned, then a look-up by identifier for the rest), and builds only the others;
+each finding's remaining resources go in one transaction of conditional creates with one
+Provenance targeting them all (writeback/). To save round trips, several findings share a
+transaction, and when the server rejects one the scan retries that group one finding per
+transaction, reports the findings the server still rejects, and writes the rest. A rerun, a
+retried transaction or a resumed scan writes nothing twice.
 
-A dry run decides everything and lists, per finding, the kind and identifier of each resource
-it would create, without building or sending them (building and validating every note costs
-about 1.6 ms per resource, more than fetching the charts).
+A dry run decides everything, looks up what is on the server exactly as the real run does,
+and lists per finding the kind and identifier of each resource the real run would create,
+and its Provenance, without building or sending anything; the Device when it is missing.
 
 Checkpointing: after each batch its patients are recorded as done with the batch's counts; a
 scan that is killed and started again with the same selection (selectors.py) resumes with the
@@ -49,12 +52,16 @@ from consent_gap.writeback import (
     WriteContext,
     device_resource,
     device_search,
-    existing_searches,
     plan,
+    planned_values,
     preview,
+    provenance_key,
+    provenance_searches,
+    provenance_targets,
     read_response,
     tasks,
     transaction,
+    written_values,
 )
 
 log = logging.getLogger("consent_gap.scan")
@@ -202,7 +209,7 @@ class Scanner:
             summary.patients_selected = len(patients)
             summary.patients_skipped = len(patients) - len(todo)
             self.store.set_total(run.id, len(patients))
-            context = self._context()
+            context = self._context(summary)
             self._scan(run, todo, context, summary)
         except (FhirError, OSError, ScanStopped) as error:
             summary.errors.append(f"scan stopped: {error}")
@@ -241,21 +248,26 @@ class Scanner:
                                 since=selection.since, jurisdiction=options.jurisdiction,
                                 dry_run=options.dry_run)
 
-    def _context(self) -> WriteContext:
+    def _context(self, summary: ScanSummary) -> WriteContext:
         return WriteContext(privacy_officer=self.privacy_officer,
-                            organization=self.organization, device=self._device(),
+                            organization=self.organization, device=self._device(summary),
                             ruleset=self.ruleset)
 
-    def _device(self) -> str | None:
-        """The app's Device: created once (conditionally); in a dry run only looked up."""
+    def _device(self, summary: ScanSummary) -> str | None:
+        """The app's Device: created once (conditionally) and counted when created; in a dry
+        run only looked up, and listed when the real run would create it."""
+        rtype, params = device_search()
         if self.options.dry_run:
-            rtype, params = device_search()
             for resource in self.client.search(rtype, params):
                 return f"Device/{resource['id']}"
+            summary.would_write.append({"disclosure": "", "kind": "device",
+                                        "resourceType": "Device",
+                                        "identifier": params["identifier"]})
             return None
-        rtype, params = device_search()
         created = self.client.conditional_create(
             device_resource(), "&".join(f"{k}={v}" for k, v in params.items()))
+        if created.created:
+            summary.written["Device"] += 1
         return f"Device/{created.resource['id']}"
 
     def _scan(self, run: RunRecord, todo: list[str], context: WriteContext,
@@ -286,11 +298,15 @@ class Scanner:
         decisions = Counter(str(f.decision) for f in findings)
         written: Counter[str] = Counter()
         errors: list[str] = []
+        present = self._present(findings, resources, context)
         if self.options.dry_run:
             for finding in findings:
-                summary.would_write += preview(finding, context.ruleset)
+                summary.would_write += preview(finding, context.ruleset, present)
         else:
-            groups = [group for group in (plan(f, context) for f in findings) if group]
+            groups = [group for group in (
+                tasks.anchored(plan(f, context), present, context) for f in findings
+                if any(value not in present for _, value in planned_values(f, context.ruleset)))
+                if group]
             written, errors = self._write(groups, context)
         summary.disclosures += len(findings)
         summary.decisions.update(decisions)
@@ -306,7 +322,6 @@ class Scanner:
         """Write the groups, several findings per transaction; isolate rejections."""
         written: Counter[str] = Counter()
         errors: list[str] = []
-        groups = self._missing(groups, context)
         size = max(1, self.options.write_group)
         for start in range(0, len(groups), size):
             chunk = groups[start:start + size]
@@ -325,28 +340,55 @@ class Scanner:
                         errors.append(self._rejected(group, single))
         return written, errors
 
-    def _missing(self, groups: list[FindingWrites],
-                 context: WriteContext) -> list[FindingWrites]:
-        """Drop the writes already on the server: a nightly rerun then costs one search per
-        resource type and batch instead of a transaction per group of findings."""
-        present: dict[str, tasks.Present] = {}
-        for rtype, params in existing_searches(groups):
-            if rtype == "Task" and not self._tasks_searchable:
-                continue
-            try:
-                present.update(tasks.present(
-                    self.client.search(rtype, params, page_size=PAGE_SIZE)))
-            except FhirHttpError as error:
-                if rtype != "Task" or error.status != 403:
-                    raise
-                # DESIGN.md grants the scan system/Task.cru, no search: the conditional
-                # create alone keeps a Task from being written twice.
-                self._tasks_searchable = False
-                log.info("Task search refused (HTTP 403): Tasks are written conditionally")
-        if not present:
-            return groups
-        return [left for left in (tasks.anchored(group, present, context) for group in groups)
-                if left]
+    def _present(self, findings: list[Finding], resources: list[dict[str, Any]],
+                 context: WriteContext) -> dict[str, tasks.Present]:
+        """Which of the findings' writes are on the server already: those the batch's fetch
+        returned (our notes and drafts come with their disclosures), then one look-up per
+        resource type and 200 identifiers for the rest. The real run and the dry run both
+        decide from this, so the dry run lists what the real run writes."""
+        wanted = [pair for finding in findings
+                  for pair in planned_values(finding, context.ruleset)]
+        present = written_values(wanted, self._search, tasks.present(resources))
+        if not self._tasks_searchable:
+            present.update(self._tasks_by_provenance(findings, present, context))
+        return present
+
+    def _tasks_by_provenance(self, findings: list[Finding], present: dict[str, tasks.Present],
+                             context: WriteContext) -> dict[str, tasks.Present]:
+        """With Task search refused, a finding's Task is on the server when the Provenance of
+        the transaction that wrote it is (a transaction is all or nothing): the one over the
+        finding's whole write-back, or over the Task alone (written after its alert). Else a
+        rerun would send the Task again, which matches, under a new Provenance, which would
+        not."""
+        keys: dict[str, str] = {}
+        for finding in findings:
+            values = planned_values(finding, context.ruleset)
+            task = next((v for t, v in values if t == "Task" and v not in present), None)
+            if task is not None:
+                keys[provenance_key(finding.key, [v for _, v in values])] = task
+                keys[provenance_key(finding.key, [task])] = task
+        found: dict[str, tasks.Present] = {}
+        for rtype, params in provenance_searches(sorted(keys)):
+            for key, targets in provenance_targets(self._search(rtype, params)).items():
+                reference = next((t for t in targets if t.startswith("Task/")), None)
+                if key in keys and reference is not None:
+                    found[keys[key]] = tasks.Present(reference, None)
+        return found
+
+    def _search(self, rtype: str, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        """What the write-back's look-ups search with (the scan's page size). DESIGN.md
+        grants the scan system/Task.cru, no search: a refused Task look-up finds nothing and
+        the conditional create alone keeps a Task from being written twice."""
+        if rtype == "Task" and not self._tasks_searchable:
+            return []
+        try:
+            return list(self.client.search(rtype, params, page_size=PAGE_SIZE))
+        except FhirHttpError as error:
+            if rtype != "Task" or error.status != 403:
+                raise
+            self._tasks_searchable = False
+            log.info("Task search refused (HTTP 403): Tasks are written conditionally")
+            return []
 
     def _send(self, groups: list[FindingWrites], context: WriteContext) -> Counter[str]:
         bundle = transaction(groups, context)

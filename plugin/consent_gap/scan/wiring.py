@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from consent_gap.checkpoint import CheckpointStore
 from consent_gap.commands.base import UsageError
 from consent_gap.fhir.client import FhirClient
-from consent_gap.fhir.errors import FhirHttpError
+from consent_gap.fhir.errors import FhirError, FhirHttpError
 from consent_gap.scan.scanner import DecideBatch, Scanner, ScanOptions, ScanSummary
 from consent_gap.settings import Settings, load_settings, require
 
@@ -62,8 +62,12 @@ def make_client(settings: Settings) -> FhirClient:
 
 def preflight(client: FhirClient, settings: Settings) -> None:
     """Refuse to start (exit 2) when the server lacks what the scan uses, or when a configured
-    reference does not exist (every alert would be rejected)."""
-    missing = client.check_capabilities(SCAN_REQUIREMENTS)
+    reference does not exist (every alert would be rejected). A server that fails to answer
+    is a run-time failure (FhirError, exit 1) whose one line names the server."""
+    try:
+        missing = client.check_capabilities(SCAN_REQUIREMENTS)
+    except FhirHttpError as error:
+        raise FhirError(f"FHIR server {client.base_url}: {error}") from None
     if missing:
         raise UsageError("the FHIR server lacks what the scan needs: " + "; ".join(missing))
     for name in ("privacy_officer", "organization"):
@@ -77,7 +81,7 @@ def preflight(client: FhirClient, settings: Settings) -> None:
             if error.status in (404, 410):
                 raise UsageError(f"CONSENT_GAP_{name.upper()}: {reference} does not exist on "
                                  "the FHIR server") from None
-            raise
+            raise FhirError(f"FHIR server {client.base_url}: {error}") from None
 
 
 def scan_settings(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:

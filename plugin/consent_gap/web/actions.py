@@ -66,26 +66,36 @@ def _write(launch: Launch, finding: Finding, kinds: Iterable[writeback.Kind]) ->
 
 def _send(launch: Launch, group: writeback.FindingWrites,
           context: writeback.WriteContext, label: str | None = None) -> list[str]:
-    """One transaction for ``group`` (conditional creates); a line per resource saying whether
-    it was created now or was already there."""
-    bundle = writeback.transaction([group], context)
+    """One transaction (conditional creates) for what of ``group`` is not in the chart yet,
+    so that its Provenance names only what it creates; a line per resource saying whether it
+    was created now or was already there."""
     with client_for(launch) as client:
-        response = client.transaction(bundle)
-    outcome = writeback.read_response(response, [group], context)
+        found = writeback.written_values(
+            [(write.resource_type, write.value) for write in group.writes], client.search,
+            patient=group.finding.patient)
+        todo = writeback.without(group, found)
+        bundle = writeback.transaction([todo], context)
+        response = client.transaction(bundle) if bundle else {}
+    outcome = writeback.read_response(response, [todo], context)
     if outcome.failed:
         # A transaction is all or nothing: an entry without a good answer means nothing saved.
         raise FhirError(f"transaction answer with failed entries: {sorted(outcome.failed)}")
-    lines = [_line(result, label) for result in outcome.writes]
+    results = {result.write.value: result for result in outcome.writes}
+    lines = [_line(write, results.get(write.value),
+                   found[write.value].reference if write.value in found else None, label)
+             for write in group.writes]
     log.info("panel action for launch %s wrote %s", launch.lid,
              ",".join(f"{w.kind}:{w.value[:8]}" for w in group.writes))
     return lines
 
 
-def _line(result: writeback.WriteResult, label: str | None) -> str:
-    """The confirmation for one write: created now or already there."""
-    what = label or wording.kind(result.write.kind)
-    where = result.reference or result.write.resource_type
-    if result.status == writeback.WriteStatus.CREATED:
+def _line(write: writeback.Write, result: writeback.WriteResult | None, found: str | None,
+          label: str | None) -> str:
+    """The confirmation for one write: created now or already there (``found``: the
+    reference of what the look-up before sending found)."""
+    what = label or wording.kind(write.kind)
+    where = (result and result.reference) or found or write.resource_type
+    if result is not None and result.status == writeback.WriteStatus.CREATED:
         return f"The {what} saved in the chart ({where})."
     return f"The {what} was already in the chart ({where})."
 
@@ -168,11 +178,11 @@ def client_notice(launch: Launch):
     index, finding = found
     try:
         context = _context(launch)
-        write = writeback.client_notice_record(
+        group = writeback.client_notice_record(
             finding, context, sent=outcome == "sent", reason=reason or None,
             author=_launch_user(launch),
         )
-        lines = _send(launch, writeback.FindingWrites(finding, (write,)), context,
+        lines = _send(launch, group, context,
                       label=f"record of the client notice ({outcome})")
     except FhirError as error:
         log.warning("client notice failed for launch %s: %s", launch.lid, type(error).__name__)

@@ -12,10 +12,20 @@ Why it looks like this:
   ruleset, the time or the configuration), and is created with ``ifNoneExist`` on it: a rerun,
   a resumed scan or a new release of the rules matches what is there and writes nothing; a
   decision that changes gets new resources; nothing is ever updated.
-- R4 ``Provenance`` has no ``identifier`` element, so its deterministic key is a ``meta.tag``
-  ``https://consent-gap.dev/fhir/provenance|<value>`` and its conditional create searches
-  ``_tag``. It targets its resource through the transaction's ``urn:uuid`` fullUrl (a uuid5 of
-  the identifier), which the server resolves to the new or the matched resource.
+- Each finding's transaction carries ONE ``Provenance`` that targets every resource it
+  creates (CONTRACT 5), through the transaction's ``urn:uuid`` fullUrls (a uuid5 of each
+  identifier), which the server resolves to the new or the matched resources. R4
+  ``Provenance`` has no ``identifier`` element, so its deterministic key is a ``meta.tag``
+  ``https://consent-gap.dev/fhir/provenance|<key>`` and its conditional create searches
+  ``_tag``. The key is a hash of the finding's disclosure and the identifiers of the
+  resources it targets: a rerun, a retry or a resumed scan sends the same transaction and
+  matches everything, Provenance included; a later transaction for the same finding that
+  writes other resources (the panel writes a draft, the scan the alert) gets a Provenance of
+  its own over just those. Since a transaction cannot say which of its conditional creates
+  will match, a writer first looks up which are on the server (:func:`written_values`) and
+  sends only the others, so that the Provenance names what it created. Installs from
+  before this (one Provenance per resource, tagged with that resource's identifier value)
+  keep theirs: their resources are found by identifier and never sent again.
 - The app itself is a ``Device`` with a fixed identifier, created conditionally: either once
   per run by the caller (pass its reference as ``WriteContext.device``) or, without one, inside
   every transaction (a conditional create that matches after the first time).
@@ -28,8 +38,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -95,12 +105,11 @@ class WriteContext:
 
 @dataclass(frozen=True)
 class Write:
-    """One resource to create, with the Provenance written alongside it."""
+    """One resource to create, conditionally on its identifier."""
 
     kind: Kind
-    value: str  # identifier value (also the Provenance tag code)
+    value: str  # identifier value
     resource: dict[str, Any]
-    provenance: dict[str, Any]
 
     @property
     def resource_type(self) -> str:
@@ -110,41 +119,60 @@ class Write:
     def full_url(self) -> str:
         return urn(f"{FINDING_SYSTEM}|{self.value}")
 
-    def entries(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "fullUrl": self.full_url,
-                "resource": self.resource,
-                "request": {
-                    "method": "POST",
-                    "url": self.resource_type,
-                    "ifNoneExist": f"identifier={FINDING_SYSTEM}|{self.value}",
-                },
+    def entry(self) -> dict[str, Any]:
+        return {
+            "fullUrl": self.full_url,
+            "resource": self.resource,
+            "request": {
+                "method": "POST",
+                "url": self.resource_type,
+                "ifNoneExist": f"identifier={FINDING_SYSTEM}|{self.value}",
             },
-            {
-                "fullUrl": urn(f"{PROVENANCE_TAG_SYSTEM}|{self.value}"),
-                "resource": self.provenance,
-                "request": {
-                    "method": "POST",
-                    "url": "Provenance",
-                    "ifNoneExist": f"_tag={PROVENANCE_TAG_SYSTEM}|{self.value}",
-                },
-            },
-        ]
+        }
 
 
 @dataclass(frozen=True)
 class FindingWrites:
-    """Everything one finding needs written (possibly nothing)."""
+    """Everything one finding needs written (possibly nothing), and who acted besides the app
+    (``author``: the person whose act the panel records; the Provenance names them first)."""
 
     finding: Finding
     writes: tuple[Write, ...]
+    author: str | None = None
 
     def __bool__(self) -> bool:
         return bool(self.writes)
 
+    @property
+    def provenance_key(self) -> str:
+        """The Provenance's tag code (module docstring)."""
+        return provenance_key(self.finding.key, [w.value for w in self.writes])
+
+    def provenance(self, context: WriteContext) -> dict[str, Any]:
+        """The one Provenance of this group's transaction, targeting each of its writes."""
+        device = context.device or urn(f"{DEVICE_SYSTEM}|{DEVICE_VALUE}")
+        provenance = _provenance(self.finding, context, device, self.provenance_key,
+                                 [write.full_url for write in self.writes], self.author)
+        validate(provenance)
+        return provenance
+
+    def entries(self, context: WriteContext) -> list[dict[str, Any]]:
+        """Each write's entry, then the Provenance's (conditional on its tag)."""
+        key = self.provenance_key
+        return [write.entry() for write in self.writes] + [{
+            "fullUrl": urn(f"{PROVENANCE_TAG_SYSTEM}|{key}"),
+            "resource": self.provenance(context),
+            "request": {
+                "method": "POST",
+                "url": "Provenance",
+                "ifNoneExist": f"_tag={PROVENANCE_TAG_SYSTEM}|{key}",
+            },
+        }]
+
     def describe(self) -> list[dict[str, str]]:
         """What would be written, for --dry-run and logs (ids and codes, no text)."""
+        if not self.writes:
+            return []
         return [
             {
                 "disclosure": self.finding.disclosure,
@@ -153,7 +181,19 @@ class FindingWrites:
                 "identifier": f"{FINDING_SYSTEM}|{write.value}",
             }
             for write in self.writes
-        ]
+        ] + [provenance_row(self.finding.disclosure, self.provenance_key)]
+
+
+def provenance_key(disclosure: str, values: Iterable[str]) -> str:
+    """Deterministic from the finding's disclosure and the identifier values it targets."""
+    key = "\n".join(("provenance", disclosure, *sorted(values)))
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def provenance_row(disclosure: str, key: str) -> dict[str, str]:
+    """The dry run's line for a Provenance (its ``identifier`` is its tag)."""
+    return {"disclosure": disclosure, "kind": "provenance", "resourceType": "Provenance",
+            "identifier": f"{PROVENANCE_TAG_SYSTEM}|{key}"}
 
 
 # ---------------------------------------------------------------- deciding what to write
@@ -202,37 +242,66 @@ def created_types(kinds: Iterable[Kind], *, inline_device: bool = True) -> froze
     return frozenset(types | ({"Device"} if inline_device else set()))
 
 
-def preview(finding: Finding, ruleset: str | None = None) -> list[dict[str, str]]:
-    """What :func:`plan` would write for this finding (the rows of ``FindingWrites.describe``)
-    without building or validating the resources: for dry runs, where nothing is sent and
-    building every note would cost more than fetching the charts. ``ruleset`` is accepted for
-    the scan's call and changes nothing: no identifier depends on it (CONTRACT 5)."""
+def preview(finding: Finding, ruleset: str | None = None,
+            present: Container[str] = frozenset()) -> list[dict[str, str]]:
+    """What :func:`plan` would write for this finding, less the resources whose identifier
+    value is in ``present`` (already on the server), with the Provenance of the rest: the
+    rows of ``FindingWrites.describe``, without building or validating the resources (for
+    dry runs, where building every note would cost more than fetching the charts).
+    ``ruleset`` changes nothing: no identifier depends on it (CONTRACT 5)."""
+    values = [(kind, identifier_value(finding, kind)) for kind in kinds_for(finding)]
+    values = [(kind, value) for kind, value in values if value not in present]
+    if not values:
+        return []
     return [
         {
             "disclosure": finding.disclosure,
             "kind": str(kind),
             "resourceType": RESOURCE_TYPE[kind],
-            "identifier": f"{FINDING_SYSTEM}|{identifier_value(finding, kind)}",
+            "identifier": f"{FINDING_SYSTEM}|{value}",
         }
-        for kind in kinds_for(finding)
-    ]
+        for kind, value in values
+    ] + [provenance_row(finding.disclosure,
+                        provenance_key(finding.key, [v for _, v in values]))]
+
+
+def planned_values(finding: Finding, ruleset: str | None = None) -> list[tuple[str, str]]:
+    """(resource type, identifier value) of what :func:`plan` would write, unbuilt
+    (``ruleset`` changes nothing: no identifier depends on it)."""
+    return [(RESOURCE_TYPE[kind], identifier_value(finding, kind))
+            for kind in kinds_for(finding)]
+
+
+#: A search as the FHIR client runs it: resource type and parameters in, resources out.
+Search = Callable[[str, list[tuple[str, str]]], Iterable[dict[str, Any]]]
+
+
+#: Identifiers per look-up search (one POST `_search`, one page).
+LOOKUP_CHUNK = 200
 
 
 def existing_searches(
-    groups: Iterable[FindingWrites], chunk: int = 100
+    wanted: Iterable[tuple[str, str]], chunk: int = LOOKUP_CHUNK, patient: str | None = None,
 ) -> list[tuple[str, list[tuple[str, str]]]]:
-    """Searches that find which of these writes are already on the server (by identifier),
-    so a rerun skips them without a transaction; the conditional create stays the guard."""
+    """Searches that find which of these (resource type, identifier value) are already on
+    the server, so a rerun skips them without a transaction; the conditional create stays
+    the guard. Each asks for its whole answer in one page, and for the identifiers and dates
+    only.
+    With `patient` (``Patient/<id>``: the panel's) each names it, as a patient-scoped token's
+    searches must, and asks for whole resources, which such a server checks against the
+    patient's compartment (a summary without ``subject`` would be refused)."""
     values: dict[str, list[str]] = {}
-    for group in groups:
-        for write in group.writes:
-            values.setdefault(write.resource_type, []).append(write.value)
+    for rtype, value in wanted:
+        values.setdefault(rtype, []).append(value)
     searches = []
-    for rtype, wanted in sorted(values.items()):
-        for start in range(0, len(wanted), chunk):
-            tokens = ",".join(f"{FINDING_SYSTEM}|{v}" for v in wanted[start:start + chunk])
-            searches.append((rtype, [("identifier", tokens),
-                                     ("_elements", _EXISTING_ELEMENTS.get(rtype, "identifier"))]))
+    for rtype, wanted_values in sorted(values.items()):
+        narrow = ([("patient", patient)] if patient
+                  else [("_elements", _EXISTING_ELEMENTS.get(rtype, "identifier"))])
+        for start in range(0, len(wanted_values), chunk):
+            tokens = ",".join(f"{FINDING_SYSTEM}|{v}"
+                              for v in wanted_values[start:start + chunk])
+            searches.append((rtype, [("identifier", tokens), *narrow,
+                                     ("_count", str(chunk))]))
     return searches
 
 
@@ -241,12 +310,12 @@ def existing_searches(
 _EXISTING_ELEMENTS = {"Communication": "identifier,sent", "DocumentReference": "identifier,date"}
 
 
-def in_compartment(target: str, patient: str | None) -> list[dict[str, str]]:
+def in_compartment(targets: Iterable[str], patient: str | None) -> list[dict[str, str]]:
     """A Provenance's targets: the resource, and the patient it is about. R4 places a
     Provenance in a patient's compartment only through a target that is the Patient, and a
     strict EHR lets a patient/ scope write only inside that compartment (the sandbox launcher
     enforces it): without the patient the panel's Provenance would be refused."""
-    return [_ref(target), *([_ref(patient)] if patient else [])]
+    return [*(_ref(target) for target in targets), *([_ref(patient)] if patient else [])]
 
 
 def device_entries(device: str | None) -> list[dict[str, Any]]:
@@ -261,16 +330,65 @@ def app_device(device: str | None) -> str:
     return device or urn(f"{DEVICE_SYSTEM}|{DEVICE_VALUE}")
 
 
+def written_values(wanted: Iterable[tuple[str, str]], search: Search,
+                   known: Mapping[str, tasks.Present] | None = None,
+                   patient: str | None = None) -> dict[str, tasks.Present]:
+    """Which of these (resource type, identifier value) are on the server already: identifier
+    value -> its reference and when it was written (tasks.present). `known`: what was seen on
+    the server already (in what the scan fetched: ``tasks.present(resources)``), not searched
+    again; `patient`: see :func:`existing_searches`."""
+    known = known or {}
+    wanted = list(wanted)
+    present = {value: known[value] for _, value in wanted if value in known}
+    rest = [(rtype, value) for rtype, value in wanted if value not in known]
+    for rtype, params in existing_searches(rest, patient=patient):
+        present.update(tasks.present(search(rtype, params)))
+    return present
+
+
+def provenance_searches(keys: Sequence[str], chunk: int = LOOKUP_CHUNK
+                        ) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Searches for our Provenances by their keys (``_tag``), 200 a search, one page each."""
+    return [("Provenance", [("_tag", ",".join(f"{PROVENANCE_TAG_SYSTEM}|{key}"
+                                              for key in keys[start:start + chunk])),
+                            ("_count", str(chunk))])
+            for start in range(0, len(keys), chunk)]
+
+
+def provenance_targets(resources: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
+    """Our Provenances as a search returned them: key -> the references it targets."""
+    out: dict[str, list[str]] = {}
+    for resource in resources:
+        if resource.get("resourceType") != "Provenance":
+            continue
+        targets = [str(t.get("reference")) for t in resource.get("target") or []
+                   if isinstance(t, dict)]
+        for tag in (resource.get("meta") or {}).get("tag") or []:
+            if isinstance(tag, dict) and tag.get("system") == PROVENANCE_TAG_SYSTEM:
+                out[str(tag.get("code"))] = targets
+    return out
+
+
+def without(group: FindingWrites, present: Container[str]) -> FindingWrites:
+    """The group less the writes whose identifier is already present."""
+    return replace(group, writes=tuple(w for w in group.writes if w.value not in present))
+
+
 def urn(key: str) -> str:
     return f"urn:uuid:{uuid.uuid5(_NAMESPACE, key)}"
 
 
-def plan(finding: Finding, context: WriteContext) -> FindingWrites:
-    """The validated resources (and their Provenance) for one finding."""
+def plan(finding: Finding, context: WriteContext,
+         present: Container[str] = frozenset()) -> FindingWrites:
+    """The validated resources for one finding but those whose identifier value is in
+    `present` (on the server already: not even built, as building and validating costs more
+    than the look-up). Their Provenance is built with the transaction, over what is sent."""
     device = context.device or urn(f"{DEVICE_SYSTEM}|{DEVICE_VALUE}")
     writes = []
     for kind in kinds_for(finding):
         value = identifier_value(finding, kind)
+        if value in present:
+            continue
         resource = _BUILDERS[kind](finding, context, device)
         resource = {
             "resourceType": resource.pop("resourceType"),
@@ -278,10 +396,8 @@ def plan(finding: Finding, context: WriteContext) -> FindingWrites:
             "identifier": [{"system": FINDING_SYSTEM, "value": value}],
             **resource,
         }
-        provenance = _provenance(finding, context, device, value, urn(f"{FINDING_SYSTEM}|{value}"))
         validate(resource)
-        validate(provenance)
-        writes.append(Write(kind, value, resource, provenance))
+        writes.append(Write(kind, value, resource))
     return FindingWrites(finding, tuple(writes))
 
 
@@ -317,21 +433,16 @@ def device_search() -> tuple[str, dict[str, str]]:
     return "Device", {"identifier": f"{DEVICE_SYSTEM}|{DEVICE_VALUE}"}
 
 
-def _layout(groups: Iterable[FindingWrites]) -> list[Write]:
-    """The writes of a transaction in the order their entries go in (and come back)."""
-    return [write for group in groups for write in group.writes]
-
-
 def transaction(groups: Iterable[FindingWrites], context: WriteContext) -> dict[str, Any] | None:
     """One transaction Bundle for the given findings' writes, or None when nothing is to be
     written. One group per call gives CONTRACT 5's one transaction per finding; several groups
     trade isolation for fewer round trips (the caller retries them singly on a rejection).
-    The layout (an inline Device first, then each write's resource and its Provenance) is
-    known here and in :func:`read_response` only."""
-    writes = _layout(groups)
-    if not writes:
+    The layout (an inline Device first, then per group each write's resource and the group's
+    Provenance) is known here and in :func:`read_response` only."""
+    groups = [group for group in groups if group]
+    if not groups:
         return None
-    entries = [entry for write in writes for entry in write.entries()]
+    entries = [entry for group in groups for entry in group.entries(context)]
     if context.device is None:
         entries.insert(0, device_entry())
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
@@ -357,7 +468,8 @@ class EntryResult:
 
 @dataclass(frozen=True)
 class WriteResult:
-    """The answer to one :class:`Write`: its resource's entry and its Provenance's."""
+    """The answer to one :class:`Write`: its resource's entry and the entry of the
+    Provenance of its group (shared by the group's writes)."""
 
     write: Write
     resource: EntryResult
@@ -382,10 +494,11 @@ class Outcome:
 
     writes: tuple[WriteResult, ...]
     device: EntryResult | None = None
+    provenances: tuple[EntryResult, ...] = ()  # one per group
 
     def entries(self) -> list[EntryResult]:
         head = [self.device] if self.device is not None else []
-        return head + [e for w in self.writes for e in (w.resource, w.provenance)]
+        return head + [w.resource for w in self.writes] + list(self.provenances)
 
     def _count(self, status: WriteStatus) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -419,14 +532,22 @@ def read_response(response: dict[str, Any], groups: Sequence[FindingWrites],
     created, which already existed (the conditional create matched), which failed, with the
     references the server gives. Entries are matched by position, as a transaction-response
     keeps the request's order (FHIR R4 3.1.0.11.4)."""
+    if not any(groups):  # transaction() sent nothing: nothing was done
+        return Outcome(())
     answers = iter([entry.get("response") if isinstance(entry, dict) else None
                     for entry in response.get("entry") or []])
     device = (_entry_result("Device", next(answers, None))
               if context.device is None else None)
-    writes = tuple(WriteResult(write, _entry_result(write.resource_type, next(answers, None)),
-                               _entry_result("Provenance", next(answers, None)))
-                   for write in _layout(groups))
-    return Outcome(writes, device)
+    writes: list[WriteResult] = []
+    provenances: list[EntryResult] = []
+    for group in (group for group in groups if group):
+        resources = [_entry_result(write.resource_type, next(answers, None))
+                     for write in group.writes]
+        provenance = _entry_result("Provenance", next(answers, None))
+        writes += [WriteResult(write, result, provenance)
+                   for write, result in zip(group.writes, resources, strict=True)]
+        provenances.append(provenance)
+    return Outcome(tuple(writes), device, tuple(provenances))
 
 
 def _entry_result(rtype: str, answer: Any) -> EntryResult:
@@ -612,32 +733,39 @@ def _draft(finding: Finding, context: WriteContext, device: str) -> dict[str, An
     )
 
 
-def _provenance(
-    finding: Finding, context: WriteContext, device: str, value: str, target: str
-) -> dict[str, Any]:
-    agent: dict[str, Any] = {
+def _agent(who: str, role: str) -> dict[str, Any]:
+    return {
         "type": {"coding": [{
             "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
-            "code": "author",
+            "code": role,
         }]},
-        "who": _ref(device),
+        "who": _ref(who),
     }
+
+
+def _provenance(
+    finding: Finding, context: WriteContext, device: str, key: str, targets: Sequence[str],
+    author: str | None = None,
+) -> dict[str, Any]:
+    """The app is the author; with a person as author (the panel's client notice) the app
+    only assembled what they entered."""
+    agent = _agent(device, "assembler" if author else "author")
     if context.organization:
         agent["onBehalfOf"] = _ref(context.organization)
     return {
         "resourceType": "Provenance",
         "meta": {
-            "tag": [dict(TAG), {"system": PROVENANCE_TAG_SYSTEM, "code": value}],
+            "tag": [dict(TAG), {"system": PROVENANCE_TAG_SYSTEM, "code": key}],
             "security": [dict(code) for code in SECURITY],
         },
-        "target": in_compartment(target, finding.patient),
+        "target": in_compartment(targets, finding.patient),
         "recorded": context.timestamp,
         "policy": [f"{CS}/ruleset/{context.ruleset}"],
         "activity": {"coding": [{
             "system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
             "code": "CREATE",
         }]},
-        "agent": [agent],
+        "agent": [_agent(author, "author"), agent] if author else [agent],
         "entity": [{"role": "source", "what": _ref(finding.disclosure)}],
     }
 
@@ -660,15 +788,15 @@ def client_notice_record(
     sent: bool,
     reason: str | None = None,
     author: str | None = None,
-) -> Write:
+) -> FindingWrites:
     """The clinician's record, entered in the panel, that the client was told of a disclosure
     (``sent``) or that telling was withheld and why: the client notice of CONTRACT 1.4.
 
     Unlike every other write it carries NO consent-gap ``meta.tag``: it records what a person
     did (the app only types it in), and 1.4 must count it; a tagged notice never would. It is
     still idempotent (a deterministic identifier from the disclosure and the outcome, created
-    conditionally) and carries the security labels and a Provenance naming the author (the
-    launching user, when known) and the app.
+    conditionally) and carries the security labels; its group's Provenance names the author
+    (the launching user, when known) and the app.
     """
     if not finding.patient:
         raise WritebackError("a client notice needs the disclosure's patient")
@@ -678,7 +806,6 @@ def client_notice_record(
     outcome = "sent" if sent else "withheld"
     key = "\n".join((finding.disclosure, str(Kind.CLIENT_NOTICE), outcome))
     value = hashlib.sha256(key.encode()).hexdigest()[:32]
-    device = context.device or urn(f"{DEVICE_SYSTEM}|{DEVICE_VALUE}")
     text = notes.client_notice(finding, sent, why)
     resource: dict[str, Any] = {
         "resourceType": "Communication",
@@ -694,16 +821,5 @@ def client_notice_record(
         **({"sender": _ref(author)} if author else {}),
         "payload": [{"contentString": text}],
     }
-    provenance = _provenance(finding, context, device, value, urn(f"{FINDING_SYSTEM}|{value}"))
-    if author:
-        provenance["agent"].insert(0, {
-            "type": {"coding": [{
-                "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
-                "code": "author",
-            }]},
-            "who": _ref(author),
-        })
-        provenance["agent"][1]["type"]["coding"][0]["code"] = "assembler"
     validate(resource)
-    validate(provenance)
-    return Write(Kind.CLIENT_NOTICE, value, resource, provenance)
+    return FindingWrites(finding, (Write(Kind.CLIENT_NOTICE, value, resource),), author)

@@ -256,7 +256,7 @@ def sign(consent: dict[str, Any], *, signer: str, png: bytes, now: datetime,
         "resourceType": "Provenance",
         "meta": {"tag": [{"system": PROPOSAL_SYSTEM, "code": f"{pid}-signature"}],
                  "security": [dict(code) for code in SECURITY]},
-        "target": in_compartment(f"Consent/{rid}",
+        "target": in_compartment([f"Consent/{rid}"],
                                  (consent.get("patient") or {}).get("reference")),
         "recorded": _instant(now),
         "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"

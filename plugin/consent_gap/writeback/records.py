@@ -26,13 +26,15 @@ from consent_gap.writeback import (
     LOINC,
     SECURITY,
     EntryResult,
+    FindingWrites,
     Kind,
-    Write,
+    WriteContext,
     WriteStatus,
     _entry_result,
     app_device,
     device_entries,
     in_compartment,
+    plan,
     urn,
     validate,
 )
@@ -248,7 +250,7 @@ def provenance(target_url: str, key: str, *, now: datetime, clinician: str | Non
         "resourceType": "Provenance",
         "meta": {"tag": [{"system": PROPOSAL_SYSTEM, "code": f"{key}-provenance"}],
                  "security": [dict(code) for code in SECURITY]},
-        "target": in_compartment(target_url, patient),
+        "target": in_compartment([target_url], patient),
         "recorded": _instant(now),
         "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
                                  "v3-DataOperation", "code": "CREATE"}]},
@@ -329,7 +331,7 @@ def _notice(request: RecordRequest, key: str, event_url: str, clinician: str | N
 def plan_record(request: RecordRequest, finding: Finding, step_codes: Sequence[str], *,
                 now: datetime, clinician: str | None, privacy_officer: str | None = None,
                 organization: str | None = None, task: bool = True,
-                device: str | None = None) -> list[Planned | Write]:
+                device: str | None = None) -> list[Planned | Alerts]:
     """The resources 6.3 writes for a checked proposal, validated; RecordError (nothing is
     written) when the clinician's part is incomplete or the answer may not be recorded.
     ``task``: whether the token may create the privacy office's Task (CONTRACT 7); without
@@ -365,7 +367,7 @@ def plan_record(request: RecordRequest, finding: Finding, step_codes: Sequence[s
 
     event = audit_event(request.proposal, recorded=now, clinician=clinician, device=device,
                         key=f"{pid}-audit-event")
-    writes: list[Planned | Write] = [planned("audit-event", event)]
+    writes: list[Planned | Alerts] = [planned("audit-event", event)]
     event_url = writes[0].full_url
     if "document" in step_codes:
         writes.append(planned("documentation", _note(
@@ -379,8 +381,8 @@ def plan_record(request: RecordRequest, finding: Finding, step_codes: Sequence[s
         writes.append(planned("client-notice", _notice(
             request, f"{pid}-client-notice", event_url, clinician, stamp)))
     if finding.decision == Decision.UNAUTHORIZED:
-        writes += _alerts(finding, event_url, f"{PROPOSAL_SYSTEM}|{pid}-audit-event", now,
-                          privacy_officer, organization, device, task=task)
+        writes.append(_alerts(finding, event_url, f"{PROPOSAL_SYSTEM}|{pid}-audit-event", now,
+                              privacy_officer, organization, device, task=task))
     return writes
 
 
@@ -388,25 +390,38 @@ def plan_record(request: RecordRequest, finding: Finding, step_codes: Sequence[s
 _ALERT_KINDS = (Kind.ALERT, Kind.FINDING_NOTE, Kind.TASK)
 
 
+@dataclass(frozen=True)
+class Alerts:
+    """Section 5's writes for an unauthorized disclosure, as the scan's own group (its
+    resources, then its one Provenance), in the record's transaction."""
+
+    group: FindingWrites
+    context: WriteContext
+    kind: str = "alerts"
+
+    def entries(self) -> list[dict[str, Any]]:
+        return self.group.entries(self.context)
+
+
 def _alerts(finding: Finding, event_url: str, identity: str, now: datetime,
             privacy_officer: str | None, organization: str | None, device: str, *,
-            task: bool) -> list[Write]:
+            task: bool) -> Alerts:
     """Section 5's alert and finding note (and section 7's Task) for an unauthorized
     disclosure, about the new AuditEvent: exactly what the scan would write for it, keyed by
     the AuditEvent's business identifier (``identity``, which the scan reads back from the
-    recorded AuditEvent), so a later scan matches them and writes nothing."""
+    recorded AuditEvent), so a later scan finds them and writes nothing."""
     from dataclasses import replace
-
-    from consent_gap.writeback import WriteContext, plan
 
     context = WriteContext(privacy_officer=privacy_officer, organization=organization,
                            device=device, now=now)
     about = replace(finding, disclosure=event_url, identity=identity)
     kinds = _ALERT_KINDS if task else _ALERT_KINDS[:-1]
-    return [write for write in plan(about, context).writes if write.kind in kinds]
+    planned = plan(about, context)
+    return Alerts(FindingWrites(about, tuple(w for w in planned.writes if w.kind in kinds)),
+                  context)
 
 
-def record_transaction(writes: Sequence[Planned | Write],
+def record_transaction(writes: Sequence[Planned | Alerts],
                        device: str | None = None) -> dict[str, Any]:
     """One transaction: the app's Device (conditional) unless ``device`` names the registered
     one, then each resource and its Provenance."""
@@ -434,7 +449,7 @@ class RecordResult:
         return {kind: r.reference for kind, r, _p in self.writes}
 
 
-def read_record_response(response: dict[str, Any], writes: Sequence[Planned | Write],
+def read_record_response(response: dict[str, Any], writes: Sequence[Planned | Alerts],
                          device: str | None = None) -> RecordResult:
     """The transaction-response read by position (FHIR R4 3.1.0.11.4), with writeback's
     entry reader."""
@@ -442,6 +457,14 @@ def read_record_response(response: dict[str, Any], writes: Sequence[Planned | Wr
                     for entry in response.get("entry") or []])
     if device is None:
         next(answers, None)  # the Device
-    return RecordResult(tuple(
-        (w.kind, _entry_result(w.resource_type, next(answers, None)),
-         _entry_result("Provenance", next(answers, None))) for w in writes))
+    out: list[tuple[str, EntryResult, EntryResult]] = []
+    for write in writes:
+        if isinstance(write, Alerts):
+            answered = [(w, _entry_result(w.resource_type, next(answers, None)))
+                        for w in write.group.writes]
+            proof = _entry_result("Provenance", next(answers, None))
+            out += [(str(w.kind), result, proof) for w, result in answered]
+        else:
+            out.append((write.kind, _entry_result(write.resource_type, next(answers, None)),
+                        _entry_result("Provenance", next(answers, None))))
+    return RecordResult(tuple(out))
