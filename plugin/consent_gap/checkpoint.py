@@ -35,6 +35,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     delete,
     insert,
     inspect,
@@ -89,6 +90,29 @@ progress = Table(
     metadata,
     Column("run_id", Integer, primary_key=True),
     Column("patient", String(200), primary_key=True),
+)
+
+#: FHIR Subscription notifications waiting for the scheduler's re-check (scan/notifications.py):
+#: which resource changed, once per resource.
+notify_queue = Table(
+    "notify_queue",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", String(64), nullable=False),
+    Column("received", String(40), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    UniqueConstraint("resource_type", "resource_id", name="uq_notify_queue_resource"),
+)
+
+#: The export transactionTime of each successful bulk scan: the next one's _since (scan/bulk.py).
+bulk_runs = Table(
+    "bulk_runs",
+    metadata,
+    Column("run_id", Integer, primary_key=True),
+    Column("fhir_base", String(500), nullable=False, index=True),
+    Column("grp", String(200), nullable=False),
+    Column("transaction_time", String(40), nullable=False),
 )
 
 

@@ -13,7 +13,16 @@ import sys
 import textwrap
 from typing import NoReturn
 
-from consent_gap.commands import accounting, check, evaluate, keys, scan, schedule, serve
+from consent_gap.commands import (
+    accounting,
+    check,
+    evaluate,
+    keys,
+    scan,
+    schedule,
+    serve,
+    subscribe,
+)
 from consent_gap.commands.base import PROG, Command, run_command
 
 #: The commands, in the order `--help` lists them.
@@ -25,6 +34,7 @@ COMMANDS: list[Command] = [
     schedule.COMMAND,
     serve.COMMAND,
     keys.COMMAND,
+    subscribe.COMMAND,
 ]
 
 

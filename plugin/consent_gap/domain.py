@@ -326,6 +326,17 @@ class Released:
     data: tuple[DataItem, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A resource consent-gap wrote earlier, found in the chart by its identifier (the panel
+    shows what exists: a draft waiting for signature, an alert and its date, the notes)."""
+
+    reference: str  # Type/id
+    value: str  # the identifier's value (writeback.identifier_value)
+    status: str | None  # DocumentReference.docStatus or Communication.status
+    when: str | None  # DocumentReference.date or Communication.sent, as recorded
+
+
 @dataclass(frozen=True)
 class Releases:
     """The display details of a data set's disclosures (by disclosure reference) and the name

@@ -13,10 +13,11 @@ from consent_gap.engine import Outcome
 
 
 def _checked(outcome: Outcome) -> str:
-    """'Consent/c1 (the authorization had expired)' for each candidate that did not cover."""
+    """'Consent/c1 (the authorization had expired)' for each candidate that did not cover:
+    every one of them (an explanation cut at three hid the Consent the officer looked for)."""
     parts = [f"{r.reference} ({wording.reason(r.reason)})" for r in outcome.candidates
              if r.reason is not None]
-    return "; ".join(parts[:3]) + ("; ..." if len(parts) > 3 else "")
+    return "; ".join(parts)
 
 
 def explain(disclosure: Disclosure, outcome: Outcome) -> str:

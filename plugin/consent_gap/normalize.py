@@ -38,6 +38,7 @@ from consent_gap.domain import (
     Released,
     Releases,
     Representative,
+    Written,
 )
 from consent_gap.mappings import Rules
 
@@ -1462,3 +1463,22 @@ def read_released(data: Any, rules: Rules, wanted: Iterable[str] | None = None) 
     parties = {key: reader.party(key) for kind in PARTY_TYPES
                for key in reader.by_type.get(kind, {})}
     return Releases(disclosures=released, parties=parties)
+
+
+def written(data: Any, system: str) -> dict[str, Written]:
+    """The resources of `data` that carry an identifier of `system` (what consent-gap wrote
+    earlier), by the identifier's value: the panel shows a draft waiting for signature, the
+    date an alert went, and links to each note, instead of offering to write them again."""
+    items, _problems = resources_of(data)
+    out: dict[str, Written] = {}
+    for resource, _url in items:
+        rtype, rid = resource.get("resourceType"), resource.get("id")
+        if not isinstance(rtype, str) or not isinstance(rid, str):
+            continue
+        for ident in _list(resource.get("identifier")):
+            value = _dict(ident).get("value")
+            if _dict(ident).get("system") == system and isinstance(value, str):
+                status = _text(resource.get("docStatus")) or _text(resource.get("status"))
+                when = _text(resource.get("sent")) or _text(resource.get("date"))
+                out[value] = Written(f"{rtype}/{rid}", value, status, when)
+    return out

@@ -15,7 +15,14 @@ when the job last ran and a missed night is caught up once (the one database of
   schedule instead of adding a second one (APScheduler deletes a stored job whose function has
   moved, so the function is a stable module-level name, :func:`scheduled_scan`).
 
-The job stores no arguments: it reads the settings when it runs, so no secret sits in the job
+A second job, ``consent-gap-notified``, drains the queue of FHIR Subscription notifications
+every ``CONSENT_GAP_NOTIFY_INTERVAL`` seconds (scan/notifications.py): the patients the server
+says changed are re-checked here, in the scheduler's process, within seconds, never in a web
+worker. It has its own executor thread, so a long nightly scan does not hold the re-checks
+back, and a memory job store (an interval job has nothing to catch up after a restart: the
+queue itself is durable). The nightly scan still catches a lost notification.
+
+The jobs store no arguments: they read the settings when they run, so no secret sits in the job
 store. Each run's outcome goes to the checkpoint store (``consent-gap schedule --status`` or
 ``consent-gap scan --status`` print it). A lock file in the state folder keeps a second
 scheduler from starting on the same machine.
@@ -42,6 +49,7 @@ from consent_gap.settings import Settings, SettingsError, load_settings, require
 log = logging.getLogger("consent_gap.scheduler")
 
 JOB_ID = "consent-gap-scan"
+NOTIFY_JOB_ID = "consent-gap-notified"
 JOB_TABLE = "consent_gap_jobs"
 MISFIRE_GRACE_SECONDS = 6 * 3600
 #: Set on SIGTERM: a running scan stops between two batches (resumable) instead of being cut.
@@ -103,6 +111,29 @@ def scheduled_scan() -> int:
     return EXIT_OK if summary.status == OK else EXIT_ERRORS
 
 
+_DRAIN_LOCK = threading.Lock()
+
+
+def drain_notifications(settings: Settings | None = None, *, force: bool = False) -> Any:
+    """The notification job: re-check the patients of the queued notifications (one scan of
+    each patient per settled burst). Returns the DrainResult."""
+    from consent_gap.scan import run_scan
+    from consent_gap.scan.notifications import NotifyQueue, drain
+    from consent_gap.scan.wiring import make_client
+
+    settings = settings or load_settings()
+    with _DRAIN_LOCK:
+        notify = NotifyQueue(settings.database_url)
+        client = make_client(settings)
+        try:
+            return drain(notify, client,
+                         lambda **kw: run_scan(settings, should_stop=STOP.is_set, **kw),
+                         force=force)
+        finally:
+            client.close()
+            notify.close()
+
+
 def build_scheduler(settings: Settings, *, blocking: bool = True) -> Any:
     """A scheduler with the scan job registered (not started)."""
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -114,8 +145,10 @@ def build_scheduler(settings: Settings, *, blocking: bool = True) -> Any:
     kind = BlockingScheduler if blocking else BackgroundScheduler
     scheduler = kind(
         jobstores={"default": SQLAlchemyJobStore(engine=make_engine(settings.database_url),
-                                                 tablename=JOB_TABLE)},
-        executors={"default": {"type": "threadpool", "max_workers": 1}},
+                                                 tablename=JOB_TABLE),
+                   "memory": {"type": "memory"}},
+        executors={"default": {"type": "threadpool", "max_workers": 1},
+                   "notify": {"type": "threadpool", "max_workers": 1}},
         job_defaults={"coalesce": True, "max_instances": 1,
                       "misfire_grace_time": MISFIRE_GRACE_SECONDS},
         timezone=settings.timezone,
@@ -129,6 +162,19 @@ def build_scheduler(settings: Settings, *, blocking: bool = True) -> Any:
         coalesce=True,
         max_instances=1,
         misfire_grace_time=MISFIRE_GRACE_SECONDS,
+    )
+    scheduler.add_job(
+        drain_notifications,
+        trigger="interval",
+        seconds=settings.notify_interval,
+        id=NOTIFY_JOB_ID,
+        name="consent-gap re-checks on notification",
+        jobstore="memory",
+        executor="notify",
+        replace_existing=True,
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=max(1, settings.notify_interval),
     )
     return scheduler
 

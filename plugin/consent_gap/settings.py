@@ -37,6 +37,11 @@ value raises :class:`SettingsError` naming the variable, so an operator sees whi
 | `CONSENT_GAP_SESSION_TTL` | `session_ttl` | `3600` | the app: seconds a session lives without use (60 to 86400) |
 | `CONSENT_GAP_APP_SCOPES` | `app_scopes` | the panel's `patient/` scopes | the app: scopes requested at launch |
 | `CONSENT_GAP_CDS_CLIENTS` | `cds_clients` (a table) | none (the CDS service refuses every call) | the app's CDS Hooks service: trusted CDS clients, space-separated `ISSUER=JWKS_URL` pairs (TOML: a table `[cds_clients]` of issuer = JWKS URL) |
+| `CONSENT_GAP_NOTIFY_SECRET` | `notify_secret` | none (`/fhir-notify` refuses every call) | the secret the FHIR server's Subscriptions send in the `X-Consent-Gap-Secret` header (16+ printable characters) |
+| `CONSENT_GAP_NOTIFY_URL` | `notify_url` | `<public_url>/fhir-notify` | where the FHIR server sends notifications (`consent-gap subscribe` writes it into the Subscriptions) |
+| `CONSENT_GAP_NOTIFY_INTERVAL` | `notify_interval` | `3` | seconds between two drains of the notification queue by the scheduler (1 to 3600) |
+| `CONSENT_GAP_DASK_SCHEDULER` | `dask_scheduler` | none | address of an existing Dask scheduler (e.g. `tcp://10.0.0.5:8786`) on which `scan --bulk` decides; needs the `dask` extra |
+| `CONSENT_GAP_BULK_MAX_WAIT` | `bulk_max_wait` | `120` | `scan --bulk`: the longest wait in seconds between two polls of the export's status, whatever its `Retry-After` asks (HAPI always asks 120 s; the sandbox tests use 1) |
 
 Adding a setting (e.g. for the web app) is two lines: a field on :class:`Settings` and a
 :class:`Var` in :data:`VARIABLES` with its parser; the loader, the errors and ``describe()``
@@ -125,6 +130,15 @@ class Settings:
     app_scopes: str | None = None
     # CDS Hooks clients (EHRs) trusted to call the patient-view service: (issuer, JWKS URL).
     cds_clients: tuple[tuple[str, str], ...] = ()
+    # FHIR Subscriptions (rest-hook): the secret header HAPI sends to /fhir-notify, the URL it
+    # sends to (default <public_url>/fhir-notify), and how often the scheduler drains the queue.
+    notify_secret: str | None = None
+    notify_url: str | None = None
+    notify_interval: int = 3
+    # Bulk scans: the address of an existing Dask scheduler that decides (scan --bulk).
+    dask_scheduler: str | None = None
+    # Bulk scans: the longest wait between two polls of an export, whatever Retry-After says.
+    bulk_max_wait: int = 120
 
     @property
     def database_url(self) -> str:
@@ -300,6 +314,14 @@ def _cds_clients(raw: Any) -> tuple[tuple[str, str], ...]:
     return tuple(pairs.items())
 
 
+def _secret(raw: Any) -> str:
+    """A shared secret sent in an HTTP header: at least 16 printable characters, no spaces."""
+    value = _text(raw)
+    if len(value) < 16 or not all(33 <= ord(c) < 127 for c in value):
+        raise ValueError("must be at least 16 printable ASCII characters without spaces")
+    return value
+
+
 def _database_url(raw: Any) -> str:
     from consent_gap.database import parse_url
 
@@ -369,6 +391,11 @@ VARIABLES: tuple[Var, ...] = (
     Var("session_ttl", _integer(60, 86400), "seconds a session lives without use"),
     Var("app_scopes", _scopes, "scopes the app requests at launch"),
     Var("cds_clients", _cds_clients, "CDS Hooks clients trusted by the app: ISSUER=JWKS_URL"),
+    Var("notify_secret", _secret, "secret header of the FHIR Subscriptions' notifications"),
+    Var("notify_url", _url, "where the FHIR server sends notifications (the app's /fhir-notify)"),
+    Var("notify_interval", _integer(1, 3600), "seconds between two drains of the notifications"),
+    Var("dask_scheduler", _text, "address of a Dask scheduler deciding bulk scans"),
+    Var("bulk_max_wait", _integer(1, 3600), "longest wait in seconds between two export polls"),
 )
 
 
@@ -441,7 +468,7 @@ def describe(settings: Settings) -> dict[str, str]:
             value = _hide_password(value)
         elif item.name == "session_store":
             value = _hide_password(settings.session_url)
-        elif item.name == "secret_key" and value:
+        elif item.name in ("secret_key", "notify_secret") and value:
             value = "***"
         shown[item.name] = "" if value is None else str(value)
     return shown

@@ -8,10 +8,12 @@ import re
 
 import pytest
 import responses
+from consent_gap import wording
 from consent_gap.evaluate import evaluate
 from consent_gap.smart import discovery
 from consent_gap.web import create_app
 from consent_gap.web.config import WebConfig
+from markupsafe import escape as html_escape
 from webfakes import ISS, FakeEhr, example_resources
 
 APPS: list = []
@@ -74,11 +76,16 @@ def test_panel_shows_each_finding_with_its_decision_and_counts(mocked):
     report = evaluate(resources)
     for finding in report.findings:
         assert f'data-disclosure="{finding.disclosure}" data-decision="{finding.decision}"' in html
-        for item in finding.decided_by:  # what decided it, traceable by the officer
-            assert f"<code>{item}</code>" in html
+        for item in finding.decided_by:  # what decided it, in words, never the bare code
+            assert f"<code>{item}</code>" not in html
+            if not item.startswith("Consent/"):
+                assert html_escape(wording.trace(item)) in html
     unauthorized = sum(f.decision == "unauthorized" for f in report.findings)
     assert f'data-decision="unauthorized">{unauthorized}</strong>' in html
-    assert "Consent/c-pnholt-roi" in html  # the Consent checked, and its bar's title
+    # the Consent checked is named by its text or signature date, never its id, in the list
+    # of authorizations and the facts of the finding (the id stays in a data attribute)
+    assert 'data-consent="Consent/c-pnholt-roi"' in html
+    assert "<code>Consent/c-pnholt-roi</code>" not in html
     assert '<rect x="' in html  # its period on the timeline
     # the patient banner (need_patient_banner is true)
     assert '<strong class="banner-name">Priya Nandakumar-Holt</strong>' in html

@@ -27,8 +27,8 @@ def test_job_is_registered_once_with_the_configured_cron(tmp_path, database_url)
         scheduler = sched.build_scheduler(settings, blocking=False)
         scheduler.start(paused=True)
         jobs = scheduler.get_jobs()
-        assert [job.id for job in jobs] == [sched.JOB_ID]
-        job = jobs[0]
+        assert sorted(job.id for job in jobs) == sorted([sched.JOB_ID, sched.NOTIFY_JOB_ID])
+        job = scheduler.get_job(sched.JOB_ID)
         assert isinstance(job.trigger, CronTrigger)
         fields = {f.name: str(f) for f in job.trigger.fields}
         assert (fields["minute"], fields["hour"]) == ("15", "3")

@@ -110,7 +110,8 @@ def hostile_view() -> PanelView:
         reasons=(Reason("legal-review-needed", "needs legal review"),),
         decided_by=(Reason("exceptions/legal-no-instrument", "a legal request"),),
         consents=(ConsentsChecked("authorization-expired", "expired", ("Consent/c1",)),),
-        consents_total=1,
+        consents_total=1, recipient=f"Clinic {HOSTILE}", basis="none",
+        draft=None, alert=None, notes=(),
         can_draft=True, can_notice=True, can_alert=True,
     )
     return PanelView(
@@ -128,7 +129,7 @@ def test_consent_and_finding_text_holding_script_renders_inert():
     with app.test_request_context("/panel/L1"):
         html = render_template("panel.html", view=hostile_view(), notices=[])
     assert "<script>alert" not in html
-    assert html.count("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") == 3
+    assert html.count("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") == 4
     # the only script element is the local panel.js
     assert html.count("<script") == 1 and 'src="/static/panel.js"' in html
     # the finding's action form carries the CSRF token once; every control has a label

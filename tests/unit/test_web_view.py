@@ -46,8 +46,7 @@ def test_revoked_consent_is_a_revoked_bar_ending_at_its_revocation():
     assert item.reasons[0].text == wording.reason("family-involvement-review")
     assert not item.can_alert  # no privacy officer configured
     counts = {c.decision: c.n for c in view.counts}
-    assert counts == {"unauthorized": 0, "review": 1, "required": 0, "permitted": 0,
-                      "authorized": 0}
+    assert counts == {"review": 1}  # zero counts are not shown
 
 
 def test_missing_documentation_offers_the_draft_and_an_officer_enables_alerts():
@@ -131,3 +130,87 @@ def test_a_read_only_token_shows_no_action_and_says_why():
     assert not (item.can_draft or item.can_notice or item.can_alert)
     assert view.write_note == NO_WRITE_SCOPE
     assert build_view(launch("p-lteague"), evaluate(data, "US-TX"), config).write_note is None
+
+
+def named_view(name: str, patient: str, state: str | None = None, written=None):
+    """The panel's view as web/panel.py builds it: recipients read by read_released."""
+    from consent_gap import normalize
+    from consent_gap.mappings import load_rules
+
+    data = resources(name)
+    report = evaluate(data, state)
+    rules = load_rules()
+    releases = normalize.read_released(data, rules, [f.disclosure for f in report.findings])
+    return build_view(launch(patient), report, WebConfig(jurisdiction=state), rules, releases,
+                      written)
+
+
+def test_the_panel_names_the_recipient_purpose_and_consent_never_their_ids():
+    view = named_view("02-authorization-expired.json", "p-pnholt")
+    (item,) = view.findings
+    assert item.consents and view.timeline.bars and view.timeline.marks
+    assert item.recipient and "/" not in item.recipient  # a name, not Organization/x
+    assert item.finding.recipient and item.finding.recipient not in item.recipient
+    assert item.purposes == "; ".join(wording.purpose(p) for p in item.finding.purposes)
+    for group in item.consents:
+        assert not any(ref.startswith("Consent/") for ref in group.refs)
+    for trace in item.decided_by:
+        assert "Consent/" not in trace.text
+    for mark in view.timeline.marks:
+        assert item.recipient in mark.title and "AuditEvent/" not in mark.title
+    for bar in view.timeline.bars:
+        assert not bar.label.startswith("Consent/")
+
+
+def test_findings_needing_action_come_first_and_the_summary_says_so():
+    from consent_gap.domain import Decision
+    from consent_gap.web.view import ACTION_FIRST, action_first, counts, summary_line
+
+    rank = [Decision.UNAUTHORIZED, Decision.REVIEW, Decision.REQUIRED, Decision.PERMITTED,
+            Decision.AUTHORIZED]
+    views = []
+    for name, state in (("01-authorized-lawyer.json", None), ("09-subpoena-only.json", None),
+                        ("06-duty-to-warn-ca.json", "US-CA"),
+                        ("11-treatment-coordination.json", None)):
+        report = evaluate(resources(name), state)
+        patient = report.findings[0].patient.split("/", 1)[1]
+        views += named_view(name, patient, state).findings
+    ordered = action_first(reversed(views))
+    first = [Decision(v.finding.decision) for v in ordered if v.pending]
+    then = [Decision(v.finding.decision) for v in ordered if not v.pending]
+    assert [v.pending for v in ordered] == sorted((v.pending for v in ordered), reverse=True)
+    assert first == sorted(first, key=rank.index) and then == sorted(then, key=rank.index)
+    decisions = first + then
+    assert len(set(decisions)) >= 3
+    shown = counts([v.finding for v in views])
+    assert all(c.n for c in shown)  # zero counts hidden
+    line = summary_line(shown)
+    assert "owing" in summary_line(shown, 2)
+    assert line.startswith("Needs action:")
+    for c in shown:
+        assert (f"{c.n} {c.label.lower()}" in line) == (c.decision in ACTION_FIRST)
+    assert summary_line(()) == wording.PANEL_NO_DISCLOSURES
+
+
+def test_a_draft_already_written_is_shown_instead_of_the_draft_button():
+    from consent_gap import writeback
+    from consent_gap.domain import Written
+
+    plain = named_view("07-duty-to-warn-tx.json", "p-lteague", "US-TX")
+    (item,) = plain.findings
+    assert item.finding.documentation == "missing" and item.can_draft and item.draft is None
+    value = writeback.identifier_value(item.finding, writeback.Kind.DOCUMENTATION_DRAFT)
+    draft = Written("DocumentReference/d1", value, "preliminary", "2026-01-02T10:00:00Z")
+    (item,) = named_view("07-duty-to-warn-tx.json", "p-lteague", "US-TX",
+                         written={value: draft}).findings
+    assert item.draft == draft and not item.can_draft
+    assert plain.link("DocumentReference/d1") == "https://ehr.test/fhir/DocumentReference/d1"
+    assert [label for label, _ in item.notes] == [wording.PANEL_DRAFT_NOTE]
+
+
+def test_consents_the_engine_rejects_are_not_drawn():
+    data = resources("13-npp-only-employer.json")
+    report = evaluate(data)
+    patient = report.findings[0].patient.split("/", 1)[1]
+    view = named_view("13-npp-only-employer.json", patient)
+    assert not view.timeline.bars and not view.authorizations

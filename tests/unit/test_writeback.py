@@ -268,6 +268,31 @@ def test_alert_priority_recipients_and_about():
     ]
 
 
+def test_the_alert_names_the_recipient_says_the_next_step_and_links_the_finding_note():
+    from dataclasses import replace
+
+    from consent_gap.wording import notes
+    from consent_gap.writeback import FINDING_SYSTEM, identifier_value
+
+    found = finding()
+    named = replace(CONTEXT, recipient_names={found.recipient: "Harbor Legal Group"})
+    writes = by_kind(plan(found, named))
+    alert = writes[Kind.ALERT].resource
+    text = alert["payload"][0]["contentString"]
+    assert "to Harbor Legal Group" in text and notes.ALERT_NEXT_STEP in text
+    link = alert["payload"][1]["contentReference"]
+    assert link["identifier"] == {"system": FINDING_SYSTEM,
+                                  "value": identifier_value(found, Kind.FINDING_NOTE)}
+    assert writes[Kind.FINDING_NOTE].resource["identifier"][0] == link["identifier"]
+    import base64
+    note = base64.b64decode(
+        writes[Kind.FINDING_NOTE].resource["content"][0]["attachment"]["data"]).decode()
+    assert f"Recipient: Harbor Legal Group ({found.recipient})" in note
+    # without the names, the alert still says who by reference, never nobody
+    plain = by_kind(plan(found, CONTEXT))[Kind.ALERT].resource["payload"][0]["contentString"]
+    assert f"to {found.recipient}" in plain
+
+
 def test_finding_note_explains_each_consent_and_next_steps():
     note = by_kind(plan(finding(), CONTEXT))[Kind.FINDING_NOTE].resource
     assert note["status"] == "current"

@@ -13,6 +13,7 @@ examples:
   consent-gap scan --auth backend --jurisdiction US-CA          (incremental, from settings)
   consent-gap scan --patient p-1 --patient p-2 --format json
   consent-gap scan --status
+  consent-gap scan --bulk --group g-1 --workers 2  (Bulk Data $export, decided on Dask)
 
 Without --patient, --since or --full the scan is incremental: the patients whose records
 changed since the last successful run (full when there is none). Settings: CONSENT_GAP_*
@@ -39,6 +40,14 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--status", action="store_true",
                         help="print the last run's outcome and exit")
+    parser.add_argument("--bulk", action="store_true",
+                        help="read the server through Bulk Data $export (incremental after "
+                             "the first successful bulk run; --full for a whole export)")
+    parser.add_argument("--group", metavar="ID",
+                        help="with --bulk: export Group/ID instead of the whole server")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="with --bulk: decide on a local Dask cluster of N processes "
+                             "(CONSENT_GAP_DASK_SCHEDULER names an existing cluster instead)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,8 +63,17 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.patient and (args.since or args.full):
         raise UsageError("--patient cannot be combined with --since or --full")
+    if args.bulk and (args.patient or args.since):
+        raise UsageError("--bulk cannot be combined with --patient or --since (use --group; "
+                         "a bulk run starts from the last successful one)")
+    if (args.group or args.workers) and not args.bulk:
+        raise UsageError("--group and --workers go with --bulk")
+    if args.workers is not None and not 1 <= args.workers <= 256:
+        raise UsageError("--workers: must be between 1 and 256")
     summary = run_scan(settings, patients=args.patient, since=args.since, full=args.full,
-                       dry_run=args.dry_run)
+                       dry_run=args.dry_run, bulk=args.bulk, group=args.group,
+                       workers=args.workers,
+                       dask_scheduler=settings.dask_scheduler if args.bulk else None)
     print_summary(summary, args.format)
     return EXIT_OK if summary.status == OK else EXIT_ERRORS
 

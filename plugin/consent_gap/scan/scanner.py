@@ -232,11 +232,13 @@ class Scanner:
                  len(summary.errors), summary.requests, summary.seconds)
         return summary
 
-    def _open_run(self, selection: selectors.Selection, summary: ScanSummary) -> RunRecord:
-        """Reopen the stopped run of the same selection (not in a dry run), else start one."""
+    def _open_run(self, selection: selectors.Selection, summary: ScanSummary,
+                  named: Sequence[str] | None = None) -> RunRecord:
+        """Reopen the stopped run of the same selection (not in a dry run), else start one.
+        `named`: what else the selection covers (default: the --patient ids)."""
         options = self.options
-        key = selectors.selection_key(selection, options.patients, options.jurisdiction,
-                                     self.ruleset)
+        key = selectors.selection_key(selection, options.patients if named is None else named,
+                                      options.jurisdiction, self.ruleset)
         if not options.dry_run:
             previous = self.store.resumable(options.fhir_base, key)
             if previous is not None:
@@ -292,8 +294,10 @@ class Scanner:
         progress.close()
 
     def _batch(self, run: RunRecord, batch: list[str], resources: list[dict[str, Any]],
-               context: WriteContext, summary: ScanSummary) -> None:
-        report = self.evaluate(resources)
+               context: WriteContext, summary: ScanSummary, report: Any = None) -> None:
+        """Decide (unless `report` was decided elsewhere: a bulk scan on Dask), write back,
+        checkpoint."""
+        report = report if report is not None else self.evaluate(resources)
         findings: list[Finding] = list(report.findings)
         decisions = Counter(str(f.decision) for f in findings)
         written: Counter[str] = Counter()

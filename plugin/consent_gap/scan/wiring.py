@@ -113,8 +113,12 @@ def bound_evaluator(settings: Settings) -> DecideBatch:
 def run_scan(settings: Settings, *, patients: Sequence[str] = (), since: str | None = None,
              full: bool = False, dry_run: bool = False, check: bool = True,
              progress_stream: TextIO | None = None,
-             should_stop: Callable[[], bool] | None = None) -> ScanSummary:
-    """One scan with these settings (used by the command and by the scheduler)."""
+             should_stop: Callable[[], bool] | None = None,
+             bulk: bool = False, group: str | None = None, workers: int | None = None,
+             dask_scheduler: str | None = None) -> ScanSummary:
+    """One scan with these settings (used by the command and by the scheduler). `bulk`:
+    read through Bulk Data export (scan/bulk.py), of the Group `group` if given, deciding on
+    Dask when `workers` or `dask_scheduler` is given (scan/distributed.py)."""
     require(settings, "fhir_base")
     assert settings.fhir_base is not None
     evaluate = bound_evaluator(settings)
@@ -123,19 +127,26 @@ def run_scan(settings: Settings, *, patients: Sequence[str] = (), since: str | N
     try:
         if check:
             preflight(client, settings)
-        scanner = Scanner(
-            client,
-            store,
-            ScanOptions(fhir_base=settings.fhir_base, patients=tuple(patients), since=since,
-                        full=full, jurisdiction=settings.jurisdiction, dry_run=dry_run,
-                        batch_size=settings.batch_size),
-            privacy_officer=settings.privacy_officer,
-            organization=settings.organization,
-            evaluator=evaluate,
-            progress_stream=progress_stream,
-            should_stop=should_stop,
-        )
-        return scanner.run()
+        options = ScanOptions(fhir_base=settings.fhir_base, patients=tuple(patients),
+                              since=since, full=full, jurisdiction=settings.jurisdiction,
+                              dry_run=dry_run, batch_size=settings.batch_size)
+        common = {"privacy_officer": settings.privacy_officer,
+                  "organization": settings.organization, "evaluator": evaluate,
+                  "progress_stream": progress_stream, "should_stop": should_stop}
+        if not bulk:
+            return Scanner(client, store, options, **common).run()
+        from consent_gap.scan.bulk import BulkScanner
+
+        if not (workers or dask_scheduler):
+            return BulkScanner(client, store, options, group=group,
+                               database_url=settings.database_url,
+                               max_wait=settings.bulk_max_wait, **common).run()
+        from consent_gap.scan.distributed import dask_decider
+
+        with dask_decider(evaluate, workers=workers, scheduler=dask_scheduler) as decide:
+            return BulkScanner(client, store, options, group=group,
+                               database_url=settings.database_url, decide_many=decide,
+                               max_wait=settings.bulk_max_wait, **common).run()
     finally:
         client.close()
         store.close()

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterable
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, g, request
 
-from consent_gap import wording, writeback
+from consent_gap import normalize, wording, writeback
 from consent_gap.domain import Finding
 from consent_gap.fhir import FhirError
 from consent_gap.mappings import load_rules
@@ -33,22 +33,28 @@ log = logging.getLogger(__name__)
 
 def _finding(launch: Launch) -> tuple[int, Finding] | None:
     disclosure = (request.form.get("disclosure") or "").strip()
-    _, report = load_report(launch)
+    chart, report = load_report(launch)
     for index, finding in enumerate(report.findings, start=1):
         if finding.disclosure == disclosure:
+            released = normalize.read_released(chart.resources,
+                                               load_rules(services.config().mappings),
+                                               [disclosure]).disclosures.get(disclosure)
+            if released is not None and released.recipient.name and finding.recipient:
+                g.recipient_names = {finding.recipient: released.recipient.name}
             return index, finding
     return None
 
 
 def _context(launch: Launch) -> writeback.WriteContext:
-    """The write's context, naming the app's registered Device (looked up, not created: see
-    chart.registered_device)."""
+    """The write context: the recipient's name, read by `_finding`, for the alert; the app's
+    registered Device (looked up, not created: see chart.registered_device)."""
     config = services.config()
     with client_for(launch) as client:
         device = registered_device(client)
     return writeback.WriteContext(privacy_officer=config.privacy_officer,
                                   organization=config.organization, device=device,
-                                  ruleset=load_rules(config.mappings).ruleset)
+                                  ruleset=load_rules(config.mappings).ruleset,
+                                  recipient_names=g.get("recipient_names", {}))
 
 
 def _write(launch: Launch, finding: Finding, kinds: Iterable[writeback.Kind]) -> list[str]:

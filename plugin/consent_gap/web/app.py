@@ -99,11 +99,12 @@ def _register_blueprints(app: Flask) -> None:
     from .guide import bp as guide_bp
     from .launch import bp as auth_bp
     from .meta import bp as meta_bp
+    from .notify import bp as notify_bp
     from .panel import bp as panel_bp
     from .worklist import bp as worklist_bp
 
     for blueprint in (meta_bp, auth_bp, panel_bp, api_bp, actions_bp, cds_bp, accounting_bp,
-                      guide_bp, worklist_bp):
+                      guide_bp, worklist_bp, notify_bp):
         app.register_blueprint(blueprint)
 
 
@@ -114,6 +115,6 @@ def _register_errors(app: Flask) -> None:
 
         from .pages import json_error, message
 
-        if request.path.startswith(("/api/", "/cds-services")):
+        if request.path.startswith(("/api/", "/cds-services", "/fhir-notify")):
             return json_error(error.code or 500, error.name, error.description or "")
         return message(error.code or 500, error.name, error.description or "", retry=False)

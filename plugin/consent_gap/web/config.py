@@ -78,6 +78,8 @@ class WebConfig:
     mappings: Path | None = None
     http_timeout: float = 15.0
     cds_clients: tuple[tuple[str, str], ...] = ()  # CDS Hooks: (issuer, JWKS URL)
+    notify_secret: str | None = None  # /fhir-notify: the Subscriptions' shared secret
+    database_url: str = "sqlite://"  # the checkpoint database, home of the notification queue
 
     @property
     def callback_url(self) -> str:
@@ -126,6 +128,8 @@ def from_settings(settings: object) -> WebConfig:
         "jwks_file": "jwks_file",
         "mappings": "mappings",
         "cds_clients": "cds_clients",
+        "notify_secret": "notify_secret",
+        "database_url": "database_url",
     }
     for field_name, setting_name in mapping.items():
         value = getattr(settings, setting_name, None)

@@ -23,8 +23,9 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 #: Blueprints whose requests carry no cookie credentials at all: the CDS Hooks service is
-#: called cross-origin by the EHR with a signed bearer JWT, which a forging site cannot make.
-CSRF_EXEMPT_BLUEPRINTS = frozenset({"cds"})
+#: called cross-origin by the EHR with a signed bearer JWT, which a forging site cannot make;
+#: the FHIR server's notifications carry a shared secret in a header (web/notify.py).
+CSRF_EXEMPT_BLUEPRINTS = frozenset({"cds", "notify"})
 
 
 def content_security_policy(config: WebConfig) -> str:

@@ -196,11 +196,17 @@ def _fmt(when: datetime | None) -> str:
 
 
 def layout(
-    findings: Iterable[Finding], spans: Iterable[Span], *, width: int = WIDTH
+    findings: Iterable[Finding], spans: Iterable[Span], *, width: int = WIDTH,
+    names: Sequence[str] | None = None,
 ) -> Timeline:
     """Place bars (one row per authorization, in the order given) and marks (one row of
-    disclosures below, stacked where marks would overlap) on a shared time axis."""
-    findings = [f for f in findings if parse_instant(f.occurred)]
+    disclosures below, stacked where marks would overlap) on a shared time axis. `names`:
+    each finding's recipient as the panel names it (its title says who, never an id)."""
+    findings = list(findings)
+    named = list(names) if names is not None else [f.disclosure for f in findings]
+    kept = [(i, f) for i, f in enumerate(findings) if parse_instant(f.occurred)]
+    findings = [f for _, f in kept]
+    named = [(i + 1, named[i]) for i, _ in kept]  # (the finding's number, its recipient)
     spans = list(spans)
     times = [parse_instant(f.occurred) for f in findings]
     if not times and not any(s.start or s.end for s in spans):
@@ -224,7 +230,7 @@ def layout(
                 span.start is None, span.end is None, title)
         )
         y += BAR_HEIGHT + BAR_GAP
-    marks, rows = _place_marks(findings, times, scale, y + MARK_SIZE / 2 + 2)
+    marks, rows = _place_marks(findings, times, named, scale, y + MARK_SIZE / 2 + 2)
     axis_y = y + rows * MARK_ROW + 6
     ticks = tuple(_ticks(lo, hi, scale))
     summary = (
@@ -235,10 +241,10 @@ def layout(
                     axis_y, summary)
 
 
-def _place_marks(findings, times, scale, base_y) -> tuple[list[Mark], int]:
+def _place_marks(findings, times, named, scale, base_y) -> tuple[list[Mark], int]:
     marks: list[Mark] = []
     last_x_in_row: list[float] = []
-    for index, (finding, when) in enumerate(zip(findings, times, strict=True)):
+    for finding, when, (number, name) in zip(findings, times, named, strict=True):
         x = scale(when)
         row = next(
             (r for r, last in enumerate(last_x_in_row) if x - last >= MARK_SIZE + 1), None
@@ -252,9 +258,9 @@ def _place_marks(findings, times, scale, base_y) -> tuple[list[Mark], int]:
         last_x_in_row[row] = x
         style = STYLES[Decision(finding.decision)]
         cy = base_y + row * MARK_ROW
-        title = f"{_fmt(when)}: {style.label} ({finding.disclosure})"
+        title = f"{_fmt(when)}: {style.label}, to {name}"
         marks.append(
-            Mark(f"finding-{index + 1}", str(finding.decision), style.shape,
+            Mark(f"finding-{number}", str(finding.decision), style.shape,
                  shape_path(style.shape, x, cy), title)
         )
     return marks, max(len(last_x_in_row), 1)

@@ -23,8 +23,12 @@ from consent_gap.domain import (
     Finding,
     Person,
     Problem,
+    Releases,
+    Written,
 )
+from consent_gap.engine import is_authorization
 from consent_gap.evaluate import Report
+from consent_gap.mappings import Rules
 from consent_gap.smart.scopes import may_create
 from consent_gap.wording import notes
 
@@ -119,9 +123,31 @@ class FindingView:
     decided_by: tuple[Reason, ...]  # the trace: the Consent or the 1.3 row, then what turned it
     consents: tuple[ConsentsChecked, ...]
     consents_total: int
+    recipient: str
+    basis: str
+    draft: Written | None  # the documentation draft already in the chart, unsigned
+    alert: Written | None  # our alert to the privacy officer, when it exists
+    notes: tuple[tuple[str, Written], ...]  # every note of ours about it, with its name
     can_draft: bool
     can_notice: bool
     can_alert: bool
+
+    @property
+    def pending(self) -> bool:
+        return needs_action(self.finding)
+
+    @property
+    def draft_text(self) -> str:
+        return wording.PANEL_DRAFT_WAITING
+
+    @property
+    def open_draft(self) -> str:
+        return wording.PANEL_OPEN_DRAFT
+
+    @property
+    def alerted(self) -> str:
+        when = (self.alert.when or "")[:10] if self.alert else ""
+        return wording.PANEL_ALERTED.format(day=when or wording.PANEL_UNDATED)
 
 
 @dataclass(frozen=True)
@@ -132,19 +158,73 @@ class PanelView:
     counts: tuple[Count, ...]
     timeline: Timeline
     authorizations: tuple[AuthorizationRow, ...]
-    findings: tuple[FindingView, ...]
+    findings: tuple[FindingView, ...]  # unauthorized, review, required first (ACTION_FIRST)
     problems: tuple[Problem, ...]
     jurisdiction: str | None
     ruleset: str
     write_note: str | None = None  # NO_WRITE_SCOPE when the scopes hid an action
+    fhir_base: str = ""  # the launch's issuer: links to the notes open there
+    summary: str = ""  # the line at the top (summary_line)
+
+    def link(self, reference: str) -> str:
+        return f"{self.fhir_base.rstrip('/')}/{reference}"
+
+
+#: The decisions a clinician or the officer must act on, listed first and never collapsed.
+ACTION_FIRST = (Decision.UNAUTHORIZED, Decision.REVIEW, Decision.REQUIRED)
 
 
 def counts(findings: list[Finding]) -> tuple[Count, ...]:
+    """The decisions the chart has, in DECISION_ORDER (a zero count is not shown)."""
     tally = Counter(str(f.decision) for f in findings)
     return tuple(
-        Count(str(d), STYLES[d].label, STYLES[d].symbol, tally.get(str(d), 0))
-        for d in DECISION_ORDER
+        Count(str(d), STYLES[d].label, STYLES[d].symbol, tally[str(d)])
+        for d in DECISION_ORDER if tally.get(str(d))
     )
+
+
+def summary_line(shown: tuple[Count, ...], owed: int = 0) -> str:
+    """The line at the top: what needs action (the decisions of ACTION_FIRST, and how many
+    others still owe a note or a client notice), else that nothing does."""
+    urgent = [f"{c.n} {c.label.lower()}" for c in shown if c.decision in ACTION_FIRST]
+    if owed:
+        urgent.append(wording.PANEL_OWED.format(n=owed))
+    if not shown:
+        return wording.PANEL_NO_DISCLOSURES
+    if not urgent:
+        return wording.PANEL_NOTHING_TO_DO.format(n=sum(c.n for c in shown))
+    return wording.PANEL_NEEDS_ACTION.format(what=", ".join(urgent))
+
+
+def needs_action(finding: Finding) -> bool:
+    """Listed first and never collapsed: a decision to act on (ACTION_FIRST), or a note or a
+    client notice still owed (CONTRACT 1.4), whatever the decision."""
+    return (finding.decision in ACTION_FIRST
+            or finding.documentation == Documentation.MISSING
+            or finding.client_notice == ClientNotice.MISSING)
+
+
+def action_first(views: Iterable[FindingView]) -> tuple[FindingView, ...]:
+    """What needs action first, then the rest; each part by DECISION_ORDER (unauthorized,
+    review, required, permitted, authorized), each decision in the report's order."""
+    rank = {str(d): i for i, d in enumerate(DECISION_ORDER)}
+    return tuple(sorted(views, key=lambda v: (not v.pending, rank[str(v.finding.decision)])))
+
+
+def consent_name(auth: Authorization, summaries: dict[str, str]) -> str:
+    """A Consent as a person reads it: its narrative, else when it was signed."""
+    if summaries.get(auth.reference):
+        return summaries[auth.reference][:80]
+    if auth.signed_at:
+        return wording.PANEL_AUTHORIZATION_SIGNED.format(day=auth.signed_at.date().isoformat())
+    return wording.PANEL_AUTHORIZATION_UNDATED
+
+
+def is_drawn(rules: Rules | None, auth: Authorization) -> bool:
+    """Only what the engine takes as an authorization (check 1), active or revoked, is drawn
+    and listed: a draft, a notice of privacy practices or a restriction is not."""
+    return auth.status in ("active", "inactive") and (
+        rules is None or is_authorization(rules, auth))
 
 
 def spans_of(authorizations: list[Authorization], summaries: dict[str, str]) -> list[Span]:
@@ -162,17 +242,18 @@ def spans_of(authorizations: list[Authorization], summaries: dict[str, str]) -> 
         if state == "revoked" and end is None:
             end = auth.last_updated
         start = start or auth.signed_at
-        label = auth.reference
-        if summaries.get(auth.reference):
-            label = f"{auth.reference} ({summaries[auth.reference][:80]})"
+        label = consent_name(auth, summaries)
         out.append(Span(auth.reference, label, start, end, state))
     return out
 
 
-def _grouped(checked: tuple[tuple[str, str | None], ...]) -> tuple[ConsentsChecked, ...]:
+def _grouped(checked: tuple[tuple[str, str | None], ...],
+             names: dict[str, str] | None = None) -> tuple[ConsentsChecked, ...]:
+    """Grouped by reason; each Consent by its name (consent_name) where the chart has it."""
+    names = names or {}
     groups: dict[str, list[str]] = {}
     for ref, reason in checked:
-        groups.setdefault(reason or "", []).append(ref)
+        groups.setdefault(reason or "", []).append(names.get(ref, ref))
     return tuple(
         ConsentsChecked(reason, wording.reason(reason) if reason else notes.CONSENT_COVERS,
                         tuple(refs))
@@ -186,8 +267,7 @@ def authorization_rows(spans: list[Span],
         return when.strftime("%Y-%m-%d") if when else "open"
 
     return tuple(
-        AuthorizationRow(s.ref, f"{day(s.start)} to {day(s.end)}", s.state,
-                         summaries.get(s.ref, ""))
+        AuthorizationRow(s.ref, f"{day(s.start)} to {day(s.end)}", s.state, s.label)
         for s in spans
     )
 
@@ -206,51 +286,108 @@ def called_for(finding: Finding, officer: bool) -> frozenset[Action]:
     return frozenset(wanted)
 
 
-def _finding_view(index: int, finding: Finding, actions: frozenset[Action]) -> FindingView:
+@dataclass(frozen=True)
+class Names:
+    """What the panel calls the chart's things: recipients (read by normalize.read_released),
+    Consents (consent_name) and what consent-gap wrote before (normalize.written)."""
+
+    releases: Releases
+    consents: dict[str, str]
+    written: dict[str, Written]
+
+    def recipient(self, finding: Finding) -> str:
+        released = self.releases.disclosures.get(finding.disclosure)
+        if released is not None and released.recipient.name:
+            return released.recipient.name
+        party = self.releases.parties.get(finding.recipient or "")
+        return party.name if party is not None and party.name else wording.PANEL_UNNAMED
+
+    def basis(self, finding: Finding) -> str:
+        code = finding.basis
+        if not code:
+            return wording.PANEL_NO_BASIS
+        if code.startswith("Consent/"):
+            return self.consents.get(code, wording.PANEL_AUTHORIZATION_UNDATED)
+        return wording.basis(code)
+
+    def trace(self, item: str) -> str:
+        if item.startswith("Consent/"):
+            return wording.PANEL_DECIDED_BY_CONSENT.format(
+                name=self.consents.get(item, wording.PANEL_AUTHORIZATION_UNDATED))
+        return wording.trace(item)
+
+    def ours(self, finding: Finding, kind: writeback.Kind) -> Written | None:
+        return self.written.get(writeback.identifier_value(finding, kind))
+
+
+def _finding_view(index: int, finding: Finding, actions: frozenset[Action],
+                  names: Names) -> FindingView:
     decision = Decision(finding.decision)
+    draft = names.ours(finding, writeback.Kind.DOCUMENTATION_DRAFT)
+    alert = names.ours(finding, writeback.Kind.ALERT)
+    note = names.ours(finding, writeback.Kind.FINDING_NOTE)
+    if draft is not None and draft.status != "preliminary":
+        draft = None
     return FindingView(
         index=index,
         anchor=f"finding-{index}",
         finding=finding,
         style=STYLES[decision],
         occurred=finding.occurred.replace("T", " ").replace("Z", " UTC"),
-        purposes=", ".join(finding.purposes) or "none recorded",
+        purposes="; ".join(wording.purpose(p) for p in finding.purposes)
+        or wording.PANEL_NO_PURPOSE,
         reasons=tuple(Reason(code, wording.reason(code)) for code in finding.reasons),
-        decided_by=tuple(Reason(item, wording.trace(item)) for item in finding.decided_by),
-        consents=_grouped(finding.consents_checked),
+        decided_by=tuple(Reason(item, names.trace(item)) for item in finding.decided_by),
+        consents=_grouped(finding.consents_checked, names.consents),
         consents_total=len(finding.consents_checked),
-        can_draft=Action.DRAFT_NOTE in actions,
+        recipient=names.recipient(finding),
+        basis=names.basis(finding),
+        draft=draft,
+        alert=alert,
+        notes=tuple((label, w) for label, w in ((wording.PANEL_DRAFT_NOTE, draft),
+                                                 (wording.PANEL_NOTE, note)) if w is not None),
+        can_draft=Action.DRAFT_NOTE in actions and draft is None,
         can_notice=Action.CLIENT_NOTICE in actions,
-        can_alert=Action.NOTIFY_OFFICER in actions,
+        can_alert=Action.NOTIFY_OFFICER in actions and (alert is None or note is None),
     )
 
 
-def build_view(launch: Launch, report: Report, config: WebConfig) -> PanelView:
-    """The panel's content for one launch."""
+def build_view(launch: Launch, report: Report, config: WebConfig,
+               rules: Rules | None = None, releases: Releases | None = None,
+               written: dict[str, Written] | None = None) -> PanelView:
+    """The panel's content for one launch: `releases` (normalize.read_released) names the
+    recipients, `written` (normalize.written) is what consent-gap wrote before."""
     patient_ref = launch.patient_ref
     chart = report.charts.get(patient_ref)
-    authorizations = list(chart.consents) if chart else []
-    summaries = consent_summaries(authorizations)
+    consents = list(chart.consents) if chart else []
+    summaries = consent_summaries(consents)
+    names = Names(releases or Releases(), {a.reference: consent_name(a, summaries)
+                                           for a in consents}, written or {})
+    authorizations = [a for a in consents if is_drawn(rules, a)]
     spans = spans_of(authorizations, summaries)
     findings = list(report.findings)
     allowed = permitted_actions(launch.scopes)
     wanted = [called_for(f, bool(config.privacy_officer)) for f in findings]
     hidden = any(actions - allowed for actions in wanted)
+    shown = counts(findings)
     return PanelView(
         lid=launch.lid,
         patient=patient_ref,
         banner=banner_of(chart.patient if chart else None, patient_ref)
         if launch.need_patient_banner else None,
-        counts=counts(findings),
-        timeline=layout(findings, spans),
+        counts=shown,
+        timeline=layout(findings, spans, names=[names.recipient(f) for f in findings]),
         authorizations=authorization_rows(spans, summaries),
-        findings=tuple(_finding_view(i, f, actions & allowed)
-                       for i, (f, actions) in enumerate(zip(findings, wanted, strict=True),
-                                                        start=1)),
+        findings=action_first(
+            _finding_view(i, f, actions & allowed, names)
+            for i, (f, actions) in enumerate(zip(findings, wanted, strict=True), start=1)),
+        summary=summary_line(shown, sum(1 for f in findings if needs_action(f)
+                                        and f.decision not in ACTION_FIRST)),
         problems=tuple(report.problems),
         jurisdiction=config.jurisdiction,
         ruleset=report.ruleset,
         write_note=NO_WRITE_SCOPE if hidden else None,
+        fhir_base=launch.iss or "",
     )
 
 

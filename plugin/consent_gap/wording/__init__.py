@@ -430,6 +430,26 @@ RECORD_TYPES: dict[str, str] = {
 UNDESCRIBED = "Information the record does not describe"
 
 
+# ---------------------------------------------------------------- the panel's own words
+
+PANEL_NEEDS_ACTION = "Needs action: {what}."
+PANEL_NOTHING_TO_DO = "Nothing needs action: {n} disclosure(s), each authorized or permitted."
+PANEL_OWED = "{n} other(s) owing a documentation note or a client notice"
+PANEL_NO_DISCLOSURES = "No disclosures are recorded for this client."
+PANEL_UNNAMED = "a recipient the record does not name"
+PANEL_NO_BASIS = "none"
+PANEL_NO_PURPOSE = "no purpose recorded"
+PANEL_AUTHORIZATION_SIGNED = "the authorization signed on {day}"
+PANEL_AUTHORIZATION_UNDATED = "an undated authorization"
+PANEL_DECIDED_BY_CONSENT = "the client's authorization: {name}"
+PANEL_DRAFT_WAITING = "A draft note is waiting for signature"
+PANEL_ALERTED = "Privacy officer alerted on {day}"
+PANEL_NOTE = "Finding note"
+PANEL_DRAFT_NOTE = "Draft documentation note"
+PANEL_OPEN_DRAFT = "open the draft to sign it"
+PANEL_UNDATED = "an unrecorded date"
+
+
 # ---------------------------------------------------------------- lookups
 
 

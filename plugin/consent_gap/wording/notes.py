@@ -46,6 +46,19 @@ def _purposes(finding: Finding, none: str = "none recorded") -> str:
     return ", ".join(finding.purposes) or none
 
 
+def _named(name: str | None, reference: str | None) -> str:
+    """A party by its name, with the reference after it for the officer to look it up."""
+    if name and reference:
+        return f"{name} ({reference})"
+    return name or reference or "not recorded"
+
+
+def _purposes_worded(finding: Finding) -> str:
+    """Each purpose in words, its code after it (`wording.purpose`)."""
+    return ", ".join(f"{wording.purpose(p)} (`{p}`)" for p in finding.purposes) or \
+        "none recorded"
+
+
 def next_steps(finding: Finding) -> list[str]:
     """What the privacy officer and the clinician do next about a flagged disclosure."""
     steps: list[str] = []
@@ -76,7 +89,7 @@ def next_steps(finding: Finding) -> list[str]:
     return steps
 
 
-def finding_note(finding: Finding, ruleset: str) -> str:
+def finding_note(finding: Finding, ruleset: str, recipient: str | None = None) -> str:
     """The finding note (markdown): what was disclosed, to whom, why it is not covered, each
     Consent checked and why it failed, and what to do next. References only; no names."""
     consents = [f"{reference}: {coded(reason)}"
@@ -86,8 +99,8 @@ def finding_note(finding: Finding, ruleset: str) -> str:
         "",
         f"- Disclosure: {finding.disclosure}, on {finding.occurred}",
         f"- Client: {finding.patient or 'not recorded'}",
-        f"- Recipient: {finding.recipient or 'not recorded'}",
-        f"- Purposes: {_purposes(finding)}",
+        f"- Recipient: {_named(recipient, finding.recipient)}",
+        f"- Purposes: {_purposes_worded(finding)}",
         f"- Decision: {finding.decision} (basis: {finding.basis or 'none'}; "
         f"accountable: {'yes' if finding.accountable else 'no'}; rules {ruleset})",
         *[f"- Decided by: {traced(item)}" for item in finding.decided_by],
@@ -151,11 +164,20 @@ def documentation_draft(finding: Finding) -> str:
     return "\n".join(lines) + "\n"
 
 
-def alert(finding: Finding) -> str:
-    """The alert's message to the privacy officer and the people to notify."""
+#: What the privacy officer does next with an alert (45 CFR 164.402: a disclosure not
+#: permitted is presumed a breach unless a risk assessment shows a low probability).
+ALERT_NEXT_STEP = ("Next step: read the finding note (linked to this alert), assess whether "
+                   "the disclosure is a breach (45 CFR 164.402) and record the outcome.")
+
+
+def alert(finding: Finding, recipient: str | None = None) -> str:
+    """The alert's message to the privacy officer and the people to notify: who received
+    the disclosure (the recipient's name when the caller read it), why, and the next step."""
     reasons = "; ".join(coded(code) for code in finding.reasons) or "none"
+    to = recipient or finding.recipient or "a recipient the record does not name"
     return (f"{wording.decision(finding.decision)}: disclosure {finding.disclosure} "
-            f"on {finding.occurred}: {finding.explanation} Reasons: {reasons}.")
+            f"to {to} on {finding.occurred}: {finding.explanation} Reasons: {reasons}. "
+            f"{ALERT_NEXT_STEP}")
 
 
 def reminder(finding: Finding) -> str:

@@ -97,6 +97,9 @@ class WriteContext:
     device: str | None = None  # Device/<id> when the caller has ensured it; else created inline
     ruleset: str = field(default_factory=lambda: load_rules().ruleset)  # the tables' own
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # Recipient reference -> name, as normalize.read_released reads it: the alert names the
+    # recipient (a caller without the names leaves it empty; the reference is used then).
+    recipient_names: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def timestamp(self) -> str:
@@ -636,7 +639,10 @@ def _unique(references: Iterable[str | None]) -> list[dict[str, str]]:
 def _alert(finding: Finding, context: WriteContext, device: str) -> dict[str, Any]:
     urgent = finding.decision == Decision.UNAUTHORIZED
     recipients = _unique([context.privacy_officer, *finding.notify])
-    message = notes.alert(finding)
+    message = notes.alert(finding, context.recipient_names.get(finding.recipient or ""))
+    # The finding note, by its identifier (a logical reference: it resolves whether the note
+    # is written in this transaction or was written before).
+    note = {"system": FINDING_SYSTEM, "value": identifier_value(finding, Kind.FINDING_NOTE)}
     return {
         "resourceType": "Communication",
         "status": "completed",
@@ -647,7 +653,9 @@ def _alert(finding: Finding, context: WriteContext, device: str) -> dict[str, An
         "sent": context.timestamp,
         **({"recipient": recipients} if recipients else {}),
         "sender": _ref(device),
-        "payload": [{"contentString": message}],
+        "payload": [{"contentString": message},
+                    {"contentReference": {"identifier": note,
+                                          "display": notes.finding_note_title(finding)}}],
     }
 
 
@@ -715,7 +723,8 @@ def _finding_note(finding: Finding, context: WriteContext, device: str) -> dict[
         type_coding={"system": DOCUMENT_TYPE_SYSTEM, "code": "finding-note",
                      "display": "consent-gap finding note"},
         title=notes.finding_note_title(finding),
-        text=notes.finding_note(finding, context.ruleset),
+        text=notes.finding_note(finding, context.ruleset,
+                                context.recipient_names.get(finding.recipient or "")),
         related=[finding.disclosure, *(ref for ref, _ in finding.consents_checked)],
     )
 

@@ -21,7 +21,22 @@
       }
     });
   });
+  // A finding named by the address (after an action) may sit in the collapsed list: open it.
+  function reveal() {
+    var target = location.hash && document.getElementById(location.hash.slice(1));
+    var holder = target && target.closest("details");
+    if (holder) { holder.open = true; }
+  }
+  reveal();
+  window.addEventListener("hashchange", reveal);
   // Move focus to a confirmation so keyboard and screen-reader users hear it.
+  // After the page has loaded: Chromium's scroll to the address's #finding-N clears the focus
+  // when its target is not focusable, so a focus given earlier would be lost.
   var notice = document.getElementById("notice-1");
-  if (notice) { notice.setAttribute("tabindex", "-1"); notice.focus(); }
+  function announce() { notice.focus(); }
+  if (notice) {
+    notice.setAttribute("tabindex", "-1");
+    announce();
+    window.addEventListener("load", function () { setTimeout(announce, 0); });
+  }
 })();

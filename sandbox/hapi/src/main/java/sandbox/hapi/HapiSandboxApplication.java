@@ -35,6 +35,7 @@ import ca.uhn.fhir.rest.server.util.ISearchParamRegistry;
 import jakarta.persistence.EntityManagerFactory;
 import java.util.Map;
 import javax.sql.DataSource;
+import org.hl7.fhir.dstu2.model.Subscription;
 import org.springframework.beans.factory.SmartInitializingSingleton;
 import org.springframework.beans.factory.annotation.Value;
 import org.springframework.beans.factory.config.ConfigurableListableBeanFactory;
@@ -91,10 +92,22 @@ public class HapiSandboxApplication {
 		return new PartitionSettings();
 	}
 
-	/** No subscription channel types are enabled; the subscription configs still need the bean. */
+	/**
+	 * R4 rest-hook Subscriptions are delivered (the app's {@code /fhir-notify} re-checks a patient
+	 * the moment a disclosure, Consent or signature is written), as on the public sandbox; no other
+	 * channel type. Resource changes are queued and handed to the matcher every
+	 * {@code sandbox.hapi.subscription-interval-millis} (HAPI's default is 5 s).
+	 */
 	@Bean
-	public SubscriptionSettings subscriptionSettings() {
-		return new SubscriptionSettings();
+	public SubscriptionSettings subscriptionSettings(
+			@Value("${sandbox.hapi.subscriptions-resthook:true}") boolean restHook,
+			@Value("${sandbox.hapi.subscription-interval-millis:1000}") long intervalMillis) {
+		SubscriptionSettings settings = new SubscriptionSettings();
+		if (restHook) {
+			settings.addSupportedSubscriptionType(Subscription.SubscriptionChannelType.RESTHOOK);
+		}
+		settings.setSubscriptionIntervalInMs(intervalMillis);
+		return settings;
 	}
 
 	/** The email-delivery listener requires a sender; the sandbox never sends mail. */

@@ -1,0 +1,430 @@
+"""The bulk selector: ``consent-gap scan --bulk [--group ID] [--workers N]``.
+
+A whole server (system ``$export``) or a Group (``Group/<id>/$export``) is read through Bulk
+Data export (fhir/bulk.py) instead of paged searches, then decided patient by patient and
+written back exactly as the paging scan writes (scanner.py: same identifiers, same conditional
+creates, same checkpoint), so a bulk run after a paging run writes nothing, and the reverse.
+
+**Full run** (no earlier successful bulk run for this server and group, or ``--full``):
+
+1. export ``_type`` = the types the engine reads (`EXPORT_TYPES`), disclosure AuditEvents only
+   (``_typeFilter``);
+2. each NDJSON file is streamed to a spool file on disk while an index (SQLite, on disk beside
+   it) records where each resource's line is and which resources it references (a generic walk
+   of ``reference`` strings, fhir/search.py); memory holds one line at a time;
+3. each resource is given to the patient(s) whose chart the paging fetch would put it in
+   (`Spool.assign`): the Patient; what references the Patient (disclosures, Consents,
+   RelatedPersons, notes, Communications); the Provenance of a Consent, the notes related to a
+   disclosure and the notices to a RelatedPerson or about a disclosure; what a disclosure
+   names (disclosed records, legal instruments) and the RelatedPersons a Consent or a notice
+   names. Shared records go to each patient that needs them;
+4. patients are taken in batches of ``CONSENT_GAP_BATCH_SIZE``; a batch's chart is read back
+   from the spool; what it references but the export lacked (a disclosed Observation: any type
+   outside `EXPORT_TYPES`) is fetched by ``_id`` as the paging plan does; with ``--group``, what a
+   Group export cannot hold (Provenance of a Consent, notes found only by ``related``, notices
+   to RelatedPersons: outside the patient compartment) is searched for the batch;
+5. the decide step runs here or on Dask (`--workers`, scan/distributed.py); the findings are
+   written back by this process, batch by batch, and the checkpoint records the batch.
+
+**Incremental run** (the default after a successful bulk run): the export asks ``_since`` the
+``transactionTime`` of the last successful bulk run's export. The patients of the changed
+resources are found on the server (scan/notifications.py's lookups; plus the incremental
+selector's Provenance search, since a Group export holds no Provenance of a Consent), and their
+charts fetched and decided as in a paging scan: a change touches few patients, and a partial
+export cannot say what else a chart holds.
+
+A stopped run (SIGTERM, Ctrl-C, an error) deletes the export job; run again with the same
+options it resumes: a new export, the patients already done skipped, nothing written twice.
+Only an ``ok`` run moves the ``_since`` of the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sqlite3
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from consent_gap import fetch_plan
+from consent_gap.checkpoint import FAILED, OK, RunRecord, bulk_runs, migrate
+from consent_gap.database import database_errors, make_engine
+from consent_gap.fetch_plan import NOT_FETCHED
+from consent_gap.fhir import search as fhir_search
+from consent_gap.fhir.bulk import BulkExport, updated_before
+from consent_gap.fhir.errors import FhirError
+from consent_gap.fhir.search import Search
+from consent_gap.scan import selectors
+from consent_gap.scan.notifications import patients_of
+from consent_gap.scan.output import Progress
+from consent_gap.scan.scanner import PAGE_SIZE, Scanner, ScanStopped, ScanSummary
+
+log = logging.getLogger("consent_gap.scan")
+
+BULK = "bulk"
+#: What the engine reads (CONTRACT 1.1-1.4); anything else a disclosure names is fetched by id.
+EXPORT_TYPES = ("Patient", "RelatedPerson", "Consent", "Provenance", "AuditEvent",
+                "DocumentReference", "Communication")
+#: Reverse links the paging plan follows (fetch_plan.py): a resource of the first type that
+#: references a resource of the second belongs to that resource's patient.
+_REVERSE = (("Provenance", "Consent"), ("DocumentReference", "AuditEvent"),
+            ("DocumentReference", "Communication"), ("Communication", "AuditEvent"),
+            ("Communication", "Communication"), ("Communication", "RelatedPerson"))
+#: Forward links (the `_include` and follow-up of the paging plan): what these name belongs
+#: to their patient; None: any type but NOT_FETCHED.
+_FORWARD = (("AuditEvent", None), ("Communication", None), ("Consent", "RelatedPerson"))
+
+
+
+def type_filters(codes: fetch_plan.ChartCodes | None = None) -> tuple[str, ...]:
+    """Only disclosure AuditEvents (the paging plan's `subtype` search, codes of the rules)."""
+    codes = codes or fetch_plan.default_codes()
+    return (f"AuditEvent?subtype={codes.disclosure_subtype}",)
+
+# ---- the checkpoint of bulk runs ----------------------------------------------------------------
+
+def last_transaction_time(database_url: str, fhir_base: str, group: str | None) -> str | None:
+    """The export ``transactionTime`` of the last successful bulk run: the next ``_since``."""
+    engine = make_engine(database_url)
+    try:
+        with database_errors(database_url), engine.begin() as connection:
+            migrate(connection)
+        query = (select(bulk_runs.c.transaction_time)
+                 .where(bulk_runs.c.fhir_base == fhir_base, bulk_runs.c.grp == (group or ""))
+                 .order_by(bulk_runs.c.run_id.desc()).limit(1))
+        with engine.connect() as connection:
+            return connection.execute(query).scalar()
+    finally:
+        engine.dispose()
+
+
+def record_success(database_url: str, run_id: int, fhir_base: str, group: str | None,
+                   transaction_time: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        with database_errors(database_url), engine.begin() as connection:
+            migrate(connection)
+        with engine.begin() as connection:
+            connection.execute(bulk_runs.insert().values(
+                run_id=run_id, fhir_base=fhir_base, grp=group or "",
+                transaction_time=transaction_time))
+    finally:
+        engine.dispose()
+
+
+# ---- the spool: NDJSON on disk, indexed by resource and patient ----------------------------------
+
+class Spool:
+    """The export's files on disk with an SQLite index: where each resource is, what it
+    references, and whose chart it belongs to. Memory stays flat in the number of patients."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.db = sqlite3.connect(folder / "index.db", check_same_thread=False)
+        self.db.executescript("""
+            PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
+            CREATE TABLE res (type TEXT, id TEXT, file INTEGER, offset INTEGER, length INTEGER,
+                              PRIMARY KEY (type, id));
+            CREATE TABLE edge (src_type TEXT, src_id TEXT, dst_type TEXT, dst_id TEXT);
+            CREATE TABLE own (type TEXT, id TEXT, patient TEXT, PRIMARY KEY (type, id, patient));
+        """)
+        self.files: list[Path] = []
+        self.resources = 0
+
+    def close(self) -> None:
+        self.db.close()
+
+    def add(self, lines: Iterable[bytes]) -> int:
+        """Spool one NDJSON file's lines; returns how many resources it held."""
+        path = self.folder / f"{len(self.files)}.ndjson"
+        number = len(self.files)
+        self.files.append(path)
+        rows: list[tuple] = []
+        edges: list[tuple] = []
+        count = 0
+        with path.open("wb") as out:
+            for line in lines:
+                resource = json.loads(line)
+                rtype, rid = str(resource.get("resourceType")), str(resource.get("id"))
+                offset = out.tell()
+                out.write(line + b"\n")
+                rows.append((rtype, rid, number, offset, len(line)))
+                edges += [(rtype, rid, t, i) for t, i in fhir_search.references(resource)
+                          if (t, i) != (rtype, rid)]
+                count += 1
+                if len(rows) >= 1000:
+                    self._insert(rows, edges)
+                    rows, edges = [], []
+        self._insert(rows, edges)
+        self.resources += count
+        return count
+
+    def _insert(self, rows: list[tuple], edges: list[tuple]) -> None:
+        self.db.executemany("INSERT OR IGNORE INTO res VALUES (?, ?, ?, ?, ?)", rows)
+        self.db.executemany("INSERT INTO edge VALUES (?, ?, ?, ?)", edges)
+
+    def assign(self) -> None:
+        """Give each resource to the patients whose chart holds it (see the module doc)."""
+        db = self.db
+        db.execute("CREATE INDEX edge_dst ON edge (dst_type, dst_id)")
+        db.execute("CREATE INDEX edge_src ON edge (src_type, src_id)")
+        db.execute("INSERT OR IGNORE INTO own SELECT type, id, id FROM res WHERE type = 'Patient'")
+        db.execute("""INSERT OR IGNORE INTO own
+            SELECT e.src_type, e.src_id, e.dst_id FROM edge e
+            JOIN res p ON p.type = 'Patient' AND p.id = e.dst_id
+            WHERE e.dst_type = 'Patient' AND e.src_type != 'Patient'""")
+        for source, target in _REVERSE:
+            db.execute("""INSERT OR IGNORE INTO own
+                SELECT e.src_type, e.src_id, o.patient FROM edge e
+                JOIN own o ON o.type = e.dst_type AND o.id = e.dst_id
+                WHERE e.src_type = ? AND e.dst_type = ?""", (source, target))
+        skipped = ",".join(f"'{t}'" for t in sorted(NOT_FETCHED))
+        for source, target in _FORWARD:
+            condition = "e.dst_type = ?" if target else f"e.dst_type NOT IN ({skipped})"
+            db.execute(f"""INSERT OR IGNORE INTO own
+                SELECT e.dst_type, e.dst_id, o.patient FROM own o
+                JOIN edge e ON e.src_type = o.type AND e.src_id = o.id
+                JOIN res r ON r.type = e.dst_type AND r.id = e.dst_id
+                WHERE o.type = ? AND {condition}""",  # noqa: S608 (constants only)
+                       (source, target) if target else (source,))
+        db.execute("CREATE INDEX own_patient ON own (patient)")
+
+    def patients(self) -> list[str]:
+        return [row[0] for row in self.db.execute(
+            "SELECT id FROM res WHERE type = 'Patient' ORDER BY id")]
+
+    def ids(self, types: Sequence[str], since: str | None = None) -> list[tuple[str, str]]:
+        """(type, id) of the spooled resources of these types; with `since`, only those
+        updated since then (fhir/bulk.py: `updated_before`)."""
+        marks = ",".join("?" * len(types))
+        rows = self.db.execute(f"SELECT type, id, file, offset, length FROM res "  # noqa: S608
+                               f"WHERE type IN ({marks}) ORDER BY file, offset", tuple(types))
+        if since is None:
+            return [(t, i) for t, i, *_ in rows]
+        out = []
+        for rtype, rid, number, offset, length in rows.fetchall():
+            with self.files[number].open("rb") as handle:
+                handle.seek(offset)
+                if not updated_before(json.loads(handle.read(length)), since):
+                    out.append((rtype, rid))
+        return out
+
+    def chart(self, patients: Sequence[str]) -> list[dict[str, Any]]:
+        """The resources of these patients' charts, each once, read back from the spool."""
+        marks = ",".join("?" * len(patients))
+        rows = self.db.execute(f"""SELECT DISTINCT r.file, r.offset, r.length FROM own o
+            JOIN res r ON r.type = o.type AND r.id = o.id
+            WHERE o.patient IN ({marks}) ORDER BY r.file, r.offset""",  # noqa: S608
+                               tuple(patients)).fetchall()
+        out: list[dict[str, Any]] = []
+        handle = None
+        current = -1
+        try:
+            for number, offset, length in rows:
+                if number != current:
+                    if handle:
+                        handle.close()
+                    handle, current = self.files[number].open("rb"), number
+                handle.seek(offset)
+                out.append(json.loads(handle.read(length)))
+        finally:
+            if handle:
+                handle.close()
+        return out
+
+
+def group_followups(patient_ids: Sequence[str], found: dict) -> list[Search]:
+    """What a Group export cannot hold for these patients (outside the patient compartment):
+    the Provenance of their Consents, the notes related to their disclosures, and notices to
+    their RelatedPersons; the paging plan's reverse includes, as plain searches."""
+    def refs(rtype: str) -> list[str]:
+        return sorted(f"{rtype}/{rid}" for t, rid in found if t == rtype)
+
+    searches = []
+    for rtype, param, target in (("Provenance", "target", "Consent"),
+                                 ("DocumentReference", "related", "AuditEvent"),
+                                 ("DocumentReference", "related", "Communication"),
+                                 ("Communication", "recipient", "RelatedPerson")):
+        searches += [Search(rtype, ((param, ",".join(chunk)),))
+                     for chunk in fhir_search.chunks(refs(target))]
+    return searches
+
+
+# ---- the run -----------------------------------------------------------------------------------
+
+@contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM raises ScanStopped (in the main thread), so the export job is deleted and the
+    run recorded as stopped instead of the process vanishing mid-way."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise ScanStopped(f"signal {signum}: stopped; the next run resumes it")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+DecideMany = Callable[[list[list[dict[str, Any]]]], Iterator[tuple[int, Any]]]
+
+
+class BulkScanner(Scanner):
+    """A scan whose patients and charts come from a Bulk Data export."""
+
+    def __init__(self, *args: Any, group: str | None = None, database_url: str = "",
+                 decide_many: DecideMany | None = None, spool_dir: str | None = None,
+                 max_wait: float = 120.0, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.group = group
+        self.database_url = database_url
+        self.decide_many = decide_many
+        self.spool_dir = spool_dir
+        self.max_wait = max_wait
+        self.export: BulkExport | None = None
+        self.export_seconds = 0.0
+
+    def run(self) -> ScanSummary:
+        started = time.monotonic()
+        before = self.client.request_count
+        options = self.options
+        summary = ScanSummary(fhir_base=options.fhir_base, dry_run=options.dry_run)
+        since = None if options.full else last_transaction_time(
+            self.database_url, options.fhir_base, self.group)
+        selection = selectors.Selection(BULK, since)
+        summary.mode, summary.since = BULK, since
+        run = self._open_run(selection, summary, named=[f"Group/{self.group or '*'}"])
+        transaction_time = None
+        try:
+            with stop_on_sigterm(), BulkExport(
+                    self.client, group=self.group, types=EXPORT_TYPES,
+                    type_filters=type_filters(self.codes), since=since,
+                    on_progress=self._progress, max_wait=self.max_wait) as export:
+                self.export = export
+                export.kick_off()
+                manifest = export.wait()
+                transaction_time = manifest.transaction_time
+                with tempfile.TemporaryDirectory(prefix="consent-gap-bulk-",
+                                                 dir=self.spool_dir) as folder:
+                    spool = Spool(Path(folder))
+                    try:
+                        for output in manifest.output:
+                            spool.add(export.lines(output))
+                        self.export_seconds = time.monotonic() - started
+                        log.info("export: %d resources in %d file(s), %.1f s", spool.resources,
+                                 len(manifest.output), self.export_seconds)
+                        if since is None:
+                            self._full(run, spool, summary)
+                        else:
+                            self._incremental(run, spool, summary)
+                    finally:
+                        spool.close()
+        except (FhirError, OSError, ScanStopped) as error:
+            summary.errors.append(f"scan stopped: {error}")
+            summary.status = FAILED
+            log.error("bulk scan stopped after %d patients: %s", summary.patients_done, error)
+        except BaseException:
+            self.store.finish(run.id, FAILED, ["scan interrupted"])
+            raise
+        else:
+            summary.status = "errors" if summary.errors else OK
+        record = self.store.finish(run.id, summary.status,
+                                   summary.errors[-1:] if summary.status == FAILED else ())
+        if summary.status == OK and not options.dry_run and transaction_time:
+            record_success(self.database_url, record.id, options.fhir_base, self.group,
+                           transaction_time)
+        summary.run = record.id
+        summary.requests = self.client.request_count - before
+        summary.seconds = time.monotonic() - started
+        log.info("bulk scan %s: run %s, %d/%d patients, %d disclosures, %d written, "
+                 "%d requests, %.1f s", summary.status, record.id, summary.patients_done,
+                 summary.patients_selected, summary.disclosures,
+                 sum(summary.written.values()), summary.requests, summary.seconds)
+        return summary
+
+    def _progress(self, text: str) -> None:
+        log.info("export in progress: %s", text)
+        if self.progress_stream is not None:
+            self.progress_stream.write(f"export: {text}\n")
+            self.progress_stream.flush()
+
+    def _todo(self, run: RunRecord, patients: list[str], summary: ScanSummary) -> list[str]:
+        done = self.store.done_patients(run.id) if summary.resumed else set()
+        todo = [p for p in patients if p not in done]
+        summary.patients_selected = len(patients)
+        summary.patients_skipped = len(patients) - len(todo)
+        self.store.set_total(run.id, len(patients))
+        return todo
+
+    def _full(self, run: RunRecord, spool: Spool, summary: ScanSummary) -> None:
+        spool.assign()
+        todo = self._todo(run, spool.patients(), summary)
+        context = self._context()
+        progress = Progress(len(todo) + summary.patients_skipped, self.progress_stream,
+                            done=summary.patients_skipped)
+        size = self.options.batch_size
+        batches = [todo[i:i + size] for i in range(0, len(todo), size)]
+
+        def charts() -> Iterator[list[dict[str, Any]]]:
+            for batch in batches:
+                if self.should_stop():
+                    raise ScanStopped("scan stopped on request; the next run resumes it")
+                yield self._chart(spool, batch)
+
+        reports = (self.decide_many(charts()) if self.decide_many is not None
+                   else ((i, self.evaluate(c)) for i, c in enumerate(charts())))
+        for index, report in reports:
+            self._decided(run, batches[index], report, context, summary)
+            progress.advance(len(batches[index]), sum(summary.decisions.values()),
+                             sum(summary.written.values()))
+        progress.close()
+
+    def _chart(self, spool: Spool, batch: list[str]) -> list[dict[str, Any]]:
+        found = {fhir_search.resource_key(r): r for r in spool.chart(batch)}
+        if self.group:
+            fhir_search.run_all(self.client, group_followups(batch, found), found, PAGE_SIZE)
+        fetch_plan.fetch_missing(self.client, found, set(), PAGE_SIZE)
+        return list(found.values())
+
+    def _incremental(self, run: RunRecord, spool: Spool, summary: ScanSummary) -> None:
+        changed = spool.ids(EXPORT_TYPES, since=summary.since)
+        patients = set(patients_of(self.client, changed))
+        patients |= {p for t, p in changed if t == "Patient"}
+        assert summary.since is not None
+        signed = [s for s in fetch_plan.changed_patient_searches(summary.since)
+                  if s.type == "Provenance"]
+        for search in signed:
+            patients |= {str(r["id"]) for r in self.client.search(
+                search.type, list(search.params), page_size=PAGE_SIZE)
+                if r.get("resourceType") == "Patient"}
+        if self.group:
+            members = self._members()
+            patients &= members
+        todo = self._todo(run, sorted(patients), summary)
+        log.info("incremental bulk: %d changed resource(s), %d patient(s) to re-check",
+                 len(changed), len(todo))
+        self._scan(run, todo, self._context(), summary)
+
+    def _members(self) -> set[str]:
+        """The Group's patients (the generic reference walk: a Group references only its
+        members' Patients, and what it names besides is not a Patient)."""
+        group = self.client.read("Group", str(self.group))
+        return {rid for rtype, rid in fhir_search.references(group) if rtype == "Patient"}
+
+    def _decided(self, run: RunRecord, batch: list[str], report: Any, context: Any,
+                 summary: ScanSummary) -> None:
+        """Write back and checkpoint one decided batch (as the paging scan does)."""
+        self._batch(run, batch, [], context, summary, report=report)
+
