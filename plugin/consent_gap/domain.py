@@ -59,6 +59,11 @@ class ClientNotice(StrEnum):
     NOT_REQUIRED = "not-required"
 
 
+#: The system of the business identifier (or, where R4 has none, the `meta.tag`) the guide
+#: puts on what it records (CONTRACT 6.3): a recorded disclosure's identity.
+PROPOSAL_SYSTEM = "https://consent-gap.dev/fhir/proposal"
+
+
 @dataclass(frozen=True)
 class Problem:
     """A resource that could not be read; reported, never fatal."""
@@ -96,6 +101,16 @@ class Finding:
     # What decided, for a privacy officer to trace (TRACE_* below; worded by wording.trace):
     # the covering Consent or the 1.3 row, then any narrowing or conversion.
     decided_by: tuple[str, ...] = field(default=())
+    # The disclosure's consent-gap business identifier ("system|value") when it has one: what
+    # the write-back's identifiers are keyed by instead of `disclosure` (writeback.
+    # identifier_value), so the guide's record and a later scan name the same disclosure.
+    identity: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The identity of the disclosure for the write-back (CONTRACT 5): its business
+        identifier when it carries one, else its reference (unchanged for every install)."""
+        return self.identity or self.disclosure
 
     def to_json(self) -> dict:
         return {
@@ -157,6 +172,9 @@ class Disclosure:
     entities: tuple[Entity, ...] = ()
     notify: tuple[str, ...] = ()
     recipient_shown: str | None = None  # the recipient as written: reference, else identifier
+    # "system|value" of the consent-gap business identifier (PROPOSAL_SYSTEM) when the
+    # disclosure carries one (a disclosure the guide recorded), else None: see Finding.identity
+    identity: str | None = None
 
     @property
     def recipient_type(self) -> str | None:

@@ -194,6 +194,7 @@ def _evaluate(data: Any, rules: Rules, place: Jurisdiction | None,
             disclosed=tuple(e.reference for e in disclosure.entities if e.reference),
             instruments=disclosure.instrument_refs,
             decided_by=decided_by(outcome, rules),
+            identity=disclosure.identity,
         ))
     return Report(findings=findings, problems=dataset.problems, ruleset=rules.ruleset,
                   jurisdiction=place.code if place is not None else None,

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from consent_gap.domain import (
     PARTY_TYPES,
+    PROPOSAL_SYSTEM,
     Actor,
     Authorization,
     Chart,
@@ -156,6 +157,20 @@ def _concept_codings(concepts: Any) -> list[Coding]:
                     if system.__class__ is str and code.__class__ is str:
                         out.append((system, code))
     return out
+
+
+def _identity(resource: dict) -> str | None:
+    """A disclosure's consent-gap business identifier as "system|value": its identifier in
+    PROPOSAL_SYSTEM, else (R4 AuditEvent has no identifier) its `meta.tag` in that system;
+    None when it carries neither (the write-back then keys it by its reference)."""
+    for identifier in _list(resource.get("identifier")):
+        found = _identifier(identifier)
+        if found is not None and found.startswith(f"{PROPOSAL_SYSTEM}|"):
+            return found
+    for system, code in _codings(_dict(resource.get("meta")).get("tag")):
+        if system == PROPOSAL_SYSTEM:
+            return f"{system}|{code}"
+    return None
 
 
 def _identifier(value: Any) -> str | None:
@@ -814,6 +829,7 @@ class _Reader:
             instrument_refs=tuple(instrument_refs),
             entities=tuple(entities),
             notify=notify,
+            identity=_identity(resource),
         )
 
     def is_disclosure(self, resource: dict) -> bool:
@@ -959,6 +975,7 @@ class _Reader:
             entities=tuple(entities),
             notify=(sender,) if sender is not None
             and sender.split("/", 1)[0] in notify_types else (),
+            identity=_identity(resource),
         )
 
     def payload(self, resource: dict, occurred: datetime

@@ -287,8 +287,12 @@ def test_client_request_draft_sign_then_check_again_authorized(mocked):
                   token)
     assert signed.status_code == 201, signed.get_json()
     tx = fake.transactions[-1]["entry"]
-    assert tx[1]["resource"]["signature"][0]["sigFormat"] == "image/png"
-    assert tx[2]["request"] == {"method": "PUT", "url": f"Consent/{consent['id']}",
+    # the Device the draft created is found and named, not created again (strict EHRs)
+    assert [e["resource"]["resourceType"] for e in tx] == ["Provenance", "Consent"]
+    assert tx[0]["resource"]["signature"][0]["sigFormat"] == "image/png"
+    assert tx[0]["resource"]["target"][1] == {"reference": tx[1]["resource"]["patient"][
+        "reference"]}
+    assert tx[1]["request"] == {"method": "PUT", "url": f"Consent/{consent['id']}",
                                 "ifMatch": 'W/"1"'}
     final = post(client, "/api/proposals/check", proposal, token).get_json()
     assert final["finding"]["decision"] == "authorized"

@@ -334,7 +334,8 @@ def test_full_scan_writes_every_finding_once_with_few_requests(fake, store):
     provenances = fake.of_type("Provenance")
     assert len(provenances) == 7
     assert sorted(t["reference"].split("/")[0] for p in provenances for t in p["target"]) == (
-        ["Communication"] * 7 + ["DocumentReference"] * 7 + ["Task"] * 7)
+        ["Communication"] * 7 + ["DocumentReference"] * 7 + ["Patient"] * 7
+        + ["Task"] * 7)
     assert len(fake.of_type("Device")) == 1
     assert summary.written == {"Communication": 7, "Device": 1, "DocumentReference": 7,
                                "Provenance": 7, "Task": 7}

@@ -380,3 +380,62 @@ def test_non_json_bodies_are_streamed_through(sandbox):
 
 def test_xml_is_not_served(sandbox, system_token):
     _outcome(get(sandbox, "Consent", system_token, _format="xml"), 406)
+
+
+# --- writes stay in the patient compartment (a strict EHR) -------------------------------------
+
+
+def _post(sandbox, token, body, path=""):
+    url = f"{sandbox.fhir_base}/{path}" if path else sandbox.fhir_base
+    return requests.post(url, json=body, headers={**bearer(token), **FHIR_JSON}, timeout=10)
+
+
+def test_patient_scope_cannot_create_what_is_in_no_patients_compartment(sandbox, patient_scoped):
+    before = dict(sandbox.upstream_store())
+    device = {"resourceType": "Device", "status": "active"}
+    issue = _outcome(_post(sandbox, patient_scoped, device, "Device"), 403)
+    assert "not in the patient compartment" in issue["diagnostics"]
+    organization = {"resourceType": "Organization", "name": "Elsewhere"}
+    _outcome(_post(sandbox, patient_scoped, organization, "Organization"), 403)
+    assert sandbox.upstream_store() == before
+    system = backend_token(sandbox, "consent-gap-scan", "consent-gap-scan.pem", "RS384",
+                           scope="system/Device.crs").json()
+    assert _post(sandbox, system, device, "Device").status_code == 201  # the backend may
+
+
+def test_patient_scope_writes_only_what_its_compartment_element_places_there(
+        sandbox, patient_scoped):
+    # a Communication naming no patient at all is in no compartment
+    loose = {"resourceType": "Communication", "status": "completed"}
+    issue = _outcome(_post(sandbox, patient_scoped, loose, "Communication"), 403)
+    assert "subject, sender, recipient" in issue["diagnostics"]
+    # a Provenance about a note only is outside; targeting the patient too puts it inside
+    about_note = {"resourceType": "Provenance", "recorded": "2025-01-01T00:00:00Z",
+                  "target": [{"reference": "Communication/x"}],
+                  "agent": [{"who": {"reference": "Device/dev-app"}}]}
+    _outcome(_post(sandbox, patient_scoped, about_note, "Provenance"), 403)
+    placed = {**about_note, "target": [{"reference": "Communication/x"},
+                                       {"reference": f"Patient/{PATIENT}"}]}
+    assert _post(sandbox, patient_scoped, placed, "Provenance").status_code == 201
+    # a Task is placed by `for`
+    task = {"resourceType": "Task", "status": "requested", "intent": "order"}
+    _outcome(_post(sandbox, patient_scoped, task, "Task"), 403)
+    mine = {**task, "for": {"reference": f"Patient/{PATIENT}"}}
+    assert _post(sandbox, patient_scoped, mine, "Task").status_code == 201
+
+
+def test_a_transaction_with_one_entry_outside_the_compartment_writes_nothing(
+        sandbox, patient_scoped):
+    note = {"resourceType": "Communication", "subject": {"reference": f"Patient/{PATIENT}"}}
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"fullUrl": "urn:uuid:00000000-0000-0000-0000-0000000000a1",
+         "resource": {"resourceType": "Device", "status": "active"},
+         "request": {"method": "POST", "url": "Device", "ifNoneExist": "identifier=s|v"}},
+        {"resource": note, "request": {"method": "POST", "url": "Communication"}},
+    ]}
+    before = dict(sandbox.upstream_store())
+    issue = _outcome(_post(sandbox, patient_scoped, bundle), 403)
+    assert "entry 0" in issue["diagnostics"] and "Device" in issue["diagnostics"]
+    assert sandbox.upstream_store() == before
+    bundle["entry"] = bundle["entry"][1:]
+    assert _post(sandbox, patient_scoped, bundle).status_code == 200

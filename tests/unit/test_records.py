@@ -10,6 +10,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from consent_gap import writeback
 from consent_gap.evaluate import evaluator
 from consent_gap.mappings import load_rules
 from consent_gap.proposal import check, read_proposal
@@ -131,7 +132,8 @@ def test_a_threat_in_california_records_five_elements_and_notice_then_evaluates_
         assert heading in text
     assert FIVE["harm_minimised"] in text
     for w in writes:
-        assert w.provenance["target"] == [{"reference": w.full_url}]
+        # the record, then the patient: a strict EHR's patient compartment
+        assert w.provenance["target"] == [{"reference": w.full_url}, {"reference": PATIENT}]
         assert w.provenance["activity"]["coding"][0]["code"] == "CREATE"
         codes = [a["type"]["coding"][0]["code"] for a in w.provenance["agent"]]
         assert codes == ["author", "assembler"]
@@ -185,14 +187,58 @@ def test_an_unauthorized_answer_needs_the_acknowledgement_then_writes_the_alerts
     with pytest.raises(RecordError, match=r"^acknowledge_unauthorized"):
         planned(answer, read)
     writes = planned(answer, read, acknowledge_unauthorized=True)
-    assert [w.kind for w in writes] == ["audit-event", "alert", "finding-note"]
-    alert = writes[1].resource
+    assert [w.kind for w in writes] == ["audit-event", "alerts"]
+    group = writes[1].group
+    assert [str(w.kind) for w in group.writes] == ["alert", "finding-note", "task"]
+    alert = group.writes[0].resource
     assert alert["priority"] == "urgent"
     assert alert["about"] == [{"reference": writes[0].full_url}]
     assert {"reference": "Practitioner/po-1"} in alert["recipient"]
+    task = group.writes[2].resource
+    assert task["focus"] == {"reference": writes[0].full_url}
+    assert task["reasonReference"] == {"reference": group.writes[1].full_url}
+    assert task["for"] == {"reference": PATIENT}
+    proof = writes[1].entries()[-1]["resource"]  # the group's one Provenance, in the compartment
+    assert proof["target"] == [{"reference": w.full_url} for w in group.writes] + [
+        {"reference": PATIENT}]
     after = applied(chart, record_transaction(writes))
     got = next(f for f in decide(after).findings if f.disclosure == "AuditEvent/w1")
     assert got.decision == "unauthorized"
+
+
+def test_the_scan_of_a_recorded_unauthorized_disclosure_matches_what_the_record_wrote():
+    """CONTRACT 5: the alert, note and Task the record wrote carry the identifiers the scan
+    computes for the recorded AuditEvent (keyed by its business identifier, not its server
+    id), with the same Provenance tags: the scan's conditional creates match, nothing twice."""
+    sub = instrument("DocumentReference/sub", "subpoena")
+    chart, read, answer, decide = checked({"scenario": "subpoena",
+                                           "instruments": ["DocumentReference/sub"]}, sub)
+    writes = planned(answer, read, acknowledge_unauthorized=True)
+    after = applied(chart, record_transaction(writes))
+    got = next(f for f in decide(after).findings if f.disclosure == "AuditEvent/w1")
+    assert got.key == got.identity == f"{PROPOSAL_SYSTEM}|{PID}-audit-event"
+    context = writeback.WriteContext(privacy_officer="Practitioner/po-1")
+    kinds = ("alert", "finding-note", "task")
+    scan = writeback.FindingWrites(got, tuple(
+        w for w in writeback.plan(got, context).writes if w.kind in kinds))
+    assert [str(w.kind) for w in scan.writes] == list(kinds)
+    recorded = writes[-1]
+    assert [e["request"] for e in recorded.entries()] == [
+        e["request"] for e in scan.entries(context)]  # same identifiers, same Provenance key
+    # and the server holds them: every identifier the scan looks up is in the applied chart
+    held = {i.get("value") for e in after["entry"] for i in e["resource"].get("identifier", [])}
+    assert {w.value for w in scan.writes} <= held
+
+
+def test_without_task_create_the_record_writes_the_alerts_but_no_task():
+    sub = instrument("DocumentReference/sub", "subpoena")
+    _, read, answer, _ = checked({"scenario": "subpoena",
+                                  "instruments": ["DocumentReference/sub"]}, sub)
+    req = RecordRequest(proposal=read, proposal_id=PID, acknowledge_unauthorized=True)
+    writes = plan_record(req, answer.finding, answer.step_codes, now=NOW, clinician=CLINICIAN,
+                         privacy_officer="Practitioner/po-1", task=False)
+    assert [w.kind for w in writes] == ["audit-event", "alerts"]
+    assert [str(w.kind) for w in writes[1].group.writes] == ["alert", "finding-note"]
 
 
 def test_the_same_proposal_id_gives_the_same_conditional_creates():
@@ -367,7 +413,7 @@ def test_every_resource_written_validates_as_r4b():
             getattr(module, kind).model_validate(resource)
             seen.add(kind)
     assert seen == {"Device", "AuditEvent", "Provenance", "DocumentReference", "Communication",
-                    "Consent"}
+                    "Consent", "Task"}
 
 
 def test_a_review_keeps_the_ethic_answers_in_a_note_of_the_record():
@@ -392,3 +438,41 @@ def test_signing_never_overwrites_an_edited_draft():
         sign(consent, signer=PATIENT, png=PNG, now=NOW)
     named = sign(consent, signer=PATIENT, png=PNG, now=NOW, version="1")
     assert named.transaction()["entry"][2]["request"]["ifMatch"] == 'W/"1"'  # then 412
+
+
+def test_a_disclosure_without_the_business_identifier_keeps_its_reference_keyed_values():
+    """Existing installs: the identifiers written for a disclosure the guide did not record
+    stay the hash of its reference (changing them would re-alert every finding once)."""
+    import hashlib
+
+    sub = instrument("DocumentReference/sub", "subpoena")
+    _, _, answer, _ = checked({"scenario": "subpoena",
+                               "instruments": ["DocumentReference/sub"]}, sub)
+    finding = answer.finding
+    assert finding.identity is None and finding.key == finding.disclosure
+    legacy = hashlib.sha256(f"{finding.disclosure}\nalert\nunauthorized".encode()).hexdigest()
+    assert writeback.identifier_value(finding, writeback.Kind.ALERT) == legacy[:32]
+
+
+def test_with_the_registered_device_the_record_names_it_and_creates_no_device():
+    """A strict EHR refuses a Device to patient/ scopes: the record names the Device the scan
+    registered, and reads the answer without a Device entry first."""
+    sub = instrument("DocumentReference/sub", "subpoena")
+    _, read, answer, _ = checked({"scenario": "subpoena",
+                                  "instruments": ["DocumentReference/sub"]}, sub)
+    req = RecordRequest(proposal=read, proposal_id=PID, acknowledge_unauthorized=True)
+    writes = plan_record(req, answer.finding, answer.step_codes, now=NOW, clinician=CLINICIAN,
+                         privacy_officer="Practitioner/po-1", device="Device/app")
+    bundle = record_transaction(writes, "Device/app")
+    assert "Device" not in {e["resource"]["resourceType"] for e in bundle["entry"]}
+    assert "Device/app" in json.dumps(bundle) and "consent-gap.dev/fhir/device" not in json.dumps(
+        [e["resource"] for e in bundle["entry"]])
+    for entry in bundle["entry"]:
+        if entry["resource"]["resourceType"] == "Provenance":
+            assert {"reference": PATIENT} in entry["resource"]["target"]
+    answers = {"resourceType": "Bundle", "entry": [
+        {"response": {"status": "201 Created",
+                      "location": f"{e['resource']['resourceType']}/{i}/_history/1"}}
+        for i, e in enumerate(bundle["entry"])]}
+    result = read_record_response(answers, writes, "Device/app")
+    assert not result.failed and result.references()["audit-event"] == "AuditEvent/0"

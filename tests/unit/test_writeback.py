@@ -173,7 +173,9 @@ def test_one_provenance_per_finding_targets_every_resource_and_is_conditional():
             "ifNoneExist": f"identifier={FINDING_SYSTEM}|{value}",
         }
         assert resource["fullUrl"].startswith("urn:uuid:")
-    assert provenance["resource"]["target"] == [{"reference": r["fullUrl"]} for r in resources]
+    # every resource it creates, then the patient (R4's patient compartment: a strict EHR)
+    assert provenance["resource"]["target"] == [{"reference": r["fullUrl"]} for r in resources] + [
+        {"reference": resources[0]["resource"]["subject"]["reference"]}]
     key = provenance_key("AuditEvent/ae-1", [w.value for w in writes.writes])
     assert key == writes.provenance_key
     assert provenance["request"]["ifNoneExist"] == f"_tag={PROVENANCE_TAG_SYSTEM}|{key}"
@@ -237,7 +239,7 @@ def test_only_what_the_server_lacks_is_built_and_sent():
     bundle = transaction(left, CONTEXT)
     provenances = [e["resource"] for e in bundle["entry"]
                    if e["resource"]["resourceType"] == "Provenance"]
-    assert [len(p["target"]) for p in provenances] == [3, 4]
+    assert [len(p["target"]) for p in provenances] == [3 + 1, 4 + 1]  # and the patient
 
 
 def test_known_device_is_referenced_not_created():

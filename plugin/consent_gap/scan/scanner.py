@@ -369,8 +369,8 @@ class Scanner:
             values = planned_values(finding, context.ruleset)
             task = next((v for t, v in values if t == "Task" and v not in present), None)
             if task is not None:
-                keys[provenance_key(finding.disclosure, [v for _, v in values])] = task
-                keys[provenance_key(finding.disclosure, [task])] = task
+                keys[provenance_key(finding.key, [v for _, v in values])] = task
+                keys[provenance_key(finding.key, [task])] = task
         found: dict[str, tasks.Present] = {}
         for rtype, params in provenance_searches(sorted(keys)):
             for key, targets in provenance_targets(self._search(rtype, params)).items():

@@ -22,7 +22,7 @@ from consent_gap.mappings import load_rules
 from consent_gap.smart.scopes import permits
 
 from . import services
-from .chart import client_for, load_report
+from .chart import client_for, load_report, registered_device
 from .context import Launch
 from .pages import add_notice, with_launch
 from .pages import back_to_panel as _back
@@ -45,11 +45,14 @@ def _finding(launch: Launch) -> tuple[int, Finding] | None:
     return None
 
 
-def _context() -> writeback.WriteContext:
-    """The write context; the recipient's name, read by `_finding`, for the alert."""
+def _context(launch: Launch) -> writeback.WriteContext:
+    """The write context: the recipient's name, read by `_finding`, for the alert; the app's
+    registered Device (looked up, not created: see chart.registered_device)."""
     config = services.config()
+    with client_for(launch) as client:
+        device = registered_device(client)
     return writeback.WriteContext(privacy_officer=config.privacy_officer,
-                                  organization=config.organization,
+                                  organization=config.organization, device=device,
                                   ruleset=load_rules(config.mappings).ruleset,
                                   recipient_names=g.get("recipient_names", {}))
 
@@ -57,7 +60,7 @@ def _context() -> writeback.WriteContext:
 def _write(launch: Launch, finding: Finding, kinds: Iterable[writeback.Kind]) -> list[str]:
     """Write the finding's resources of ``kinds``; the confirmation lines to show."""
     kinds = set(kinds)
-    context = _context()
+    context = _context(launch)
     planned = writeback.plan(finding, context)
     group = writeback.FindingWrites(
         finding, tuple(w for w in planned.writes if w.kind in kinds)
@@ -179,12 +182,12 @@ def client_notice(launch: Launch):
         add_notice(launch.lid, "error", "That disclosure is not in this client's chart.")
         return _back(launch)
     index, finding = found
-    context = _context()
-    group = writeback.client_notice_record(
-        finding, context, sent=outcome == "sent", reason=reason or None,
-        author=_launch_user(launch),
-    )
     try:
+        context = _context(launch)
+        group = writeback.client_notice_record(
+            finding, context, sent=outcome == "sent", reason=reason or None,
+            author=_launch_user(launch),
+        )
         lines = _send(launch, group, context,
                       label=f"record of the client notice ({outcome})")
     except FhirError as error:

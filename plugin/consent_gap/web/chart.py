@@ -70,6 +70,20 @@ def client_for(launch: Launch) -> FhirClient:
                       timeout=config.http_timeout, retries=2)
 
 
+def registered_device(client: FhirClient) -> str | None:
+    """The app's Device as the scan or the `consent-gap` command registered it ("Device/<id>"),
+    looked up and never created here: a Device is in no patient's compartment, so a strict EHR
+    refuses it to the panel's patient/ scopes. None when none is registered yet; the write
+    then creates it inline, which only a lenient EHR allows."""
+    from consent_gap.writeback import device_search
+
+    rtype, params = device_search()
+    for resource in client.search(rtype, params):
+        if resource.get("resourceType") == rtype and resource.get("id"):
+            return f"{rtype}/{resource['id']}"
+    return None
+
+
 def fetch_chart(client: FhirClient, patient_id: str, *, rules: Any = None,
                 workers: int = 6) -> ChartData:
     """Everything the engine needs about one patient, read by the one fetch plan's

@@ -42,6 +42,9 @@ PANEL_SCOPES = " ".join(
         "patient/AuditEvent.c",
         "patient/Consent.cu",
         "patient/Task.rs",
+        # CONTRACT 7: the privacy office's Task goes with the alert the panel or the guide
+        # writes for an unauthorized disclosure (without it, the next scan writes it).
+        "patient/Task.c",
         "patient/Practitioner.rs",
         "patient/Organization.rs",
     ]

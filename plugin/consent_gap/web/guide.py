@@ -24,9 +24,10 @@ from flask import Blueprint, Response, jsonify, render_template, request, url_fo
 from consent_gap.fetch_plan import fetch_referenced
 from consent_gap.fhir import FhirClient, FhirError
 from consent_gap.fhir.errors import FhirHttpError
+from consent_gap.smart.scopes import permits
 
 from . import services
-from .chart import SessionExpired, client_for, fetch_chart, load_report
+from .chart import SessionExpired, client_for, fetch_chart, load_report, registered_device
 from .config import WebConfig
 from .context import Launch, LaunchMissing, drop_launch, get_launch
 from .pages import json_error, with_launch
@@ -249,17 +250,20 @@ def record_proposal(launch: Launch):
         if checked.answer.finding is None:
             raise Refused(400, "nothing-to-record", "proposal: nothing is to be disclosed in "
                           "this scenario; document it in a note")
+        device = registered_device(client)
         try:
             writes = plan_record(_record_request(body, checked.proposal), checked.answer.finding,
                                  checked.answer.step_codes, now=_now(),
                                  clinician=_clinician(launch),
                                  privacy_officer=config.privacy_officer,
-                                 organization=config.organization)
+                                 organization=config.organization,
+                                 task=permits(launch.scope.split(), "Task", "c"),
+                                 device=device)
         except RecordError as error:
             raise Refused(400, "invalid-record", str(error)) from None
-        response = client.transaction(record_transaction(writes))
+        response = client.transaction(record_transaction(writes, device))
     _written(launch)
-    result = read_record_response(response, writes)
+    result = read_record_response(response, writes, device)
     if result.failed:
         raise FhirError("record transaction answered with failed entries")
     log.info("guide: launch %s recorded %s (%s)", launch.lid,
@@ -320,8 +324,9 @@ def draft_authorization(launch: Launch):
             raise Refused(400, "invalid-request", "performer: must be a reference")
         if performer and performer != launch.patient_ref:
             _check_representative(performer, checked.resources, launch)
+        device = registered_device(client)
         try:
-            draft = draft_consent(checked.proposal, pid,
+            draft = draft_consent(checked.proposal, pid, device=device,
                                   expires=_expires(body, checked.proposal.at), now=_now(),
                                   description=data_description(checked.proposal,
                                                                checked.resources),
@@ -331,10 +336,12 @@ def draft_authorization(launch: Launch):
                                   clinician=_clinician(launch))
         except RecordError as error:
             raise Refused(400, "invalid-request", str(error)) from None
-        response = client.transaction(draft_transaction(draft))
+        response = client.transaction(draft_transaction(draft, device))
     _written(launch)
     entries = [e.get("response") if isinstance(e, dict) else None
                for e in response.get("entry") or []]
+    if device is not None:
+        entries.insert(0, None)  # no Device entry went first: keep the positions below
     consent = _entry_result("Consent", entries[1] if len(entries) > 1 else None)
     provenance = _entry_result("Provenance", entries[2] if len(entries) > 2 else None)
     if consent.reference is None or "failed" in (consent.status, provenance.status):
@@ -410,7 +417,8 @@ def sign_authorization(launch: Launch, cid: str):
             version = body.get("version")
             signing = sign(consent, signer=str(signer), png=png, now=_now(),
                            clinician=_clinician(launch),
-                           version=str(version) if version else None)
+                           version=str(version) if version else None,
+                           device=registered_device(client))
         except RecordError as error:
             raise Refused(400, "invalid-signature", str(error)) from None
         try:

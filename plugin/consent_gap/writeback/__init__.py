@@ -149,7 +149,7 @@ class FindingWrites:
     @property
     def provenance_key(self) -> str:
         """The Provenance's tag code (module docstring)."""
-        return provenance_key(self.finding.disclosure, [w.value for w in self.writes])
+        return provenance_key(self.finding.key, [w.value for w in self.writes])
 
     def provenance(self, context: WriteContext) -> dict[str, Any]:
         """The one Provenance of this group's transaction, targeting each of its writes."""
@@ -219,8 +219,10 @@ def identifier_value(finding: Finding, kind: Kind) -> str:
     """Deterministic from the disclosure, the kind and the decision only (CONTRACT 5). Not
     the ruleset: a new release of the rules re-alerts only the findings whose decision
     changed. This formula is part of every identifier already written: changing it re-alerts
-    every finding once."""
-    key = "\n".join((finding.disclosure, str(kind), str(finding.decision)))
+    every finding once. The disclosure is ``finding.key``: its reference, or for a disclosure
+    carrying the guide's business identifier that identifier, which the guide's record knows
+    before the server names the AuditEvent (so the scan matches what the record wrote)."""
+    key = "\n".join((finding.key, str(kind), str(finding.decision)))
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
@@ -263,7 +265,7 @@ def preview(finding: Finding, ruleset: str | None = None,
         }
         for kind, value in values
     ] + [provenance_row(finding.disclosure,
-                        provenance_key(finding.disclosure, [v for _, v in values]))]
+                        provenance_key(finding.key, [v for _, v in values]))]
 
 
 def planned_values(finding: Finding, ruleset: str | None = None) -> list[tuple[str, str]]:
@@ -309,6 +311,26 @@ def existing_searches(
 #: What a search for our own resources brings back: the identifier, and when each was written
 #: (a Task written after its alert is dated at the alert: writeback/tasks.py).
 _EXISTING_ELEMENTS = {"Communication": "identifier,sent", "DocumentReference": "identifier,date"}
+
+
+def in_compartment(targets: Iterable[str], patient: str | None) -> list[dict[str, str]]:
+    """A Provenance's targets: the resource, and the patient it is about. R4 places a
+    Provenance in a patient's compartment only through a target that is the Patient, and a
+    strict EHR lets a patient/ scope write only inside that compartment (the sandbox launcher
+    enforces it): without the patient the panel's Provenance would be refused."""
+    return [*(_ref(target) for target in targets), *([_ref(patient)] if patient else [])]
+
+
+def device_entries(device: str | None) -> list[dict[str, Any]]:
+    """The app's Device entry a transaction needs: none when the caller found it registered
+    (``device`` is its reference; a patient/ scope may not create it on a strict EHR, where the
+    scan's backend client registers it), else the inline conditional create."""
+    return [] if device else [device_entry()]
+
+
+def app_device(device: str | None) -> str:
+    """The reference writes name the app by: the registered Device, else the inline entry's."""
+    return device or urn(f"{DEVICE_SYSTEM}|{DEVICE_VALUE}")
 
 
 def written_values(wanted: Iterable[tuple[str, str]], search: Search,
@@ -745,7 +767,7 @@ def _provenance(
             "tag": [dict(TAG), {"system": PROVENANCE_TAG_SYSTEM, "code": key}],
             "security": [dict(code) for code in SECURITY],
         },
-        "target": [_ref(target) for target in targets],
+        "target": in_compartment(targets, finding.patient),
         "recorded": context.timestamp,
         "policy": [f"{CS}/ruleset/{context.ruleset}"],
         "activity": {"coding": [{

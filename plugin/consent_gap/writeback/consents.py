@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from consent_gap.writeback import DEVICE_SYSTEM, DEVICE_VALUE, SECURITY, device_entry, urn, validate
+from consent_gap.writeback import (
+    SECURITY,
+    app_device,
+    device_entries,
+    in_compartment,
+    urn,
+    validate,
+)
 from consent_gap.writeback.records import (
     ACT_REASON,
     PARTICIPANT,
@@ -65,7 +72,8 @@ def default_expiry(at: datetime) -> datetime:
 def draft_consent(proposal: Proposal, proposal_id: str, *, expires: datetime, now: datetime,
                   performer: str | None = None, organization: str | None = None,
                   clinician: str | None = None, description: str | None = None,
-                  labels: frozenset[tuple[str, str]] | None = None) -> Planned:
+                  labels: frozenset[tuple[str, str]] | None = None,
+                  device: str | None = None) -> Planned:
     """The Consent of 6.5 (status proposed) and its Provenance, validated.
 
     `description` says in words what information is to be disclosed (164.508(c)(1)(i)); it
@@ -126,10 +134,10 @@ def draft_consent(proposal: Proposal, proposal_id: str, *, expires: datetime, no
         consent["policy"] = [{"uri": PART2_URI}]
     if description:
         consent["text"] = {"status": "additional", "div": _div(description)}
-    device = urn(f"{DEVICE_SYSTEM}|{DEVICE_VALUE}")
     made = Planned("authorization", consent,
                    provenance(urn(f"{PROPOSAL_SYSTEM}|{key}"), key, now=now,
-                              clinician=clinician, device=device))
+                              clinician=clinician, device=app_device(device),
+                              patient=proposal.patient))
     validate(made.resource)
     validate(made.provenance)
     return made
@@ -154,9 +162,10 @@ def described(consent: dict[str, Any]) -> str | None:
     return unescape(found.group(1)) if found else None
 
 
-def draft_transaction(draft: Planned) -> dict[str, Any]:
+def draft_transaction(draft: Planned, device: str | None = None) -> dict[str, Any]:
+    """The draft and its Provenance, after the app's Device unless ``device`` is registered."""
     return {"resourceType": "Bundle", "type": "transaction",
-            "entry": [device_entry(), *draft.entries()]}
+            "entry": [*device_entries(device), *draft.entries()]}
 
 
 def proposal_key(consent: dict[str, Any]) -> str | None:
@@ -194,12 +203,13 @@ class Signing:
     provenance: dict[str, Any]
     consent: dict[str, Any]
     version: str
+    device: str | None = None  # the registered Device; None: created inline
 
     def transaction(self) -> dict[str, Any]:
         key = self.provenance["meta"]["tag"][0]["code"]
         rid = self.consent["id"]
         return {"resourceType": "Bundle", "type": "transaction", "entry": [
-            device_entry(),
+            *device_entries(self.device),
             {"fullUrl": urn(f"{PROPOSAL_SYSTEM}|{key}"), "resource": self.provenance,
              "request": {"method": "POST", "url": "Provenance",
                          "ifNoneExist": f"_tag={PROPOSAL_SYSTEM}|{key}"}},
@@ -210,7 +220,8 @@ class Signing:
 
 
 def sign(consent: dict[str, Any], *, signer: str, png: bytes, now: datetime,
-         clinician: str | None = None, version: str | None = None) -> Signing:
+         clinician: str | None = None, version: str | None = None,
+         device: str | None = None) -> Signing:
     """The signature Provenance and the Consent made active, for the drafted `consent` as
     read from the server. RecordError when it is not a draft of ours, or the signer is not
     the one the draft names."""
@@ -233,7 +244,7 @@ def sign(consent: dict[str, Any], *, signer: str, png: bytes, now: datetime,
                           "version the draft answered, or check again")
     pid = key.removesuffix("-authorization")
     rid = consent["id"]
-    device = urn(f"{DEVICE_SYSTEM}|{DEVICE_VALUE}")
+    registered, device = device, app_device(device)
     agents = [{"type": {"coding": [{"system": PARTICIPANT, "code": "attester"}]},
                "who": _ref(signer)}]
     if clinician:
@@ -245,7 +256,8 @@ def sign(consent: dict[str, Any], *, signer: str, png: bytes, now: datetime,
         "resourceType": "Provenance",
         "meta": {"tag": [{"system": PROPOSAL_SYSTEM, "code": f"{pid}-signature"}],
                  "security": [dict(code) for code in SECURITY]},
-        "target": [_ref(f"Consent/{rid}")],
+        "target": in_compartment([f"Consent/{rid}"],
+                                 (consent.get("patient") or {}).get("reference")),
         "recorded": _instant(now),
         "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
                                  "v3-DataOperation", "code": "UPDATE"}]},
@@ -264,4 +276,4 @@ def sign(consent: dict[str, Any], *, signer: str, png: bytes, now: datetime,
     active["meta"] = {k: v for k, v in meta.items() if k in ("security", "tag")}
     validate(signature)
     validate(active)
-    return Signing(signature, active, drafted)
+    return Signing(signature, active, drafted, registered)

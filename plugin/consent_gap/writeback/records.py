@@ -20,17 +20,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from consent_gap.domain import PROPOSAL_SYSTEM
 from consent_gap.writeback import (
     CS,
-    DEVICE_SYSTEM,
-    DEVICE_VALUE,
     LOINC,
     SECURITY,
-    TAG,
     EntryResult,
+    FindingWrites,
+    Kind,
+    WriteContext,
     WriteStatus,
     _entry_result,
-    device_entry,
+    app_device,
+    device_entries,
+    in_compartment,
+    plan,
     urn,
     validate,
 )
@@ -39,7 +43,6 @@ if TYPE_CHECKING:
     from consent_gap.domain import Finding
     from consent_gap.proposal import Proposal
 
-PROPOSAL_SYSTEM = f"{CS}/proposal"
 #: The documentation a clinician writes counts for 1.4 (it is not the consent-gap tag).
 CLINICIAN_TAG = {"system": f"{CS}/tag", "code": "recorded-by-clinician",
                  "display": "recorded by a clinician with consent-gap"}
@@ -75,7 +78,7 @@ def audit_event(proposal: Proposal, *, recorded: datetime, event_id: str | None 
     `meta.tag`, since R4 AuditEvent has no identifier). The source agent is the clinician who
     discloses; without one (the offline check) the app's Device stands in, so the shape BALP
     fixes is always complete."""
-    device = device or urn(f"{DEVICE_SYSTEM}|{DEVICE_VALUE}")
+    device = app_device(device)
     recipient = proposal.recipient
     who: dict[str, Any] = {}
     if recipient is not None:
@@ -234,7 +237,7 @@ def _patient_of(resource: dict[str, Any]) -> str | None:
 
 
 def provenance(target_url: str, key: str, *, now: datetime, clinician: str | None,
-               device: str) -> dict[str, Any]:
+               device: str, patient: str | None = None) -> dict[str, Any]:
     """6.3: recorded now, activity CREATE, the clinician as author, the app as assembler."""
     agents = []
     if clinician:
@@ -247,7 +250,7 @@ def provenance(target_url: str, key: str, *, now: datetime, clinician: str | Non
         "resourceType": "Provenance",
         "meta": {"tag": [{"system": PROPOSAL_SYSTEM, "code": f"{key}-provenance"}],
                  "security": [dict(code) for code in SECURITY]},
-        "target": [_ref(target_url)],
+        "target": in_compartment([target_url], patient),
         "recorded": _instant(now),
         "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
                                  "v3-DataOperation", "code": "CREATE"}]},
@@ -327,9 +330,13 @@ def _notice(request: RecordRequest, key: str, event_url: str, clinician: str | N
 
 def plan_record(request: RecordRequest, finding: Finding, step_codes: Sequence[str], *,
                 now: datetime, clinician: str | None, privacy_officer: str | None = None,
-                organization: str | None = None) -> list[Planned]:
+                organization: str | None = None, task: bool = True,
+                device: str | None = None) -> list[Planned | Alerts]:
     """The resources 6.3 writes for a checked proposal, validated; RecordError (nothing is
-    written) when the clinician's part is incomplete or the answer may not be recorded."""
+    written) when the clinician's part is incomplete or the answer may not be recorded.
+    ``task``: whether the token may create the privacy office's Task (CONTRACT 7); without
+    it the next scan writes the Task, dated at this alert. ``device``: the app's registered
+    Device (None: created inline, which only a lenient EHR allows a patient/ scope)."""
     from consent_gap.domain import Decision
 
     if finding.decision == Decision.UNAUTHORIZED and not request.acknowledge_unauthorized:
@@ -344,7 +351,7 @@ def plan_record(request: RecordRequest, finding: Finding, step_codes: Sequence[s
         missing = missing_documentation(request.documentation)
         if missing:
             raise RecordError(f"documentation: missing {', '.join(missing)}")
-    device = urn(f"{DEVICE_SYSTEM}|{DEVICE_VALUE}")
+    device = app_device(device)
     stamp = _instant(now)
     pid = request.proposal_id
 
@@ -352,14 +359,15 @@ def plan_record(request: RecordRequest, finding: Finding, step_codes: Sequence[s
         key = f"{pid}-{kind}"
         target = urn(f"{PROPOSAL_SYSTEM}|{key}")
         made = Planned(kind, resource, provenance(target, key, now=now, clinician=clinician,
-                                                  device=device))
+                                                  device=device,
+                                                  patient=request.proposal.patient))
         validate(made.resource)
         validate(made.provenance)
         return made
 
     event = audit_event(request.proposal, recorded=now, clinician=clinician, device=device,
                         key=f"{pid}-audit-event")
-    writes = [planned("audit-event", event)]
+    writes: list[Planned | Alerts] = [planned("audit-event", event)]
     event_url = writes[0].full_url
     if "document" in step_codes:
         writes.append(planned("documentation", _note(
@@ -373,39 +381,51 @@ def plan_record(request: RecordRequest, finding: Finding, step_codes: Sequence[s
         writes.append(planned("client-notice", _notice(
             request, f"{pid}-client-notice", event_url, clinician, stamp)))
     if finding.decision == Decision.UNAUTHORIZED:
-        writes += _alerts(finding, event_url, pid, now, privacy_officer, organization, device,
-                          planned)
+        writes.append(_alerts(finding, event_url, f"{PROPOSAL_SYSTEM}|{pid}-audit-event", now,
+                              privacy_officer, organization, device, task=task))
     return writes
 
 
-def _alerts(finding: Finding, event_url: str, pid: str, now: datetime,
-            privacy_officer: str | None, organization: str | None, device: str,
-            planned: Any) -> list[Planned]:
-    """Section 5's alert and finding note for an unauthorized disclosure, about the new
-    AuditEvent, keyed by the proposal (the section 5 builders word them)."""
-    from dataclasses import replace
+#: What the record writes of section 5 for an unauthorized disclosure (CONTRACT 5 and 7).
+_ALERT_KINDS = (Kind.ALERT, Kind.FINDING_NOTE, Kind.TASK)
 
-    from consent_gap.writeback import WriteContext, _alert, _finding_note
+
+@dataclass(frozen=True)
+class Alerts:
+    """Section 5's writes for an unauthorized disclosure, as the scan's own group (its
+    resources, then its one Provenance), in the record's transaction."""
+
+    group: FindingWrites
+    context: WriteContext
+    kind: str = "alerts"
+
+    def entries(self) -> list[dict[str, Any]]:
+        return self.group.entries(self.context)
+
+
+def _alerts(finding: Finding, event_url: str, identity: str, now: datetime,
+            privacy_officer: str | None, organization: str | None, device: str, *,
+            task: bool) -> Alerts:
+    """Section 5's alert and finding note (and section 7's Task) for an unauthorized
+    disclosure, about the new AuditEvent: exactly what the scan would write for it, keyed by
+    the AuditEvent's business identifier (``identity``, which the scan reads back from the
+    recorded AuditEvent), so a later scan finds them and writes nothing."""
+    from dataclasses import replace
 
     context = WriteContext(privacy_officer=privacy_officer, organization=organization,
                            device=device, now=now)
-    about = replace(finding, disclosure=event_url)
-    out = []
-    for kind, build in (("alert", _alert), ("finding-note", _finding_note)):
-        resource = build(about, context, device)
-        resource = {"resourceType": resource.pop("resourceType"),
-                    "meta": {"tag": [dict(TAG)],
-                             "security": [dict(code) for code in SECURITY]},
-                    "identifier": [{"system": PROPOSAL_SYSTEM, "value": f"{pid}-{kind}"}],
-                    **resource}
-        out.append(planned(kind, resource))
-    return out
+    about = replace(finding, disclosure=event_url, identity=identity)
+    kinds = _ALERT_KINDS if task else _ALERT_KINDS[:-1]
+    planned = plan(about, context)
+    return Alerts(FindingWrites(about, tuple(w for w in planned.writes if w.kind in kinds)),
+                  context)
 
 
-def record_transaction(writes: Sequence[Planned]) -> dict[str, Any]:
-    """One transaction: the app's Device (conditional), then each resource and its
-    Provenance."""
-    entries = [device_entry()]
+def record_transaction(writes: Sequence[Planned | Alerts],
+                       device: str | None = None) -> dict[str, Any]:
+    """One transaction: the app's Device (conditional) unless ``device`` names the registered
+    one, then each resource and its Provenance."""
+    entries = device_entries(device)
     for write in writes:
         entries += write.entries()
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
@@ -429,12 +449,22 @@ class RecordResult:
         return {kind: r.reference for kind, r, _p in self.writes}
 
 
-def read_record_response(response: dict[str, Any], writes: Sequence[Planned]) -> RecordResult:
+def read_record_response(response: dict[str, Any], writes: Sequence[Planned | Alerts],
+                         device: str | None = None) -> RecordResult:
     """The transaction-response read by position (FHIR R4 3.1.0.11.4), with writeback's
     entry reader."""
     answers = iter([entry.get("response") if isinstance(entry, dict) else None
                     for entry in response.get("entry") or []])
-    next(answers, None)  # the Device
-    return RecordResult(tuple(
-        (w.kind, _entry_result(w.resource_type, next(answers, None)),
-         _entry_result("Provenance", next(answers, None))) for w in writes))
+    if device is None:
+        next(answers, None)  # the Device
+    out: list[tuple[str, EntryResult, EntryResult]] = []
+    for write in writes:
+        if isinstance(write, Alerts):
+            answered = [(w, _entry_result(w.resource_type, next(answers, None)))
+                        for w in write.group.writes]
+            proof = _entry_result("Provenance", next(answers, None))
+            out += [(str(w.kind), result, proof) for w, result in answered]
+        else:
+            out.append((write.kind, _entry_result(write.resource_type, next(answers, None)),
+                        _entry_result("Provenance", next(answers, None))))
+    return RecordResult(tuple(out))

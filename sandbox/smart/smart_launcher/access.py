@@ -46,6 +46,38 @@ REQUIRED_PATIENT_PARAM = frozenset(
         "ServiceRequest",
     }
 )
+#: The R4 patient compartment (CompartmentDefinition/patient), for writes: per resource type,
+#: the elements (dotted paths) whose Patient reference puts a resource in that patient's
+#: compartment. A strict EHR lets a patient/ scope create or update only such a resource; a
+#: type not listed (Device, Organization, Practitioner, ...) is in no patient's compartment.
+#: Task is not in R4's definition; it is placed by `for` (its `patient` search parameter), as
+#: SMART's patient/Task scopes presuppose.
+PATIENT_COMPARTMENT: dict[str, tuple[str, ...]] = {
+    "AllergyIntolerance": ("patient", "recorder", "asserter"),
+    "AuditEvent": ("agent.who", "entity.what"),
+    "CarePlan": ("subject", "activity.detail.performer"),
+    "CareTeam": ("subject", "participant.member"),
+    "Communication": ("subject", "sender", "recipient"),
+    "CommunicationRequest": ("subject", "sender", "recipient", "requester"),
+    "Composition": ("subject", "author", "attester.party"),
+    "Condition": ("subject", "asserter"),
+    "Consent": ("patient",),
+    "DiagnosticReport": ("subject",),
+    "DocumentReference": ("subject", "author"),
+    "Encounter": ("subject",),
+    "Flag": ("subject",),
+    "Goal": ("subject",),
+    "Immunization": ("patient",),
+    "List": ("subject", "source"),
+    "MedicationRequest": ("subject",),
+    "Observation": ("subject", "performer"),
+    "Procedure": ("subject", "performer.actor"),
+    "Provenance": ("target",),
+    "QuestionnaireResponse": ("subject", "author"),
+    "RelatedPerson": ("patient",),
+    "ServiceRequest": ("subject", "performer"),
+    "Task": ("for",),
+}
 _LETTER = {
     "read": "r",
     "vread": "r",
@@ -220,8 +252,12 @@ def _decide_in_compartment(
         problem = _check_patient_params(rtype, patient, query, required=True)
         if problem:
             return refuse(problem)
-    if letter in "cu" and inter.kind != "patch" and not in_compartment(body, patient):
-        return refuse("The resource refers to a patient other than the launch patient.")
+    if letter in "cu" and inter.kind != "patch":
+        if not in_compartment(body, patient):
+            return refuse("The resource refers to a patient other than the launch patient.")
+        problem = outside_compartment(body, patient)
+        if problem:
+            return refuse(problem)
     existing = [(rtype, rid)] if rid is not None and letter in "ud" and rtype != "Patient" else []
     return allow(existing=existing, check_response=letter == "r")
 
@@ -368,6 +404,45 @@ def in_compartment(resource: Any, patient: str) -> bool:
         return resource.get("id", patient) == patient
     refs = patient_refs(resource)
     return not refs or patient in refs
+
+
+def outside_compartment(resource: Any, patient: str) -> str | None:
+    """Why a strict EHR refuses to let a patient/ scope write `resource`, else None: it must
+    lie in the launch patient's R4 compartment (PATIENT_COMPARTMENT), placed there by one of
+    its type's compartment elements."""
+    if not isinstance(resource, dict):
+        return "A write under a patient/ scope needs a resource."
+    rtype = resource.get("resourceType")
+    if rtype == "Patient":
+        return None
+    paths = PATIENT_COMPARTMENT.get(str(rtype))
+    if paths is None:
+        return f"{rtype} is not in the patient compartment; a patient/ scope cannot write it."
+    for path in paths:
+        for node in _at(resource, path.split(".")):
+            ref = node.get("reference") if isinstance(node, dict) else None
+            if isinstance(ref, str) and _patient_id_of(ref) == patient:
+                return None
+    return (f"The {rtype} is not in the launch patient's compartment: none of "
+            f"{', '.join(paths)} names Patient/{patient}.")
+
+
+def _at(node: Any, path: list[str]) -> Iterator[Any]:
+    """The values at a dotted path (lists flattened at every step)."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _at(item, path)
+        return
+    if not path:
+        yield node
+        return
+    if isinstance(node, dict) and path[0] in node:
+        yield from _at(node[path[0]], path[1:])
+
+
+def _patient_id_of(ref: str) -> str | None:
+    match = _PATIENT_REF_RE.search(ref)
+    return match.group(1) if match else None
 
 
 def check_resources(
