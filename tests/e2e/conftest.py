@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from support.fhir import register_app_device
 
 HERE = Path(__file__).parent
 REPO = HERE.parents[1]
@@ -62,6 +63,7 @@ def sandbox() -> dict[str, str]:
         unavailable(f"HAPI FHIR is not reachable at {FHIR_BASE}; start it with sandbox/up")
     if not _answers(f"{ISS}/.well-known/smart-configuration"):
         unavailable(f"the SMART launcher is not reachable at {LAUNCHER_BASE}; sandbox/up")
+    register_app_device(FHIR_BASE)  # as the scan does in a deployment (strict-EHR writes)
     return {"fhir": FHIR_BASE, "launcher": LAUNCHER_BASE, "iss": ISS}
 
 

@@ -26,6 +26,7 @@ from consent_gap.settings import Settings
 from consent_gap.web import create_app
 from consent_gap.web.config import PANEL_SCOPES, WebConfig
 from consent_gap.writeback import FINDING_SYSTEM
+from support.fhir import register_app_device
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sandbox" / "smart"))
@@ -66,6 +67,7 @@ def _post(browser, url: str, body: dict, token: str):
 def test_a_recorded_unauthorized_disclosure_is_not_alerted_again_by_the_scan(
         fhir_base, launcher_base, proxy_base, tmp_path):
     suffix = f"-rec{uuid.uuid4().hex[:6]}"
+    register_app_device(fhir_base)  # as the scan does in a deployment (strict-EHR writes)
     guide_clients.load(fhir_base, suffix)
     patient = guide_clients.patient_id("subpoena", suffix)
     officer, org = f"po{suffix}", f"org-lawfirm{suffix}"

@@ -423,3 +423,18 @@ def renamed(value: Any, suffix: str) -> Any:
     if isinstance(value, list):
         return [renamed(item, suffix) for item in value]
     return value
+
+
+def register_app_device(fhir_base: str) -> str:
+    """The app's Device, registered once (conditionally) straight on the server, as the scan's
+    backend client registers it in a deployment before anyone uses the panel: a strict EHR (the
+    sandbox launcher) refuses a Device to the panel's patient/ scopes, so the panel and the
+    guide only look it up. Returns its reference."""
+    from consent_gap.fhir import FhirClient
+    from consent_gap.writeback import device_resource, device_search
+
+    rtype, params = device_search()
+    with FhirClient(fhir_base) as client:
+        found = client.conditional_create(device_resource(), "&".join(
+            f"{key}={value}" for key, value in params.items()))
+    return f"{rtype}/{found.resource['id']}"

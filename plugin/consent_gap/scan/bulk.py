@@ -371,7 +371,7 @@ class BulkScanner(Scanner):
     def _full(self, run: RunRecord, spool: Spool, summary: ScanSummary) -> None:
         spool.assign()
         todo = self._todo(run, spool.patients(), summary)
-        context = self._context()
+        context = self._context(summary)
         progress = Progress(len(todo) + summary.patients_skipped, self.progress_stream,
                             done=summary.patients_skipped)
         size = self.options.batch_size
@@ -415,7 +415,7 @@ class BulkScanner(Scanner):
         todo = self._todo(run, sorted(patients), summary)
         log.info("incremental bulk: %d changed resource(s), %d patient(s) to re-check",
                  len(changed), len(todo))
-        self._scan(run, todo, self._context(), summary)
+        self._scan(run, todo, self._context(summary), summary)
 
     def _members(self) -> set[str]:
         """The Group's patients (the generic reference walk: a Group references only its
