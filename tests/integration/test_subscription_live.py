@@ -73,6 +73,22 @@ def alerts(base: str, patient: str) -> list[str]:
             for i in e["resource"].get("identifier", []) if i.get("system") == FINDING_SYSTEM]
 
 
+def wait_active(client: FhirClient, endpoint: str, timeout: float = 60.0) -> None:
+    """HAPI matches a change only against Subscriptions it has activated and registered (it
+    moves them from `requested` to `active` on its own schedule): a disclosure written before
+    that is never delivered, so the tests write nothing until all four are active."""
+    deadline = time.monotonic() + timeout
+    kinds = ("disclosures", "sent-disclosures", "consents", "signatures")
+    while time.monotonic() < deadline:
+        statuses = [r.get("status") for kind in kinds for r in client.search(
+            "Subscription", [("_tag", f"{SUBSCRIPTION_TAG_SYSTEM}|{tag_code(kind, endpoint)}")])]
+        if len(statuses) == len(kinds) and all(s == "active" for s in statuses):
+            time.sleep(2)  # registration in the matcher follows activation
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"HAPI did not activate the Subscriptions in {timeout:.0f} s")
+
+
 class App:
     """The web app on a free port, in a thread."""
 
@@ -101,6 +117,7 @@ def live(fhir_base: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
     lines = list(ensure_subscriptions(client, endpoint, SECRET))
     capabilities_ok = all("created" in line or "up to date" in line for line in lines)
     again = list(ensure_subscriptions(client, endpoint, SECRET))
+    wait_active(client, endpoint)
     env = {**os.environ, "CONSENT_GAP_FHIR_BASE": fhir_base, "CONSENT_GAP_STATE_DIR": str(state),
            "CONSENT_GAP_PRIVACY_OFFICER": officer, "CONSENT_GAP_JURISDICTION": "US-CA",
            "CONSENT_GAP_NOTIFY_INTERVAL": "1", "CONSENT_GAP_SCHEDULE": "0 3 1 1 *"}
