@@ -15,7 +15,7 @@ HAPI's warm-up, discarded):
    this process (no interpreter start-up): the Patient read, the fetch plan with the parties
    the disclosures name, `evaluate`, the accounting, the JSON written;
 2. the bare reads it needs: the same Patient read and the same fetch plan
-   (`fhir.queries.fetch_accounting_chart`), and nothing else;
+   (`fetch_plan.fetch_accounting_chart`), and nothing else;
 
 and prints both medians, the ratio of the medians and the median of each round's own ratio
 (goal: at most 1.5); the deciding and accounting alone on the fetched chart (what the ratio

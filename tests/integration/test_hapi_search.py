@@ -1,4 +1,4 @@
-"""HAPI FHIR answers the reads and searches the product makes (plugin/consent_gap/fhir/queries.py
+"""HAPI FHIR answers the reads and searches the product makes (plugin/consent_gap/fetch_plan.py
 and scan.py), on a small chart this module writes with ids unique to the run."""
 
 from __future__ import annotations
