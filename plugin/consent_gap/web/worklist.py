@@ -536,6 +536,15 @@ def _signers(report: Any, patient: str | None) -> list[tuple[str, str]]:
     return out
 
 
+def _task_finding(client: Any, tid: str) -> tuple[Any, Any, list[dict[str, Any]], Any, Any]:
+    """The Task as read now (its version for If-Match), what it says, its patient's chart
+    decided afresh, and the finding it is about (None when the re-check no longer has it)."""
+    state = _state(client, tid)
+    task = read_task(state.resource)
+    resources, report = _chart_report(client, task.patient)
+    return state, task, resources, report, _finding_of(report, task.focus)
+
+
 @bp.post("/worklist/task/<tid>/authorization")
 @with_office
 def authorization(launch: Launch, tid: str):
@@ -544,10 +553,7 @@ def authorization(launch: Launch, tid: str):
     config = _config()
     try:
         with client_for(launch) as client:
-            state = _state(client, tid)
-            task = read_task(state.resource)
-            _resources, report = _chart_report(client, task.patient)
-            finding = _finding_of(report, task.focus)
+            state, task, _resources, report, finding = _task_finding(client, tid)
             try:
                 form = _signed_form(task.patient, _signers(report, task.patient))
             except ValueError as missing:
@@ -601,10 +607,7 @@ def assessment(launch: Launch, tid: str):
     config = _config()
     try:
         with client_for(launch) as client:
-            state = _state(client, tid)
-            task = read_task(state.resource)
-            resources, report = _chart_report(client, task.patient)
-            finding = _finding_of(report, task.focus)
+            state, task, resources, report, finding = _task_finding(client, tid)
             response = office.response_resource(state, answers, patient=task.patient,
                                                 author=officer, now=now,
                                                 occurred=finding.occurred if finding else None)

@@ -257,27 +257,32 @@ def disposition_transaction(task: TaskState, updated: dict[str, Any], *,
     entries.append({"resource": {**updated, "id": task.id},
                     "request": {"method": "PUT", "url": task.reference,
                                 "ifMatch": f'W/"{task.version}"'}})
-    value = key(task, "provenance")
-    agents: list[dict[str, Any]] = []
-    if author:
-        agents.append(_agent("author", author))
-    agents.append(_agent("assembler" if author else "author", device_ref))
+    entries.append(_provenance_entry(
+        key(task, "provenance"), [task.reference, *(c.full_url for c in creations)],
+        "UPDATE", author, device_ref, now))
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def _provenance_entry(value: str, targets: list[str], activity: str, author: str | None,
+                      device_ref: str, now: datetime) -> dict[str, Any]:
+    """The one Provenance of an office transaction, created conditionally on its tag `value`
+    (R4 Provenance has no identifier): the officer as author, the app as assembler."""
+    agents = ([_agent("author", author)] if author else []) + [
+        _agent("assembler" if author else "author", device_ref)]
     provenance = {
         "resourceType": "Provenance",
         "meta": {"tag": [dict(TAG), {"system": PROVENANCE_TAG_SYSTEM, "code": value}],
                  "security": [dict(c) for c in SECURITY]},
-        "target": [{"reference": task.reference},
-                   *({"reference": c.full_url} for c in creations)],
+        "target": [{"reference": target} for target in targets],
         "recorded": instant(now),
         "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
-                                 "code": "UPDATE"}]},
+                                 "code": activity}]},
         "agent": agents,
     }
     validate(provenance)
-    entries.append({"fullUrl": urn(f"{PROVENANCE_TAG_SYSTEM}|{value}"), "resource": provenance,
-                    "request": {"method": "POST", "url": "Provenance",
-                                "ifNoneExist": f"_tag={PROVENANCE_TAG_SYSTEM}|{value}"}})
-    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    return {"fullUrl": urn(f"{PROVENANCE_TAG_SYSTEM}|{value}"), "resource": provenance,
+            "request": {"method": "POST", "url": "Provenance",
+                        "ifNoneExist": f"_tag={PROVENANCE_TAG_SYSTEM}|{value}"}}
 
 
 def _agent(role: str, who: str) -> dict[str, Any]:
@@ -454,21 +459,6 @@ def creation_transaction(task: TaskState, creation: Creation, *, author: str | N
     entries.append({"fullUrl": creation.full_url, "resource": creation.resource,
                     "request": {"method": "POST", "url": creation.resource["resourceType"],
                                 "ifNoneExist": creation.condition}})
-    value = key(task, f"provenance-{creation.value}")
-    agents = ([_agent("author", author)] if author else []) + [
-        _agent("assembler" if author else "author", device_ref)]
-    provenance = {
-        "resourceType": "Provenance",
-        "meta": {"tag": [dict(TAG), {"system": PROVENANCE_TAG_SYSTEM, "code": value}],
-                 "security": [dict(c) for c in SECURITY]},
-        "target": [{"reference": creation.full_url}],
-        "recorded": instant(now),
-        "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
-                                 "code": "CREATE"}]},
-        "agent": agents,
-    }
-    validate(provenance)
-    entries.append({"fullUrl": urn(f"{PROVENANCE_TAG_SYSTEM}|{value}"), "resource": provenance,
-                    "request": {"method": "POST", "url": "Provenance",
-                                "ifNoneExist": f"_tag={PROVENANCE_TAG_SYSTEM}|{value}"}})
+    entries.append(_provenance_entry(key(task, f"provenance-{creation.value}"),
+                                     [creation.full_url], "CREATE", author, device_ref, now))
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
