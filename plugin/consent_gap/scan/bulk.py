@@ -55,12 +55,11 @@ from typing import Any
 from sqlalchemy import select
 
 from consent_gap import fetch_plan
-from consent_gap.checkpoint import FAILED, OK, RunRecord, bulk_runs, migrate
+from consent_gap.checkpoint import OK, RunRecord, bulk_runs, migrate
 from consent_gap.database import database_errors, make_engine
 from consent_gap.fetch_plan import NOT_FETCHED
 from consent_gap.fhir import search as fhir_search
 from consent_gap.fhir.bulk import BulkExport, updated_before
-from consent_gap.fhir.errors import FhirError
 from consent_gap.fhir.search import Search
 from consent_gap.scan import selectors
 from consent_gap.scan.notifications import patients_of
@@ -306,8 +305,10 @@ class BulkScanner(Scanner):
         selection = selectors.Selection(BULK, since)
         summary.mode, summary.since = BULK, since
         run = self._open_run(selection, summary, named=[f"Group/{self.group or '*'}"])
-        transaction_time = None
-        try:
+        transaction_time: str | None = None
+
+        def body() -> None:
+            nonlocal transaction_time
             with stop_on_sigterm(), BulkExport(
                     self.client, group=self.group, types=EXPORT_TYPES,
                     type_filters=type_filters(self.codes), since=since,
@@ -331,17 +332,8 @@ class BulkScanner(Scanner):
                             self._incremental(run, spool, summary)
                     finally:
                         spool.close()
-        except (FhirError, OSError, ScanStopped) as error:
-            summary.errors.append(f"scan stopped: {error}")
-            summary.status = FAILED
-            log.error("bulk scan stopped after %d patients: %s", summary.patients_done, error)
-        except BaseException:
-            self.store.finish(run.id, FAILED, ["scan interrupted"])
-            raise
-        else:
-            summary.status = "errors" if summary.errors else OK
-        record = self.store.finish(run.id, summary.status,
-                                   summary.errors[-1:] if summary.status == FAILED else ())
+
+        record = self._finished(run, summary, body, "bulk scan")
         if summary.status == OK and not options.dry_run and transaction_time:
             record_success(self.database_url, record.id, options.fhir_base, self.group,
                            transaction_time)
@@ -359,14 +351,6 @@ class BulkScanner(Scanner):
         if self.progress_stream is not None:
             self.progress_stream.write(f"export: {text}\n")
             self.progress_stream.flush()
-
-    def _todo(self, run: RunRecord, patients: list[str], summary: ScanSummary) -> list[str]:
-        done = self.store.done_patients(run.id) if summary.resumed else set()
-        todo = [p for p in patients if p not in done]
-        summary.patients_selected = len(patients)
-        summary.patients_skipped = len(patients) - len(todo)
-        self.store.set_total(run.id, len(patients))
-        return todo
 
     def _full(self, run: RunRecord, spool: Spool, summary: ScanSummary) -> None:
         spool.assign()

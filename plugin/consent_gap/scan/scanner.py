@@ -201,28 +201,14 @@ class Scanner:
             last_success=self.store.last_success(options.fhir_base))
         summary.mode, summary.since = selection.mode, selection.since
         run = self._open_run(selection, summary)
-        try:
+
+        def body() -> None:
             patients = selectors.patients(self.client, selection, options.patients,
                                           page_size=PAGE_SIZE)
-            done = self.store.done_patients(run.id) if summary.resumed else set()
-            todo = [p for p in patients if p not in done]
-            summary.patients_selected = len(patients)
-            summary.patients_skipped = len(patients) - len(todo)
-            self.store.set_total(run.id, len(patients))
-            context = self._context(summary)
-            self._scan(run, todo, context, summary)
-        except (FhirError, OSError, ScanStopped) as error:
-            summary.errors.append(f"scan stopped: {error}")
-            summary.status = FAILED
-            log.error("scan stopped after %d patients: %s", summary.patients_done, error)
-        except BaseException:
-            # Killed by Ctrl-C or SIGTERM: the run stays resumable.
-            self.store.finish(run.id, FAILED, ["scan interrupted"])
-            raise
-        else:
-            summary.status = ERRORS if summary.errors else OK
-        record = self.store.finish(run.id, summary.status,
-                                   summary.errors[-1:] if summary.status == FAILED else ())
+            todo = self._todo(run, patients, summary)
+            self._scan(run, todo, self._context(summary), summary)
+
+        record = self._finished(run, summary, body, "scan")
         summary.run = record.id
         summary.requests = self.client.request_count - before
         summary.seconds = time.monotonic() - started
@@ -249,6 +235,36 @@ class Scanner:
         return self.store.start(options.fhir_base, selection=key, mode=selection.mode,
                                 since=selection.since, jurisdiction=options.jurisdiction,
                                 dry_run=options.dry_run)
+
+    def _finished(self, run: RunRecord, summary: ScanSummary, body: Callable[[], None],
+                  what: str) -> RunRecord:
+        """Run `body` and record how the run ended: a server, file or stop request ends it as
+        failed (resumable, summary says why), Ctrl-C or SIGTERM records it interrupted and
+        re-raises; else ok, or errors when some findings could not be written."""
+        try:
+            body()
+        except (FhirError, OSError, ScanStopped) as error:
+            summary.errors.append(f"scan stopped: {error}")
+            summary.status = FAILED
+            log.error("%s stopped after %d patients: %s", what, summary.patients_done, error)
+        except BaseException:
+            # Killed by Ctrl-C or SIGTERM: the run stays resumable.
+            self.store.finish(run.id, FAILED, ["scan interrupted"])
+            raise
+        else:
+            summary.status = ERRORS if summary.errors else OK
+        return self.store.finish(run.id, summary.status,
+                                 summary.errors[-1:] if summary.status == FAILED else ())
+
+    def _todo(self, run: RunRecord, patients: list[str], summary: ScanSummary) -> list[str]:
+        """The selected patients a resumed run has not done yet; counts them in the summary
+        and the checkpoint."""
+        done = self.store.done_patients(run.id) if summary.resumed else set()
+        todo = [p for p in patients if p not in done]
+        summary.patients_selected = len(patients)
+        summary.patients_skipped = len(patients) - len(todo)
+        self.store.set_total(run.id, len(patients))
+        return todo
 
     def _context(self, summary: ScanSummary) -> WriteContext:
         return WriteContext(privacy_officer=self.privacy_officer,
