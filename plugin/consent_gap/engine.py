@@ -189,13 +189,26 @@ class _Match:
 
 @dataclass(slots=True)
 class _Path:
-    """A permit path (1.2), with what does not depend on the disclosure worked out."""
+    """A permit path (1.2), with what does not depend on the disclosure worked out: what
+    checks 4-7 read when the Consent is first reached, the rest (`_Rest`) when a disclosure
+    first gets past check 7 (most paths of a chart name another recipient)."""
 
-    match: _Match
+    node: Provision
     start: datetime | None
     end: datetime | None
+    has_actors: bool  # check 7: names a recipient
+    actor_refs: frozenset[str]
+    actor_ids: frozenset[str]
     signer: str | None  # check 6 for data without ADOL
     signer_adolescent: str | None  # check 6 for data labelled ADOL
+    rest: _Rest | None = None  # checks 8-11, None until a disclosure gets past check 7
+
+
+@dataclass(slots=True)
+class _Rest:
+    """What checks 8-11 of one permit path read, prepared once."""
+
+    match: _Match
     denies: tuple[_Match, ...]  # check 10: the denies beneath this permit
     complete: bool  # check 11
     lists_data: bool  # check 9: sets labels, classes, codes or data
@@ -220,15 +233,23 @@ class _Consent:
 _NONE: frozenset = frozenset()
 
 
-def _match(rules: Rules, node: Provision) -> _Match:
-    refs = ids = purposes = data = _NONE
-    has_actors = False
-    if node.actors:
-        roles = rules.consents.recipient_roles
-        actors = [a for a in node.actors if not a.roles.isdisjoint(roles)]
-        has_actors = bool(actors)
-        refs = frozenset([a.reference for a in actors if a.reference is not None])
-        ids = frozenset([a.identifier for a in actors if a.identifier is not None])
+def _actors(rules: Rules, node: Provision) -> tuple[bool, frozenset[str], frozenset[str]]:
+    """A node's recipients (actors in a recipient role): (any named, references,
+    identifiers)."""
+    if not node.actors:
+        return False, _NONE, _NONE
+    roles = rules.consents.recipient_roles
+    actors = [a for a in node.actors if not a.roles.isdisjoint(roles)]
+    if not actors:
+        return False, _NONE, _NONE
+    return (True, frozenset([a.reference for a in actors if a.reference is not None]),
+            frozenset([a.identifier for a in actors if a.identifier is not None]))
+
+
+def _match(rules: Rules, node: Provision,
+           actors: tuple[bool, frozenset[str], frozenset[str]] | None = None) -> _Match:
+    has_actors, refs, ids = actors if actors is not None else _actors(rules, node)
+    purposes = data = _NONE
     if node.purposes:
         system = rules.purposes.system
         purposes = frozenset([code for sys, code in node.purposes if sys == system])
@@ -378,8 +399,8 @@ def prepare(rules: Rules, c: Authorization) -> _Consent:
 
 def _paths(facts: _Facts, prepared: _Consent) -> tuple[_Path, ...]:
     """A candidate's permit paths, prepared once (the first time a disclosure reaches them):
-    period bounds, the signer's standing with and without ADOL data, the denies beneath each
-    permit (a permit root: the whole tree; a nested permit: its own), completeness."""
+    period bounds, recipients, the signer's standing with and without ADOL data. What checks
+    8-11 read comes later, when a disclosure first gets that far (`_rest`)."""
     found = prepared.paths
     if found is not None:
         return found
@@ -389,18 +410,28 @@ def _paths(facts: _Facts, prepared: _Consent) -> tuple[_Path, ...]:
     adolescent = rules.sensitivity.adolescent
     paths = []
     for node in permit_paths(c.provision):
-        match = _match(rules, node)
         lists_adolescent = bool(node.labels) and not node.labels.isdisjoint(adolescent)
+        has_actors, refs, ids = _actors(rules, node)
         paths.append(_Path(
-            match=match, start=node.start, end=node.end,
-            signer=_signer(signers, lists_adolescent, False),
-            signer_adolescent=_signer(signers, lists_adolescent, True),
-            denies=tuple(_match(rules, n) for n in _deny_nodes(node)),
-            complete=_complete(rules, match),
-            lists_data=bool(node.labels or node.classes or node.codes or node.data),
-            by_purposes={}))
+            node, node.start, node.end, has_actors, refs, ids,
+            _signer(signers, lists_adolescent, False),
+            _signer(signers, lists_adolescent, True)))
     prepared.paths = found = tuple(paths)
     return found
+
+
+def _rest(rules: Rules, path: _Path) -> _Rest:
+    """What checks 8-11 of a path read: its purposes and data, the denies beneath it (a
+    permit root: the whole tree; a nested permit: its own), completeness."""
+    node = path.node
+    match = _match(rules, node, (path.has_actors, path.actor_refs, path.actor_ids))
+    path.rest = rest = _Rest(
+        match=match,
+        denies=tuple(_match(rules, n) for n in _deny_nodes(node)),
+        complete=_complete(rules, match),
+        lists_data=bool(node.labels or node.classes or node.codes or node.data),
+        by_purposes={})
+    return rest
 
 
 def _signing_order(p: _Consent) -> tuple[bool, float, str]:
@@ -510,27 +541,32 @@ def _data(facts: _Facts, c: Authorization, match: _Match) -> str | None:
     return None
 
 
-def _purposes_covered(facts: _Facts, path: _Path) -> bool:
+def _purposes_covered(facts: _Facts, rest: _Rest) -> bool:
     """Check 8, answered once per list of purposes per path (a chart's disclosures are made
     for a few purposes, again and again)."""
     key = facts.disclosure.purposes
-    covered = path.by_purposes.get(key)
+    covered = rest.by_purposes.get(key)
     if covered is None:
-        listed = path.match.purposes
-        covered = path.by_purposes[key] = bool(key) and all(
+        listed = rest.match.purposes
+        covered = rest.by_purposes[key] = bool(key) and all(
             not lineage.isdisjoint(listed) for lineage in facts.lineages)
     return covered
 
 
-def _after_purposes(facts: _Facts, c: Authorization, path: _Path) -> tuple[int, str] | None:
-    """Checks 9-11 of one path, in order: the first failure, or None."""
-    if path.lists_data or facts.special:
-        data = _data(facts, c, path.match)
+def _after_recipient(facts: _Facts, c: Authorization, path: _Path) -> tuple[int, str] | None:
+    """Checks 8-11 of one path, in order: the first failure, or None."""
+    rest = path.rest
+    if rest is None:
+        rest = _rest(facts.rules, path)
+    if path.node.purposes and not _purposes_covered(facts, rest):
+        return 8, "purpose-not-covered"
+    if rest.lists_data or facts.special:
+        data = _data(facts, c, rest.match)
         if data is not None:
             return 9, data
-    if path.denies and any(deny_matches(facts, deny) for deny in path.denies):
+    if rest.denies and any(deny_matches(facts, deny) for deny in rest.denies):
         return 10, "denied-by-provision"
-    if not path.complete:
+    if not rest.complete:
         return 11, "authorization-incomplete"
     return None
 
@@ -578,17 +614,13 @@ def _check(facts: _Facts, prepared: _Consent) -> CandidateResult:
             check, reason, near = 5, "authorization-expired", False
         else:
             signer = path.signer_adolescent if facts.adolescent else path.signer
-            match = path.match
-            rest: tuple[int, str] | None = None
-            if match.has_actors and not (
-                    d.recipient in match.actor_refs
-                    or (match.actor_ids
-                        and not match.actor_ids.isdisjoint(d.recipient_identifiers))):
-                rest = (7, "recipient-not-covered")
-            elif match.node.purposes and not _purposes_covered(facts, path):
-                rest = (8, "purpose-not-covered")
-            elif path.lists_data or facts.special or path.denies or not path.complete:
-                rest = _after_purposes(facts, prepared.consent, path)
+            if path.has_actors and not (
+                    d.recipient in path.actor_refs
+                    or (path.actor_ids
+                        and not path.actor_ids.isdisjoint(d.recipient_identifiers))):
+                rest: tuple[int, str] | None = (7, "recipient-not-covered")
+            else:
+                rest = _after_recipient(facts, prepared.consent, path)
             if signer is not None:
                 check, reason, near = 6, signer, signer == MINOR_SELF and rest is None
             elif rest is None:
