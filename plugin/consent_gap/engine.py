@@ -15,7 +15,7 @@ reason.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from consent_gap.domain import (
@@ -39,21 +39,39 @@ DATA_UNRESOLVED = "data-unresolved"
 MINOR_SELF = "minor-self-authorization"
 
 
-@dataclass(frozen=True, slots=True)
 class CandidateResult:
-    """How one candidate Consent fared (1.2): its reason, or None when it covers."""
+    """How one candidate Consent fared (1.2): its reason, or None when it covers.
 
-    reference: str
-    reason: str | None
-    near_miss: bool  # on the path its reason comes from: failed only at check 6 (a minor's
-    # own signature) or only at check 11
+    Immutable by convention, and interned per Consent (`_result`): a Consent fails for one of a
+    few reasons, again and again. A plain slotted class, since a chart's first decisions make
+    one per Consent and reason."""
 
-    # (Consent, reason) as a Finding lists it, made once per interned result: a patient
-    # with a thousand Consents then costs no new tuple per Consent per finding
-    checked: tuple[str, str | None] = field(init=False, compare=False, repr=False)
+    __slots__ = ("checked", "near_miss", "reason", "reference")
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "checked", (self.reference, self.reason))
+    def __init__(self, reference: str, reason: str | None, near_miss: bool) -> None:
+        self.reference = reference
+        self.reason = reason
+        # on the path its reason comes from: failed only at check 6 (a minor's own
+        # signature) or only at check 11
+        self.near_miss = near_miss
+        # (Consent, reason) as a Finding lists it, made once per interned result: a patient
+        # with a thousand Consents then costs no new tuple per Consent per finding
+        self.checked: tuple[str, str | None] = (reference, reason)
+
+    def _key(self) -> tuple[str, str | None, bool]:
+        return self.reference, self.reason, self.near_miss
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CandidateResult):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"CandidateResult(reference={self.reference!r}, reason={self.reason!r}, "
+                f"near_miss={self.near_miss!r})")
 
 
 @dataclass(slots=True)
@@ -226,7 +244,12 @@ class _Consent:
     paths: tuple[_Path, ...] | None  # None until a disclosure reaches them (`_paths`)
     restriction: tuple[_Match, ...]  # a restriction's deny nodes (its root when a deny)
     in_force: tuple[datetime | None, datetime | None] | None  # a restriction's window
-    results: dict[tuple[str | None, bool], CandidateResult]  # interned results
+    results: dict  # interned results: by reason, or (reason, True) for a near miss
+    # Time alone decides a disclosure before `valid_from` (unsigned until then, or no path
+    # begun: not yet valid; None when never signed) and after `expires` (every path ended;
+    # None when some path has no end, or there is no path)
+    valid_from: datetime | None = None
+    expires: datetime | None = None
     fixed: CandidateResult | None = None  # the result whatever the disclosure (checks 1-3)
 
 
@@ -351,26 +374,43 @@ def _signer(signers: tuple[bool, bool, bool | None], lists_adolescent: bool,
     return "authorizer-not-permitted"
 
 
-def prepare(rules: Rules, c: Authorization) -> _Consent:
-    """Everything about a Consent that checks 1-3 and the restrictions read, whatever the
-    disclosure; its paths are prepared when a disclosure first reaches them (`_paths`)."""
+def _kind(rules: Rules, c: Authorization) -> tuple[bool, bool, bool]:
+    """(a candidate: its scope is privacy; check 1: it claims to authorize; a restriction)."""
+    codes = rules.consents
+    return (not c.scopes.isdisjoint(codes.scope), is_authorization(rules, c),
+            not c.policy_rules.isdisjoint(codes.restriction_policy))
+
+
+def prepare(rules: Rules, c: Authorization, kinds: dict | None = None) -> _Consent:
+    """Everything about a Consent that checks 1-3, the time bounds and the restrictions
+    read, whatever the disclosure; its paths are prepared when a disclosure first reaches
+    them (`_paths`). `kinds` keeps `_kind` for one run by the codes it reads (a chart's
+    Consents are of a few kinds)."""
+    if kinds is None:
+        candidate, authorization, restriction_policy = _kind(rules, c)
+    else:
+        key = (c.scopes, c.categories, c.policy_rules)
+        found = kinds.get(key)
+        if found is None:
+            found = kinds[key] = _kind(rules, c)
+        candidate, authorization, restriction_policy = found
     early: str | None = None
     revoked_at = None
-    if not is_authorization(rules, c):
+    status = c.status
+    if not authorization:
         early = "not-an-authorization"
-    elif c.status == "inactive":
+    elif status == "inactive":
         revoked_at = _revoked_at(c)
         if revoked_at is None:  # revoked at an unknown time: covers nothing
             early = "authorization-revoked"
-    elif c.status != "active":
+    elif status != "active":
         early = "authorization-not-active"
     root = c.provision
     restriction: tuple[_Match, ...] = ()
     in_force = None
-    if (root is not None and not c.policy_rules.isdisjoint(rules.consents.restriction_policy)
-            and c.status in ("active", "inactive")):
+    if root is not None and restriction_policy and status in ("active", "inactive"):
         end = root.end
-        if c.status == "inactive":
+        if status == "inactive":
             revoked = _revoked_at(c)
             end = revoked if end is None or (revoked is not None and revoked < end) else end
             in_force = (root.start, end) if revoked is not None else None
@@ -378,23 +418,37 @@ def prepare(rules: Rules, c: Authorization) -> _Consent:
             in_force = (root.start, end)
         nodes = _deny_nodes(root) + ([root] if root.type == "deny" else [])
         restriction = tuple(_match(rules, n) for n in nodes) if in_force is not None else ()
-    prepared = _Consent(
-        consent=c,
-        candidate=not c.scopes.isdisjoint(rules.consents.scope),
-        early=early,
-        revoked_at=revoked_at,
-        unsigned=not c.signed,
-        no_provision=root is None,
-        paths=None,
-        restriction=restriction,
-        in_force=in_force if restriction else None,
-        results={},
-    )
+    unsigned = not c.signed
+    prepared = _Consent(c, candidate, early, revoked_at, unsigned, root is None, None,
+                        restriction, in_force if restriction else None, {})
     if early is not None:
         prepared.fixed = _result(prepared, early, False)
-    elif revoked_at is None and prepared.unsigned:
+    elif revoked_at is None and unsigned:
         prepared.fixed = _result(prepared, "authorization-unsigned", False)
+    elif candidate:
+        _time_bounds(prepared)
     return prepared
+
+
+def _time_bounds(prepared: _Consent) -> None:
+    """`valid_from` and `expires` (see _Consent)."""
+    c = prepared.consent
+    valid_from = c.signed_at
+    root = c.provision
+    if root is None or root.type not in ("permit", "deny"):
+        prepared.valid_from = valid_from
+        return
+    nodes = permit_paths(root)
+    if not nodes:
+        prepared.valid_from = valid_from
+        return
+    starts = [n.start for n in nodes]
+    if valid_from is not None and None not in starts:
+        valid_from = max(valid_from, min(starts))  # type: ignore[type-var]
+    prepared.valid_from = valid_from
+    ends = [n.end for n in nodes]
+    if None not in ends:
+        prepared.expires = max(ends)  # type: ignore[type-var]
 
 
 def _paths(facts: _Facts, prepared: _Consent) -> tuple[_Path, ...]:
@@ -445,9 +499,10 @@ class _PreparedChart:
 
     __slots__ = ("candidates", "chart", "restrictions")
 
-    def __init__(self, rules: Rules, chart: Chart) -> None:
+    def __init__(self, rules: Rules, chart: Chart, prepared_kinds: dict | None = None) -> None:
         self.chart = chart
-        prepared = [prepare(rules, c) for c in chart.consents]
+        kinds = prepared_kinds if prepared_kinds is not None else {}
+        prepared = [prepare(rules, c, kinds) for c in chart.consents]
         self.candidates = sorted((p for p in prepared if p.candidate), key=_signing_order)
         self.restrictions = [p for p in prepared if p.restriction]
 
@@ -462,12 +517,13 @@ class Prepared:
         self.rules = rules
         self._charts: dict[tuple[int, int], _PreparedChart] = {}
         self.exceptions: dict = {}  # 1.3 verdicts by what they read (`exception_decision`)
+        self.kinds: dict = {}  # each kind of Consent's `_kind`, by the codes it reads
 
     def of(self, chart: Chart, majority: int) -> _PreparedChart:
         key = (id(chart), majority)
         found = self._charts.get(key)
         if found is None or found.chart is not chart:
-            found = _PreparedChart(self.rules, chart)
+            found = _PreparedChart(self.rules, chart, self.kinds)
             self._charts[key] = found
         return found
 
@@ -573,7 +629,7 @@ def _after_recipient(facts: _Facts, c: Authorization, path: _Path) -> tuple[int,
 
 def _result(prepared: _Consent, reason: str | None, near_miss: bool) -> CandidateResult:
     """The interned result: a Consent fails for one of a few reasons, again and again."""
-    key = (reason, near_miss)
+    key = (reason, True) if near_miss else reason
     found = prepared.results.get(key)
     if found is None:
         found = prepared.results[key] = CandidateResult(prepared.consent.reference, reason,
@@ -581,21 +637,48 @@ def _result(prepared: _Consent, reason: str | None, near_miss: bool) -> Candidat
     return found
 
 
-def _check(facts: _Facts, prepared: _Consent) -> CandidateResult:
-    """Run the eleven checks; the reason comes from the path that got furthest (the first
-    such path on a tie), and so does the near miss (1.2, the decision).
+_REVOKED = "authorization-revoked"
+_UNSIGNED = "authorization-unsigned"
+_NOT_YET_VALID = "authorization-not-yet-valid"
+_EXPIRED = "authorization-expired"
 
-    Written flat: it runs for every candidate of every decision."""
+
+def _results(facts: _Facts, candidates: list[_Consent]) -> tuple[CandidateResult, ...]:
+    """Every candidate's result, in signing order (1.2).
+
+    Checks 1-3 and the time bounds come first, inline: most candidates of a chart are
+    revoked, unsigned, not yet valid or expired at a given disclosure, and those results
+    depend on nothing else (a revocation counts from its instant; not yet valid is signed
+    after the disclosure or every path begun after it; expired is every path ended before
+    it, which makes each path's furthest check 5). The rest go through `_check`."""
+    occurred = facts.disclosure.occurred
+    out = []
+    for p in candidates:
+        r = p.fixed
+        if r is None:
+            revoked_at = p.revoked_at
+            if revoked_at is not None and occurred >= revoked_at:
+                r = p.results.get(_REVOKED) or _result(p, _REVOKED, False)
+            elif p.unsigned:
+                r = p.results.get(_UNSIGNED) or _result(p, _UNSIGNED, False)
+            elif p.valid_from is None or p.valid_from > occurred:
+                r = p.results.get(_NOT_YET_VALID) or _result(p, _NOT_YET_VALID, False)
+            elif p.expires is not None and p.expires < occurred:
+                r = p.results.get(_EXPIRED) or _result(p, _EXPIRED, False)
+            else:
+                r = _check(facts, p)
+        out.append(r)
+    return tuple(out)
+
+
+def _check(facts: _Facts, prepared: _Consent) -> CandidateResult:
+    """Checks 4-11 of a candidate that `_results` found signed, unrevoked and within its
+    time bounds; the reason comes from the path that got furthest (the first such path on a
+    tie), and so does the near miss (1.2, the decision).
+
+    Written flat: it runs for most candidates of most decisions."""
     d = facts.disclosure
     occurred = d.occurred
-    revoked_at = prepared.revoked_at
-    if revoked_at is not None and occurred >= revoked_at:  # revoked at its instant
-        return _result(prepared, "authorization-revoked", False)
-    if prepared.unsigned:
-        return _result(prepared, "authorization-unsigned", False)
-    signed_at = prepared.consent.signed_at
-    if signed_at is None or signed_at > occurred:
-        return _result(prepared, "authorization-not-yet-valid", False)
     paths = prepared.paths
     if paths is None:
         paths = _paths(facts, prepared)
@@ -825,8 +908,7 @@ def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
     facts = context(rules, disclosure, chart, jurisdiction)
     prepared = prepared if prepared is not None else Prepared(rules)
     pc = prepared.of(chart, facts.majority)
-    results = tuple([p.fixed or _check(facts, p) for p in pc.candidates]
-                    if pc.candidates else ())
+    results = _results(facts, pc.candidates) if pc.candidates else ()
     covering = None
     for result in results:
         if result.reason is None:
