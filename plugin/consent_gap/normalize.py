@@ -1167,14 +1167,22 @@ class NdjsonIndex:
 
 def index_ndjson(handle: Any) -> NdjsonIndex:
     """Read an NDJSON file (binary, seekable) once and say where each patient's resources
-    are. A line that is not JSON or not a resource is an InputError, as `parse_text` says."""
+    are. A line that is not JSON or not a resource is an InputError, as `parse_text` says.
+
+    What it keeps while reading grows with the file, so it is kept in arrays of machine
+    integers (about 24 bytes a line and 16 a link) rather than dicts of strings (over 300
+    bytes a line): each line's key as its 64-bit string hash (two keys of one file share a
+    hash with odds of about n^2 / 2^64), offset and owner (a patient's number; the rare
+    resource of several patients has its set apart); and as rows of two arrays each link a
+    patient's resource makes to data (`_links` forward) and each link a resource without a
+    patient makes to what it belongs with (backward: Provenance, notice, documentation)."""
     index = NdjsonIndex()
-    # Kept small, since they grow with the file: a patient as one string (a set only for the
-    # rare resource of several), offsets in arrays.
-    owner_of: dict[str, str | set[str]] = {}
-    offset_of: dict[str, int] = {}
-    referenced_by: dict[str, str | set[str]] = {}
-    pending: list[tuple[int, list[str]]] = []
+    patient_number: dict[str, int] = {}
+    patients: list[str] = []
+    several: list[set[int]] = []  # owners of a resource of several patients: owner -2 - i
+    line_key, line_offset, line_owner = array("q"), array("q"), array("q")
+    forward_key, forward_owner = array("q"), array("q")
+    back_start, back_key = array("q"), array("q")
     groups = index.groups
     number = 0
     offset = handle.tell()
@@ -1194,17 +1202,31 @@ def index_ndjson(handle: Any) -> NdjsonIndex:
         rid = resource.get("id")
         key = f"{resource['resourceType']}/{rid}" if isinstance(rid, str) and rid else \
             f"{resource['resourceType']}/#{number}"
-        offset_of[key] = start
-        patients = _patients_named(resource)
+        named = _patients_named(resource)
         forward, backward = _links(resource)
-        if patients:
-            for target in forward:
-                _add_owner(referenced_by, target, patients)
-            _add_owner(owner_of, key, patients)
-            for patient in patients:
+        owner = -1
+        if named:
+            numbers = []
+            for patient in named:
+                found = patient_number.get(patient)
+                if found is None:
+                    found = patient_number[patient] = len(patients)
+                    patients.append(patient)
+                numbers.append(found)
                 _append(groups, patient, start)
+            if len(numbers) == 1:
+                owner = numbers[0]
+            else:
+                owner = -2 - len(several)
+                several.append(set(numbers))
+            for target in forward:
+                for n in numbers:
+                    forward_key.append(hash(target))
+                    forward_owner.append(n)
         elif backward:
-            pending.append((start, backward))
+            for target in backward:
+                back_start.append(start)
+                back_key.append(hash(target))
         elif resource["resourceType"] not in PARTY_TYPES:  # a record without a patient
             _append(groups, None, start)
         else:
@@ -1213,35 +1235,70 @@ def index_ndjson(handle: Any) -> NdjsonIndex:
                 value = _dict(identifier).get("value")
                 if isinstance(value, str):
                     index.shared_identifiers.setdefault(value, set()).add(key)
-    for start, backward in pending:
-        owners = set().union(*(_owners(owner_of, b) for b in backward))
-        for patient in owners or (None,):
-            _append(groups, patient, start)
-    for target in referenced_by:  # data sent in another patient's disclosure
-        start = offset_of.get(target)
-        if start is None:
+        line_key.append(hash(key))
+        line_offset.append(start)
+        line_owner.append(owner)
+    # The lines links point at, by key: last offset and owners, packed in one int per key
+    found: dict[int, int] = dict.fromkeys(back_key, -1)
+    found.update(dict.fromkeys(forward_key, -1))
+    for hashed, start, owner in zip(line_key, line_offset, line_owner, strict=True):
+        before = found.get(hashed)
+        if before is not None:
+            if before != -1:
+                owner = _joined(_unpacked(before)[1], owner, several)
+            found[hashed] = start * _SHIFT + owner + _BIAS
+    del line_key, line_offset, line_owner
+
+    def owners(hashed: int) -> tuple[int, set[int] | tuple[int, ...]]:
+        """(offset or -1 when no line has the key, the owners' numbers)."""
+        packed = found.get(hashed, -1)
+        if packed == -1:
+            return -1, ()
+        start, owner = _unpacked(packed)
+        return start, (() if owner == -1 else (owner,) if owner >= 0 else several[-2 - owner])
+
+    i = 0
+    while i < len(back_start):  # one line's backward links are consecutive rows
+        start = back_start[i]
+        belongs: set[int] = set()
+        while i < len(back_start) and back_start[i] == start:
+            belongs.update(owners(back_key[i])[1])
+            i += 1
+        for n in belongs or (None,):
+            _append(groups, None if n is None else patients[n], start)
+    shared_by_hash = {hash(key): key for key in index.shared}
+    for hashed, n in zip(forward_key, forward_owner, strict=True):
+        start, belongs_to = owners(hashed)  # data sent in another patient's disclosure
+        if start == -1:
             continue
-        owners = _owners(owner_of, target)
-        if target in index.shared:
-            del index.shared[target]
-        for patient in _owners(referenced_by, target) - owners:
-            _append(groups, patient, start)
+        shared = shared_by_hash.pop(hashed, None)
+        if shared is not None:
+            del index.shared[shared]
+        if n not in belongs_to:
+            _append(groups, patients[n], start)  # read_group drops a repeated offset
     return index
 
 
-def _add_owner(table: dict, key: str, patients: set[str]) -> None:
-    found = table.get(key)
-    if found is None and len(patients) == 1:
-        table[key] = next(iter(patients))
-    else:
-        table[key] = _owners(table, key) | patients
+_SHIFT = 1 << 40  # an offset and an owner number packed in one int (`index_ndjson`)
+_BIAS = 1 << 39
 
 
-def _owners(table: dict, key: str) -> set[str]:
-    found = table.get(key)
-    if found is None:
-        return set()
-    return {found} if isinstance(found, str) else found
+def _unpacked(packed: int) -> tuple[int, int]:
+    start, owner = divmod(packed, _SHIFT)
+    return start, owner - _BIAS
+
+
+def _joined(owner: int, other: int, several: list[set[int]]) -> int:
+    """The owner number of a key on two lines: -1 none, n one patient, -2 - i several."""
+    if other == owner or other == -1:
+        return owner
+    if owner == -1:
+        return other
+    both = set()
+    for one in (owner, other):
+        both.update((one,) if one >= 0 else several[-2 - one])
+    several.append(both)
+    return -2 - (len(several) - 1)
 
 
 def _append(groups: dict, patient: str | None, start: int) -> None:
