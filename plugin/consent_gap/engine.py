@@ -15,8 +15,9 @@ reason.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime
+from typing import NamedTuple
 
 from consent_gap.domain import (
     Authorization,
@@ -760,9 +761,9 @@ def row_for(facts: _Facts, purpose: str, instruments: frozenset[str]) -> Excepti
     return table.other_purpose
 
 
-@dataclass(frozen=True, slots=True)
-class _Verdict:
-    """A decision on its way to an Outcome: the winning rows', then perhaps converted."""
+class _Verdict(NamedTuple):
+    """A decision on its way to an Outcome: the winning rows', then perhaps converted (a
+    named tuple: every decision makes one or more)."""
 
     decision: Decision
     basis: str | None
@@ -949,13 +950,13 @@ def _without_authorization(facts: _Facts, results: tuple[CandidateResult, ...],
     restriction turns a treatment, payment or operations permission into unauthorized."""
     winner, decided = exception_decision(facts, memo)
     if winner.decision is Decision.UNAUTHORIZED and any(r.near_miss for r in results):
-        return replace(winner, decision=Decision.REVIEW, basis=None, converted="near-miss")
+        return _Verdict(Decision.REVIEW, None, winner.accountable, winner.causes, winner.rows,
+                        "near-miss")
     if (winner.decision is Decision.PERMITTED and restrictions
             and all(row.restrictable for v in decided for row in v.rows)
             and restricted(facts, restrictions)):
-        return replace(winner, decision=Decision.UNAUTHORIZED, basis=None, accountable=True,
-                       causes=(facts.rules.consents.restriction_reason,),
-                       converted="restriction")
+        return _Verdict(Decision.UNAUTHORIZED, None, True,
+                        (facts.rules.consents.restriction_reason,), winner.rows, "restriction")
     return winner
 
 
@@ -967,8 +968,8 @@ def _unless_data_unresolved(verdict: _Verdict, disclosure: Disclosure) -> _Verdi
     entities = disclosure.entities
     if entities and not any(not e.resolved and not e.labels for e in entities):
         return verdict
-    return replace(verdict, decision=Decision.REVIEW, basis=None, causes=(DATA_UNRESOLVED,),
-                   converted="data-unresolved")
+    return _Verdict(Decision.REVIEW, None, verdict.accountable, (DATA_UNRESOLVED,),
+                    verdict.rows, "data-unresolved")
 
 
 def _reasons(decision: Decision, causes: tuple[str, ...],
@@ -976,12 +977,11 @@ def _reasons(decision: Decision, causes: tuple[str, ...],
     """Section 3: the decision's own codes, no-authorization, then each candidate's reason."""
     if decision is not Decision.UNAUTHORIZED and decision is not Decision.REVIEW:
         return ()
-    ordered = list(causes)
     if not results:
-        ordered.append(NO_AUTHORIZATION)
-    for result in results:
-        if result.reason is not None and result.reason not in ordered:
-            ordered.append(result.reason)
+        return tuple(dict.fromkeys((*causes, NO_AUTHORIZATION)))
+    ordered = dict.fromkeys(causes)  # first appearance kept, in order
+    ordered.update(dict.fromkeys([r.reason for r in results]))
+    ordered.pop(None, None)  # a covering candidate (converted to review) gives no reason
     return tuple(ordered)
 
 
