@@ -443,7 +443,11 @@ _SCALAR_RUN = re.compile(  # up to 1,000 scalar items with their commas, matched
 
 
 def _loads(text: str | bytes) -> Any:
-    """json.loads, except that an integer too long to convert does not fail the input."""
+    """json.loads, except that an integer too long to convert does not fail the input.
+
+    Not orjson for a whole document: on bench/evaluate.py's 20k Bundle (87 MB, collector
+    paused) it parses in 0.86 CPU s against json's 0.98 but holds 768 MB against 639 MB,
+    a fifth more memory for a twentieth of evaluate's time (measured 2026-12-07)."""
     try:
         return json.loads(text)
     except json.JSONDecodeError:
