@@ -150,28 +150,35 @@ class _Facts:
 
 
 def context(rules: Rules, disclosure: Disclosure, chart: Chart,
-            jurisdiction: Jurisdiction | None) -> _Facts:
-    """The facts every check of one disclosure reads, worked out once."""
+            jurisdiction: Jurisdiction | None, memo: dict | None = None) -> _Facts:
+    """The facts every check of one disclosure reads, worked out once. `memo` keeps, for
+    one run, what the data's labels say and each list of purposes' lineages (a run's
+    disclosures share a few of each)."""
     entities = disclosure.entities
     labels: frozenset[Coding] = (entities[0].labels if len(entities) == 1 else
                                  frozenset().union(*(e.labels for e in entities)))
-    sens = rules.sensitivity
-    lineage = rules.purposes.lineage
-    notes = bool(labels) and not labels.isdisjoint(sens.psychotherapy_notes)
-    part2 = bool(labels) and not labels.isdisjoint(sens.part2)
-    return _Facts(
-        rules=rules,
-        disclosure=disclosure,
-        chart=chart,
-        majority=(jurisdiction.age_of_majority if jurisdiction is not None
-                  else rules.representatives.default_age_of_majority),
-        duty=jurisdiction.duty if jurisdiction is not None else "none-given",
-        psychotherapy_notes=notes,
-        part2=part2,
-        adolescent=bool(labels) and not labels.isdisjoint(sens.adolescent),
-        lineages=tuple([lineage(p) for p in disclosure.purposes]),
-        special=notes or part2,
-    )
+    flags = memo.get(labels) if memo is not None else None
+    if flags is None:
+        sens = rules.sensitivity
+        notes = bool(labels) and not labels.isdisjoint(sens.psychotherapy_notes)
+        part2 = bool(labels) and not labels.isdisjoint(sens.part2)
+        flags = (notes, part2, bool(labels) and not labels.isdisjoint(sens.adolescent))
+        if memo is not None:
+            memo[labels] = flags
+    purposes = disclosure.purposes
+    lineages = memo.get(purposes) if memo is not None else None
+    if lineages is None:
+        lineage = rules.purposes.lineage
+        lineages = tuple([lineage(p) for p in purposes])
+        if memo is not None:
+            memo[purposes] = lineages
+    notes, part2, adolescent = flags
+    if jurisdiction is not None:
+        majority, duty = jurisdiction.age_of_majority, jurisdiction.duty
+    else:
+        majority, duty = rules.representatives.default_age_of_majority, "none-given"
+    return _Facts(rules, disclosure, chart, majority, duty, notes, part2, adolescent,
+                  lineages, notes or part2)
 
 
 def speaks_for(facts: _Facts, reference: str, moment: datetime | None) -> bool:
@@ -252,6 +259,11 @@ class _Consent:
     valid_from: datetime | None = None
     expires: datetime | None = None
     fixed: CandidateResult | None = None  # the result whatever the disclosure (checks 1-3)
+    # One permit path naming recipients: within the time bounds, a disclosure to anyone else
+    # gets `miss` (`miss_adolescent` for ADOL data): check 6's reason, else check 7's
+    only: _Path | None = None
+    miss: CandidateResult | None = None
+    miss_adolescent: CandidateResult | None = None
 
 
 _NONE: frozenset = frozenset()
@@ -472,6 +484,11 @@ def _paths(facts: _Facts, prepared: _Consent) -> tuple[_Path, ...]:
             _signer(signers, lists_adolescent, False),
             _signer(signers, lists_adolescent, True)))
     prepared.paths = found = tuple(paths)
+    if len(found) == 1 and found[0].has_actors:
+        only = prepared.only = found[0]
+        prepared.miss = _result(prepared, only.signer or "recipient-not-covered", False)
+        prepared.miss_adolescent = _result(
+            prepared, only.signer_adolescent or "recipient-not-covered", False)
     return found
 
 
@@ -519,6 +536,7 @@ class Prepared:
         self._charts: dict[tuple[int, int], _PreparedChart] = {}
         self.exceptions: dict = {}  # 1.3 verdicts by what they read (`exception_decision`)
         self.kinds: dict = {}  # each kind of Consent's `_kind`, by the codes it reads
+        self.facts: dict = {}  # `context`'s label flags and lineages, by what they read
 
     def of(self, chart: Chart, majority: int) -> _PreparedChart:
         key = (id(chart), majority)
@@ -652,7 +670,9 @@ def _results(facts: _Facts, candidates: list[_Consent]) -> tuple[CandidateResult
     depend on nothing else (a revocation counts from its instant; not yet valid is signed
     after the disclosure or every path begun after it; expired is every path ended before
     it, which makes each path's furthest check 5). The rest go through `_check`."""
-    occurred = facts.disclosure.occurred
+    d = facts.disclosure
+    occurred = d.occurred
+    recipient, identifiers, adolescent = d.recipient, d.recipient_identifiers, facts.adolescent
     out = []
     for p in candidates:
         r = p.fixed
@@ -666,6 +686,9 @@ def _results(facts: _Facts, candidates: list[_Consent]) -> tuple[CandidateResult
                 r = p.results.get(_NOT_YET_VALID) or _result(p, _NOT_YET_VALID, False)
             elif p.expires is not None and p.expires < occurred:
                 r = p.results.get(_EXPIRED) or _result(p, _EXPIRED, False)
+            elif (p.only is not None and recipient not in p.only.actor_refs
+                  and (not p.only.actor_ids or p.only.actor_ids.isdisjoint(identifiers))):
+                r = p.miss_adolescent if adolescent else p.miss  # type: ignore[assignment]
             else:
                 r = _check(facts, p)
         out.append(r)
@@ -906,8 +929,8 @@ def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
 
     `prepared` keeps each chart's prepared Consents across the disclosures of one run; pass
     one Prepared for a run (without it, the chart is prepared for this decision alone)."""
-    facts = context(rules, disclosure, chart, jurisdiction)
     prepared = prepared if prepared is not None else Prepared(rules)
+    facts = context(rules, disclosure, chart, jurisdiction, prepared.facts)
     pc = prepared.of(chart, facts.majority)
     results = _results(facts, pc.candidates) if pc.candidates else ()
     covering = None
