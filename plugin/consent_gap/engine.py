@@ -448,7 +448,13 @@ def _time_bounds(prepared: _Consent) -> None:
     c = prepared.consent
     valid_from = c.signed_at
     root = c.provision
-    if root is None or root.type not in ("permit", "deny"):
+    if root is not None and root.type == "permit":  # the usual case: the root is the path
+        if valid_from is not None and root.start is not None and root.start > valid_from:
+            valid_from = root.start
+        prepared.valid_from = valid_from
+        prepared.expires = root.end
+        return
+    if root is None or root.type != "deny":
         prepared.valid_from = valid_from
         return
     nodes = permit_paths(root)
@@ -485,10 +491,20 @@ def _paths(facts: _Facts, prepared: _Consent) -> tuple[_Path, ...]:
             _signer(signers, lists_adolescent, True)))
     prepared.paths = found = tuple(paths)
     if len(found) == 1 and found[0].has_actors:
-        only = prepared.only = found[0]
-        prepared.miss = _result(prepared, only.signer or "recipient-not-covered", False)
-        prepared.miss_adolescent = _result(
+        prepared.only = found[0]
+    return found
+
+
+def _miss(prepared: _Consent, adolescent: bool) -> CandidateResult:
+    """`miss` or `miss_adolescent`, interned when first needed."""
+    only = prepared.only
+    assert only is not None
+    if adolescent:
+        found = prepared.miss_adolescent = _result(
             prepared, only.signer_adolescent or "recipient-not-covered", False)
+    else:
+        found = prepared.miss = _result(prepared, only.signer or "recipient-not-covered",
+                                        False)
     return found
 
 
@@ -688,7 +704,7 @@ def _results(facts: _Facts, candidates: list[_Consent]) -> tuple[CandidateResult
                 r = p.results.get(_EXPIRED) or _result(p, _EXPIRED, False)
             elif (p.only is not None and recipient not in p.only.actor_refs
                   and (not p.only.actor_ids or p.only.actor_ids.isdisjoint(identifiers))):
-                r = p.miss_adolescent if adolescent else p.miss  # type: ignore[assignment]
+                r = (p.miss_adolescent if adolescent else p.miss) or _miss(p, adolescent)
             else:
                 r = _check(facts, p)
         out.append(r)
