@@ -214,15 +214,17 @@ def by_patient(handle: Any, run: Evaluator) -> Iterator[Report]:
     index = index_ndjson(handle)
     problems = Problems()
     seen: set[tuple[str, str]] = set()
-    groups = sorted(index.groups, key=lambda p: (p is None, p or ""))
-    for patient in groups:
-        report = run(read_group(handle, index, patient))
-        for problem in report.problems:
-            if (problem.resource, problem.message) not in seen:
-                seen.add((problem.resource, problem.message))
-                problems.append(problem)
-        findings = [f for f in report.findings if f.patient == patient]
-        yield Report(findings=findings, problems=[], ruleset=report.ruleset,
-                     jurisdiction=report.jurisdiction)
+    try:
+        for patient in index.groups():
+            report = run(read_group(handle, index, patient))
+            for problem in report.problems:
+                if (problem.resource, problem.message) not in seen:
+                    seen.add((problem.resource, problem.message))
+                    problems.append(problem)
+            findings = [f for f in report.findings if f.patient == patient]
+            yield Report(findings=findings, problems=[], ruleset=report.ruleset,
+                         jurisdiction=report.jurisdiction)
+    finally:
+        index.close()
     yield Report(findings=[], problems=problems.listed(), ruleset=run([]).ruleset,
                  jurisdiction=run.place.code if run.place is not None else None)

@@ -13,8 +13,10 @@ cannot be read (a date that is not a date, a shape that is not FHIR) becomes a `
 from __future__ import annotations
 
 import json
+import os
 import re
-from array import array
+import sqlite3
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -1159,164 +1161,161 @@ def _links(resource: dict) -> tuple[list[str], list[str]]:
     return keys(forward), keys(backward)
 
 
-@dataclass
 class NdjsonIndex:
     """Pass 1 over an NDJSON file: the lines (byte offsets) of each patient, and the lines that
-    belong to no patient (the directory: Organizations, Practitioners...), by key."""
+    belong to no patient (the directory: Organizations, Practitioners...), by key.
 
-    groups: dict[str | None, array] = field(default_factory=dict)  # patient -> offsets
-    shared: dict[str, int] = field(default_factory=dict)  # "Type/id" -> offset
-    shared_identifiers: dict[str, set[str]] = field(default_factory=dict)  # value -> keys
+    Everything that grows with the file (a row per line, per link and per patient's line) is
+    kept in a temporary SQLite database on disk, so memory stays flat in the file size; only
+    the directory (`shared`) and the patients' names stay in memory. `close` deletes it."""
+
+    def __init__(self) -> None:
+        self._folder = tempfile.TemporaryDirectory(prefix="consent-gap-ndjson-")
+        self.db = sqlite3.connect(os.path.join(self._folder.name, "index.sqlite"))
+        self.db.executescript(_INDEX_SCHEMA)
+        self.patients: list[str] = []  # a patient's number is its place here; -1 is None
+        self.shared: dict[str, int] = {}  # "Type/id" -> offset
+        self.shared_identifiers: dict[str, set[str]] = {}  # value -> keys
+        self._numbers: dict[str, int] = {}  # patient -> number
+
+    def groups(self) -> list[str | None]:
+        """Every patient with lines, in the order by_patient decides them (the records
+        without a patient last)."""
+        numbers = [n for (n,) in self.db.execute("SELECT DISTINCT patient FROM groups")]
+        return sorted((None if n == -1 else self.patients[n] for n in numbers),
+                      key=lambda p: (p is None, p or ""))
+
+    def offsets(self, patient: str | None) -> list[int]:
+        """A patient's lines, in file order, each once."""
+        number = -1 if patient is None else self._numbers.get(patient)
+        if number is None:
+            return []
+        return [o for (o,) in self.db.execute(
+            "SELECT DISTINCT offset FROM groups WHERE patient = ? ORDER BY offset", (number,))]
+
+    def close(self) -> None:
+        self.db.close()
+        self._folder.cleanup()
+
+
+_INDEX_SCHEMA = """
+PRAGMA journal_mode = OFF;
+PRAGMA synchronous = OFF;
+PRAGMA cache_size = -4096;
+CREATE TABLE lines (key TEXT NOT NULL, offset INTEGER NOT NULL, owner INTEGER NOT NULL);
+CREATE TABLE forward (key TEXT NOT NULL, patient INTEGER NOT NULL);
+CREATE TABLE backward (offset INTEGER NOT NULL, key TEXT NOT NULL);
+CREATE TABLE groups (patient INTEGER NOT NULL, offset INTEGER NOT NULL);
+"""
+
+# Links resolved once every line is read (see index_ndjson)
+_RESOLVE = """
+CREATE INDEX lines_key ON lines (key, owner);
+INSERT INTO groups
+    SELECT DISTINCT lines.owner, backward.offset FROM backward JOIN lines USING (key)
+    WHERE lines.owner >= 0;
+INSERT INTO groups
+    SELECT -1, backward.offset FROM backward
+    LEFT JOIN lines ON lines.key = backward.key AND lines.owner >= 0
+    GROUP BY backward.offset HAVING COUNT(lines.owner) = 0;
+INSERT INTO groups
+    SELECT forward.patient, (SELECT MAX(offset) FROM lines WHERE lines.key = forward.key)
+    FROM forward
+    WHERE EXISTS (SELECT 1 FROM lines WHERE lines.key = forward.key)
+      AND NOT EXISTS (SELECT 1 FROM lines
+                      WHERE lines.key = forward.key AND lines.owner = forward.patient);
+CREATE INDEX groups_patient ON groups (patient, offset);
+"""
+
+_BATCH = 20_000  # rows held before they are written to the index
 
 
 def index_ndjson(handle: Any) -> NdjsonIndex:
     """Read an NDJSON file (binary, seekable) once and say where each patient's resources
     are. A line that is not JSON or not a resource is an InputError, as `parse_text` says.
+    The caller closes the index.
 
-    What it keeps while reading grows with the file, so it is kept in arrays of machine
-    integers (about 24 bytes a line and 16 a link) rather than dicts of strings (over 300
-    bytes a line): each line's key as its 64-bit string hash (two keys of one file share a
-    hash with odds of about n^2 / 2^64), offset and owner (a patient's number; the rare
-    resource of several patients has its set apart); and as rows of two arrays each link a
-    patient's resource makes to data (`_links` forward) and each link a resource without a
-    patient makes to what it belongs with (backward: Provenance, notice, documentation)."""
+    Each line's key, offset and owners go to the index; so do the links a patient's resource
+    makes to data (`_links` forward: a disclosure's data goes with its patient) and the links
+    a resource without a patient makes to what it belongs with (backward: a Provenance, a
+    notice, documentation); they are resolved in the database once every line is read."""
     index = NdjsonIndex()
-    patient_number: dict[str, int] = {}
-    patients: list[str] = []
-    several: list[set[int]] = []  # owners of a resource of several patients: owner -2 - i
-    line_key, line_offset, line_owner = array("q"), array("q"), array("q")
-    forward_key, forward_owner = array("q"), array("q")
-    back_start, back_key = array("q"), array("q")
-    groups = index.groups
-    number = 0
-    offset = handle.tell()
-    for line in iter(handle.readline, b""):
-        number += 1
-        start, offset = offset, offset + len(line)
-        if not line.strip():
-            continue
-        try:
-            resource = _loads_line(line)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-            raise InputError(f"NDJSON line {number} is not JSON") from None
-        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
-            raise InputError(f"NDJSON line {number} is not a FHIR resource")
-        if resource["resourceType"] == "Bundle":
-            raise NotPerPatient(f"NDJSON line {number} is a Bundle")
-        rid = resource.get("id")
-        key = f"{resource['resourceType']}/{rid}" if isinstance(rid, str) and rid else \
-            f"{resource['resourceType']}/#{number}"
-        named = _patients_named(resource)
-        forward, backward = _links(resource)
-        owner = -1
-        if named:
-            numbers = []
-            for patient in named:
-                found = patient_number.get(patient)
-                if found is None:
-                    found = patient_number[patient] = len(patients)
-                    patients.append(patient)
-                numbers.append(found)
-                _append(groups, patient, start)
-            if len(numbers) == 1:
-                owner = numbers[0]
+    numbers = index._numbers
+    patients = index.patients
+    rows: dict[str, list[tuple]] = {"lines": [], "forward": [], "backward": [], "groups": []}
+    db = index.db
+
+    def flush() -> None:
+        for table, found in rows.items():
+            if found:
+                marks = ", ".join("?" * len(found[0]))
+                db.executemany(f"INSERT INTO {table} VALUES ({marks})", found)  # noqa: S608
+                found.clear()
+
+    try:
+        number = 0
+        offset = handle.tell()
+        pending = 0
+        for line in iter(handle.readline, b""):
+            number += 1
+            start, offset = offset, offset + len(line)
+            if not line.strip():
+                continue
+            try:
+                resource = _loads_line(line)
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+                raise InputError(f"NDJSON line {number} is not JSON") from None
+            if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"),
+                                                                str):
+                raise InputError(f"NDJSON line {number} is not a FHIR resource")
+            if resource["resourceType"] == "Bundle":
+                raise NotPerPatient(f"NDJSON line {number} is a Bundle")
+            rid = resource.get("id")
+            key = f"{resource['resourceType']}/{rid}" if isinstance(rid, str) and rid else \
+                f"{resource['resourceType']}/#{number}"
+            named = _patients_named(resource)
+            forward, backward = _links(resource)
+            if named:
+                for patient in named:
+                    found = numbers.get(patient)
+                    if found is None:
+                        found = numbers[patient] = len(patients)
+                        patients.append(patient)
+                    rows["lines"].append((key, start, found))
+                    rows["groups"].append((found, start))
+                    rows["forward"].extend((target, found) for target in forward
+                                           if target != patient)  # a Patient is its own
             else:
-                owner = -2 - len(several)
-                several.append(set(numbers))
-            for target in forward:
-                for n in numbers:
-                    forward_key.append(hash(target))
-                    forward_owner.append(n)
-        elif backward:
-            for target in backward:
-                back_start.append(start)
-                back_key.append(hash(target))
-        elif resource["resourceType"] not in PARTY_TYPES:  # a record without a patient
-            _append(groups, None, start)
-        else:
-            index.shared[key] = start
-            for identifier in _list(resource.get("identifier")):
-                value = _dict(identifier).get("value")
-                if isinstance(value, str):
-                    index.shared_identifiers.setdefault(value, set()).add(key)
-        line_key.append(hash(key))
-        line_offset.append(start)
-        line_owner.append(owner)
-    # The lines links point at, by key: last offset and owners, packed in one int per key
-    found: dict[int, int] = dict.fromkeys(back_key, -1)
-    found.update(dict.fromkeys(forward_key, -1))
-    for hashed, start, owner in zip(line_key, line_offset, line_owner, strict=True):
-        before = found.get(hashed)
-        if before is not None:
-            if before != -1:
-                owner = _joined(_unpacked(before)[1], owner, several)
-            found[hashed] = start * _SHIFT + owner + _BIAS
-    del line_key, line_offset, line_owner
-
-    def owners(hashed: int) -> tuple[int, set[int] | tuple[int, ...]]:
-        """(offset or -1 when no line has the key, the owners' numbers)."""
-        packed = found.get(hashed, -1)
-        if packed == -1:
-            return -1, ()
-        start, owner = _unpacked(packed)
-        return start, (() if owner == -1 else (owner,) if owner >= 0 else several[-2 - owner])
-
-    i = 0
-    while i < len(back_start):  # one line's backward links are consecutive rows
-        start = back_start[i]
-        belongs: set[int] = set()
-        while i < len(back_start) and back_start[i] == start:
-            belongs.update(owners(back_key[i])[1])
-            i += 1
-        for n in belongs or (None,):
-            _append(groups, None if n is None else patients[n], start)
-    shared_by_hash = {hash(key): key for key in index.shared}
-    for hashed, n in zip(forward_key, forward_owner, strict=True):
-        start, belongs_to = owners(hashed)  # data sent in another patient's disclosure
-        if start == -1:
-            continue
-        shared = shared_by_hash.pop(hashed, None)
-        if shared is not None:
-            del index.shared[shared]
-        if n not in belongs_to:
-            _append(groups, patients[n], start)  # read_group drops a repeated offset
+                rows["lines"].append((key, start, -1))
+                if backward:
+                    rows["backward"].extend((start, target) for target in backward)
+                elif resource["resourceType"] not in PARTY_TYPES:  # a record, no patient
+                    rows["groups"].append((-1, start))
+                else:
+                    index.shared[key] = start
+                    for identifier in _list(resource.get("identifier")):
+                        value = _dict(identifier).get("value")
+                        if isinstance(value, str):
+                            index.shared_identifiers.setdefault(value, set()).add(key)
+            pending += 1
+            if pending >= _BATCH:
+                flush()
+                pending = 0
+        flush()
+        db.executescript(_RESOLVE)
+        for (key,) in db.execute("SELECT DISTINCT key FROM forward"):
+            index.shared.pop(key, None)  # data sent in a disclosure: that patient's
+    except BaseException:
+        index.close()
+        raise
     return index
-
-
-_SHIFT = 1 << 40  # an offset and an owner number packed in one int (`index_ndjson`)
-_BIAS = 1 << 39
-
-
-def _unpacked(packed: int) -> tuple[int, int]:
-    start, owner = divmod(packed, _SHIFT)
-    return start, owner - _BIAS
-
-
-def _joined(owner: int, other: int, several: list[set[int]]) -> int:
-    """The owner number of a key on two lines: -1 none, n one patient, -2 - i several."""
-    if other == owner or other == -1:
-        return owner
-    if owner == -1:
-        return other
-    both = set()
-    for one in (owner, other):
-        both.update((one,) if one >= 0 else several[-2 - one])
-    several.append(both)
-    return -2 - (len(several) - 1)
-
-
-def _append(groups: dict, patient: str | None, start: int) -> None:
-    found = groups.get(patient)
-    if found is None:
-        found = groups[patient] = array("q")
-    found.append(start)
 
 
 def read_group(handle: Any, index: NdjsonIndex, patient: str | None) -> list[dict]:
     """One patient's resources (pass 2), with the directory resources they refer to by
     reference or by identifier value."""
     lines = []
-    for start in sorted(set(index.groups.get(patient, ()))):
+    for start in index.offsets(patient):
         handle.seek(start)
         lines.append(handle.readline())
     wanted: set[str] = set()
