@@ -4,12 +4,14 @@ No I/O, no clock, no FHIR shapes: it takes a `Disclosure` and the patient's `Cha
 objects from normalize.py) plus the rules tables, and returns an `Outcome`. The codes live in
 mappings/; this module holds only the logic that combines them.
 
-Speed comes from preparing each patient's Consents once (`Prepared`): everything a check reads
-that does not depend on the disclosure (paths and their period bounds, the signer's standing,
-which denies lie beneath which permit, revocation and signing times) is worked out when a chart
-is first seen, and checks 7 and 8 are indexed per chart by recipient and by purposes, so a
-decision re-reads none of it. Every candidate is still checked, since section 3 lists each one's
-reason.
+Speed comes from preparing each patient's Consents once (`Prepared`) and lazily: checks 1-3
+and each Consent's time bounds (signed and begun, ended) when a chart is first seen; a
+candidate's paths (period bounds, recipients, the signer's standing) when a disclosure first
+falls within those bounds; what checks 8-11 read (purposes, data, the denies beneath each
+permit, completeness) when a disclosure first gets past check 7. A decision then settles most
+candidates by time alone or, for a Consent with one path naming other recipients, by one set
+lookup, each with an interned result. Every candidate still gets its result, since section 3
+lists each one's reason.
 """
 
 from __future__ import annotations
