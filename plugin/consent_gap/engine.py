@@ -533,10 +533,12 @@ def _signing_order(p: _Consent) -> tuple[bool, float, str]:
 class _PreparedChart:
     """One chart's Consents, prepared: candidates in signing order, restrictions in force."""
 
-    __slots__ = ("candidates", "chart", "restrictions")
+    __slots__ = ("candidates", "chart", "majority", "restrictions")
 
-    def __init__(self, rules: Rules, chart: Chart, prepared_kinds: dict | None = None) -> None:
+    def __init__(self, rules: Rules, chart: Chart, majority: int,
+                 prepared_kinds: dict | None = None) -> None:
         self.chart = chart
+        self.majority = majority
         kinds = prepared_kinds if prepared_kinds is not None else {}
         prepared = [prepare(rules, c, kinds) for c in chart.consents]
         self.candidates = sorted((p for p in prepared if p.candidate), key=_signing_order)
@@ -555,12 +557,14 @@ class Prepared:
         self.exceptions: dict = {}  # 1.3 verdicts by what they read (`exception_decision`)
         self.kinds: dict = {}  # each kind of Consent's `_kind`, by the codes it reads
         self.facts: dict = {}  # `context`'s label flags and lineages, by what they read
+        self.last: _PreparedChart | None = None  # the chart of the last decision (a run
+        # decides a patient's disclosures one after another)
 
     def of(self, chart: Chart, majority: int) -> _PreparedChart:
         key = (id(chart), majority)
         found = self._charts.get(key)
         if found is None or found.chart is not chart:
-            found = _PreparedChart(self.rules, chart, self.kinds)
+            found = _PreparedChart(self.rules, chart, majority, self.kinds)
             self._charts[key] = found
         return found
 
@@ -568,6 +572,8 @@ class Prepared:
         """Drop a chart's preparation (a caller that streams patients frees as it goes)."""
         for key in [k for k, v in self._charts.items() if v.chart is chart]:
             del self._charts[key]
+        if self.last is not None and self.last.chart is chart:
+            self.last = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -768,8 +774,10 @@ def _recipient_may_access(facts: _Facts) -> bool:
     d = facts.disclosure
     if d.patient is None:
         return False
-    if d.recipient is not None:
-        return speaks_for(facts, d.recipient, d.occurred)
+    recipient = d.recipient
+    if recipient is not None:
+        return (recipient == d.patient or (recipient.startswith("RelatedPerson/")
+                and speaks_for(facts, recipient, d.occurred)))
     patient = facts.chart.patient
     return patient is not None and not patient.identifiers.isdisjoint(d.recipient_identifiers)
 
@@ -949,7 +957,9 @@ def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
     one Prepared for a run (without it, the chart is prepared for this decision alone)."""
     prepared = prepared if prepared is not None else Prepared(rules)
     facts = context(rules, disclosure, chart, jurisdiction, prepared.facts)
-    pc = prepared.of(chart, facts.majority)
+    pc = prepared.last
+    if pc is None or pc.chart is not chart or pc.majority != facts.majority:
+        pc = prepared.last = prepared.of(chart, facts.majority)
     results = _results(facts, pc.candidates) if pc.candidates else ()
     covering = None
     for result in results:
@@ -962,27 +972,19 @@ def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
     else:
         verdict = _without_authorization(facts, results, pc.restrictions,
                                          prepared.exceptions)
-    if verdict.decision is Decision.AUTHORIZED or verdict.decision is Decision.PERMITTED:
+    decision = verdict.decision
+    if decision is Decision.AUTHORIZED or decision is Decision.PERMITTED:
         verdict = _unless_data_unresolved(verdict, disclosure)
-    if verdict.decision is Decision.REQUIRED or verdict.decision is Decision.PERMITTED:
-        documentation, notice = documentation_and_notice(facts, verdict.decision,
-                                                         verdict.rows)
+        decision = verdict.decision
+    if decision is Decision.REQUIRED or decision is Decision.PERMITTED:
+        documentation, notice = documentation_and_notice(facts, decision, verdict.rows)
     else:
         documentation, notice = Documentation.NOT_REQUIRED, ClientNotice.NOT_REQUIRED
-    return Outcome(
-        decision=verdict.decision,
-        basis=verdict.basis,
-        reasons=_reasons(verdict.decision, verdict.causes, results),
-        accountable=verdict.accountable,
-        documentation=documentation,
-        client_notice=notice,
-        candidates=results,
-        row=verdict.rows[0] if verdict.rows else None,
-        cause=verdict.causes[0] if verdict.causes else None,
-        converted=verdict.converted,
-        causes=verdict.causes,
-        rows=verdict.rows,
-    )
+    causes, rows = verdict.causes, verdict.rows
+    return Outcome(decision, verdict.basis, _reasons(decision, causes, results),
+                   verdict.accountable, documentation, notice, results,
+                   rows[0] if rows else None, causes[0] if causes else None,
+                   verdict.converted, causes, rows)
 
 
 def _without_authorization(facts: _Facts, results: tuple[CandidateResult, ...],
@@ -1007,7 +1009,7 @@ def _unless_data_unresolved(verdict: _Verdict, disclosure: Disclosure) -> _Verdi
     if verdict.decision not in (Decision.AUTHORIZED, Decision.PERMITTED):
         return verdict
     entities = disclosure.entities
-    if entities and not any(not e.resolved and not e.labels for e in entities):
+    if entities and all(e.resolved or e.labels for e in entities):
         return verdict
     return _Verdict(Decision.REVIEW, None, verdict.accountable, (DATA_UNRESOLVED,),
                     verdict.rows, "data-unresolved")
