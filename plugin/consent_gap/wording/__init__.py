@@ -450,6 +450,9 @@ PANEL_NOTE = "Finding note"
 PANEL_DRAFT_NOTE = "Draft documentation note"
 PANEL_OPEN_DRAFT = "open the draft to sign it"
 PANEL_UNDATED = "an unrecorded date"
+PANEL_SAVED = "The {what} was saved in the chart."
+PANEL_ALREADY_SAVED = "The {what} was already in the chart."
+PANEL_OPEN_WRITTEN = "Open the {what}"
 
 
 # ---------------------------------------------------------------- lookups
