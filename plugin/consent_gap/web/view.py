@@ -419,4 +419,4 @@ def banner_of(person: Person | None, patient_ref: str | None) -> Banner | None:
     if person is None:
         return None
     birth = person.birth_date.isoformat() if person.birth_date else None
-    return Banner(person.name or patient_ref or person.reference, birth, person.gender)
+    return Banner(person.name or wording.PANEL_CLIENT_UNNAMED, birth, person.gender)

@@ -437,6 +437,7 @@ PANEL_NOTHING_TO_DO = "Nothing needs action: {n} disclosure(s), each authorized 
 PANEL_OWED = "{n} other(s) owing a documentation note or a client notice"
 PANEL_NO_DISCLOSURES = "No disclosures are recorded for this client."
 PANEL_UNNAMED = "a recipient the record does not name"
+PANEL_CLIENT_UNNAMED = "A client whose name is not recorded"
 PANEL_NO_BASIS = "none"
 PANEL_NO_PURPOSE = "no purpose recorded"
 PANEL_AUTHORIZATION_SIGNED = "the authorization signed on {day}"

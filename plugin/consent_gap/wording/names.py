@@ -24,7 +24,7 @@ OTHER_CONSENT = "consent form"
 SIGNED = "the {kind} signed on {day}"
 SIGNED_AT = "the {kind} signed on {day} at {time} UTC"
 UNDATED = "an undated {kind}"
-UNNAMED_RECIPIENT = "a recipient the record does not name"
+UNNAMED_RECIPIENT = wording.PANEL_UNNAMED
 UNDESCRIBED_RECORD = "a record the disclosure log does not describe"
 UNDESCRIBED_INSTRUMENT = "a legal request on file"
 #: The patient as a recipient (the right of access): the notes never name the client.
