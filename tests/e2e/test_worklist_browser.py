@@ -13,6 +13,7 @@ whatever else the shared sandbox holds.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -163,6 +164,10 @@ def test_the_officer_sees_the_scans_tasks_across_clients(officer_page, sandbox, 
 def start_assessment(page, app_server, task_id: str) -> None:
     page.goto(f"{app_server}/worklist/task/{task_id}")
     page.locator("#disposition").wait_for(timeout=TIMEOUT_MS)
+    # names and words on the task page, never a resource id (issue 12)
+    shown = page.locator("main").inner_text()
+    assert not re.search(r"\b(AuditEvent|Patient|Organization|Practitioner|RelatedPerson|"
+                         r"Consent|DocumentReference)/", shown), shown
     page.get_by_label("Start the breach risk assessment").check()
     page.get_by_role("button", name="Record the disposition").click()
     page.locator("form#assessment").wait_for(timeout=TIMEOUT_MS)
