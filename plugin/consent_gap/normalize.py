@@ -1466,6 +1466,7 @@ class _Releases(_Reader):
                 recipient = self.party(ref, identifier, _text(who.get("display")))
                 break
         items: list[DataItem] = []
+        instruments: list[DataItem] = []
         patient_seen = False
         for entity in _list(resource.get("entity")):
             if not isinstance(entity, dict):
@@ -1475,9 +1476,10 @@ class _Releases(_Reader):
                 patient_seen = True
                 continue
             if ref is not None and self.instrument(ref, occurred):
+                instruments.append(self.item(ref, entity))
                 continue
             items.append(self.item(ref, entity))
-        return Released(recipient=recipient, data=tuple(items))
+        return Released(recipient=recipient, data=tuple(items), instruments=tuple(instruments))
 
     def sent_released(self, key: str, resource: dict) -> Released | None:
         """A Communication disclosure (1.1): its one recipient and its payload."""
@@ -1497,7 +1499,9 @@ class _Releases(_Reader):
                                       title=_text(attachment.get("title"))))
         if not items and disclosure.entities:
             items.append(DataItem(reference=None, resource_type=None))
-        return Released(recipient=recipient, data=tuple(items))
+        return Released(recipient=recipient, data=tuple(items),
+                        instruments=tuple(self.item(ref, {})
+                                          for ref in disclosure.instrument_refs))
 
 
 def read_released(data: Any, rules: Rules, wanted: Iterable[str] | None = None) -> Releases:
