@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
 from consent_gap.domain import (
@@ -266,6 +266,10 @@ class _Consent:
     only: _Path | None = None
     miss: CandidateResult | None = None
     miss_adolescent: CandidateResult | None = None
+    # The window (both ends included) in which time alone decides nothing: signed, begun,
+    # not every path ended, not yet revoked; `lo` None when there is none
+    lo: datetime | None = None
+    hi: datetime | None = None
 
 
 _NONE: frozenset = frozenset()
@@ -274,14 +278,24 @@ _NONE: frozenset = frozenset()
 def _actors(rules: Rules, node: Provision) -> tuple[bool, frozenset[str], frozenset[str]]:
     """A node's recipients (actors in a recipient role): (any named, references,
     identifiers)."""
-    if not node.actors:
-        return False, _NONE, _NONE
-    roles = rules.consents.recipient_roles
-    actors = [a for a in node.actors if not a.roles.isdisjoint(roles)]
+    actors = node.actors
     if not actors:
         return False, _NONE, _NONE
-    return (True, frozenset([a.reference for a in actors if a.reference is not None]),
-            frozenset([a.identifier for a in actors if a.identifier is not None]))
+    roles = rules.consents.recipient_roles
+    named = False
+    refs: list[str] = []
+    ids: list[str] = []
+    for a in actors:  # a loop, not comprehensions: this runs once per path of every Consent
+        if a.roles.isdisjoint(roles):
+            continue
+        named = True
+        if a.reference is not None:
+            refs.append(a.reference)
+        if a.identifier is not None:
+            ids.append(a.identifier)
+    if not named:
+        return False, _NONE, _NONE
+    return True, frozenset(refs) if refs else _NONE, frozenset(ids) if ids else _NONE
 
 
 def _match(rules: Rules, node: Provision,
@@ -290,14 +304,24 @@ def _match(rules: Rules, node: Provision,
     purposes = data = _NONE
     if node.purposes:
         system = rules.purposes.system
-        purposes = frozenset([code for sys, code in node.purposes if sys == system])
+        codes = []
+        for sys, code in node.purposes:
+            if sys == system:
+                codes.append(code)
+        purposes = frozenset(codes)
     if node.data:
-        data = frozenset([ref for _meaning, ref in node.data if ref])
+        listed = []
+        for _meaning, ref in node.data:
+            if ref:
+                listed.append(ref)
+        data = frozenset(listed)
     return _Match(node, refs, ids, has_actors, purposes, data)
 
 
 def _deny_nodes(node: Provision) -> list[Provision]:
     """Every deny node beneath `node` (not `node` itself), in document order."""
+    if not node.children:
+        return []
     out = []
     stack = list(reversed(node.children))
     while stack:
@@ -351,9 +375,19 @@ def _complete(rules: Rules, match: _Match) -> bool:
     node = match.node
     if not match.has_actors or not node.purposes or node.end is None or node.has_data_period:
         return False
-    if node.actions and not any(codes.disclose_action in action for action in node.actions):
-        return False
-    return all(meaning == codes.data_meaning for meaning, _ref in node.data)
+    if node.actions:
+        disclose = codes.disclose_action
+        for action in node.actions:
+            if disclose in action:
+                break
+        else:
+            return False
+    if node.data:
+        meaning_read = codes.data_meaning
+        for meaning, _ref in node.data:
+            if meaning != meaning_read:
+                return False
+    return True
 
 
 def _revoked_at(c: Authorization) -> datetime | None:
@@ -367,9 +401,14 @@ def _signers(rules: Rules, chart: Chart, majority: int, c: Authorization
              ) -> tuple[bool, bool, bool | None]:
     """(the patient signed, a representative who may sign signed, minor at signing)."""
     moment = c.signed_at
-    patient_signed = c.patient is not None and c.patient in c.performers
-    representative = any(_may_sign(rules, chart, c.patient, majority, ref, moment)
-                         for ref in c.performers if ref.startswith("RelatedPerson/"))
+    performers = c.performers
+    patient_signed = c.patient is not None and c.patient in performers
+    representative = False
+    for ref in performers:
+        if ref.startswith("RelatedPerson/") and _may_sign(rules, chart, c.patient, majority,
+                                                          ref, moment):
+            representative = True
+            break
     return patient_signed, representative, _minor(chart, majority, moment)
 
 
@@ -446,7 +485,29 @@ def prepare(rules: Rules, c: Authorization, kinds: dict | None = None) -> _Conse
 
 
 def _time_bounds(prepared: _Consent) -> None:
-    """`valid_from` and `expires` (see _Consent)."""
+    """`valid_from` and `expires` (see _Consent), then the window `lo`..`hi` they leave."""
+    _bounds(prepared)
+    lo = prepared.valid_from
+    if prepared.unsigned or lo is None:
+        return
+    hi = prepared.expires
+    revoked_at = prepared.revoked_at
+    if revoked_at is not None:
+        if revoked_at <= lo:
+            return
+        last = revoked_at - _INSTANT  # revoked from its instant on
+        hi = last if hi is None or last < hi else hi
+    if hi is None:
+        hi = datetime.max.replace(tzinfo=lo.tzinfo)
+    elif hi < lo:
+        return
+    prepared.lo, prepared.hi = lo, hi
+
+
+_INSTANT = timedelta(microseconds=1)  # a datetime's resolution
+
+
+def _bounds(prepared: _Consent) -> None:
     c = prepared.consent
     valid_from = c.signed_at
     root = c.provision
@@ -517,17 +578,20 @@ def _rest(rules: Rules, path: _Path) -> _Rest:
     match = _match(rules, node, (path.has_actors, path.actor_refs, path.actor_ids))
     path.rest = rest = _Rest(
         match=match,
-        denies=tuple(_match(rules, n) for n in _deny_nodes(node)),
+        denies=tuple([_match(rules, n) for n in _deny_nodes(node)]) if node.children else (),
         complete=_complete(rules, match),
         lists_data=bool(node.labels or node.classes or node.codes or node.data),
         by_purposes={})
     return rest
 
 
-def _signing_order(p: _Consent) -> tuple[bool, float, str]:
+def _signing_order(p: _Consent) -> tuple[bool, datetime | int, str]:
     """Candidate order (1.2): signing time (unknown last), then id."""
-    signed_at = p.consent.signed_at
-    return signed_at is None, signed_at.timestamp() if signed_at else 0.0, p.consent.reference
+    c = p.consent
+    signed_at = c.signed_at
+    if signed_at is None:
+        return True, 0, c.reference
+    return False, signed_at, c.reference
 
 
 class _PreparedChart:
@@ -700,7 +764,16 @@ def _results(facts: _Facts, candidates: list[_Consent]) -> tuple[CandidateResult
     out = []
     for p in candidates:
         r = p.fixed
-        if r is None:
+        if r is not None:
+            pass
+        elif p.lo is not None and p.lo <= occurred <= p.hi:  # time alone decides nothing
+            only = p.only
+            if (only is not None and recipient not in only.actor_refs
+                    and (not only.actor_ids or only.actor_ids.isdisjoint(identifiers))):
+                r = (p.miss_adolescent if adolescent else p.miss) or _miss(p, adolescent)
+            else:
+                r = _check(facts, p)
+        else:
             revoked_at = p.revoked_at
             if revoked_at is not None and occurred >= revoked_at:
                 r = p.results.get(_REVOKED) or _result(p, _REVOKED, False)
