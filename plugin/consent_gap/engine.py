@@ -41,6 +41,8 @@ NO_AUTHORIZATION = "no-authorization"
 DATA_UNRESOLVED = "data-unresolved"
 MINOR_SELF = "minor-self-authorization"
 
+_NONE: frozenset = frozenset()
+
 
 class CandidateResult:
     """How one candidate Consent fared (1.2): its reason, or None when it covers.
@@ -156,9 +158,10 @@ def context(rules: Rules, disclosure: Disclosure, chart: Chart,
     """The facts every check of one disclosure reads, worked out once. `memo` keeps, for
     one run, what the data's labels say and each list of purposes' lineages (a run's
     disclosures share a few of each)."""
-    entities = disclosure.entities
-    labels: frozenset[Coding] = (entities[0].labels if len(entities) == 1 else
-                                 frozenset().union(*(e.labels for e in entities)))
+    labels: frozenset[Coding] = _NONE
+    for e in disclosure.entities:  # most entities carry no label: no new set, no new hash
+        if e.labels:
+            labels = e.labels if not labels else labels | e.labels
     flags = memo.get(labels) if memo is not None else None
     if flags is None:
         sens = rules.sensitivity
@@ -270,9 +273,6 @@ class _Consent:
     # not every path ended, not yet revoked; `lo` None when there is none
     lo: datetime | None = None
     hi: datetime | None = None
-
-
-_NONE: frozenset = frozenset()
 
 
 def _actors(rules: Rules, node: Provision) -> tuple[bool, frozenset[str], frozenset[str]]:
@@ -930,14 +930,28 @@ def exception_decision(facts: _Facts, memo: dict | None = None) -> _Rows:
     if _recipient_may_access(facts):
         return _winner([_narrow(facts, table.access, instruments)])
     d = facts.disclosure
-    key = (d.purposes, d.recipient_type, facts.duty, instruments, facts.psychotherapy_notes,
+    recipient_type = d.recipient_type
+    key = (d.purposes, recipient_type, facts.duty, instruments, facts.psychotherapy_notes,
            facts.part2)
     found = memo.get(key) if memo is not None else None
     if found is None:
         purposes = d.purposes
         kept = [p for p in purposes if p not in table.request_codes] or list(purposes)
-        rows = [row_for(facts, p, instruments) for p in kept] or [table.no_purpose]
-        found = _winner([_narrow(facts, row, instruments) for row in rows])
+        if not kept:
+            found = _winner([_narrow(facts, table.no_purpose, instruments)])
+        else:
+            # each purpose's verdict kept under its own key (a str, where a list's is a
+            # tuple): disclosures for two purposes share them with those for one
+            verdicts = []
+            for p in kept:
+                one = (p, *key[1:])
+                verdict = memo.get(one) if memo is not None else None
+                if verdict is None:
+                    verdict = _narrow(facts, row_for(facts, p, instruments), instruments)
+                    if memo is not None:
+                        memo[one] = verdict
+                verdicts.append(verdict)
+            found = _winner(verdicts)
         if memo is not None:
             memo[key] = found
     return found
@@ -1047,8 +1061,14 @@ def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
                                          prepared.exceptions)
     decision = verdict.decision
     if decision is Decision.AUTHORIZED or decision is Decision.PERMITTED:
-        verdict = _unless_data_unresolved(verdict, disclosure)
-        decision = verdict.decision
+        unresolved = not disclosure.entities
+        for e in disclosure.entities:  # inline: most decisions know what was sent
+            if not e.resolved and not e.labels:
+                unresolved = True
+                break
+        if unresolved:
+            verdict = _unless_data_unresolved(verdict, disclosure)
+            decision = verdict.decision
     if decision is Decision.REQUIRED or decision is Decision.PERMITTED:
         documentation, notice = documentation_and_notice(facts, decision, verdict.rows)
     else:
