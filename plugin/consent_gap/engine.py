@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 
 from consent_gap.domain import (
@@ -498,13 +498,14 @@ def _time_bounds(prepared: _Consent) -> None:
         last = revoked_at - _INSTANT  # revoked from its instant on
         hi = last if hi is None or last < hi else hi
     if hi is None:
-        hi = datetime.max.replace(tzinfo=lo.tzinfo)
+        hi = _END if lo.tzinfo is UTC else datetime.max.replace(tzinfo=lo.tzinfo)
     elif hi < lo:
         return
     prepared.lo, prepared.hi = lo, hi
 
 
 _INSTANT = timedelta(microseconds=1)  # a datetime's resolution
+_END = datetime.max.replace(tzinfo=UTC)
 
 
 def _bounds(prepared: _Consent) -> None:
@@ -855,13 +856,6 @@ def _recipient_may_access(facts: _Facts) -> bool:
     return patient is not None and not patient.identifiers.isdisjoint(d.recipient_identifiers)
 
 
-def _instruments(facts: _Facts) -> frozenset[str]:
-    found = facts.disclosure.instruments
-    if found and found <= facts.rules.exceptions.ignored_alone:
-        return frozenset()
-    return found
-
-
 def _row_applies(facts: _Facts, row: ExceptionRow, instruments: frozenset[str]) -> bool:
     if row.recipient_types is not None and facts.disclosure.recipient_type not in \
             row.recipient_types:
@@ -926,7 +920,9 @@ def exception_decision(facts: _Facts, memo: dict | None = None) -> _Rows:
     the decision is accountable when any winning row is, and its codes are each one's.
     `memo` keeps the purpose rows' verdicts of one run by everything they read."""
     table = facts.rules.exceptions
-    instruments = _instruments(facts)
+    instruments = facts.disclosure.instruments
+    if instruments and instruments <= table.ignored_alone:  # `_instruments`, inline
+        instruments = _NONE
     if _recipient_may_access(facts):
         return _winner([_narrow(facts, table.access, instruments)])
     d = facts.disclosure
@@ -1049,15 +1045,18 @@ def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
         pc = prepared.last = prepared.of(chart, facts.majority)
     results = _results(facts, pc.candidates) if pc.candidates else ()
     covering = None
+    near_miss = False
     for result in results:
         if result.reason is None:
             covering = result
             break
+        if result.near_miss:
+            near_miss = True
     if covering is not None:
         # Authorized disclosures are accountable only with Part 2 data (42 CFR 2.24).
         verdict = _Verdict(Decision.AUTHORIZED, covering.reference, facts.part2, ())
     else:
-        verdict = _without_authorization(facts, results, pc.restrictions,
+        verdict = _without_authorization(facts, near_miss, pc.restrictions,
                                          prepared.exceptions)
     decision = verdict.decision
     if decision is Decision.AUTHORIZED or decision is Decision.PERMITTED:
@@ -1074,18 +1073,21 @@ def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
     else:
         documentation, notice = Documentation.NOT_REQUIRED, ClientNotice.NOT_REQUIRED
     causes, rows = verdict.causes, verdict.rows
-    return Outcome(decision, verdict.basis, _reasons(decision, causes, results),
-                   verdict.accountable, documentation, notice, results,
+    reasons = (_reasons(causes, results)
+               if decision is Decision.UNAUTHORIZED or decision is Decision.REVIEW else ())
+    return Outcome(decision, verdict.basis, reasons, verdict.accountable, documentation,
+                   notice, results,
                    rows[0] if rows else None, causes[0] if causes else None,
                    verdict.converted, causes, rows)
 
 
-def _without_authorization(facts: _Facts, results: tuple[CandidateResult, ...],
-                           restrictions: list[_Consent], memo: dict) -> _Verdict:
-    """1.3 decides; then a near miss turns unauthorized into review, and a patient's
-    restriction turns a treatment, payment or operations permission into unauthorized."""
+def _without_authorization(facts: _Facts, near_miss: bool, restrictions: list[_Consent],
+                           memo: dict) -> _Verdict:
+    """1.3 decides; then a near miss (some candidate's) turns unauthorized into review, and a
+    patient's restriction turns a treatment, payment or operations permission into
+    unauthorized."""
     winner, decided = exception_decision(facts, memo)
-    if winner.decision is Decision.UNAUTHORIZED and any(r.near_miss for r in results):
+    if near_miss and winner.decision is Decision.UNAUTHORIZED:
         return _Verdict(Decision.REVIEW, None, winner.accountable, winner.causes, winner.rows,
                         "near-miss")
     if (winner.decision is Decision.PERMITTED and restrictions
@@ -1108,11 +1110,10 @@ def _unless_data_unresolved(verdict: _Verdict, disclosure: Disclosure) -> _Verdi
                     verdict.rows, "data-unresolved")
 
 
-def _reasons(decision: Decision, causes: tuple[str, ...],
-             results: tuple[CandidateResult, ...]) -> tuple[str, ...]:
-    """Section 3: the decision's own codes, no-authorization, then each candidate's reason."""
-    if decision is not Decision.UNAUTHORIZED and decision is not Decision.REVIEW:
-        return ()
+def _reasons(causes: tuple[str, ...], results: tuple[CandidateResult, ...]
+             ) -> tuple[str, ...]:
+    """Section 3, for unauthorized and review (the others give none): the decision's own
+    codes, no-authorization, then each candidate's reason."""
     if not results:
         return tuple(dict.fromkeys((*causes, NO_AUTHORIZATION)))
     ordered = dict.fromkeys(causes)  # first appearance kept, in order
