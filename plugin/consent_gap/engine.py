@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import attrgetter
 from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 
@@ -586,13 +587,22 @@ def _rest(rules: Rules, path: _Path) -> _Rest:
     return rest
 
 
-def _signing_order(p: _Consent) -> tuple[bool, datetime | int, str]:
-    """Candidate order (1.2): signing time (unknown last), then id."""
-    c = p.consent
-    signed_at = c.signed_at
-    if signed_at is None:
-        return True, 0, c.reference
-    return False, signed_at, c.reference
+_BY_REFERENCE = attrgetter("consent.reference")
+_BY_SIGNING = attrgetter("consent.signed_at")
+
+
+def _signing_order(candidates: list[_Consent]) -> list[_Consent]:
+    """Candidate order (1.2): signing time (unknown last), then id. Two stable sorts by
+    C-level keys (no Python call per Consent)."""
+    signed = [p for p in candidates if p.consent.signed_at is not None]
+    if len(signed) < len(candidates):
+        unknown = [p for p in candidates if p.consent.signed_at is None]
+        unknown.sort(key=_BY_REFERENCE)
+    else:
+        unknown = []
+    signed.sort(key=_BY_REFERENCE)
+    signed.sort(key=_BY_SIGNING)
+    return signed + unknown
 
 
 class _PreparedChart:
@@ -606,7 +616,7 @@ class _PreparedChart:
         self.majority = majority
         kinds = prepared_kinds if prepared_kinds is not None else {}
         prepared = [prepare(rules, c, kinds) for c in chart.consents]
-        self.candidates = sorted((p for p in prepared if p.candidate), key=_signing_order)
+        self.candidates = _signing_order([p for p in prepared if p.candidate])
         self.restrictions = [p for p in prepared if p.restriction]
 
 
