@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from operator import attrgetter
 from datetime import UTC, date, datetime, timedelta
+from operator import attrgetter
 from typing import NamedTuple
 
 from consent_gap.domain import (
@@ -669,20 +669,35 @@ def deny_matches(facts: _Facts, deny: _Match) -> bool:
     node = deny.node
     if deny.has_actors and not _recipient_matches(d, deny):
         return False
-    if node.purposes and not any(not lineage.isdisjoint(deny.purposes)
-                                 for lineage in facts.lineages):
-        return False
+    if node.purposes:  # loops, not generators: a run matches many denies
+        for lineage in facts.lineages:
+            if not lineage.isdisjoint(deny.purposes):
+                break
+        else:
+            return False
     if node.start is not None and node.start > d.occurred:
         return False
     if node.end is not None and node.end < d.occurred:
         return False
     entities = d.entities
-    if node.labels and not any(not e.labels.isdisjoint(node.labels) for e in entities):
-        return False
-    if node.classes and not any(not e.classes.isdisjoint(node.classes) for e in entities):
-        return False
-    if node.codes and not any(not e.codes.isdisjoint(node.codes) for e in entities):
-        return False
+    if node.labels:
+        for e in entities:
+            if not e.labels.isdisjoint(node.labels):
+                break
+        else:
+            return False
+    if node.classes:
+        for e in entities:
+            if not e.classes.isdisjoint(node.classes):
+                break
+        else:
+            return False
+    if node.codes:
+        for e in entities:
+            if not e.codes.isdisjoint(node.codes):
+                break
+        else:
+            return False
     return not node.data or any(e.reference in deny.refs for e in entities)
 
 
@@ -732,14 +747,19 @@ def _after_recipient(facts: _Facts, c: Authorization, path: _Path) -> tuple[int,
     rest = path.rest
     if rest is None:
         rest = _rest(facts.rules, path)
-    if path.node.purposes and not _purposes_covered(facts, rest):
-        return 8, "purpose-not-covered"
+    if path.node.purposes:
+        covered = rest.by_purposes.get(facts.disclosure.purposes)  # `_purposes_covered`
+        if covered is None:
+            covered = _purposes_covered(facts, rest)
+        if not covered:
+            return 8, "purpose-not-covered"
     if rest.lists_data or facts.special:
         data = _data(facts, c, rest.match)
         if data is not None:
             return 9, data
-    if rest.denies and any(deny_matches(facts, deny) for deny in rest.denies):
-        return 10, "denied-by-provision"
+    for deny in rest.denies:
+        if deny_matches(facts, deny):
+            return 10, "denied-by-provision"
     if not rest.complete:
         return 11, "authorization-incomplete"
     return None
