@@ -274,6 +274,10 @@ class _Consent:
     # not every path ended, not yet revoked; `lo` None when there is none
     lo: datetime | None = None
     hi: datetime | None = None
+    # Time's results, interned when first needed: before `lo` (not yet valid), after `hi`
+    before: CandidateResult | None = None
+    expired: CandidateResult | None = None
+    revoked: CandidateResult | None = None
 
 
 def _actors(rules: Rules, node: Provision) -> tuple[bool, frozenset[str], frozenset[str]]:
@@ -792,35 +796,60 @@ def _results(facts: _Facts, candidates: list[_Consent]) -> tuple[CandidateResult
     d = facts.disclosure
     occurred = d.occurred
     recipient, identifiers, adolescent = d.recipient, d.recipient_identifiers, facts.adolescent
-    out = []
+    out: list[CandidateResult] = []
+    append = out.append
     for p in candidates:
         r = p.fixed
         if r is not None:
-            pass
-        elif p.lo is not None and p.lo <= occurred <= p.hi:  # time alone decides nothing
+            append(r)
+            continue
+        lo = p.lo
+        if lo is None:  # never within a window: time alone decides, whenever
+            r = _by_time(facts, p)
+        elif occurred < lo:  # signed and begun only later
+            r = p.before
+            if r is None:
+                r = p.before = _result(p, _NOT_YET_VALID, False)
+        elif occurred > p.hi:  # revoked, or every path ended
+            revoked_at = p.revoked_at
+            if revoked_at is not None and occurred >= revoked_at:
+                r = p.revoked
+                if r is None:
+                    r = p.revoked = _result(p, _REVOKED, False)
+            else:
+                r = p.expired
+                if r is None:
+                    r = p.expired = _result(p, _EXPIRED, False)
+        else:  # time alone decides nothing
             only = p.only
             if (only is not None and recipient not in only.actor_refs
                     and (not only.actor_ids or only.actor_ids.isdisjoint(identifiers))):
                 r = (p.miss_adolescent if adolescent else p.miss) or _miss(p, adolescent)
             else:
                 r = _check(facts, p)
-        else:
-            revoked_at = p.revoked_at
-            if revoked_at is not None and occurred >= revoked_at:
-                r = p.results.get(_REVOKED) or _result(p, _REVOKED, False)
-            elif p.unsigned:
-                r = p.results.get(_UNSIGNED) or _result(p, _UNSIGNED, False)
-            elif p.valid_from is None or p.valid_from > occurred:
-                r = p.results.get(_NOT_YET_VALID) or _result(p, _NOT_YET_VALID, False)
-            elif p.expires is not None and p.expires < occurred:
-                r = p.results.get(_EXPIRED) or _result(p, _EXPIRED, False)
-            elif (p.only is not None and recipient not in p.only.actor_refs
-                  and (not p.only.actor_ids or p.only.actor_ids.isdisjoint(identifiers))):
-                r = (p.miss_adolescent if adolescent else p.miss) or _miss(p, adolescent)
-            else:
-                r = _check(facts, p)
-        out.append(r)
+        append(r)
     return tuple(out)
+
+
+def _by_time(facts: _Facts, p: _Consent) -> CandidateResult:
+    """A candidate with no window (`lo` None): revoked, unsigned, never valid or expired by
+    the rules of `_results`; what is left goes through the checks."""
+    d = facts.disclosure
+    occurred = d.occurred
+    revoked_at = p.revoked_at
+    if revoked_at is not None and occurred >= revoked_at:
+        return _result(p, _REVOKED, False)
+    if p.unsigned:
+        return _result(p, _UNSIGNED, False)
+    if p.valid_from is None or p.valid_from > occurred:
+        return _result(p, _NOT_YET_VALID, False)
+    if p.expires is not None and p.expires < occurred:
+        return _result(p, _EXPIRED, False)
+    only = p.only
+    if (only is not None and d.recipient not in only.actor_refs
+            and (not only.actor_ids or only.actor_ids.isdisjoint(d.recipient_identifiers))):
+        return (p.miss_adolescent if facts.adolescent else p.miss) or _miss(p, facts.adolescent)
+    return _check(facts, p)
 
 
 def _check(facts: _Facts, prepared: _Consent) -> CandidateResult:
