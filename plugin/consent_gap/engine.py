@@ -1058,10 +1058,14 @@ def documentation_and_notice(facts: _Facts, decision: Decision,
                              ) -> tuple[Documentation, ClientNotice]:
     """1.4: owed for required decisions and for permitted ones where a winning row breaks
     confidentiality (emergency treatment, serious threat); not required for the rest."""
-    breaks = decision is Decision.REQUIRED or (
-        decision is Decision.PERMITTED and any(row.breaks_confidentiality for row in rows))
-    if not breaks:
-        return Documentation.NOT_REQUIRED, ClientNotice.NOT_REQUIRED
+    if decision is not Decision.REQUIRED:
+        if decision is not Decision.PERMITTED:
+            return Documentation.NOT_REQUIRED, ClientNotice.NOT_REQUIRED
+        for row in rows:  # a loop: most permitted decisions stop here
+            if row.breaks_confidentiality:
+                break
+        else:
+            return Documentation.NOT_REQUIRED, ClientNotice.NOT_REQUIRED
     d = facts.disclosure
     documentation = (Documentation.PRESENT if d.reference in facts.chart.documented
                      else Documentation.MISSING)
@@ -1075,8 +1079,11 @@ def _client_notice(facts: _Facts) -> ClientNotice:
     """Sent if a completed notice reached the client; withheld if one was not done for a
     stated reason; else missing. Notices to anyone else do not count."""
     d = facts.disclosure
+    notices = facts.chart.notices.get(d.reference)
+    if not notices:
+        return ClientNotice.MISSING
     codes = facts.rules.disclosures
-    to_client = [n for n in facts.chart.notices.get(d.reference, ())
+    to_client = [n for n in notices
                  if any(speaks_for(facts, r, d.occurred) for r in n.recipients)]
     if any(n.status in codes.notice_sent_status for n in to_client):
         return ClientNotice.SENT
