@@ -117,6 +117,22 @@ def _minor(chart: Chart, majority: int, moment: datetime | None) -> bool | None:
     return age_on(patient.birth_date, moment) < majority
 
 
+def _adult_from(chart: Chart, majority: int) -> date | None:
+    """The first day the patient is of age, when the birth date is known: `_minor` is then
+    one comparison (a birthday on 29 February comes of age on 1 March in a common year)."""
+    patient = chart.patient
+    birth = patient.birth_date if patient is not None else None
+    if birth is None:
+        return None
+    year = birth.year + majority
+    try:
+        return date(year, birth.month, birth.day)
+    except ValueError:
+        if birth.month == 2 and birth.day == 29 and year <= 9999:
+            return date(year, 3, 1)
+        return None
+
+
 def _may_sign(rules: Rules, chart: Chart, patient: str | None, majority: int, reference: str,
               moment: datetime | None) -> bool:
     """A RelatedPerson who may sign for `patient` at `moment` (1.2 check 6).
@@ -152,6 +168,7 @@ class _Facts:
     adolescent: bool
     lineages: tuple[frozenset[str], ...]  # each purpose with its ancestors (checks 8, 10)
     special: bool  # psychotherapy notes or Part 2 data (check 9)
+    adult: date | None = None  # `_adult_from`, when decide knows it (else `_minor` reads)
 
 
 def context(rules: Rules, disclosure: Disclosure, chart: Chart,
@@ -402,9 +419,10 @@ def _revoked_at(c: Authorization) -> datetime | None:
     return end if end is not None else c.last_updated
 
 
-def _signers(rules: Rules, chart: Chart, majority: int, c: Authorization
-             ) -> tuple[bool, bool, bool | None]:
-    """(the patient signed, a representative who may sign signed, minor at signing)."""
+def _signers(rules: Rules, chart: Chart, majority: int, c: Authorization,
+             adult: object = None) -> tuple[bool, bool, bool | None]:
+    """(the patient signed, a representative who may sign signed, minor at signing).
+    `adult` is the chart's `_adult_from` when known (else None)."""
     moment = c.signed_at
     performers = c.performers
     patient_signed = c.patient is not None and c.patient in performers
@@ -414,7 +432,11 @@ def _signers(rules: Rules, chart: Chart, majority: int, c: Authorization
                                                           ref, moment):
             representative = True
             break
-    return patient_signed, representative, _minor(chart, majority, moment)
+    if isinstance(adult, date):
+        minor = None if moment is None else moment.date() < adult
+    else:
+        minor = _minor(chart, majority, moment)
+    return patient_signed, representative, minor
 
 
 def _signer(signers: tuple[bool, bool, bool | None], lists_adolescent: bool,
@@ -548,16 +570,20 @@ def _paths(facts: _Facts, prepared: _Consent) -> tuple[_Path, ...]:
         return found
     rules = facts.rules
     c = prepared.consent
-    signers = _signers(rules, facts.chart, facts.majority, c)
+    signers = _signers(rules, facts.chart, facts.majority, c, facts.adult)
     adolescent = rules.sensitivity.adolescent
+    root = c.provision
+    nodes = (root,) if root is not None and root.type == "permit" else permit_paths(root)
+    standing: dict[bool, tuple[str | None, str | None]] = {}  # check 6, by ADOL listed
     paths = []
-    for node in permit_paths(c.provision):
+    for node in nodes:
         lists_adolescent = bool(node.labels) and not node.labels.isdisjoint(adolescent)
+        signer = standing.get(lists_adolescent)
+        if signer is None:
+            signer = standing[lists_adolescent] = (_signer(signers, lists_adolescent, False),
+                                                   _signer(signers, lists_adolescent, True))
         has_actors, refs, ids = _actors(rules, node)
-        paths.append(_Path(
-            node, node.start, node.end, has_actors, refs, ids,
-            _signer(signers, lists_adolescent, False),
-            _signer(signers, lists_adolescent, True)))
+        paths.append(_Path(node, node.start, node.end, has_actors, refs, ids, *signer))
     prepared.paths = found = tuple(paths)
     if len(found) == 1 and found[0].has_actors:
         prepared.only = found[0]
@@ -612,12 +638,13 @@ def _signing_order(candidates: list[_Consent]) -> list[_Consent]:
 class _PreparedChart:
     """One chart's Consents, prepared: candidates in signing order, restrictions in force."""
 
-    __slots__ = ("candidates", "chart", "majority", "restrictions")
+    __slots__ = ("adult", "candidates", "chart", "majority", "restrictions")
 
     def __init__(self, rules: Rules, chart: Chart, majority: int,
                  prepared_kinds: dict | None = None) -> None:
         self.chart = chart
         self.majority = majority
+        self.adult = _adult_from(chart, majority)
         kinds = prepared_kinds if prepared_kinds is not None else {}
         prepared = [prepare(rules, c, kinds) for c in chart.consents]
         self.candidates = _signing_order([p for p in prepared if p.candidate])
@@ -1109,6 +1136,7 @@ def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
     pc = prepared.last
     if pc is None or pc.chart is not chart or pc.majority != facts.majority:
         pc = prepared.last = prepared.of(chart, facts.majority)
+    facts.adult = pc.adult
     results = _results(facts, pc.candidates) if pc.candidates else ()
     covering = None
     near_miss = False
