@@ -915,13 +915,14 @@ def _check(facts: _Facts, prepared: _Consent) -> CandidateResult:
             if signer is not None:
                 check, reason, near = 6, signer, signer == MINOR_SELF and rest is None
             elif rest is None:
-                return _result(prepared, None, False)
+                return prepared.results.get(None) or _result(prepared, None, False)
             else:
                 check, reason = rest
                 near = check == 11
         if check > best:
             best, best_reason, best_near = check, reason, near
-    return _result(prepared, best_reason, best_near)
+    found = prepared.results.get((best_reason, True) if best_near else best_reason)
+    return found if found is not None else _result(prepared, best_reason, best_near)
 
 
 # --------------------------------------------------------------------------------------------
