@@ -30,8 +30,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
@@ -84,6 +86,35 @@ def bare_export(base: str, group: str, types: str, type_filter: str) -> tuple[fl
 
 # ---- the child: one scan, its figures as JSON on stdout ------------------------------------------
 
+def request_kind(response: requests.Response) -> str:
+    """A request's kind for the profile: method, resource type or operation, and the names
+    of its search parameters (values left out); a paging link is `page`."""
+    request = response.request
+    parts = urlsplit(request.url or "")
+    path = parts.path.split("/fhir", 1)[-1].strip("/")
+    if "_getpages" in parts.query:
+        return f"{request.method} page"
+    body = request.body if isinstance(request.body, str) else (request.body or b"").decode()
+    names = sorted({name for name, _ in parse_qsl(parts.query or body)} - {"_count"})
+    head = "/".join(p for p in path.split("/") if not p[:1].islower() or p.startswith("$")
+                    or p == "_search") if path else "(base)"
+    return f"{request.method} {head or path}" + (f" ?{','.join(names)}" if names else "")
+
+
+def count_requests(session: requests.Session) -> Counter[str]:
+    """Counts each response the session gets, by `request_kind`, and its seconds under the
+    key kind + ' s' (time to the response's headers)."""
+    kinds: Counter[str] = Counter()
+
+    def hook(response: requests.Response, *_args: Any, **_kw: Any) -> None:
+        kind = request_kind(response)
+        kinds[kind] += 1
+        kinds[f"{kind} s"] += response.elapsed.total_seconds()
+
+    session.hooks["response"].append(hook)
+    return kinds
+
+
 def child(args: argparse.Namespace) -> int:
     from consent_gap.checkpoint import CheckpointStore
     from consent_gap.fhir.client import FhirClient
@@ -97,6 +128,7 @@ def child(args: argparse.Namespace) -> int:
                             state_dir=Path(state), batch_size=args.batch_size)
         store = CheckpointStore(settings.database_url)
         client = FhirClient(args.fhir_base)
+        kinds = count_requests(client.session)
         evaluate = bound_evaluator(settings)
         patients = tuple(json.loads(Path(args.patients_file).read_text())) \
             if args.patients_file else ()
@@ -134,7 +166,9 @@ def child(args: argparse.Namespace) -> int:
         "rss_mib": rusage.getrusage(rusage.RUSAGE_SELF).ru_maxrss / 1024,
         "status": summary.status, "patients": summary.patients_done,
         "disclosures": summary.disclosures, "would_write": len(summary.would_write),
-        "requests": summary.requests, "errors": summary.errors[:3]}
+        "requests": summary.requests, "errors": summary.errors[:3],
+        "by_kind": {k: round(v, 2) for k, v in kinds.most_common() if not k.endswith(" s")},
+        "seconds_by_kind": {k[:-2]: round(v, 2) for k, v in kinds.items() if k.endswith(" s")}}
     # Each child's figures also go to a file as they come, so a long run shows its progress.
     with (Path(tempfile.gettempdir()) / "bench-bulk-children.jsonl").open("a") as log:
         log.write(json.dumps(figures) + "\n")

@@ -227,11 +227,21 @@ def test_each_resource_goes_to_the_chart_the_paging_plan_would_put_it_in(tmp_pat
 
 
 def test_a_group_export_searches_what_the_patient_compartment_leaves_out():
-    found = {("Consent", "c1"): {}, ("AuditEvent", "a1"): {}, ("RelatedPerson", "r1"): {},
-             ("Communication", "n1"): {},
-             ("Patient", "p1"): {}}
-    searches = {(s.type, s.params) for s in group_followups(["p1"], found)}
-    assert searches == {("Provenance", (("target", "Consent/c1"),)),
-                        ("DocumentReference", (("related", "AuditEvent/a1"),)),
-                        ("DocumentReference", (("related", "Communication/n1"),)),
-                        ("Communication", (("recipient", "RelatedPerson/r1"),))}
+    """By patient (chained), so the searches need nothing from the export and run while the
+    server builds it: the paging plan's reverse includes of Consent, AuditEvent and
+    Communication, and the notices to the patients' RelatedPersons."""
+    searches = {(s.type, s.params) for s in group_followups(["p1", "p2"])}
+    both = "Patient/p1,Patient/p2"
+    assert searches == {("Provenance", (("target:Consent.patient", both),)),
+                        ("DocumentReference", (("related:AuditEvent.patient", both),)),
+                        ("DocumentReference", (("related:Communication.patient", both),)),
+                        ("Communication", (("recipient:RelatedPerson.patient", both),))}
+
+
+def test_group_followups_name_at_most_a_hundred_patients_a_search():
+    patients = [f"p{i:03}" for i in range(250)]
+    searches = group_followups(patients)
+    assert len(searches) == 4 * 3
+    named = [s.params[0][1].split(",") for s in searches if s.type == "Provenance"]
+    assert [len(n) for n in named] == [100, 100, 50]
+    assert sum(named, []) == [f"Patient/{p}" for p in patients]

@@ -11,7 +11,11 @@ creates, same checkpoint), so a bulk run after a paging run writes nothing, and 
    (``_typeFilter``);
 2. each NDJSON file is streamed to a spool file on disk while an index (SQLite, on disk beside
    it) records where each resource's line is and which resources it references (a generic walk
-   of ``reference`` strings, fhir/search.py); memory holds one line at a time;
+   of ``reference`` strings, fhir/search.py); memory holds one line at a time. With
+   ``--group``, what a Group export cannot hold (Provenance of a Consent, notes found only by
+   ``related``, notices to RelatedPersons: outside the patient compartment) is searched while
+   the server builds the export: chained searches naming the Group's members
+   (`group_followups`, 100 patients a search), spooled after the export's files;
 3. each resource is given to the patient(s) whose chart the paging fetch would put it in
    (`Spool.assign`): the Patient; what references the Patient (disclosures, Consents,
    RelatedPersons, notes, Communications); the Provenance of a Consent, the notes related to a
@@ -20,9 +24,7 @@ creates, same checkpoint), so a bulk run after a paging run writes nothing, and 
    names. Shared records go to each patient that needs them;
 4. patients are taken in batches of ``CONSENT_GAP_BATCH_SIZE``; a batch's chart is read back
    from the spool; what it references but the export lacked (a disclosed Observation: any type
-   outside `EXPORT_TYPES`) is fetched by ``_id`` as the paging plan does; with ``--group``, what a
-   Group export cannot hold (Provenance of a Consent, notes found only by ``related``, notices
-   to RelatedPersons: outside the patient compartment) is searched for the batch;
+   outside `EXPORT_TYPES`) is fetched by ``_id`` as the paging plan does;
 5. the decide step runs here or on Dask (`--workers`, scan/distributed.py); the findings are
    written back by this process, batch by batch, and the checkpoint records the batch.
 
@@ -48,6 +50,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -240,21 +243,31 @@ class Spool:
         return out
 
 
-def group_followups(patient_ids: Sequence[str], found: dict) -> list[Search]:
+#: Patients per follow-up search of a Group export (one chained search names them all).
+FOLLOWUP_PATIENTS = 100
+
+
+def group_followups(patient_ids: Sequence[str]) -> list[Search]:
     """What a Group export cannot hold for these patients (outside the patient compartment):
     the Provenance of their Consents, the notes related to their disclosures, and notices to
-    their RelatedPersons; the paging plan's reverse includes, as plain searches."""
-    def refs(rtype: str) -> list[str]:
-        return sorted(f"{rtype}/{rid}" for t, rid in found if t == rtype)
-
+    their RelatedPersons. The paging plan's reverse includes, as chained searches by patient,
+    so they need nothing from the export and run while the server builds it."""
     searches = []
-    for rtype, param, target in (("Provenance", "target", "Consent"),
-                                 ("DocumentReference", "related", "AuditEvent"),
-                                 ("DocumentReference", "related", "Communication"),
-                                 ("Communication", "recipient", "RelatedPerson")):
-        searches += [Search(rtype, ((param, ",".join(chunk)),))
-                     for chunk in fhir_search.chunks(refs(target))]
+    for chunk in fhir_search.chunks(patient_ids, FOLLOWUP_PATIENTS):
+        patients = fhir_search.refs("Patient", chunk)
+        searches += [Search(rtype, ((param, patients),)) for rtype, param in (
+            ("Provenance", "target:Consent.patient"),
+            ("DocumentReference", "related:AuditEvent.patient"),
+            ("DocumentReference", "related:Communication.patient"),
+            ("Communication", "recipient:RelatedPerson.patient"))]
     return searches
+
+
+def _read_lines(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as lines:
+        for line in lines:
+            if line.strip():
+                yield line.rstrip(b"\n")
 
 
 # ---- the run -----------------------------------------------------------------------------------
@@ -309,29 +322,37 @@ class BulkScanner(Scanner):
 
         def body() -> None:
             nonlocal transaction_time
-            with stop_on_sigterm(), BulkExport(
+            stop = threading.Event()
+            with stop_on_sigterm(), tempfile.TemporaryDirectory(
+                    prefix="consent-gap-bulk-", dir=self.spool_dir) as folder, BulkExport(
                     self.client, group=self.group, types=EXPORT_TYPES,
                     type_filters=type_filters(self.codes), since=since,
-                    on_progress=self._progress, max_wait=self.max_wait) as export:
+                    on_progress=self._progress, max_wait=self.max_wait) as export, \
+                    ThreadPoolExecutor(1, thread_name_prefix="bulk-followups") as pool:
                 self.export = export
                 export.kick_off()
-                manifest = export.wait()
-                transaction_time = manifest.transaction_time
-                with tempfile.TemporaryDirectory(prefix="consent-gap-bulk-",
-                                                 dir=self.spool_dir) as folder:
-                    spool = Spool(Path(folder))
-                    try:
-                        for output in manifest.output:
-                            spool.add(export.lines(output))
-                        self.export_seconds = time.monotonic() - started
-                        log.info("export: %d resources in %d file(s), %.1f s", spool.resources,
-                                 len(manifest.output), self.export_seconds)
-                        if since is None:
-                            self._full(run, spool, summary)
-                        else:
-                            self._incremental(run, spool, summary)
-                    finally:
-                        spool.close()
+                extra = Path(folder) / "followups.ndjson"
+                shadow = (pool.submit(self._followups, extra, stop)
+                          if self.group and since is None else None)
+                spool = Spool(Path(folder))
+                try:
+                    manifest = export.wait()
+                    transaction_time = manifest.transaction_time
+                    for output in manifest.output:
+                        spool.add(export.lines(output))
+                    if shadow is not None:
+                        shadow.result()
+                        spool.add(_read_lines(extra))
+                    self.export_seconds = time.monotonic() - started
+                    log.info("export: %d resources in %d file(s), %.1f s", spool.resources,
+                             len(manifest.output), self.export_seconds)
+                    if since is None:
+                        self._full(run, spool, summary)
+                    else:
+                        self._incremental(run, spool, summary)
+                finally:
+                    stop.set()
+                    spool.close()
 
         record = self._finished(run, summary, body, "bulk scan")
         if summary.status == OK and not options.dry_run and transaction_time:
@@ -375,10 +396,26 @@ class BulkScanner(Scanner):
                              sum(summary.written.values()))
         progress.close()
 
+    def _followups(self, path: Path, stop: threading.Event) -> int:
+        """While the server builds a Group export: the Group's members, then what the export
+        cannot hold for them (`group_followups`), written to an NDJSON file that the spool
+        adds after the export's files. Stops between pages when the run stops."""
+        members = sorted(self._members())
+        count = 0
+        with path.open("wb") as out:
+            for search in group_followups(members):
+                for resource in self.client.search(search.type, list(search.params),
+                                                   page_size=PAGE_SIZE):
+                    if stop.is_set():
+                        return count
+                    if resource.get("resourceType") != "OperationOutcome":
+                        out.write(json.dumps(resource).encode() + b"\n")
+                        count += 1
+        log.info("group follow-ups: %d resource(s) for %d patient(s)", count, len(members))
+        return count
+
     def _chart(self, spool: Spool, batch: list[str]) -> list[dict[str, Any]]:
         found = {fhir_search.resource_key(r): r for r in spool.chart(batch)}
-        if self.group:
-            fhir_search.run_all(self.client, group_followups(batch, found), found, PAGE_SIZE)
         fetch_plan.fetch_missing(self.client, found, set(), PAGE_SIZE)
         return list(found.values())
 
