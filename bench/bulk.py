@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource as rusage
 import subprocess
 import sys
@@ -164,6 +165,7 @@ def child(args: argparse.Namespace) -> int:
         "seconds": seconds, "export_seconds": export_seconds,
         "decide_seconds": seconds - export_seconds if export_seconds else None,
         "rss_mib": rusage.getrusage(rusage.RUSAGE_SELF).ru_maxrss / 1024,
+        "would_write_mib": rows_size(summary.would_write) / 2**20,
         "status": summary.status, "patients": summary.patients_done,
         "disclosures": summary.disclosures, "would_write": len(summary.would_write),
         "requests": summary.requests, "errors": summary.errors[:3],
@@ -176,9 +178,20 @@ def child(args: argparse.Namespace) -> int:
     return 0
 
 
+def rows_size(rows: list[dict[str, str]]) -> int:
+    """Bytes held by the dry run's list of what it would write (the list, its dicts, their
+    strings): the part of the scan's memory that is its answer, not its working set."""
+    return sys.getsizeof(rows) + sum(
+        sys.getsizeof(row) + sum(sys.getsizeof(v) for v in row.values()) for row in rows)
+
+
 def run_child(base: str, kind: str, *, group: str | None = None,
               patients_file: str | None = None, workers: int | None = None,
-              batch_size: int = 50, jurisdiction: str = "US-CA") -> dict[str, Any]:
+              batch_size: int = 50, jurisdiction: str = "US-CA",
+              source: str | None = None) -> dict[str, Any]:
+    """One scan in a child process; `source`: a checkout whose plugin/ the child imports
+    instead of this tree's (the baseline)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(source) / "plugin")} if source else None
     command = [sys.executable, __file__, "--child", kind, "--fhir-base", base,
                "--batch-size", str(batch_size), "--jurisdiction", jurisdiction]
     if group:
@@ -187,7 +200,7 @@ def run_child(base: str, kind: str, *, group: str | None = None,
         command += ["--patients-file", patients_file]
     if workers:
         command += ["--workers", str(workers)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=7200)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=7200, env=env)
     if result.returncode != 0:
         raise SystemExit(f"{kind} failed:\n{result.stderr[-3000:]}")
     figures = json.loads(result.stdout.strip().splitlines()[-1])
@@ -206,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="500,1000,2000")
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--jurisdiction", default="US-CA")
+    parser.add_argument("--baseline-src", metavar="DIR",
+                        help="a checkout of an earlier revision: its bulk scan of all the "
+                             "patients is measured too, in the same run")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--group", help=argparse.SUPPRESS)
     parser.add_argument("--patients-file", help=argparse.SUPPRESS)
@@ -243,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     paging = run_child(base, "paging", patients_file=handle.name, **common)
     Path(handle.name).unlink()
     dask = {n: run_child(base, "bulk", group=whole, workers=n, **common) for n in (1, 2)}
+    baseline = (run_child(base, "bulk", group=whole, source=args.baseline_src, **common)
+                if args.baseline_src else None)
     bare2, _ = bare_export(base, whole, types, type_filter)
     bare = (bare1 + bare2) / 2
 
@@ -255,9 +273,20 @@ def main(argv: list[str] | None = None) -> int:
           f"{top['requests']} requests")
     print(f"paging scan --dry-run: {paging['seconds']:.1f} s, {paging['requests']} requests")
     print(f"ratio bulk / bare export: {top['seconds'] / bare:.2f} (goal <= 1.2)")
+    if baseline:
+        print(f"baseline ({args.baseline_src}) scan --bulk --dry-run: {baseline['seconds']:.1f} s "
+              f"(export and spool {baseline['export_seconds']:.1f} s), {baseline['requests']} "
+              f"requests; ratio to the bare export {baseline['seconds'] / bare:.2f}")
+    for name, figures in (("bulk", top), ("paging", paging), *(
+            (("baseline", baseline),) if baseline else ())):
+        kinds = ", ".join(f"{kind} {count} ({figures['seconds_by_kind'][kind]:.0f} s)"
+                          for kind, count in list(figures["by_kind"].items())[:8])
+        print(f"requests of the {name} scan by kind: {kinds}")
     print(f"ratio paging / bulk: {paging['seconds'] / top['seconds']:.2f}")
     for size in sizes:
-        print(f"peak memory, bulk scan of {size} patients: {bulk[size]['rss_mib']:.0f} MiB")
+        print(f"peak memory, bulk scan of {size} patients: {bulk[size]['rss_mib']:.0f} MiB "
+              f"(of which the dry run's list of {bulk[size]['would_write']} rows "
+              f"{bulk[size]['would_write_mib']:.1f} MiB)")
     print(f"peak memory, paging scan of {len(patients)} patients: {paging['rss_mib']:.0f} MiB")
     print(f"decide step: in process {top['decide_seconds']:.1f} s; Dask 1 worker "
           f"{dask[1]['decide_seconds']:.1f} s; Dask 2 workers {dask[2]['decide_seconds']:.1f} s "

@@ -2,7 +2,8 @@
 `Prefer: respond-async`, polling that honours Retry-After (bounded) and reports X-Progress, the
 manifest, NDJSON streamed with the token only when required and only on the server's origin,
 errors, and the DELETE of a stopped job. Then the bulk scan's spool: each resource in the
-chart of the patient the paging plan would put it in."""
+chart of the patient the paging plan would put it in; the follow-ups of a Group export; the
+look-ups of what the export cannot show."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import responses
+from consent_gap.checkpoint import CheckpointStore
+from consent_gap.domain import ClientNotice, Decision, Documentation, Finding
 from consent_gap.fhir.auth import BearerAuth
 from consent_gap.fhir.bulk import (
     BulkExport,
@@ -20,7 +23,9 @@ from consent_gap.fhir.bulk import (
 )
 from consent_gap.fhir.client import FhirClient
 from consent_gap.fhir.errors import FhirHttpError
-from consent_gap.scan.bulk import Spool, group_followups
+from consent_gap.scan import ScanOptions
+from consent_gap.scan.bulk import BulkScanner, Spool, _kept, group_followups
+from consent_gap.writeback import FINDING_SYSTEM, WriteContext, planned_values, tasks
 
 BASE = "https://fhir.test/r4"
 STATUS = f"{BASE}/$export-poll-status?_jobId=j1"
@@ -244,4 +249,44 @@ def test_group_followups_name_at_most_a_hundred_patients_a_search():
     assert len(searches) == 4 * 3
     named = [s.params[0][1].split(",") for s in searches if s.type == "Provenance"]
     assert [len(n) for n in named] == [100, 100, 50]
-    assert sum(named, []) == [f"Patient/{p}" for p in patients]
+    assert [p for chunk in named for p in chunk] == [f"Patient/{p}" for p in patients]
+
+
+def _finding(disclosure: str, patient: str | None) -> Finding:
+    return Finding(disclosure=disclosure, patient=patient, occurred="2026-11-01T10:00:00Z",
+                   recipient=None, purposes=(), decision=Decision.UNAUTHORIZED, basis=None,
+                   reasons=("purpose-missing",), accountable=True,
+                   documentation=Documentation.MISSING,
+                   client_notice=ClientNotice.NOT_REQUIRED, explanation="")
+
+
+def test_the_bulk_scan_looks_up_only_what_its_export_cannot_show(tmp_path: Path):
+    """Our alerts and notes name the patient as subject, so the export holds those already
+    written for the chart's patients: only Tasks, and the writes for a patient outside the
+    chart, are looked up; what the chart has is present, as in the paging scan."""
+    ours, theirs = _finding("AuditEvent/a1", "Patient/p1"), _finding("AuditEvent/a9", "Patient/p9")
+    alert = next(v for t, v in planned_values(ours) if t == "Communication")
+    chart = [{"resourceType": "Patient", "id": "p1"},
+             {"resourceType": "Communication", "id": "c7", "sent": "2026-11-02T10:00:00Z",
+              "identifier": [{"system": FINDING_SYSTEM, "value": alert}]},
+             {"resourceType": "AuditEvent", "id": "a1"}]
+    assert [r.get("id") for r in _kept(chart)] == ["p1", "c7"]
+    store = CheckpointStore(f"sqlite:///{tmp_path / 'state.db'}")
+    scanner = BulkScanner(client(), store, ScanOptions(BASE, dry_run=True),
+                          evaluator=lambda resources: None)
+    asked: dict[str, set[str]] = {}
+
+    def search(rtype: str, params: list[tuple[str, str]]) -> list[dict]:
+        tokens = dict(params)["identifier"].split(",")
+        asked.setdefault(rtype, set()).update(t.split("|")[1] for t in tokens)
+        return []
+
+    scanner._search = search  # type: ignore[method-assign]
+    present = scanner._present([ours, theirs], _kept(chart), WriteContext())
+    assert present == {alert: tasks.Present("Communication/c7", present[alert].written)}
+    assert asked == {
+        "Task": {v for f in (ours, theirs) for t, v in planned_values(f) if t == "Task"},
+        "Communication": {v for t, v in planned_values(theirs) if t == "Communication"},
+        "DocumentReference": {v for t, v in planned_values(theirs)
+                              if t == "DocumentReference"}}
+    store.close()

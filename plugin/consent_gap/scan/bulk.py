@@ -68,6 +68,7 @@ from consent_gap.scan import selectors
 from consent_gap.scan.notifications import patients_of
 from consent_gap.scan.output import Progress
 from consent_gap.scan.scanner import PAGE_SIZE, Scanner, ScanStopped, ScanSummary
+from consent_gap.writeback import planned_values, tasks
 
 log = logging.getLogger("consent_gap.scan")
 
@@ -75,6 +76,8 @@ BULK = "bulk"
 #: What the engine reads (CONTRACT 1.1-1.4); anything else a disclosure names is fetched by id.
 EXPORT_TYPES = ("Patient", "RelatedPerson", "Consent", "Provenance", "AuditEvent",
                 "DocumentReference", "Communication")
+#: The types of our writes that name the patient as subject (writeback/): in the export.
+IN_EXPORT = frozenset({"Communication", "DocumentReference"})
 #: Reverse links the paging plan follows (fetch_plan.py): a resource of the first type that
 #: references a resource of the second belongs to that resource's patient.
 _REVERSE = (("Provenance", "Consent"), ("DocumentReference", "AuditEvent"),
@@ -270,6 +273,12 @@ def _read_lines(path: Path) -> Iterator[bytes]:
                 yield line.rstrip(b"\n")
 
 
+def _kept(chart: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the write-back reads of a chart once it is decided (here or on Dask): its
+    Patients and our own resources (those `tasks.present` recognizes)."""
+    return [r for r in chart if r.get("resourceType") == "Patient" or tasks.present([r])]
+
+
 # ---- the run -----------------------------------------------------------------------------------
 
 @contextmanager
@@ -382,16 +391,20 @@ class BulkScanner(Scanner):
         size = self.options.batch_size
         batches = [todo[i:i + size] for i in range(0, len(todo), size)]
 
+        kept: dict[int, list[dict[str, Any]]] = {}
+
         def charts() -> Iterator[list[dict[str, Any]]]:
-            for batch in batches:
+            for index, batch in enumerate(batches):
                 if self.should_stop():
                     raise ScanStopped("scan stopped on request; the next run resumes it")
-                yield self._chart(spool, batch)
+                chart = self._chart(spool, batch)
+                kept[index] = _kept(chart)
+                yield chart
 
         reports = (self.decide_many(charts()) if self.decide_many is not None
                    else ((i, self.evaluate(c)) for i, c in enumerate(charts())))
         for index, report in reports:
-            self._decided(run, batches[index], report, context, summary)
+            self._decided(run, batches[index], report, context, summary, kept.pop(index))
             progress.advance(len(batches[index]), sum(summary.decisions.values()),
                              sum(summary.written.values()))
         progress.close()
@@ -444,8 +457,23 @@ class BulkScanner(Scanner):
         group = self.client.read("Group", str(self.group))
         return {rid for rtype, rid in fhir_search.references(group) if rtype == "Patient"}
 
+    def _known_absent(self, findings: list[Any], resources: list[dict[str, Any]],
+                      context: Any) -> set[str]:
+        """Our alerts, notes, drafts and notices name the finding's patient as subject, so an
+        export (system or Group) holds each one already written for a patient of this chart,
+        and the chart has it. What the chart lacks of these types for its own patients is not
+        on the server: only the Tasks (outside the patient compartment) and the writes for a
+        patient of another chart are looked up. A write that lands after the export is still
+        kept from being written twice by its conditional create."""
+        charted = {f"Patient/{r.get('id')}" for r in resources
+                   if r.get("resourceType") == "Patient"}
+        return {value for finding in findings if finding.patient in charted
+                for rtype, value in planned_values(finding, context.ruleset)
+                if rtype in IN_EXPORT}
+
     def _decided(self, run: RunRecord, batch: list[str], report: Any, context: Any,
-                 summary: ScanSummary) -> None:
-        """Write back and checkpoint one decided batch (as the paging scan does)."""
-        self._batch(run, batch, [], context, summary, report=report)
+                 summary: ScanSummary, kept: list[dict[str, Any]]) -> None:
+        """Write back and checkpoint one decided batch (as the paging scan does); `kept`:
+        what the write-back reads of its chart (`_kept`)."""
+        self._batch(run, batch, kept, context, summary, report=report)
 
