@@ -282,6 +282,12 @@ def test_the_bulk_scan_looks_up_only_what_its_export_cannot_show(tmp_path: Path)
         return []
 
     scanner._search = search  # type: ignore[method-assign]
+    # An incremental run's charts are fetched as the paging scan fetches them: all looked up.
+    scanner._present([ours, theirs], _kept(chart), WriteContext())
+    assert asked["Communication"] == {v for f in (ours, theirs) for t, v in planned_values(f)
+                                      if t == "Communication"} - {alert}
+    asked.clear()
+    scanner._charts_from_export = True  # what _full sets: the charts come from the spool
     present = scanner._present([ours, theirs], _kept(chart), WriteContext())
     assert present == {alert: tasks.Present("Communication/c7", present[alert].written)}
     assert asked == {

@@ -316,6 +316,7 @@ class BulkScanner(Scanner):
         self.max_wait = max_wait
         self.export: BulkExport | None = None
         self.export_seconds = 0.0
+        self._charts_from_export = False
 
     def run(self) -> ScanSummary:
         started = time.monotonic()
@@ -384,6 +385,7 @@ class BulkScanner(Scanner):
 
     def _full(self, run: RunRecord, spool: Spool, summary: ScanSummary) -> None:
         spool.assign()
+        self._charts_from_export = True
         todo = self._todo(run, spool.patients(), summary)
         context = self._context(summary)
         progress = Progress(len(todo) + summary.patients_skipped, self.progress_stream,
@@ -464,7 +466,10 @@ class BulkScanner(Scanner):
         and the chart has it. What the chart lacks of these types for its own patients is not
         on the server: only the Tasks (outside the patient compartment) and the writes for a
         patient of another chart are looked up. A write that lands after the export is still
-        kept from being written twice by its conditional create."""
+        kept from being written twice by its conditional create. Only for charts read from
+        the spool: an incremental run fetches its charts as the paging scan does."""
+        if not self._charts_from_export:
+            return set()
         charted = {f"Patient/{r.get('id')}" for r in resources
                    if r.get("resourceType") == "Patient"}
         return {value for finding in findings if finding.patient in charted
