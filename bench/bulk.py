@@ -254,13 +254,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{size_bytes / 1e6:.1f} MB of NDJSON")
     bulk = {size: run_child(base, "bulk", group=groups[size], **common) for size in sizes}
     top = bulk[len(patients)]
+    baseline = (run_child(base, "bulk", group=whole, source=args.baseline_src, **common)
+                if args.baseline_src else None)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(patients, handle)
     paging = run_child(base, "paging", patients_file=handle.name, **common)
     Path(handle.name).unlink()
     dask = {n: run_child(base, "bulk", group=whole, workers=n, **common) for n in (1, 2)}
-    baseline = (run_child(base, "bulk", group=whole, source=args.baseline_src, **common)
-                if args.baseline_src else None)
     bare2, _ = bare_export(base, whole, types, type_filter)
     bare = (bare1 + bare2) / 2
 
@@ -276,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     if baseline:
         print(f"baseline ({args.baseline_src}) scan --bulk --dry-run: {baseline['seconds']:.1f} s "
               f"(export and spool {baseline['export_seconds']:.1f} s), {baseline['requests']} "
-              f"requests; ratio to the bare export {baseline['seconds'] / bare:.2f}")
+              f"requests, would write {baseline['would_write']}; ratio to the bare export "
+              f"{baseline['seconds'] / bare:.2f}")
     for name, figures in (("bulk", top), ("paging", paging), *(
             (("baseline", baseline),) if baseline else ())):
         kinds = ", ".join(f"{kind} {count} ({figures['seconds_by_kind'][kind]:.0f} s)"
