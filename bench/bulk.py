@@ -2,8 +2,9 @@
 """Benchmark of `scan --bulk` on the sandbox: 2,000 patients (defaults), in one run:
 
     .venv/bin/python bench/bulk.py [--fhir-base URL] [--patients 2000] [--per-patient 6]
-                                   [--seed 11] [--load] [--sizes 500,1000,2000]
+                                   [--seed 11] [--load] [--delete] [--sizes 500,1000,2000]
                                    [--batch-size 50] [--jurisdiction US-CA]
+                                   [--baseline-src DIR]
 
 Prints, for the Group of all the patients:
 - the bare `$export` (kick-off to the last file downloaded, plain `requests`, same polling
@@ -17,7 +18,12 @@ Prints, for the Group of all the patients:
   local workers (the workers' own memory is not in the scan's RSS).
 
 Each scan runs in a child process of its own so its peak memory is its own. `--load` first loads
-the synthetic charts (sandbox/data) under the suffix `-k<seed>`, as bench/scan.py does.
+the synthetic charts (sandbox/data) under the suffix `-k<seed>`, as bench/scan.py does;
+`--delete` deletes them and the Groups at the end (else a later run reuses them).
+`--baseline-src DIR` (a checkout of an earlier revision, e.g. `git worktree add --detach DIR
+REV`) also runs that revision's bulk scan of all the patients, right after this tree's. Each
+scan's requests are counted by kind (method, type, search parameter names) and the largest
+kinds printed.
 Run it on a HAPI of your own, under `flock /tmp/cg-bench.lock`.
 """
 
@@ -41,7 +47,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.scan import load, patient_ids  # noqa: E402
+from bench.scan import bench_batches, load, patient_ids  # noqa: E402
 from sandbox.data.charts import World  # noqa: E402
 
 FHIR_JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
@@ -54,6 +60,25 @@ def put_group(base: str, group: str, patients: list[str]) -> None:
         "member": [{"entity": {"reference": f"Patient/{p}"}} for p in patients]})
     if response.status_code >= 300:
         raise SystemExit(f"Group refused: HTTP {response.status_code} {response.text[:300]}")
+
+
+def delete(world: World, base: str, suffix: str, groups: list[str]) -> int:
+    """Delete what `--load` loaded (and the Groups), charts in the reverse order of the load
+    so the shared directory goes last and no delete leaves a dangling reference."""
+    http = requests.Session()
+    count = 0
+    batches = [[("Group", g) for g in groups],
+               *reversed([[(r["resourceType"], r["id"]) for r in batch]
+                          for batch in bench_batches(world, suffix)])]
+    for batch in batches:
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"request": {"method": "DELETE", "url": f"{rtype}/{rid}"}} for rtype, rid in batch]}
+        response = http.post(base, json=bundle, headers=FHIR_JSON, timeout=600)
+        if response.status_code >= 300:
+            raise SystemExit(f"delete refused: HTTP {response.status_code} "
+                             f"{response.text[:300]}")
+        count += len(batch)
+    return count
 
 
 def bare_export(base: str, group: str, types: str, type_filter: str) -> tuple[float, int]:
@@ -97,9 +122,9 @@ def request_kind(response: requests.Response) -> str:
         return f"{request.method} page"
     body = request.body if isinstance(request.body, str) else (request.body or b"").decode()
     names = sorted({name for name, _ in parse_qsl(parts.query or body)} - {"_count"})
-    head = "/".join(p for p in path.split("/") if not p[:1].islower() or p.startswith("$")
-                    or p == "_search") if path else "(base)"
-    return f"{request.method} {head or path}" + (f" ?{','.join(names)}" if names else "")
+    segments = path.split("/")
+    head = "/".join([segments[0], *(p for p in segments[1:] if p[:1] in "$_")])
+    return f"{request.method} {head or '(base)'}" + (f" ?{','.join(names)}" if names else "")
 
 
 def count_requests(session: requests.Session) -> Counter[str]:
@@ -216,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-patient", type=int, default=6)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--load", action="store_true", help="load the charts first")
+    parser.add_argument("--delete", action="store_true",
+                        help="delete the charts and Groups after the run (as --load loads them)")
     parser.add_argument("--sizes", default="500,1000,2000")
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--jurisdiction", default="US-CA")
@@ -292,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"decide step: in process {top['decide_seconds']:.1f} s; Dask 1 worker "
           f"{dask[1]['decide_seconds']:.1f} s; Dask 2 workers {dask[2]['decide_seconds']:.1f} s "
           f"(ratio 1/2 workers {dask[1]['decide_seconds'] / dask[2]['decide_seconds']:.2f})")
+    if args.delete:
+        print(f"deleted {delete(world, base, suffix, list(groups.values()))} resources")
     return 0 if top["seconds"] / bare <= 1.2 else 1
 
 
