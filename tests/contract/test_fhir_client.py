@@ -55,6 +55,30 @@ def test_search_pages_yields_bundles_and_repeated_list_params(mocked, client):
     assert sent == [("_include", "AuditEvent:entity"), ("_include", "AuditEvent:agent")]
 
 
+def test_page_fetches_one_paging_link_and_reads_its_bundle(mocked, client):
+    """The worklist's "Next page": one paging link of this server, fetched once."""
+    mocked.get(BASE, json=bundle(CONSENTS[2:4], page_url(4)),
+               match=[matchers.query_param_matcher(
+                   {"_getpages": "abc", "_getpagesoffset": "2", "_count": "2"})])
+    page = client.page(page_url(2))
+    assert [e["resource"]["id"] for e in page["entry"]] == ["c2", "c3"]
+    assert client.next_link(page) == page_url(4)
+    assert mocked.calls[0].request.headers["Cache-Control"] == "no-cache"
+
+
+def test_page_that_expired_raises_the_servers_error(mocked, client):
+    mocked.get(BASE, status=410, json=outcome("Search expired"))
+    with pytest.raises(FhirHttpError) as raised:
+        client.page(page_url(2))
+    assert raised.value.status == 410
+
+
+def test_page_that_is_not_a_bundle_is_refused(mocked, client):
+    mocked.get(BASE, json={"resourceType": "Patient", "id": "x"})
+    with pytest.raises(FhirPagingError, match="not a Bundle"):
+        client.page(page_url(2))
+
+
 def test_next_link_to_another_host_is_refused(mocked, client):
     mocked.get(f"{BASE}/Consent",
                json=bundle(CONSENTS[:2], "http://elsewhere.example/fhir?_getpages=abc"))

@@ -22,6 +22,7 @@ import requests
 from consent_gap.evaluate import evaluate
 from consent_gap.fhir.client import FhirClient
 from consent_gap.scan import run_scan
+from consent_gap.web.worklist import PAGE_SIZE
 from consent_gap.writeback import FindingWrites, Kind, WriteContext, plan, transaction
 from integration.test_scan_live import JURISDICTION, Charts
 from support import axe
@@ -106,8 +107,26 @@ def officer_page(page, sandbox, app_server):
     return page
 
 
+@pytest.fixture()
+def a_second_page(sandbox, office):
+    """More open Tasks than one page holds (routine, discovered now, so they sort after this
+    run's), so that the worklist always has a next page to follow; deleted afterwards."""
+    model = next(t for t in office["tasks"] if t["priority"] == "routine")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    made = []
+    for n in range(PAGE_SIZE + 1):
+        task = {k: v for k, v in model.items() if k not in ("meta", "id", "identifier")}
+        task.update(id=f"{office['charts'].suffix}-fill-{n}", authoredOn=now)
+        response = requests.put(f"{sandbox['fhir']}/Task/{task['id']}", json=task, timeout=30)
+        assert response.status_code in (200, 201), response.text[:300]
+        made.append(task["id"])
+    yield made
+    for task_id in made:
+        requests.delete(f"{sandbox['fhir']}/Task/{task_id}", timeout=30)
+
+
 def test_the_officer_sees_the_scans_tasks_across_clients(officer_page, sandbox, app_server,
-                                                          office):
+                                                          office, a_second_page):
     page = officer_page
     rows = page.locator("table.worklist tbody tr[data-task]")
     shown = [rows.nth(i).get_attribute("data-task") for i in range(rows.count())]
@@ -132,13 +151,13 @@ def test_the_officer_sees_the_scans_tasks_across_clients(officer_page, sandbox, 
     page.locator("table.worklist").wait_for()
     rows = page.locator("table.worklist tbody tr[data-task]")
     first_page = {rows.nth(i).get_attribute("data-task") for i in range(rows.count())}
-    if page.get_by_role("link", name="Next page").count():
-        page.get_by_role("link", name="Next page").click()
-        page.get_by_role("link", name="First page").wait_for(timeout=TIMEOUT_MS)
-        later = page.locator("table.worklist tbody tr[data-task]")
-        assert later.count() > 0
-        assert not {later.nth(i).get_attribute("data-task")
-                    for i in range(later.count())} & first_page
+    assert len(first_page) == PAGE_SIZE
+    page.get_by_role("link", name="Next page").click()
+    page.get_by_role("link", name="First page").wait_for(timeout=TIMEOUT_MS)
+    later = page.locator("table.worklist tbody tr[data-task]")
+    assert later.count() > 0
+    assert not {later.nth(i).get_attribute("data-task")
+                for i in range(later.count())} & first_page
 
 
 def start_assessment(page, app_server, task_id: str) -> None:

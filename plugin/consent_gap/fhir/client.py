@@ -405,9 +405,9 @@ class FhirClient:
         url = urljoin(self.base_url + "/", url)
         self._check_same_origin(url)
         headers = {"Cache-Control": "no-cache"} if self.fresh_searches else {}
-        resp = self._send("GET", url, label="search page", replay_safe=True, headers=headers)
-        self._raise_for_status(resp, "GET", "search page")
-        bundle = self._json(resp, "GET", "search page")
+        resp, bundle = self._send("GET", url, label="search page", replay_safe=True,
+                                  headers=headers)
+        self._raise_for_status(resp, bundle, "GET", "search page")
         if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
             raise FhirPagingError("GET search page: the response is not a Bundle")
         return bundle
