@@ -7,6 +7,7 @@ look-ups of what the export cannot show."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -24,8 +25,8 @@ from consent_gap.fhir.bulk import (
 from consent_gap.fhir.client import FhirClient
 from consent_gap.fhir.errors import FhirHttpError
 from consent_gap.scan import ScanOptions
-from consent_gap.scan.bulk import BulkScanner, Spool, _kept, group_followups
-from consent_gap.writeback import FINDING_SYSTEM, WriteContext, planned_values, tasks
+from consent_gap.scan.bulk import IN_EXPORT, BulkScanner, Spool, _kept, group_followups
+from consent_gap.writeback import FINDING_SYSTEM, WriteContext, plan, planned_values, tasks
 
 BASE = "https://fhir.test/r4"
 STATUS = f"{BASE}/$export-poll-status?_jobId=j1"
@@ -296,3 +297,15 @@ def test_the_bulk_scan_looks_up_only_what_its_export_cannot_show(tmp_path: Path)
         "DocumentReference": {v for t, v in planned_values(theirs)
                               if t == "DocumentReference"}}
     store.close()
+
+
+def test_our_writes_the_bulk_scan_does_not_look_up_name_their_patient_as_subject():
+    """What `IN_EXPORT` rests on: every write of those types is in its patient's compartment
+    (subject), so the patient's export holds it once written."""
+    finding = dataclasses.replace(_finding("AuditEvent/a1", "Patient/p1"),
+                                  client_notice=ClientNotice.MISSING)
+    writes = plan(finding, WriteContext(privacy_officer="Practitioner/po")).writes
+    exported = [w for w in writes if w.resource_type in IN_EXPORT]
+    assert {w.resource_type for w in writes} - IN_EXPORT == {"Task"}
+    assert len(exported) == 4  # the alert, the finding's note, the draft, the reminder
+    assert all(w.resource["subject"] == {"reference": "Patient/p1"} for w in exported)
