@@ -246,8 +246,12 @@ class Spool:
         return out
 
 
-#: Patients per follow-up search of a Group export (one chained search names them all).
+#: Patients per follow-up search of a Group export (one chained search names them all), and
+#: matches per page: these searches include nothing, so HAPI's cap on included resources
+#: (scanner.PAGE_SIZE) does not apply, and each page is a request more while the server is
+#: busy building the export.
 FOLLOWUP_PATIENTS = 100
+FOLLOWUP_PAGE_SIZE = 500
 
 
 def group_followups(patient_ids: Sequence[str]) -> list[Search]:
@@ -420,7 +424,7 @@ class BulkScanner(Scanner):
         with path.open("wb") as out:
             for search in group_followups(members):
                 for resource in self.client.search(search.type, list(search.params),
-                                                   page_size=PAGE_SIZE):
+                                                   page_size=FOLLOWUP_PAGE_SIZE):
                     if stop.is_set():
                         return count
                     if resource.get("resourceType") != "OperationOutcome":
