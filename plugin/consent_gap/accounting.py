@@ -31,18 +31,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from consent_gap import wording
-from consent_gap.domain import Coding, DataItem, Decision, Finding, Party, Released, Releases
+from consent_gap.domain import DataItem, Decision, Finding, Party, Released, Releases
 from consent_gap.mappings import Rules, load_rules
 from consent_gap.normalize import Unreadable, format_instant, parse_instant, read_released
+from consent_gap.wording import names as named
 
 #: The period an accounting covers, in calendar years before the request (164.528(a)(1)).
 YEARS = 6
-
-
-def _listed(words: Sequence[str]) -> str:
-    """"a", "a and b", "a, b and c", capitalized: the start of a sentence."""
-    said = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
-    return said[0].upper() + said[1:]
 
 
 def _published(code: str) -> str:
@@ -56,7 +51,7 @@ def purpose_sentence(purposes: Sequence[str], basis: str | None, decision: str) 
     phrases = [wording.PURPOSES.get(code) or _published(code) for code in purposes]
     if not phrases:
         phrases = ["for a purpose the record does not state"]
-    said = _listed(phrases)
+    said = named.listed(phrases)
     if basis is None:
         why = wording.NO_GROUND.get(decision, wording.NO_GROUND[Decision.REVIEW])
         return f"{said}; {why}."
@@ -65,32 +60,13 @@ def purpose_sentence(purposes: Sequence[str], basis: str | None, decision: str) 
     return f"{said}, {wording.ground(basis)}."
 
 
-def _labels_meaning(labels: Iterable[Coding]) -> str | None:
-    words = list(dict.fromkeys(wording.label(code) for _system, code in labels))
-    return _listed(words) if words else None
-
-
-def _record_type(resource_type: str | None) -> str:
-    if resource_type is None:
-        return "Record"
-    if resource_type in wording.RECORD_TYPES:
-        return wording.RECORD_TYPES[resource_type]
-    return "".join(f" {c.lower()}" if c.isupper() and i else c
-                   for i, c in enumerate(resource_type))
-
-
 def describe_item(item: DataItem) -> str:
     """One disclosed entity (164.528(b)(2)(iii)): its type and title, description or code
     display, with its reference ("Progress note (DocumentReference/dr-1)"); data described
-    only by labels, as what the labels mean ("Psychotherapy notes")."""
-    kind = item.kind or _record_type(item.resource_type)
-    title = item.title if item.title and item.title != kind else None
-    if item.reference is None:
-        return _labels_meaning(item.labels) or title or wording.UNDESCRIBED
-    if not item.resolved and title is None and (meaning := _labels_meaning(item.labels)):
-        return f"{meaning} ({item.reference})"
-    said = f"{kind}: {title}" if title else kind
-    return f"{said} ({item.reference})"
+    only by labels, as what the labels mean ("Psychotherapy notes"). The words are
+    `wording.names.record`'s; the accounting adds the reference (CONTRACT 8)."""
+    said = named.record_words(item)
+    return f"{said} ({item.reference})" if item.reference is not None else said
 
 
 def describe(data: Sequence[DataItem]) -> str:

@@ -320,10 +320,11 @@ class DataItem:
 
 @dataclass(frozen=True, slots=True)
 class Released:
-    """What one disclosure released, and to whom."""
+    """What one disclosure released, and to whom (and under which legal instruments)."""
 
     recipient: Party
     data: tuple[DataItem, ...] = ()
+    instruments: tuple[DataItem, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,19 +4,22 @@ No I/O, no clock, no FHIR shapes: it takes a `Disclosure` and the patient's `Cha
 objects from normalize.py) plus the rules tables, and returns an `Outcome`. The codes live in
 mappings/; this module holds only the logic that combines them.
 
-Speed comes from preparing each patient's Consents once (`Prepared`): everything a check reads
-that does not depend on the disclosure (paths and their period bounds, the signer's standing,
-which denies lie beneath which permit, revocation and signing times) is worked out when a chart
-is first seen, and checks 7 and 8 are indexed per chart by recipient and by purposes, so a
-decision re-reads none of it. Every candidate is still checked, since section 3 lists each one's
-reason.
+Speed comes from preparing each patient's Consents once (`Prepared`) and lazily: checks 1-3
+and each Consent's time bounds (signed and begun, ended) when a chart is first seen; a
+candidate's paths (period bounds, recipients, the signer's standing) when a disclosure first
+falls within those bounds; what checks 8-11 read (purposes, data, the denies beneath each
+permit, completeness) when a disclosure first gets past check 7. A decision then settles most
+candidates by time alone or, for a Consent with one path naming other recipients, by one set
+lookup, each with an interned result. Every candidate still gets its result, since section 3
+lists each one's reason.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import date, datetime
+from typing import NamedTuple
 
 from consent_gap.domain import (
     Authorization,
@@ -39,21 +42,39 @@ DATA_UNRESOLVED = "data-unresolved"
 MINOR_SELF = "minor-self-authorization"
 
 
-@dataclass(frozen=True, slots=True)
 class CandidateResult:
-    """How one candidate Consent fared (1.2): its reason, or None when it covers."""
+    """How one candidate Consent fared (1.2): its reason, or None when it covers.
 
-    reference: str
-    reason: str | None
-    near_miss: bool  # on the path its reason comes from: failed only at check 6 (a minor's
-    # own signature) or only at check 11
+    Immutable by convention, and interned per Consent (`_result`): a Consent fails for one of a
+    few reasons, again and again. A plain slotted class, since a chart's first decisions make
+    one per Consent and reason."""
 
-    # (Consent, reason) as a Finding lists it, made once per interned result: a patient
-    # with a thousand Consents then costs no new tuple per Consent per finding
-    checked: tuple[str, str | None] = field(init=False, compare=False, repr=False)
+    __slots__ = ("checked", "near_miss", "reason", "reference")
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "checked", (self.reference, self.reason))
+    def __init__(self, reference: str, reason: str | None, near_miss: bool) -> None:
+        self.reference = reference
+        self.reason = reason
+        # on the path its reason comes from: failed only at check 6 (a minor's own
+        # signature) or only at check 11
+        self.near_miss = near_miss
+        # (Consent, reason) as a Finding lists it, made once per interned result: a patient
+        # with a thousand Consents then costs no new tuple per Consent per finding
+        self.checked: tuple[str, str | None] = (reference, reason)
+
+    def _key(self) -> tuple[str, str | None, bool]:
+        return self.reference, self.reason, self.near_miss
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CandidateResult):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"CandidateResult(reference={self.reference!r}, reason={self.reason!r}, "
+                f"near_miss={self.near_miss!r})")
 
 
 @dataclass(slots=True)
@@ -131,28 +152,35 @@ class _Facts:
 
 
 def context(rules: Rules, disclosure: Disclosure, chart: Chart,
-            jurisdiction: Jurisdiction | None) -> _Facts:
-    """The facts every check of one disclosure reads, worked out once."""
+            jurisdiction: Jurisdiction | None, memo: dict | None = None) -> _Facts:
+    """The facts every check of one disclosure reads, worked out once. `memo` keeps, for
+    one run, what the data's labels say and each list of purposes' lineages (a run's
+    disclosures share a few of each)."""
     entities = disclosure.entities
     labels: frozenset[Coding] = (entities[0].labels if len(entities) == 1 else
                                  frozenset().union(*(e.labels for e in entities)))
-    sens = rules.sensitivity
-    lineage = rules.purposes.lineage
-    notes = bool(labels) and not labels.isdisjoint(sens.psychotherapy_notes)
-    part2 = bool(labels) and not labels.isdisjoint(sens.part2)
-    return _Facts(
-        rules=rules,
-        disclosure=disclosure,
-        chart=chart,
-        majority=(jurisdiction.age_of_majority if jurisdiction is not None
-                  else rules.representatives.default_age_of_majority),
-        duty=jurisdiction.duty if jurisdiction is not None else "none-given",
-        psychotherapy_notes=notes,
-        part2=part2,
-        adolescent=bool(labels) and not labels.isdisjoint(sens.adolescent),
-        lineages=tuple([lineage(p) for p in disclosure.purposes]),
-        special=notes or part2,
-    )
+    flags = memo.get(labels) if memo is not None else None
+    if flags is None:
+        sens = rules.sensitivity
+        notes = bool(labels) and not labels.isdisjoint(sens.psychotherapy_notes)
+        part2 = bool(labels) and not labels.isdisjoint(sens.part2)
+        flags = (notes, part2, bool(labels) and not labels.isdisjoint(sens.adolescent))
+        if memo is not None:
+            memo[labels] = flags
+    purposes = disclosure.purposes
+    lineages = memo.get(purposes) if memo is not None else None
+    if lineages is None:
+        lineage = rules.purposes.lineage
+        lineages = tuple([lineage(p) for p in purposes])
+        if memo is not None:
+            memo[purposes] = lineages
+    notes, part2, adolescent = flags
+    if jurisdiction is not None:
+        majority, duty = jurisdiction.age_of_majority, jurisdiction.duty
+    else:
+        majority, duty = rules.representatives.default_age_of_majority, "none-given"
+    return _Facts(rules, disclosure, chart, majority, duty, notes, part2, adolescent,
+                  lineages, notes or part2)
 
 
 def speaks_for(facts: _Facts, reference: str, moment: datetime | None) -> bool:
@@ -189,13 +217,26 @@ class _Match:
 
 @dataclass(slots=True)
 class _Path:
-    """A permit path (1.2), with what does not depend on the disclosure worked out."""
+    """A permit path (1.2), with what does not depend on the disclosure worked out: what
+    checks 4-7 read when the Consent is first reached, the rest (`_Rest`) when a disclosure
+    first gets past check 7 (most paths of a chart name another recipient)."""
 
-    match: _Match
+    node: Provision
     start: datetime | None
     end: datetime | None
+    has_actors: bool  # check 7: names a recipient
+    actor_refs: frozenset[str]
+    actor_ids: frozenset[str]
     signer: str | None  # check 6 for data without ADOL
     signer_adolescent: str | None  # check 6 for data labelled ADOL
+    rest: _Rest | None = None  # checks 8-11, None until a disclosure gets past check 7
+
+
+@dataclass(slots=True)
+class _Rest:
+    """What checks 8-11 of one permit path read, prepared once."""
+
+    match: _Match
     denies: tuple[_Match, ...]  # check 10: the denies beneath this permit
     complete: bool  # check 11
     lists_data: bool  # check 9: sets labels, classes, codes or data
@@ -213,22 +254,40 @@ class _Consent:
     paths: tuple[_Path, ...] | None  # None until a disclosure reaches them (`_paths`)
     restriction: tuple[_Match, ...]  # a restriction's deny nodes (its root when a deny)
     in_force: tuple[datetime | None, datetime | None] | None  # a restriction's window
-    results: dict[tuple[str | None, bool], CandidateResult]  # interned results
+    results: dict  # interned results: by reason, or (reason, True) for a near miss
+    # Time alone decides a disclosure before `valid_from` (unsigned until then, or no path
+    # begun: not yet valid; None when never signed) and after `expires` (every path ended;
+    # None when some path has no end, or there is no path)
+    valid_from: datetime | None = None
+    expires: datetime | None = None
     fixed: CandidateResult | None = None  # the result whatever the disclosure (checks 1-3)
+    # One permit path naming recipients: within the time bounds, a disclosure to anyone else
+    # gets `miss` (`miss_adolescent` for ADOL data): check 6's reason, else check 7's
+    only: _Path | None = None
+    miss: CandidateResult | None = None
+    miss_adolescent: CandidateResult | None = None
 
 
 _NONE: frozenset = frozenset()
 
 
-def _match(rules: Rules, node: Provision) -> _Match:
-    refs = ids = purposes = data = _NONE
-    has_actors = False
-    if node.actors:
-        roles = rules.consents.recipient_roles
-        actors = [a for a in node.actors if not a.roles.isdisjoint(roles)]
-        has_actors = bool(actors)
-        refs = frozenset([a.reference for a in actors if a.reference is not None])
-        ids = frozenset([a.identifier for a in actors if a.identifier is not None])
+def _actors(rules: Rules, node: Provision) -> tuple[bool, frozenset[str], frozenset[str]]:
+    """A node's recipients (actors in a recipient role): (any named, references,
+    identifiers)."""
+    if not node.actors:
+        return False, _NONE, _NONE
+    roles = rules.consents.recipient_roles
+    actors = [a for a in node.actors if not a.roles.isdisjoint(roles)]
+    if not actors:
+        return False, _NONE, _NONE
+    return (True, frozenset([a.reference for a in actors if a.reference is not None]),
+            frozenset([a.identifier for a in actors if a.identifier is not None]))
+
+
+def _match(rules: Rules, node: Provision,
+           actors: tuple[bool, frozenset[str], frozenset[str]] | None = None) -> _Match:
+    has_actors, refs, ids = actors if actors is not None else _actors(rules, node)
+    purposes = data = _NONE
     if node.purposes:
         system = rules.purposes.system
         purposes = frozenset([code for sys, code in node.purposes if sys == system])
@@ -330,26 +389,43 @@ def _signer(signers: tuple[bool, bool, bool | None], lists_adolescent: bool,
     return "authorizer-not-permitted"
 
 
-def prepare(rules: Rules, c: Authorization) -> _Consent:
-    """Everything about a Consent that checks 1-3 and the restrictions read, whatever the
-    disclosure; its paths are prepared when a disclosure first reaches them (`_paths`)."""
+def _kind(rules: Rules, c: Authorization) -> tuple[bool, bool, bool]:
+    """(a candidate: its scope is privacy; check 1: it claims to authorize; a restriction)."""
+    codes = rules.consents
+    return (not c.scopes.isdisjoint(codes.scope), is_authorization(rules, c),
+            not c.policy_rules.isdisjoint(codes.restriction_policy))
+
+
+def prepare(rules: Rules, c: Authorization, kinds: dict | None = None) -> _Consent:
+    """Everything about a Consent that checks 1-3, the time bounds and the restrictions
+    read, whatever the disclosure; its paths are prepared when a disclosure first reaches
+    them (`_paths`). `kinds` keeps `_kind` for one run by the codes it reads (a chart's
+    Consents are of a few kinds)."""
+    if kinds is None:
+        candidate, authorization, restriction_policy = _kind(rules, c)
+    else:
+        key = (c.scopes, c.categories, c.policy_rules)
+        found = kinds.get(key)
+        if found is None:
+            found = kinds[key] = _kind(rules, c)
+        candidate, authorization, restriction_policy = found
     early: str | None = None
     revoked_at = None
-    if not is_authorization(rules, c):
+    status = c.status
+    if not authorization:
         early = "not-an-authorization"
-    elif c.status == "inactive":
+    elif status == "inactive":
         revoked_at = _revoked_at(c)
         if revoked_at is None:  # revoked at an unknown time: covers nothing
             early = "authorization-revoked"
-    elif c.status != "active":
+    elif status != "active":
         early = "authorization-not-active"
     root = c.provision
     restriction: tuple[_Match, ...] = ()
     in_force = None
-    if (root is not None and not c.policy_rules.isdisjoint(rules.consents.restriction_policy)
-            and c.status in ("active", "inactive")):
+    if root is not None and restriction_policy and status in ("active", "inactive"):
         end = root.end
-        if c.status == "inactive":
+        if status == "inactive":
             revoked = _revoked_at(c)
             end = revoked if end is None or (revoked is not None and revoked < end) else end
             in_force = (root.start, end) if revoked is not None else None
@@ -357,29 +433,49 @@ def prepare(rules: Rules, c: Authorization) -> _Consent:
             in_force = (root.start, end)
         nodes = _deny_nodes(root) + ([root] if root.type == "deny" else [])
         restriction = tuple(_match(rules, n) for n in nodes) if in_force is not None else ()
-    prepared = _Consent(
-        consent=c,
-        candidate=not c.scopes.isdisjoint(rules.consents.scope),
-        early=early,
-        revoked_at=revoked_at,
-        unsigned=not c.signed,
-        no_provision=root is None,
-        paths=None,
-        restriction=restriction,
-        in_force=in_force if restriction else None,
-        results={},
-    )
+    unsigned = not c.signed
+    prepared = _Consent(c, candidate, early, revoked_at, unsigned, root is None, None,
+                        restriction, in_force if restriction else None, {})
     if early is not None:
         prepared.fixed = _result(prepared, early, False)
-    elif revoked_at is None and prepared.unsigned:
+    elif revoked_at is None and unsigned:
         prepared.fixed = _result(prepared, "authorization-unsigned", False)
+    elif candidate:
+        _time_bounds(prepared)
     return prepared
+
+
+def _time_bounds(prepared: _Consent) -> None:
+    """`valid_from` and `expires` (see _Consent)."""
+    c = prepared.consent
+    valid_from = c.signed_at
+    root = c.provision
+    if root is not None and root.type == "permit":  # the usual case: the root is the path
+        if valid_from is not None and root.start is not None and root.start > valid_from:
+            valid_from = root.start
+        prepared.valid_from = valid_from
+        prepared.expires = root.end
+        return
+    if root is None or root.type != "deny":
+        prepared.valid_from = valid_from
+        return
+    nodes = permit_paths(root)
+    if not nodes:
+        prepared.valid_from = valid_from
+        return
+    starts = [n.start for n in nodes]
+    if valid_from is not None and None not in starts:
+        valid_from = max(valid_from, min(starts))  # type: ignore[type-var]
+    prepared.valid_from = valid_from
+    ends = [n.end for n in nodes]
+    if None not in ends:
+        prepared.expires = max(ends)  # type: ignore[type-var]
 
 
 def _paths(facts: _Facts, prepared: _Consent) -> tuple[_Path, ...]:
     """A candidate's permit paths, prepared once (the first time a disclosure reaches them):
-    period bounds, the signer's standing with and without ADOL data, the denies beneath each
-    permit (a permit root: the whole tree; a nested permit: its own), completeness."""
+    period bounds, recipients, the signer's standing with and without ADOL data. What checks
+    8-11 read comes later, when a disclosure first gets that far (`_rest`)."""
     found = prepared.paths
     if found is not None:
         return found
@@ -389,18 +485,43 @@ def _paths(facts: _Facts, prepared: _Consent) -> tuple[_Path, ...]:
     adolescent = rules.sensitivity.adolescent
     paths = []
     for node in permit_paths(c.provision):
-        match = _match(rules, node)
         lists_adolescent = bool(node.labels) and not node.labels.isdisjoint(adolescent)
+        has_actors, refs, ids = _actors(rules, node)
         paths.append(_Path(
-            match=match, start=node.start, end=node.end,
-            signer=_signer(signers, lists_adolescent, False),
-            signer_adolescent=_signer(signers, lists_adolescent, True),
-            denies=tuple(_match(rules, n) for n in _deny_nodes(node)),
-            complete=_complete(rules, match),
-            lists_data=bool(node.labels or node.classes or node.codes or node.data),
-            by_purposes={}))
+            node, node.start, node.end, has_actors, refs, ids,
+            _signer(signers, lists_adolescent, False),
+            _signer(signers, lists_adolescent, True)))
     prepared.paths = found = tuple(paths)
+    if len(found) == 1 and found[0].has_actors:
+        prepared.only = found[0]
     return found
+
+
+def _miss(prepared: _Consent, adolescent: bool) -> CandidateResult:
+    """`miss` or `miss_adolescent`, interned when first needed."""
+    only = prepared.only
+    assert only is not None
+    if adolescent:
+        found = prepared.miss_adolescent = _result(
+            prepared, only.signer_adolescent or "recipient-not-covered", False)
+    else:
+        found = prepared.miss = _result(prepared, only.signer or "recipient-not-covered",
+                                        False)
+    return found
+
+
+def _rest(rules: Rules, path: _Path) -> _Rest:
+    """What checks 8-11 of a path read: its purposes and data, the denies beneath it (a
+    permit root: the whole tree; a nested permit: its own), completeness."""
+    node = path.node
+    match = _match(rules, node, (path.has_actors, path.actor_refs, path.actor_ids))
+    path.rest = rest = _Rest(
+        match=match,
+        denies=tuple(_match(rules, n) for n in _deny_nodes(node)),
+        complete=_complete(rules, match),
+        lists_data=bool(node.labels or node.classes or node.codes or node.data),
+        by_purposes={})
+    return rest
 
 
 def _signing_order(p: _Consent) -> tuple[bool, float, str]:
@@ -412,11 +533,14 @@ def _signing_order(p: _Consent) -> tuple[bool, float, str]:
 class _PreparedChart:
     """One chart's Consents, prepared: candidates in signing order, restrictions in force."""
 
-    __slots__ = ("candidates", "chart", "restrictions")
+    __slots__ = ("candidates", "chart", "majority", "restrictions")
 
-    def __init__(self, rules: Rules, chart: Chart) -> None:
+    def __init__(self, rules: Rules, chart: Chart, majority: int,
+                 prepared_kinds: dict | None = None) -> None:
         self.chart = chart
-        prepared = [prepare(rules, c) for c in chart.consents]
+        self.majority = majority
+        kinds = prepared_kinds if prepared_kinds is not None else {}
+        prepared = [prepare(rules, c, kinds) for c in chart.consents]
         self.candidates = sorted((p for p in prepared if p.candidate), key=_signing_order)
         self.restrictions = [p for p in prepared if p.restriction]
 
@@ -431,12 +555,16 @@ class Prepared:
         self.rules = rules
         self._charts: dict[tuple[int, int], _PreparedChart] = {}
         self.exceptions: dict = {}  # 1.3 verdicts by what they read (`exception_decision`)
+        self.kinds: dict = {}  # each kind of Consent's `_kind`, by the codes it reads
+        self.facts: dict = {}  # `context`'s label flags and lineages, by what they read
+        self.last: _PreparedChart | None = None  # the chart of the last decision (a run
+        # decides a patient's disclosures one after another)
 
     def of(self, chart: Chart, majority: int) -> _PreparedChart:
         key = (id(chart), majority)
         found = self._charts.get(key)
         if found is None or found.chart is not chart:
-            found = _PreparedChart(self.rules, chart)
+            found = _PreparedChart(self.rules, chart, majority, self.kinds)
             self._charts[key] = found
         return found
 
@@ -444,6 +572,8 @@ class Prepared:
         """Drop a chart's preparation (a caller that streams patients frees as it goes)."""
         for key in [k for k, v in self._charts.items() if v.chart is chart]:
             del self._charts[key]
+        if self.last is not None and self.last.chart is chart:
+            self.last = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -510,34 +640,39 @@ def _data(facts: _Facts, c: Authorization, match: _Match) -> str | None:
     return None
 
 
-def _purposes_covered(facts: _Facts, path: _Path) -> bool:
+def _purposes_covered(facts: _Facts, rest: _Rest) -> bool:
     """Check 8, answered once per list of purposes per path (a chart's disclosures are made
     for a few purposes, again and again)."""
     key = facts.disclosure.purposes
-    covered = path.by_purposes.get(key)
+    covered = rest.by_purposes.get(key)
     if covered is None:
-        listed = path.match.purposes
-        covered = path.by_purposes[key] = bool(key) and all(
+        listed = rest.match.purposes
+        covered = rest.by_purposes[key] = bool(key) and all(
             not lineage.isdisjoint(listed) for lineage in facts.lineages)
     return covered
 
 
-def _after_purposes(facts: _Facts, c: Authorization, path: _Path) -> tuple[int, str] | None:
-    """Checks 9-11 of one path, in order: the first failure, or None."""
-    if path.lists_data or facts.special:
-        data = _data(facts, c, path.match)
+def _after_recipient(facts: _Facts, c: Authorization, path: _Path) -> tuple[int, str] | None:
+    """Checks 8-11 of one path, in order: the first failure, or None."""
+    rest = path.rest
+    if rest is None:
+        rest = _rest(facts.rules, path)
+    if path.node.purposes and not _purposes_covered(facts, rest):
+        return 8, "purpose-not-covered"
+    if rest.lists_data or facts.special:
+        data = _data(facts, c, rest.match)
         if data is not None:
             return 9, data
-    if path.denies and any(deny_matches(facts, deny) for deny in path.denies):
+    if rest.denies and any(deny_matches(facts, deny) for deny in rest.denies):
         return 10, "denied-by-provision"
-    if not path.complete:
+    if not rest.complete:
         return 11, "authorization-incomplete"
     return None
 
 
 def _result(prepared: _Consent, reason: str | None, near_miss: bool) -> CandidateResult:
     """The interned result: a Consent fails for one of a few reasons, again and again."""
-    key = (reason, near_miss)
+    key = (reason, True) if near_miss else reason
     found = prepared.results.get(key)
     if found is None:
         found = prepared.results[key] = CandidateResult(prepared.consent.reference, reason,
@@ -545,21 +680,53 @@ def _result(prepared: _Consent, reason: str | None, near_miss: bool) -> Candidat
     return found
 
 
-def _check(facts: _Facts, prepared: _Consent) -> CandidateResult:
-    """Run the eleven checks; the reason comes from the path that got furthest (the first
-    such path on a tie), and so does the near miss (1.2, the decision).
+_REVOKED = "authorization-revoked"
+_UNSIGNED = "authorization-unsigned"
+_NOT_YET_VALID = "authorization-not-yet-valid"
+_EXPIRED = "authorization-expired"
 
-    Written flat: it runs for every candidate of every decision."""
+
+def _results(facts: _Facts, candidates: list[_Consent]) -> tuple[CandidateResult, ...]:
+    """Every candidate's result, in signing order (1.2).
+
+    Checks 1-3 and the time bounds come first, inline: most candidates of a chart are
+    revoked, unsigned, not yet valid or expired at a given disclosure, and those results
+    depend on nothing else (a revocation counts from its instant; not yet valid is signed
+    after the disclosure or every path begun after it; expired is every path ended before
+    it, which makes each path's furthest check 5). The rest go through `_check`."""
     d = facts.disclosure
     occurred = d.occurred
-    revoked_at = prepared.revoked_at
-    if revoked_at is not None and occurred >= revoked_at:  # revoked at its instant
-        return _result(prepared, "authorization-revoked", False)
-    if prepared.unsigned:
-        return _result(prepared, "authorization-unsigned", False)
-    signed_at = prepared.consent.signed_at
-    if signed_at is None or signed_at > occurred:
-        return _result(prepared, "authorization-not-yet-valid", False)
+    recipient, identifiers, adolescent = d.recipient, d.recipient_identifiers, facts.adolescent
+    out = []
+    for p in candidates:
+        r = p.fixed
+        if r is None:
+            revoked_at = p.revoked_at
+            if revoked_at is not None and occurred >= revoked_at:
+                r = p.results.get(_REVOKED) or _result(p, _REVOKED, False)
+            elif p.unsigned:
+                r = p.results.get(_UNSIGNED) or _result(p, _UNSIGNED, False)
+            elif p.valid_from is None or p.valid_from > occurred:
+                r = p.results.get(_NOT_YET_VALID) or _result(p, _NOT_YET_VALID, False)
+            elif p.expires is not None and p.expires < occurred:
+                r = p.results.get(_EXPIRED) or _result(p, _EXPIRED, False)
+            elif (p.only is not None and recipient not in p.only.actor_refs
+                  and (not p.only.actor_ids or p.only.actor_ids.isdisjoint(identifiers))):
+                r = (p.miss_adolescent if adolescent else p.miss) or _miss(p, adolescent)
+            else:
+                r = _check(facts, p)
+        out.append(r)
+    return tuple(out)
+
+
+def _check(facts: _Facts, prepared: _Consent) -> CandidateResult:
+    """Checks 4-11 of a candidate that `_results` found signed, unrevoked and within its
+    time bounds; the reason comes from the path that got furthest (the first such path on a
+    tie), and so does the near miss (1.2, the decision).
+
+    Written flat: it runs for most candidates of most decisions."""
+    d = facts.disclosure
+    occurred = d.occurred
     paths = prepared.paths
     if paths is None:
         paths = _paths(facts, prepared)
@@ -578,17 +745,13 @@ def _check(facts: _Facts, prepared: _Consent) -> CandidateResult:
             check, reason, near = 5, "authorization-expired", False
         else:
             signer = path.signer_adolescent if facts.adolescent else path.signer
-            match = path.match
-            rest: tuple[int, str] | None = None
-            if match.has_actors and not (
-                    d.recipient in match.actor_refs
-                    or (match.actor_ids
-                        and not match.actor_ids.isdisjoint(d.recipient_identifiers))):
-                rest = (7, "recipient-not-covered")
-            elif match.node.purposes and not _purposes_covered(facts, path):
-                rest = (8, "purpose-not-covered")
-            elif path.lists_data or facts.special or path.denies or not path.complete:
-                rest = _after_purposes(facts, prepared.consent, path)
+            if path.has_actors and not (
+                    d.recipient in path.actor_refs
+                    or (path.actor_ids
+                        and not path.actor_ids.isdisjoint(d.recipient_identifiers))):
+                rest: tuple[int, str] | None = (7, "recipient-not-covered")
+            else:
+                rest = _after_recipient(facts, prepared.consent, path)
             if signer is not None:
                 check, reason, near = 6, signer, signer == MINOR_SELF and rest is None
             elif rest is None:
@@ -611,8 +774,10 @@ def _recipient_may_access(facts: _Facts) -> bool:
     d = facts.disclosure
     if d.patient is None:
         return False
-    if d.recipient is not None:
-        return speaks_for(facts, d.recipient, d.occurred)
+    recipient = d.recipient
+    if recipient is not None:
+        return (recipient == d.patient or (recipient.startswith("RelatedPerson/")
+                and speaks_for(facts, recipient, d.occurred)))
     patient = facts.chart.patient
     return patient is not None and not patient.identifiers.isdisjoint(d.recipient_identifiers)
 
@@ -645,9 +810,9 @@ def row_for(facts: _Facts, purpose: str, instruments: frozenset[str]) -> Excepti
     return table.other_purpose
 
 
-@dataclass(frozen=True, slots=True)
-class _Verdict:
-    """A decision on its way to an Outcome: the winning rows', then perhaps converted."""
+class _Verdict(NamedTuple):
+    """A decision on its way to an Outcome: the winning rows', then perhaps converted (a
+    named tuple: every decision makes one or more)."""
 
     decision: Decision
     basis: str | None
@@ -790,11 +955,12 @@ def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
 
     `prepared` keeps each chart's prepared Consents across the disclosures of one run; pass
     one Prepared for a run (without it, the chart is prepared for this decision alone)."""
-    facts = context(rules, disclosure, chart, jurisdiction)
     prepared = prepared if prepared is not None else Prepared(rules)
-    pc = prepared.of(chart, facts.majority)
-    results = tuple([p.fixed or _check(facts, p) for p in pc.candidates]
-                    if pc.candidates else ())
+    facts = context(rules, disclosure, chart, jurisdiction, prepared.facts)
+    pc = prepared.last
+    if pc is None or pc.chart is not chart or pc.majority != facts.majority:
+        pc = prepared.last = prepared.of(chart, facts.majority)
+    results = _results(facts, pc.candidates) if pc.candidates else ()
     covering = None
     for result in results:
         if result.reason is None:
@@ -806,27 +972,19 @@ def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
     else:
         verdict = _without_authorization(facts, results, pc.restrictions,
                                          prepared.exceptions)
-    if verdict.decision is Decision.AUTHORIZED or verdict.decision is Decision.PERMITTED:
+    decision = verdict.decision
+    if decision is Decision.AUTHORIZED or decision is Decision.PERMITTED:
         verdict = _unless_data_unresolved(verdict, disclosure)
-    if verdict.decision is Decision.REQUIRED or verdict.decision is Decision.PERMITTED:
-        documentation, notice = documentation_and_notice(facts, verdict.decision,
-                                                         verdict.rows)
+        decision = verdict.decision
+    if decision is Decision.REQUIRED or decision is Decision.PERMITTED:
+        documentation, notice = documentation_and_notice(facts, decision, verdict.rows)
     else:
         documentation, notice = Documentation.NOT_REQUIRED, ClientNotice.NOT_REQUIRED
-    return Outcome(
-        decision=verdict.decision,
-        basis=verdict.basis,
-        reasons=_reasons(verdict.decision, verdict.causes, results),
-        accountable=verdict.accountable,
-        documentation=documentation,
-        client_notice=notice,
-        candidates=results,
-        row=verdict.rows[0] if verdict.rows else None,
-        cause=verdict.causes[0] if verdict.causes else None,
-        converted=verdict.converted,
-        causes=verdict.causes,
-        rows=verdict.rows,
-    )
+    causes, rows = verdict.causes, verdict.rows
+    return Outcome(decision, verdict.basis, _reasons(decision, causes, results),
+                   verdict.accountable, documentation, notice, results,
+                   rows[0] if rows else None, causes[0] if causes else None,
+                   verdict.converted, causes, rows)
 
 
 def _without_authorization(facts: _Facts, results: tuple[CandidateResult, ...],
@@ -835,13 +993,13 @@ def _without_authorization(facts: _Facts, results: tuple[CandidateResult, ...],
     restriction turns a treatment, payment or operations permission into unauthorized."""
     winner, decided = exception_decision(facts, memo)
     if winner.decision is Decision.UNAUTHORIZED and any(r.near_miss for r in results):
-        return replace(winner, decision=Decision.REVIEW, basis=None, converted="near-miss")
+        return _Verdict(Decision.REVIEW, None, winner.accountable, winner.causes, winner.rows,
+                        "near-miss")
     if (winner.decision is Decision.PERMITTED and restrictions
             and all(row.restrictable for v in decided for row in v.rows)
             and restricted(facts, restrictions)):
-        return replace(winner, decision=Decision.UNAUTHORIZED, basis=None, accountable=True,
-                       causes=(facts.rules.consents.restriction_reason,),
-                       converted="restriction")
+        return _Verdict(Decision.UNAUTHORIZED, None, True,
+                        (facts.rules.consents.restriction_reason,), winner.rows, "restriction")
     return winner
 
 
@@ -851,10 +1009,10 @@ def _unless_data_unresolved(verdict: _Verdict, disclosure: Disclosure) -> _Verdi
     if verdict.decision not in (Decision.AUTHORIZED, Decision.PERMITTED):
         return verdict
     entities = disclosure.entities
-    if entities and not any(not e.resolved and not e.labels for e in entities):
+    if entities and all(e.resolved or e.labels for e in entities):
         return verdict
-    return replace(verdict, decision=Decision.REVIEW, basis=None, causes=(DATA_UNRESOLVED,),
-                   converted="data-unresolved")
+    return _Verdict(Decision.REVIEW, None, verdict.accountable, (DATA_UNRESOLVED,),
+                    verdict.rows, "data-unresolved")
 
 
 def _reasons(decision: Decision, causes: tuple[str, ...],
@@ -862,12 +1020,11 @@ def _reasons(decision: Decision, causes: tuple[str, ...],
     """Section 3: the decision's own codes, no-authorization, then each candidate's reason."""
     if decision is not Decision.UNAUTHORIZED and decision is not Decision.REVIEW:
         return ()
-    ordered = list(causes)
     if not results:
-        ordered.append(NO_AUTHORIZATION)
-    for result in results:
-        if result.reason is not None and result.reason not in ordered:
-            ordered.append(result.reason)
+        return tuple(dict.fromkeys((*causes, NO_AUTHORIZATION)))
+    ordered = dict.fromkeys(causes)  # first appearance kept, in order
+    ordered.update(dict.fromkeys([r.reason for r in results]))
+    ordered.pop(None, None)  # a covering candidate (converted to review) gives no reason
     return tuple(ordered)
 
 

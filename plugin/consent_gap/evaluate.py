@@ -11,9 +11,9 @@ looks a code up.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from consent_gap.domain import (
@@ -26,7 +26,7 @@ from consent_gap.domain import (
     Finding,
     Problem,
 )
-from consent_gap.engine import Outcome, Prepared, decide
+from consent_gap.engine import Outcome, Prepared, decide, is_authorization
 from consent_gap.explain import explain
 from consent_gap.mappings import Jurisdiction, Rules, load_rules
 from consent_gap.normalize import (
@@ -37,7 +37,9 @@ from consent_gap.normalize import (
     index_ndjson,
     normalize,
     read_group,
+    read_released,
 )
+from consent_gap.wording import names as named
 
 __all__ = ["Evaluator", "InputError", "NotPerPatient", "Report", "by_patient", "evaluate",
            "evaluator", "gc_paused"]
@@ -57,6 +59,10 @@ class Report:
     # Each disclosure as read, by reference: a proposal's check (CONTRACT 6) matches its deny
     # provisions against the very disclosure the engine decided.
     disclosures: dict[str, Disclosure] = field(default_factory=dict, repr=False, compare=False)
+    # What the human text calls the things the findings that call for a write-back name
+    # (recipients, records, instruments, Consents), by reference: filled by an evaluator made
+    # with `named=True` (the scan's), for its alerts and notes (`text_names`).
+    names: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def to_json(self) -> dict:
         """Exactly the JSON of CONTRACT.md section 2."""
@@ -114,20 +120,53 @@ class Evaluator:
     rules: Rules
     place: Jurisdiction | None = None
     base: str | None = None  # the FHIR base being read (1.1 References)
+    named: bool = False  # fill Report.names (the scan: its alerts and notes name things)
 
     def __call__(self, data: Any, *, base: str | None = None) -> Report:
-        """Decide every disclosure in `data`; runs with the cyclic collector paused."""
+        """Decide every disclosure in `data`; runs with the cyclic collector paused. With
+        `named`, `data` is read twice: pass a list or a Bundle, not a stream."""
         with gc_paused():
-            return _evaluate(data, self.rules, self.place, base or self.base)
+            report = _evaluate(data, self.rules, self.place, base or self.base)
+            if not self.named:
+                return report
+            from consent_gap.writeback import kinds_for  # only the scan needs it
+
+            owing = [f for f in report.findings if kinds_for(f)]
+            return replace(report, names=text_names(data, report, self.rules, owing))
 
 
 def evaluator(jurisdiction: str | None = None, *, rules: Rules | None = None,
-              base: str | None = None) -> Evaluator:
+              base: str | None = None, named: bool = False) -> Evaluator:
     """The pipeline for one run: the rules (the packaged tables by default), the
     jurisdiction, resolved now (InputError when the code is unknown), and the FHIR base the
-    run reads (the scan's or the panel's server; a file's Bundle names its own)."""
+    run reads (the scan's or the panel's server; a file's Bundle names its own). `named`:
+    each Report also holds the names its alerts and notes use (`text_names`)."""
     rules = rules if rules is not None else load_rules()
-    return Evaluator(rules, resolve_jurisdiction(rules, jurisdiction), base)
+    return Evaluator(rules, resolve_jurisdiction(rules, jurisdiction), base, named)
+
+
+def consent_names(rules: Rules, chart: Chart) -> dict[str, str]:
+    """Each of the chart's Consents as the human text calls it (`wording.names.consents`)."""
+    return named.consents(chart.consents, lambda auth: is_authorization(rules, auth))
+
+
+def text_names(data: Any, report: Report, rules: Rules,
+               findings: Iterable[Finding]) -> dict[str, str]:
+    """What the human text about `findings` (alerts, notes, the panel's confirmations) calls
+    the things they name, by reference: recipients by name, records and legal instruments by
+    type and title (read from `data`, the resources `report` was decided from), Consents by
+    kind and day. Empty when `findings` is; a second reading of `data`, so only what is
+    written about pays for it."""
+    findings = list(findings)
+    if not findings:
+        return {}
+    releases = read_released(data, rules, [f.disclosure for f in findings])
+    names = named.of_releases(releases, findings)
+    for patient in dict.fromkeys(f.patient for f in findings):
+        chart = report.charts.get(patient)
+        if chart is not None:
+            names.update(consent_names(rules, chart))
+    return names
 
 
 def evaluate(data: Any, jurisdiction: str | None = None, *, rules: Rules | None = None,
@@ -172,10 +211,14 @@ def _evaluate(data: Any, rules: Rules, place: Jurisdiction | None,
     disclosures = sorted(dataset.disclosures, key=lambda d: (d.occurred, d.reference))
     empty = Chart(patient=None)
     prepared = Prepared(rules)
+    by_patient: dict[str | None, dict[str, str]] = {}
     findings = []
     for disclosure in disclosures:
         chart = dataset.charts.get(disclosure.patient, empty)
         outcome = decide(rules, disclosure, chart, place, prepared=prepared)
+        names = by_patient.get(disclosure.patient)
+        if names is None:  # once per patient: the explanation names Consents, not ids
+            names = by_patient[disclosure.patient] = consent_names(rules, chart)
         findings.append(Finding(
             disclosure=disclosure.reference,
             patient=disclosure.patient,
@@ -188,7 +231,7 @@ def _evaluate(data: Any, rules: Rules, place: Jurisdiction | None,
             accountable=outcome.accountable,
             documentation=outcome.documentation,
             client_notice=outcome.client_notice,
-            explanation=explain(disclosure, outcome),
+            explanation=explain(disclosure, outcome, names),
             consents_checked=tuple([r.checked for r in outcome.candidates]),
             notify=disclosure.notify,
             disclosed=tuple(e.reference for e in disclosure.entities if e.reference),
@@ -214,15 +257,17 @@ def by_patient(handle: Any, run: Evaluator) -> Iterator[Report]:
     index = index_ndjson(handle)
     problems = Problems()
     seen: set[tuple[str, str]] = set()
-    groups = sorted(index.groups, key=lambda p: (p is None, p or ""))
-    for patient in groups:
-        report = run(read_group(handle, index, patient))
-        for problem in report.problems:
-            if (problem.resource, problem.message) not in seen:
-                seen.add((problem.resource, problem.message))
-                problems.append(problem)
-        findings = [f for f in report.findings if f.patient == patient]
-        yield Report(findings=findings, problems=[], ruleset=report.ruleset,
-                     jurisdiction=report.jurisdiction)
+    try:
+        for patient in index.groups():
+            report = run(read_group(handle, index, patient))
+            for problem in report.problems:
+                if (problem.resource, problem.message) not in seen:
+                    seen.add((problem.resource, problem.message))
+                    problems.append(problem)
+            findings = [f for f in report.findings if f.patient == patient]
+            yield Report(findings=findings, problems=[], ruleset=report.ruleset,
+                         jurisdiction=report.jurisdiction)
+    finally:
+        index.close()
     yield Report(findings=[], problems=problems.listed(), ruleset=run([]).ruleset,
                  jurisdiction=run.place.code if run.place is not None else None)

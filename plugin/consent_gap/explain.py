@@ -1,32 +1,41 @@
 """Plain words for a finding: one or two sentences a clinician can act on.
 
-Built only from the engine's outcome (decision, basis, reasons, Consents checked, 1.4 state);
+Built only from the engine's outcome (decision, basis, reasons, Consents checked, 1.4 state)
+and the Consents' names (`wording.names.consents`: "the authorization signed on 2025-01-02");
 the words of each code come from `wording`; this module only composes them, so the engine
-stays free of prose.
+stays free of prose. The explanation is human text: it names no resource by id (the finding's
+`basis` and the note's `context.related` carry the ids).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from consent_gap import wording
 from consent_gap.domain import Decision, Disclosure, Documentation
 from consent_gap.engine import Outcome
+from consent_gap.wording import names as named
 
 
-def _checked(outcome: Outcome) -> str:
-    """'Consent/c1 (the authorization had expired)' for each candidate that did not cover:
-    every one of them (an explanation cut at three hid the Consent the officer looked for)."""
-    parts = [f"{r.reference} ({wording.reason(r.reason)})" for r in outcome.candidates
-             if r.reason is not None]
+def _checked(outcome: Outcome, consents: Mapping[str, str]) -> str:
+    """'the authorization signed on 2025-01-02 (the authorization had expired)' for each
+    candidate that did not cover: every one of them (an explanation cut at three hid the
+    Consent the officer looked for)."""
+    parts = [f"{named.consent(consents, r.reference)} ({wording.reason(r.reason)})"
+             for r in outcome.candidates if r.reason is not None]
     return "; ".join(parts)
 
 
-def explain(disclosure: Disclosure, outcome: Outcome) -> str:
-    """One or two sentences: what was decided and why, then what is still owed."""
+def explain(disclosure: Disclosure, outcome: Outcome,
+            consents: Mapping[str, str] | None = None) -> str:
+    """One or two sentences: what was decided and why, then what is still owed. `consents`:
+    each Consent's name by reference (`wording.names.consents`)."""
+    consents = consents or {}
     when = disclosure.occurred.date().isoformat()
     decision = outcome.decision
     if decision is Decision.AUTHORIZED:
-        first = (f"The disclosure on {when} is covered by the client's signed authorization "
-                 f"{outcome.basis}.")
+        first = (f"The disclosure on {when} is covered by the client's "
+                 f"{_authorization(consents, outcome.basis)}.")
     elif decision in (Decision.PERMITTED, Decision.REQUIRED):
         verb = "was permitted" if decision is Decision.PERMITTED else "was required by law"
         why = wording.basis(outcome.basis) if outcome.basis else "an exception applies"
@@ -45,7 +54,7 @@ def explain(disclosure: Disclosure, outcome: Outcome) -> str:
         return (f"{first} Because it broke confidentiality, "
                 f"{wording.documentation(outcome.documentation)} and "
                 f"{wording.client_notice(outcome.client_notice)}.")
-    checked = _checked(outcome)
+    checked = _checked(outcome, consents)
     if decision in (Decision.UNAUTHORIZED, Decision.REVIEW) and checked:
         return f"{first} Authorizations checked: {checked}."
     if decision is Decision.UNAUTHORIZED:
@@ -55,3 +64,9 @@ def explain(disclosure: Disclosure, outcome: Outcome) -> str:
     if outcome.accountable:
         return f"{first} It belongs in the client's accounting of disclosures."
     return first
+
+
+def _authorization(consents: Mapping[str, str], reference: str | None) -> str:
+    """The covering Consent as "authorization signed on 2025-01-02" (after "the client's")."""
+    name = named.consent(consents, reference)
+    return name.removeprefix("the ").removeprefix("an ")

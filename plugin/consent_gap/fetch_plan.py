@@ -18,11 +18,16 @@ and every later reader fetch a chart through this module; fhir/ stays a generic 
    parameter; a server may add one), client notices come with 3 and 4 and step 5 is skipped.
 5. `Communication?recipient=Patient/a,...,RelatedPerson/r,...&_tag:not=<consent-gap>`: notices
    sent to the patients or their representatives, without our own alerts and reminders.
+6. `Organization?_id=...`, `Practitioner?_id=...` (one search per type for the batch, tolerant):
+   whom the disclosures went to (`recipient_references`), which the engine reads by reference
+   only but the alerts and notes name ("sent to Alden Valley Police"), and a PractitionerRole's
+   practitioner and organization.
 
 **One patient** (the panel and the card, `patient/` scopes: every search names the patient, as
 a patient-scoped server refuses one that does not): the Patient read, then concurrently its
 Consents, disclosure AuditEvents, DocumentReferences, Communications (by subject and, where the
-server allows, by recipient) and RelatedPersons; then the Provenance of each Consent.
+server allows, by recipient) and RelatedPersons; then the Provenance of each Consent and the
+recipients of its disclosures (to name them).
 
 **Completeness does not rest on the page size.** A server may return fewer `_include`d or
 `_revinclude`d resources than exist (HAPI caps them per page, 1,000 by default, and says
@@ -305,6 +310,9 @@ def fetch_charts(
         related = sorted(rid for rtype, rid in found if rtype == "RelatedPerson")
         run_all(client, [notice_search(patient_ids, related, codes)], found, page_size)
         fetch_missing(client, found, tried, page_size)
+    # Whom the disclosures went to, so that the alerts and notes say "sent to <name>": one
+    # search by `_id` per type for the whole batch (and a second for PractitionerRoles).
+    fetch_named(client, found, page_size=page_size, wanted=recipient_references)
     return list(found.values())
 
 
@@ -327,7 +335,8 @@ def fetch_patient_chart(
         consents = sorted(f"Consent/{rid}" for rtype, rid in found if rtype == "Consent")
         second = [Search("Provenance", (("target", ",".join(chunk)),)) for chunk in
                   chunks(consents)]
-        second += by_id_searches(wanted_references(found) - found.keys(), patient_id)
+        second += by_id_searches((wanted_references(found) - found.keys())
+                                 | recipient_references(found), patient_id)
         for resources in pool.map(lambda s: run(client, s, None, page_size), second):
             collect(found, resources)
     return list(found.values())
@@ -459,21 +468,49 @@ def named_references(found: dict[Key, dict[str, Any]]) -> set[Key]:
     return named - found.keys()
 
 
+#: Whom a disclosure may be sent to that the engine reads by reference only: fetched so that
+#: the alerts, notes and the panel name the recipient (the app's Device is no recipient).
+_RECIPIENT_TYPES = (NOT_FETCHED & _NAMED_TYPES) - {"Device"}
+
+
+def recipient_references(found: dict[Key, dict[str, Any]]) -> set[Key]:
+    """Whom the disclosures send to (an AuditEvent's agents, a Communication's recipients)
+    among `_RECIPIENT_TYPES`, and the practitioner and organization of each PractitionerRole,
+    that `found` lacks: what the scan's alerts and notes and the panel name instead of an id
+    (the RelatedPersons come with `wanted_references` already)."""
+    named: set[Key] = set()
+    for (rtype, _rid), resource in found.items():
+        if rtype == "AuditEvent":
+            named |= references(resource.get("agent"))
+        elif rtype == "Communication":
+            named |= references(resource.get("recipient"))
+        elif rtype == "PractitionerRole":
+            named |= references([resource.get("practitioner"), resource.get("organization")])
+    return {key for key in named if key[0] in _RECIPIENT_TYPES} - found.keys()
+
+
 def fetch_named(client: SearchClient, found: dict[Key, dict[str, Any]],
                 extra: Iterable[str | None] = (), page_size: int = DEFAULT_PAGE_SIZE,
-                patient_id: str | None = None) -> None:
-    """Complete `found` with `named_references` (two hops: a PractitionerRole's practitioner
-    and organization) and the `extra` references (the practice, for the header), by `_id`,
-    tolerant (what is refused or absent keeps its id in the accounting)."""
-    keys = named_references(found) | {
+                patient_id: str | None = None,
+                wanted: Callable[[dict[Key, dict[str, Any]]], set[Key]] = named_references,
+                ) -> None:
+    """Complete `found` with what `wanted` names (the accounting's `named_references`, or
+    the scan's `recipient_references`; two hops: a PractitionerRole's practitioner and
+    organization) and the `extra` references (the practice, for the header), by `_id`, one
+    search per type and `ID_CHUNK` ids, tolerant (what is refused or absent keeps its id in
+    the accounting and is unnamed in words elsewhere)."""
+    keys = wanted(found) | {
         key for ref in extra if ref and ref.count("/") == 1
         if (key := tuple(ref.split("/", 1))) not in found}
+    tried: set[Key] = set()
     for _hop in range(2):
+        keys -= tried
         if not keys:
             return
+        tried |= keys
         for search in by_id_searches(keys, patient_id):
             collect(found, run(client, search, None, page_size))
-        keys = named_references(found) - keys
+        keys = wanted(found)
 
 
 def fetch_accounting_chart(client: SearchClient, patient_id: str, *,

@@ -150,13 +150,41 @@ def _keys(resources):
     return {(r["resourceType"], r["id"]) for r in resources}
 
 
-def test_nothing_missing_means_no_follow_up(mocked, client):
+def test_nothing_missing_means_no_follow_up_but_the_recipients_names(mocked, client):
     ae = _disclosure("ae1", "Patient/p1", "DocumentReference/d1", "Observation/o1",
                      agents=["Practitioner/dr1", "Organization/org1", "Device/dev1"])
     _batch(mocked, [ae, R("DocumentReference", "d1"), R("Observation", "o1")])
+    mocked.get(f"{BASE}/Organization", json=bundle([R("Organization", "org1", name="Police")]),
+               match=_q(_id="org1", _count="50"))
+    mocked.get(f"{BASE}/Practitioner", json=bundle([R("Practitioner", "dr1")]),
+               match=_q(_id="dr1", _count="50"))
     got = fetch_charts(client, ["p1"], page_size=50)
-    assert client.request_count == 5  # referenced-by-type-only resources are never fetched
-    assert ("Observation", "o1") in _keys(got)
+    # the engine reads Organizations and Practitioners by reference only: they are fetched
+    # once per type for the batch, only so that the alerts and notes name the recipient;
+    # the app's Device is never fetched
+    assert client.request_count == 7
+    assert {("Observation", "o1"), ("Organization", "org1"), ("Practitioner", "dr1")} <= \
+        _keys(got)
+    assert ("Device", "dev1") not in _keys(got)
+
+
+def test_recipients_are_named_in_one_search_per_type_and_a_role_in_two_hops(mocked, client):
+    one = _disclosure("ae1", "Patient/p1", "DocumentReference/d1",
+                      agents=["Organization/o1", "PractitionerRole/r1"])
+    two = _disclosure("ae2", "Patient/p1", "DocumentReference/d1", agents=["Organization/o2"])
+    _batch(mocked, [one, two, R("DocumentReference", "d1")])
+    mocked.get(f"{BASE}/Organization", json=bundle([R("Organization", "o1"),
+                                                    R("Organization", "o2")]),
+               match=_q(_id="o1,o2", _count="50"))
+    role = R("PractitionerRole", "r1", practitioner=_ref("Practitioner/x1"))
+    mocked.get(f"{BASE}/PractitionerRole", json=bundle([role]),
+               match=_q(_id="r1", _count="50"))
+    mocked.get(f"{BASE}/Practitioner", json=bundle([R("Practitioner", "x1")]),
+               match=_q(_id="x1", _count="50"))
+    got = fetch_charts(client, ["p1"], page_size=50)
+    assert {("Organization", "o1"), ("Organization", "o2"), ("PractitionerRole", "r1"),
+            ("Practitioner", "x1")} <= _keys(got)
+    assert client.request_count == 5 + 3  # never one request per disclosure
 
 
 def test_absent_recipient_is_fetched_by_id_in_one_follow_up(mocked, client):
@@ -165,11 +193,14 @@ def test_absent_recipient_is_fetched_by_id_in_one_follow_up(mocked, client):
     _batch(mocked, [ae, R("DocumentReference", "d1")])
     mocked.get(f"{BASE}/RelatedPerson", json=bundle([R("RelatedPerson", "rp9")]),
                match=_q(_id="rp9", _count="50"))
+    mocked.get(f"{BASE}/Practitioner", json=bundle([R("Practitioner", "dr1")]),
+               match=_q(_id="dr1", _count="50"))
     got = fetch_charts(client, ["p1"], page_size=50)
     assert ("RelatedPerson", "rp9") in _keys(got)
-    # 4 searches + 1 by _id + the notice search; the recipient is not an `_include`d entity,
-    # so nothing says the server dropped includes and no reverse search follows
-    assert client.request_count == 6
+    # 4 searches + 1 by _id + the notice search (+ the Practitioner, to name it, last); the
+    # recipient is not an `_include`d entity, so nothing says the server dropped includes and
+    # no reverse search follows
+    assert client.request_count == 7
     assert _query(mocked.calls[4]) == ("RelatedPerson", [("_id", "rp9"), ("_count", "50")])
     # the notice search, run after the follow-up, covers the recipient found late
     assert ("recipient", "Patient/p1,RelatedPerson/rp9") in _query(mocked.calls[5])[1]
@@ -271,10 +302,14 @@ def test_a_disclosure_communication_brings_what_it_sent_and_its_legal_instrument
     mocked.get(f"{BASE}/DocumentReference", json=bundle([R("DocumentReference", "d7"),
                                                          R("DocumentReference", "sub-1")]),
                match=_q(_id="d7,sub-1", _count="50"))
+    mocked.get(f"{BASE}/Organization", json=bundle([R("Organization", "law-1")]),
+               match=_q(_id="law-1", _count="50"))
     got = fetch_charts(client, ["p1"], page_size=50)
     assert {("Communication", "c1"), ("DocumentReference", "note-c1"),
-            ("DocumentReference", "d7"), ("DocumentReference", "sub-1")} <= _keys(got)
-    assert client.request_count == 6  # five searches, one follow-up (Organization never)
+            ("DocumentReference", "d7"), ("DocumentReference", "sub-1"),
+            ("Organization", "law-1")} <= _keys(got)
+    # five searches, one follow-up, and the recipient, fetched only to be named
+    assert client.request_count == 7
 
 
 def test_the_channels_searched_are_the_ones_the_rules_name(tmp_path):

@@ -144,6 +144,9 @@ def test_panel_shows_what_evaluate_decides(page, sandbox, app_server, patient):
         facts = item.locator("dl.facts, details.consents").all_text_contents()
         assert not any(re.search(r"\b(Consent|Organization|Practitioner|RelatedPerson)/", t)
                        for t in facts), facts
+        explained = item.locator(".explanation").text_content()
+        assert not re.search(r"\b(Consent|Organization|Practitioner|RelatedPerson|AuditEvent|"
+                             r"DocumentReference)/", explained), explained
         for purpose in finding.purposes:
             assert f">{purpose}<" not in item.inner_html()
     # the explanation a clinician reads is the engine's
@@ -277,8 +280,10 @@ def test_drafting_the_documentation_note_lands_in_hapi(page, sandbox, app_server
                           "'notice-1'", timeout=10_000)
     no_blocking_violations(page, app_server, "after an action")
     text = notice.inner_text()
-    found = re.search(r"\((DocumentReference/[A-Za-z0-9\-.]+)\)", text)
-    assert found, text
+    assert "DocumentReference/" not in text  # words on screen, the resource in the href
+    href = notice.locator("a.notice-link").get_attribute("href")
+    found = re.search(r"(DocumentReference/[A-Za-z0-9\-.]+)$", href or "")
+    assert found, href
     doc = requests.get(f"{sandbox['fhir']}/{found.group(1)}", timeout=30).json()
     assert doc["resourceType"] == "DocumentReference"
     assert doc["docStatus"] == "preliminary"
@@ -313,8 +318,10 @@ def test_recording_a_withheld_client_notice_counts_as_the_notice(page, sandbox, 
     item.get_by_role("button", name="Record the client notice").click()
     notice = frame.locator(".notice-ok", has_text="client notice (withheld) ").first
     notice.wait_for(timeout=PANEL_TIMEOUT_MS)
-    found = re.search(r"\((Communication/[A-Za-z0-9\-.]+)\)", notice.inner_text())
-    assert found, notice.inner_text()
+    assert "Communication/" not in notice.inner_text()
+    href = notice.locator("a.notice-link").get_attribute("href")
+    found = re.search(r"(Communication/[A-Za-z0-9\-.]+)$", href or "")
+    assert found, href
     record = requests.get(f"{sandbox['fhir']}/{found.group(1)}", timeout=30).json()
     assert record["status"] == "not-done" and record["statusReason"]["text"]
     assert {"reference": missing.disclosure} in record["about"]
@@ -326,12 +333,11 @@ def test_recording_a_withheld_client_notice_counts_as_the_notice(page, sandbox, 
 def test_standalone_launch_lets_the_user_pick_the_patient(page, sandbox, app_server, patient):
     patient_id, _ = patient
     report = current_report(sandbox["fhir"], patient_id)  # other tests add and remove copies
-    family = requests.get(f"{sandbox['fhir']}/Patient/{patient_id}",
-                          timeout=30).json()["name"][0]["family"]
     page.goto(f"{app_server}/")
     page.get_by_role("link", name=re.compile("Sign in to")).click()
-    # the launcher's consent page: find the patient by name, pick them, approve
-    page.locator("input[name=name]").fill(family)
+    # the launcher's consent page: find the chart by its id (a name is shared by the copies
+    # other tests load), pick it, approve
+    page.get_by_label("Name or id").fill(patient_id)
     page.get_by_role("button", name="Search").click()
     page.locator(f'input[name=patient][value="{patient_id}"]').check()
     page.locator("#approve").click()

@@ -13,6 +13,7 @@ whatever else the shared sandbox holds.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -137,7 +138,7 @@ def test_the_officer_sees_the_scans_tasks_across_clients(officer_page, sandbox, 
     assert len({ours[i]["for"]["reference"] for i in shown if i in ours}) >= 5
     first = page.locator(f'tr[data-task="{urgent[0]}"]')
     assert "overdue" in first.locator("td.days").inner_text()
-    assert "unauthorized" in first.inner_text()
+    assert "Unauthorized" in first.inner_text()  # the decision in words
     no_blocking_violations(page)
     # filters: review only
     page.get_by_label("Decision").select_option("review")
@@ -163,6 +164,10 @@ def test_the_officer_sees_the_scans_tasks_across_clients(officer_page, sandbox, 
 def start_assessment(page, app_server, task_id: str) -> None:
     page.goto(f"{app_server}/worklist/task/{task_id}")
     page.locator("#disposition").wait_for(timeout=TIMEOUT_MS)
+    # names and words on the task page, never a resource id (issue 12)
+    shown = page.locator("main").inner_text()
+    assert not re.search(r"\b(AuditEvent|Patient|Organization|Practitioner|RelatedPerson|"
+                         r"Consent|DocumentReference)/", shown), shown
     page.get_by_label("Start the breach risk assessment").check()
     page.get_by_role("button", name="Record the disposition").click()
     page.locator("form#assessment").wait_for(timeout=TIMEOUT_MS)
@@ -198,7 +203,10 @@ def test_a_breach_assessment_writes_the_notice_draft_and_shows_the_deadlines(
     client = (discovered + timedelta(days=60)).date().isoformat()
     hhs = (datetime(discovered.year, 12, 31) + timedelta(days=60)).date().isoformat()
     assert client in text and hhs in text and "not required" in text
-    notice_ref = page.locator("#notice-ref").inner_text()
+    # words on screen, the draft notice opened by its link (the reference only in the href)
+    assert "DocumentReference/" not in page.locator("#deadlines").inner_text()
+    href = page.locator("#notice-ref").get_attribute("href") or ""
+    notice_ref = "DocumentReference/" + href.rsplit("/DocumentReference/", 1)[-1]
 
     stored = read(sandbox["fhir"], f"Task/{task['id']}")
     assert stored["status"] == "in-progress"

@@ -21,7 +21,7 @@ from consent_gap.evaluate import evaluate
 from consent_gap.scan import run_scan
 from consent_gap.writeback import WriteContext, plan
 from support import fhir as build
-from test_scan_live import JURISDICTION, Charts, _renamed, assert_exactly
+from test_scan_live import JURISDICTION, Charts, _by_about, _ours, _renamed, assert_exactly
 
 FHIR_JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 
@@ -54,6 +54,10 @@ def test_bulk_writes_what_evaluate_finds_and_a_rerun_writes_nothing(fhir_base, t
     assert first.disclosures == len(offline)
     assert first.written["Provenance"] == sum(t == "Provenance" for t in expected.values())
     assert_exactly(charts, expected)
+    # the bulk batch fetches whom the disclosures went to: its alerts name them (issue 12)
+    alerts = _by_about(_ours(fhir_base, "Communication", charts.patients), "alert")
+    expired = next(key for key in alerts if key.startswith("AuditEvent/ae-pnholt-1-"))
+    assert "to Whitcombe Legal Group on" in alerts[expired]["payload"][0]["contentString"]
 
     again = run_scan(settings(charts, tmp_path), bulk=True, group=group, workers=workers,
                      full=True)

@@ -272,6 +272,18 @@ def test_standalone_launch_picks_a_patient_on_the_consent_page(sandbox):
     assert token.json()["need_patient_banner"] is True
 
 
+def test_the_patient_picker_finds_a_chart_by_its_id_first(sandbox):
+    """However many patients share a name, typing the chart's id puts it first, once."""
+    started = start_authorization(
+        sandbox, "sandbox-public", "launch/patient openid fhirUser patient/Consent.rs"
+    )
+    page = requests.get(started.location, params={"name": OTHER_PATIENT}, timeout=10)
+    assert page.status_code == 200
+    offered = re.findall(r'name="patient" value="([^"]+)"', page.text)
+    assert offered[:1] == [OTHER_PATIENT]
+    assert offered.count(OTHER_PATIENT) == 1
+
+
 def test_standalone_launch_can_run_unattended_with_the_sandbox_flags(sandbox):
     started = start_authorization(
         sandbox,

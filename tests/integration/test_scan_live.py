@@ -9,9 +9,11 @@ test), so it sees only its own patients whatever else the sandbox holds, and sca
 
 from __future__ import annotations
 
+import base64
 import importlib.resources
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -169,7 +171,9 @@ def test_scan_writes_what_evaluate_finds_and_a_rerun_writes_nothing(fhir_base, t
     assert (first.written["Communication"] + first.written["DocumentReference"]
             + first.written["Task"]) == len(expected) - provenances
     assert_exactly(charts, expected)
-    assert first.requests / len(charts.patients) <= 3
+    # each batch (4 patients) also fetches whom its disclosures went to, one search per type
+    # (Organization, Practitioner), so that the alerts and notes name them (issue 12)
+    assert first.requests / len(charts.patients) <= 3.5
 
     second = run_scan(settings, patients=charts.patients)
     assert second.status == "ok"
@@ -494,3 +498,33 @@ def test_a_new_ruleset_rewrites_nothing_whose_decision_is_the_same(fhir_base, tm
     assert second.disclosures == first.disclosures
     assert second.written == {}
     assert_exactly(charts, expected)
+
+
+# ---------------------------------------------------------------- names, never ids (issue 12)
+
+def test_the_scans_alert_and_note_name_the_recipient_never_by_id(fhir_base, tmp_path):
+    """The scan fetches whom the disclosures went to (one search per type for the batch) so
+    that its alert and finding note say "to Whitcombe Legal Group", not its reference."""
+    charts = load(fhir_base)
+    summary = run_scan(charts.settings(tmp_path), patients=charts.patients)
+    assert summary.status == "ok", summary.errors
+    alerts = _by_about(_ours(fhir_base, "Communication", charts.patients), "alert")
+    notes = _by_about(_ours(fhir_base, "DocumentReference", charts.patients), "note")
+    expired = next(key for key in alerts if key.startswith("AuditEvent/ae-pnholt-1-"))
+    text = alerts[expired]["payload"][0]["contentString"]
+    assert "to Whitcombe Legal Group on" in text, text
+    note = base64.b64decode(notes[expired]["content"][0]["attachment"]["data"]).decode()
+    assert "Recipient: Whitcombe Legal Group" in note
+    assert "the authorization signed on" in note  # the Consent checked, by kind and day
+    pattern = re.compile(r"\b(Organization|Practitioner|PractitionerRole|RelatedPerson|"
+                         r"Consent|AuditEvent|DocumentReference|Patient)/\S")
+    for resource in [*alerts.values(), *notes.values()]:
+        prose = (resource["payload"][0]["contentString"] if resource["resourceType"] ==
+                 "Communication" else base64.b64decode(
+                     resource["content"][0]["attachment"]["data"]).decode())
+        assert not pattern.search(prose), prose
+    # the ids are in the structured elements
+    assert alerts[expired]["about"] == [{"reference": expired}]
+    assert {"reference": expired} in notes[expired]["context"]["related"]
+    for task in _ours(fhir_base, "Task", charts.patients):
+        assert not pattern.search(task["description"]), task["description"]

@@ -269,7 +269,8 @@ def test_finding_carries_context_for_the_write_back():
     assert f.notify == ("Practitioner/pr-src",)
     assert f.disclosed == ("DocumentReference/d1",)
     assert END  # the builder's default expiry is set, so check 11 passes
-    assert "Consent/c1" in f.explanation
+    assert "Consent/" not in f.explanation  # named, not by id
+    assert "covered by the client's authorization signed on" in f.explanation
 
 
 def test_instrument_refs_reach_the_finding():
@@ -290,7 +291,8 @@ def test_explanations_are_short_and_name_what_was_checked():
     unauthorized = evaluate(world(expired, disclosure())).findings[0]
     assert unauthorized.consents_checked == (("Consent/c1", "authorization-expired"),)
     assert "not permitted" in unauthorized.explanation
-    assert "Consent/c1 (the authorization had expired)" in unauthorized.explanation
+    assert "(the authorization had expired)" in unauthorized.explanation
+    assert "Consent/" not in unauthorized.explanation
     threat = evaluate(world(disclosure(purposes=("THREAT",))), "US-TX").findings[0]
     assert "serious and imminent threat" in threat.explanation
     assert "missing" in threat.explanation

@@ -66,6 +66,29 @@ def test_a_disclosure_without_a_patient_is_still_decided(tmp_path, capsys):
     assert _per_patient(tmp_path, resources, capsys)["findings"] == whole["findings"]
 
 
+def test_findings_of_several_patients_merge_in_time_order_to_the_microsecond(tmp_path,
+                                                                             capsys):
+    """Section 2's order across patients, as the whole file gives it: a fraction of a second
+    sorts as time does (".5Z" is after "Z" of the same second, though it sorts before it as
+    text), and an instant with an offset sorts by its UTC time."""
+    from support.fhir import disclosure, patient
+
+    resources = [patient("Patient/a"), patient("Patient/b"),
+                 disclosure("AuditEvent/a1", when="2025-03-01T10:00:00.500Z",
+                            patient_ref="Patient/a"),
+                 disclosure("AuditEvent/b1", when="2025-03-01T10:00:00Z",
+                            patient_ref="Patient/b"),
+                 disclosure("AuditEvent/b2", when="2025-03-01T11:00:00.250+01:00",
+                            patient_ref="Patient/b"),
+                 disclosure("AuditEvent/a2", when="2025-03-01T10:00:01Z",
+                            patient_ref="Patient/a")]
+    whole = evaluate(resources).to_json()
+    order = [f["disclosure"] for f in whole["findings"]]
+    assert order == ["AuditEvent/b1", "AuditEvent/b2", "AuditEvent/a1", "AuditEvent/a2"]
+    assert [f["disclosure"] for f in _per_patient(tmp_path, resources, capsys)["findings"]] \
+        == order
+
+
 def test_ndjson_of_bundles_is_read_whole(tmp_path, capsys):
     example = json.loads(EXAMPLES[0].read_text())
     streamed = _per_patient(tmp_path, [example, example], capsys)

@@ -70,9 +70,13 @@ def test_banner_only_when_the_ehr_asks():
 
 def test_reasons_group_consents_in_first_seen_order():
     groups = _grouped((("Consent/a", "authorization-expired"), ("Consent/b", None),
-                       ("Consent/c", "authorization-expired")))
+                       ("Consent/c", "authorization-expired")),
+                      {"Consent/a": "A", "Consent/b": "B", "Consent/c": "C"})
     assert [(g.reason, g.refs) for g in groups] == [
-        ("authorization-expired", ("Consent/a", "Consent/c")), ("", ("Consent/b",))]
+        ("authorization-expired", ("A", "C")), ("", ("B",))]
+    # a Consent whose name is not at hand is said in words, never by its id
+    unnamed = _grouped((("Consent/a", "authorization-expired"),))
+    assert unnamed[0].refs == ("an authorization on file",)
     assert groups[1].label == "it covers the disclosure"
 
 

@@ -275,7 +275,7 @@ def test_the_alert_names_the_recipient_says_the_next_step_and_links_the_finding_
     from consent_gap.writeback import FINDING_SYSTEM, identifier_value
 
     found = finding()
-    named = replace(CONTEXT, recipient_names={found.recipient: "Harbor Legal Group"})
+    named = replace(CONTEXT, names={found.recipient: "Harbor Legal Group"})
     writes = by_kind(plan(found, named))
     alert = writes[Kind.ALERT].resource
     text = alert["payload"][0]["contentString"]
@@ -287,10 +287,12 @@ def test_the_alert_names_the_recipient_says_the_next_step_and_links_the_finding_
     import base64
     note = base64.b64decode(
         writes[Kind.FINDING_NOTE].resource["content"][0]["attachment"]["data"]).decode()
-    assert f"Recipient: Harbor Legal Group ({found.recipient})" in note
-    # without the names, the alert still says who by reference, never nobody
+    assert "Recipient: Harbor Legal Group\n" in note
+    assert found.recipient not in note and found.recipient not in text
+    # without the names, the alert says so in words, never by id and never nobody
     plain = by_kind(plan(found, CONTEXT))[Kind.ALERT].resource["payload"][0]["contentString"]
-    assert f"to {found.recipient}" in plain
+    assert "to a recipient the record does not name" in plain
+    assert found.recipient not in plain
 
 
 def test_finding_note_explains_each_consent_and_next_steps():
@@ -308,9 +310,21 @@ def test_finding_note_explains_each_consent_and_next_steps():
     ]
     assert note["custodian"] == {"reference": "Organization/org-1"}
     text = text_of(note)
-    assert "Consent/c-1: the authorization had expired (`authorization-expired`)" in text
-    assert "DocumentReference/note-1" in text
-    assert "Organization/police-1" in text
+    assert "an authorization on file: the authorization had expired (`authorization-expired`)" \
+        in text
+    assert "a record the disclosure log does not describe" in text
+    assert "a recipient the record does not name" in text
+    for reference in ("Consent/c-1", "DocumentReference/note-1", "Organization/police-1",
+                      "AuditEvent/ae-1", "Patient/"):
+        assert reference not in text  # the ids are in context.related, not the prose
+    named = text_of(by_kind(plan(finding(), replace(CONTEXT, names={
+        "Consent/c-1": "the authorization signed on 2025-01-02",
+        "DocumentReference/note-1": "Progress note: Session 3",
+        "Organization/police-1": "Alden Valley Police"})))[Kind.FINDING_NOTE].resource)
+    assert ("the authorization signed on 2025-01-02: the authorization had expired "
+            "(`authorization-expired`)") in named
+    assert "- Progress note: Session 3" in named
+    assert "sent to Alden Valley Police on" in named
     assert "breach risk assessment" in text
     assert "164.402" in text
     assert "A subpoena alone does not permit this disclosure." in text
@@ -348,10 +362,20 @@ def test_draft_holds_the_five_elements_and_marks_what_to_complete():
     ):
         assert heading in text
     assert text.count(TO_COMPLETE) >= 5
-    assert "THREAT" in text and "duty-to-warn-or-protect" in text
-    assert "Organization/police-1" in text
+    assert "to prevent or lessen a serious threat" in text  # THREAT in words
+    assert "state law imposes a duty to warn or protect" in text  # the basis in words
+    assert "a recipient the record does not name" in text
     assert "the client was told" in text
-    assert "DocumentReference/subpoena-1" in text
+    assert "Legal instrument: a legal request on file" in text
+    for code_or_id in ("THREAT", "duty-to-warn-or-protect", "Organization/", "AuditEvent/",
+                       "DocumentReference/", "Consent/"):
+        assert code_or_id not in text
+    named = text_of(by_kind(plan(item, replace(CONTEXT, names={
+        "Organization/police-1": "Alden Valley Police",
+        "DocumentReference/subpoena-1": "Subpoena: Smith v. Jones"})))[
+            Kind.DOCUMENTATION_DRAFT].resource)
+    assert "Recipient: Alden Valley Police;" in named
+    assert "Legal instrument: Subpoena: Smith v. Jones" in named
 
 
 def test_reminder_goes_to_the_people_to_notify_or_the_privacy_officer():

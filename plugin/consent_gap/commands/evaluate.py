@@ -8,9 +8,14 @@ finding exists; 2 on unusable input, with one line on standard error and no trac
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import os
+import struct
 import sys
+from array import array
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 try:  # a faster writer of the same JSON, when installed (setup.cfg declares it)
@@ -198,15 +203,17 @@ def _is_ndjson(name: str) -> bool:
 
 
 def _run_per_patient(args: argparse.Namespace, decide: Any) -> int | None:
-    """NDJSON decided per patient (`by_patient`): each patient's findings are written to a
-    spool file as they are decided, then copied out in contract order (section 2), so memory
-    holds one patient and a small key per finding. None when the file must be read whole."""
+    """NDJSON decided per patient (`by_patient`): each patient's findings, in contract order
+    (section 2: by occurred, then disclosure), are spooled to a temporary file as they are
+    decided, then merged from the spool straight to standard output (`_merged`). Memory
+    holds one patient and the place of each patient's run in the spool, never the findings
+    or the report. None when the file must be read whole."""
     import tempfile
 
     from consent_gap.evaluate import NotPerPatient, by_patient
     from consent_gap.normalize import InputError
 
-    keys: list[tuple[str, str, int, int]] = []
+    runs = array("q")  # each patient's run of findings in the spool: start, count
     unauthorized = False
     problems: list = []
     ruleset = ""
@@ -215,38 +222,79 @@ def _run_per_patient(args: argparse.Namespace, decide: Any) -> int | None:
             for report in by_patient(handle, decide):
                 ruleset = report.ruleset
                 problems.extend(report.problems)
+                first = spool.tell()
                 for finding in report.findings:
                     data = _dumps(finding.to_json(), args.pretty, indent="    ")
-                    keys.append((finding.occurred, finding.disclosure, spool.tell(), len(data)))
-                    spool.write(data)
+                    key = _order_key(finding.occurred, finding.disclosure)
+                    spool.write(_RECORD.pack(len(key), len(data)) + key + data)
                     unauthorized = unauthorized or finding.decision == "unauthorized"
+                if report.findings:
+                    runs.append(first)
+                    runs.append(len(report.findings))
         except NotPerPatient:
             return None
         except InputError as exc:
             raise UsageError(f"{_shown(args.file)}: {exc}") from None
-        keys.sort()
-        _write(_assemble(ruleset, keys, spool, problems, args.pretty))
+        spool.flush()
+        _stream(ruleset, _merged(spool.fileno(), runs), problems, args.pretty)
     if args.fail_on == "unauthorized" and unauthorized:
         return EXIT_ERRORS
     return EXIT_OK
 
 
-def _assemble(ruleset: str, keys: list, spool: Any, problems: list, pretty: bool) -> bytes:
-    """The report of section 2 from findings spooled as JSON, in the order of `keys`."""
-    parts = []
-    for _occurred, _disclosure, start, size in keys:
-        spool.seek(start)
-        parts.append(spool.read(size))
+_RECORD = struct.Struct("<II")  # a spooled finding: its order key's length, its JSON's
+
+
+def _order_key(occurred: str, disclosure: str) -> bytes:
+    """Section 2's order as bytes: the instant in UTC, fixed width to the microsecond (so that
+    a fraction of a second sorts as time does), then the disclosure."""
+    moment = datetime.fromisoformat(occurred).astimezone(UTC)
+    text = moment.isoformat(timespec="microseconds") + "\0" + disclosure
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _run_of(fd: int, start: int, count: int) -> Iterator[tuple[bytes, int, int]]:
+    """One patient's spooled findings in order: (order key, where its JSON is, its length)."""
+    at = start
+    for _ in range(count):
+        head = os.pread(fd, _RECORD.size + 128, at)
+        size, length = _RECORD.unpack_from(head)
+        key = head[_RECORD.size:_RECORD.size + size]
+        if len(key) < size:
+            key = os.pread(fd, size, at + _RECORD.size)
+        at += _RECORD.size + size
+        yield key, at, length
+        at += length
+
+
+def _merged(fd: int, runs: array) -> Iterator[bytes]:
+    """Every spooled finding's JSON in contract order: each patient's run is in order
+    already, so a merge holds one finding per patient, not one per finding."""
+    heads = [_run_of(fd, runs[i], runs[i + 1]) for i in range(0, len(runs), 2)]
+    for _key, at, length in heapq.merge(*heads):
+        yield os.pread(fd, length, at)
+
+
+def _stream(ruleset: str, findings: Iterator[bytes], problems: list, pretty: bool) -> None:
+    """The report of section 2 written piece by piece to standard output."""
     problem_items = [_dumps(p.to_json(), pretty, indent="    ") for p in problems]
+    sys.stdout.flush()
+    out = getattr(sys.stdout, "buffer", None)
+    write = out.write if out is not None else (
+        lambda data: sys.stdout.write(data.decode("utf-8")))
     if pretty:
-        head = '{\n  "ruleset": ' + json.dumps(ruleset) + ',\n  "findings": ['
-        body = b",\n".join(parts)
+        write(b'{\n  "ruleset": ' + json.dumps(ruleset).encode() + b',\n  "findings": [')
+        sep, first = b",\n", b"\n"
         tail = b'\n  ],\n  "problems": [' + b",\n".join(problem_items) + b"\n  ]\n}\n"
-        if parts:
-            return head.encode() + b"\n" + body + tail
-        return head.encode() + tail
-    return (b'{"ruleset":' + json.dumps(ruleset).encode() + b',"findings":['
-            + b",".join(parts) + b'],"problems":[' + b",".join(problem_items) + b"]}\n")
+    else:
+        write(b'{"ruleset":' + json.dumps(ruleset).encode() + b',"findings":[')
+        sep, first = b",", b""
+        tail = b'],"problems":[' + b",".join(problem_items) + b"]}\n"
+    for data in findings:
+        write(first + data)
+        first = sep
+    write(tail)
+    sys.stdout.flush()
 
 
 def _dumps(document: dict, pretty: bool, indent: str = "") -> bytes:

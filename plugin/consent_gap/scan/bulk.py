@@ -24,7 +24,8 @@ creates, same checkpoint), so a bulk run after a paging run writes nothing, and 
    names. Shared records go to each patient that needs them;
 4. patients are taken in batches of ``CONSENT_GAP_BATCH_SIZE``; a batch's chart is read back
    from the spool; what it references but the export lacked (a disclosed Observation: any type
-   outside `EXPORT_TYPES`) is fetched by ``_id`` as the paging plan does;
+   outside `EXPORT_TYPES`) and whom its disclosures went to (to name them in the alerts and
+   notes) are fetched by ``_id`` as the paging plan does;
 5. the decide step runs here or on Dask (`--workers`, scan/distributed.py); the findings are
    written back by this process, batch by batch, and the checkpoint records the batch.
 
@@ -436,6 +437,10 @@ class BulkScanner(Scanner):
     def _chart(self, spool: Spool, batch: list[str]) -> list[dict[str, Any]]:
         found = {fhir_search.resource_key(r): r for r in spool.chart(batch)}
         fetch_plan.fetch_missing(self.client, found, set(), PAGE_SIZE)
+        # Whom the disclosures went to (not exported: the engine reads them by reference
+        # only), for the alerts and notes to name: one search per type for the batch.
+        fetch_plan.fetch_named(self.client, found, page_size=PAGE_SIZE,
+                               wanted=fetch_plan.recipient_references)
         return list(found.values())
 
     def _incremental(self, run: RunRecord, spool: Spool, summary: ScanSummary) -> None:

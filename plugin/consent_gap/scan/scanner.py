@@ -36,7 +36,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
 from consent_gap import fetch_plan
@@ -153,7 +153,7 @@ DecideBatch = Callable[[list[dict[str, Any]]], Any]
 def _default_evaluator(jurisdiction: str | None, base: str) -> DecideBatch:
     from consent_gap.evaluate import evaluator
 
-    return evaluator(jurisdiction, base=base)
+    return evaluator(jurisdiction, base=base, named=True)
 
 
 def _batches(items: Sequence[str], size: int) -> Iterator[list[str]]:
@@ -315,6 +315,9 @@ class Scanner:
         checkpoint."""
         report = report if report is not None else self.evaluate(resources)
         findings: list[Finding] = list(report.findings)
+        # The alerts and notes name the recipients, records and Consents (Report.names, read
+        # by the run's evaluator from the batch's resources), never their ids.
+        context = replace(context, names=getattr(report, "names", None) or {})
         decisions = Counter(str(f.decision) for f in findings)
         written: Counter[str] = Counter()
         errors: list[str] = []

@@ -95,7 +95,8 @@ def scan_settings(args: argparse.Namespace, environ: dict[str, str] | None = Non
 
 def bound_evaluator(settings: Settings) -> DecideBatch:
     """The evaluator of this run: the rules loaded and the jurisdiction resolved now, so an
-    unknown one fails before any request instead of in the first batch."""
+    unknown one fails before any request instead of in the first batch; its reports name
+    what the alerts and notes mention (`named`)."""
     from consent_gap.evaluate import evaluator
     from consent_gap.mappings import MappingsError, load_rules
     from consent_gap.normalize import InputError
@@ -105,7 +106,8 @@ def bound_evaluator(settings: Settings) -> DecideBatch:
     except MappingsError as error:
         raise UsageError(f"CONSENT_GAP_MAPPINGS: {error}") from None
     try:
-        return evaluator(settings.jurisdiction, rules=rules, base=settings.fhir_base)
+        return evaluator(settings.jurisdiction, rules=rules, base=settings.fhir_base,
+                         named=True)
     except InputError as error:
         raise UsageError(f"--jurisdiction / CONSENT_GAP_JURISDICTION: {error}") from None
 

@@ -15,8 +15,9 @@ from typing import Any
 
 from flask import Blueprint, g, request
 
-from consent_gap import normalize, wording, writeback
+from consent_gap import wording, writeback
 from consent_gap.domain import Finding
+from consent_gap.evaluate import text_names
 from consent_gap.fhir import FhirError
 from consent_gap.mappings import load_rules
 from consent_gap.smart.scopes import permits
@@ -32,21 +33,20 @@ bp = Blueprint("actions", __name__, url_prefix="/panel/<lid>")
 log = logging.getLogger(__name__)
 
 def _finding(launch: Launch) -> tuple[int, Finding] | None:
+    """The finding the form names, decided again from the chart; what its notes will call
+    the things it names (`evaluate.text_names`) is kept for `_context`."""
     disclosure = (request.form.get("disclosure") or "").strip()
     chart, report = load_report(launch)
     for index, finding in enumerate(report.findings, start=1):
         if finding.disclosure == disclosure:
-            released = normalize.read_released(chart.resources,
-                                               load_rules(services.config().mappings),
-                                               [disclosure]).disclosures.get(disclosure)
-            if released is not None and released.recipient.name and finding.recipient:
-                g.recipient_names = {finding.recipient: released.recipient.name}
+            g.text_names = text_names(chart.resources, report,
+                                      load_rules(services.config().mappings), [finding])
             return index, finding
     return None
 
 
 def _context(launch: Launch) -> writeback.WriteContext:
-    """The write context: the recipient's name, read by `_finding`, for the alert; the app's
+    """The write context: the names `_finding` read, for the notes and alerts; the app's
     registered Device (looked up, not created: see chart.registered_device)."""
     config = services.config()
     with client_for(launch) as client:
@@ -54,10 +54,14 @@ def _context(launch: Launch) -> writeback.WriteContext:
     return writeback.WriteContext(privacy_officer=config.privacy_officer,
                                   organization=config.organization, device=device,
                                   ruleset=load_rules(config.mappings).ruleset,
-                                  recipient_names=g.get("recipient_names", {}))
+                                  names=g.get("text_names", {}))
 
 
-def _write(launch: Launch, finding: Finding, kinds: Iterable[writeback.Kind]) -> list[str]:
+#: A confirmation: its words, then the link to what was written (words, href) if known.
+Line = tuple[str, tuple[str, str] | None]
+
+
+def _write(launch: Launch, finding: Finding, kinds: Iterable[writeback.Kind]) -> list[Line]:
     """Write the finding's resources of ``kinds``; the confirmation lines to show."""
     kinds = set(kinds)
     context = _context(launch)
@@ -71,7 +75,7 @@ def _write(launch: Launch, finding: Finding, kinds: Iterable[writeback.Kind]) ->
 
 
 def _send(launch: Launch, group: writeback.FindingWrites,
-          context: writeback.WriteContext, label: str | None = None) -> list[str]:
+          context: writeback.WriteContext, label: str | None = None) -> list[Line]:
     """One transaction (conditional creates) for what of ``group`` is not in the chart yet,
     so that its Provenance names only what it creates; a line per resource saying whether it
     was created now or was already there."""
@@ -87,7 +91,7 @@ def _send(launch: Launch, group: writeback.FindingWrites,
         # A transaction is all or nothing: an entry without a good answer means nothing saved.
         raise FhirError(f"transaction answer with failed entries: {sorted(outcome.failed)}")
     results = {result.write.value: result for result in outcome.writes}
-    lines = [_line(write, results.get(write.value),
+    lines = [_line(launch, write, results.get(write.value),
                    found[write.value].reference if write.value in found else None, label)
              for write in group.writes]
     log.info("panel action for launch %s wrote %s", launch.lid,
@@ -95,15 +99,18 @@ def _send(launch: Launch, group: writeback.FindingWrites,
     return lines
 
 
-def _line(write: writeback.Write, result: writeback.WriteResult | None, found: str | None,
-          label: str | None) -> str:
-    """The confirmation for one write: created now or already there (``found``: the
-    reference of what the look-up before sending found)."""
+def _line(launch: Launch, write: writeback.Write, result: writeback.WriteResult | None,
+          found: str | None, label: str | None) -> Line:
+    """The confirmation for one write, in words: created now or already there, and a link
+    that opens it in the EHR (``found``: the reference of what the look-up before sending
+    found; the reference is only in the link's href, never on screen)."""
     what = label or wording.kind(write.kind)
-    where = (result and result.reference) or found or write.resource_type
+    where = (result and result.reference) or found
+    link = ((wording.PANEL_OPEN_WRITTEN.format(what=what),
+             f"{(launch.iss or '').rstrip('/')}/{where}") if where else None)
     if result is not None and result.status == writeback.WriteStatus.CREATED:
-        return f"The {what} saved in the chart ({where})."
-    return f"The {what} was already in the chart ({where})."
+        return wording.PANEL_SAVED.format(what=what), link
+    return wording.PANEL_ALREADY_SAVED.format(what=what), link
 
 
 def granted(action: Action) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -137,8 +144,8 @@ def _act(launch: Launch, kinds: tuple[writeback.Kind, ...], nothing: str):
         log.warning("panel action failed for launch %s: %s", launch.lid, type(error).__name__)
         add_notice(launch.lid, "error", "The EHR did not accept the write; nothing was saved.")
         return _back(launch, f"finding-{index}")
-    for line in lines or [nothing]:
-        add_notice(launch.lid, "ok", line)
+    for text, link in lines or [(nothing, None)]:
+        add_notice(launch.lid, "ok", text, link)
     return _back(launch, f"finding-{index}")
 
 
@@ -194,8 +201,8 @@ def client_notice(launch: Launch):
         log.warning("client notice failed for launch %s: %s", launch.lid, type(error).__name__)
         add_notice(launch.lid, "error", "The EHR did not accept the write; nothing was saved.")
         return _back(launch, f"finding-{index}")
-    for line in lines:
-        add_notice(launch.lid, "ok", line)
+    for text, link in lines:
+        add_notice(launch.lid, "ok", text, link)
     return _back(launch, f"finding-{index}")
 
 

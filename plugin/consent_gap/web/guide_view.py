@@ -96,7 +96,7 @@ def build_guide_view(launch: Any, resources: list[dict[str, Any]], report: Any, 
     person = chart.patient if chart is not None else None
     banner = None
     if launch.need_patient_banner and person is not None:
-        banner = {"name": person.name or patient_ref,
+        banner = {"name": person.name or "the client",
                   "birth_date": person.birth_date.isoformat() if person.birth_date else None}
     guide = rules.guide
     scenarios = [{
@@ -211,7 +211,8 @@ def authorization_form(consent: dict[str, Any], names: dict[str, Any], config: A
         who = actor.get("reference") or {}
         ref = who.get("reference")
         recipients.append(name_of(names.get(ref)) or who.get("display")
-                          or (who.get("identifier") or {}).get("value") or ref or "—")
+                          or (who.get("identifier") or {}).get("value")
+                          or wording.PANEL_UNNAMED)
     purposes = [PURPOSE_TEXT.get(p.get("code"), p.get("code"))
                 for p in provision.get("purpose") or []]
     end = (provision.get("period") or {}).get("end", "")
@@ -223,8 +224,9 @@ def authorization_form(consent: dict[str, Any], names: dict[str, Any], config: A
         "id": consent.get("id"),
         "status": consent.get("status"),
         "practice": practice,
-        "client": name_of(names.get(patient_ref)) or patient_ref,
-        "signer": name_of(names.get(signer)) or signer,
+        "client": name_of(names.get(patient_ref)) or "the client",  # words, never an id
+        "signer": name_of(names.get(signer)) or ("the client" if signer == patient_ref
+                                                 else "the client's representative"),
         "representative": signer != patient_ref,
         "information": described(consent) or ", ".join(labels) or "the records named by "
                                                                  "the client",

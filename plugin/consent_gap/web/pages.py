@@ -76,10 +76,15 @@ def back_to_panel(launch: Launch, anchor: str | None = None):
     return redirect(target + (f"#{anchor}" if anchor else ""), code=303)
 
 
-def add_notice(lid: str, kind: str, text: str) -> None:
-    """A confirmation (``ok``) or error for the next page of this launch."""
+def add_notice(lid: str, kind: str, text: str, link: tuple[str, str] | None = None) -> None:
+    """A confirmation (``ok``) or error for the next page of this launch; ``link``: (its
+    words, its href), e.g. the note just saved, opened in the EHR (words on screen, the
+    resource only in the href)."""
     notices = dict(session.get("notices") or {})
-    notices[lid] = [*notices.get(lid, []), {"kind": kind, "text": text}][-5:]
+    note = {"kind": kind, "text": text}
+    if link is not None:
+        note["link"], note["href"] = link
+    notices[lid] = [*notices.get(lid, []), note][-5:]
     session["notices"] = notices
 
 

@@ -30,6 +30,7 @@ from consent_gap.engine import is_authorization
 from consent_gap.evaluate import Report
 from consent_gap.mappings import Rules
 from consent_gap.smart.scopes import may_create
+from consent_gap.wording import names as named
 from consent_gap.wording import notes
 
 from .config import WebConfig
@@ -211,10 +212,14 @@ def action_first(views: Iterable[FindingView]) -> tuple[FindingView, ...]:
     return tuple(sorted(views, key=lambda v: (not v.pending, rank[str(v.finding.decision)])))
 
 
-def consent_name(auth: Authorization, summaries: dict[str, str]) -> str:
-    """A Consent as a person reads it: its narrative, else when it was signed."""
+def consent_name(auth: Authorization, summaries: dict[str, str],
+                 dated: dict[str, str] | None = None) -> str:
+    """A Consent as a person reads it: its narrative, else its kind and the day it was signed
+    (`dated`: `wording.names.consents`, as the explanation names it), never its id."""
     if summaries.get(auth.reference):
         return summaries[auth.reference][:80]
+    if dated and auth.reference in dated:
+        return dated[auth.reference]
     if auth.signed_at:
         return wording.PANEL_AUTHORIZATION_SIGNED.format(day=auth.signed_at.date().isoformat())
     return wording.PANEL_AUTHORIZATION_UNDATED
@@ -253,7 +258,7 @@ def _grouped(checked: tuple[tuple[str, str | None], ...],
     names = names or {}
     groups: dict[str, list[str]] = {}
     for ref, reason in checked:
-        groups.setdefault(reason or "", []).append(names.get(ref, ref))
+        groups.setdefault(reason or "", []).append(names.get(ref, wording.CONSENT_UNKNOWN))
     return tuple(
         ConsentsChecked(reason, wording.reason(reason) if reason else notes.CONSENT_COVERS,
                         tuple(refs))
@@ -307,13 +312,12 @@ class Names:
         if not code:
             return wording.PANEL_NO_BASIS
         if code.startswith("Consent/"):
-            return self.consents.get(code, wording.PANEL_AUTHORIZATION_UNDATED)
+            return self.consents.get(code, wording.CONSENT_UNKNOWN)
         return wording.basis(code)
 
     def trace(self, item: str) -> str:
         if item.startswith("Consent/"):
-            return wording.PANEL_DECIDED_BY_CONSENT.format(
-                name=self.consents.get(item, wording.PANEL_AUTHORIZATION_UNDATED))
+            return wording.trace(item, self.consents.get(item))
         return wording.trace(item)
 
     def ours(self, finding: Finding, kind: writeback.Kind) -> Written | None:
@@ -361,7 +365,8 @@ def build_view(launch: Launch, report: Report, config: WebConfig,
     chart = report.charts.get(patient_ref)
     consents = list(chart.consents) if chart else []
     summaries = consent_summaries(consents)
-    names = Names(releases or Releases(), {a.reference: consent_name(a, summaries)
+    dated = named.consents(consents, (lambda a: is_authorization(rules, a)) if rules else None)
+    names = Names(releases or Releases(), {a.reference: consent_name(a, summaries, dated)
                                            for a in consents}, written or {})
     authorizations = [a for a in consents if is_drawn(rules, a)]
     spans = spans_of(authorizations, summaries)
@@ -414,4 +419,4 @@ def banner_of(person: Person | None, patient_ref: str | None) -> Banner | None:
     if person is None:
         return None
     birth = person.birth_date.isoformat() if person.birth_date else None
-    return Banner(person.name or patient_ref or person.reference, birth, person.gender)
+    return Banner(person.name or wording.PANEL_CLIENT_UNNAMED, birth, person.gender)

@@ -37,10 +37,13 @@ from flask import (
 
 from consent_gap import breach, wording
 from consent_gap.domain import Decision, Documentation
+from consent_gap.evaluate import text_names
 from consent_gap.fetch_plan import breach_log_search, worklist_search
 from consent_gap.fhir import FhirError
 from consent_gap.fhir.errors import FhirHttpError
+from consent_gap.mappings import load_rules
 from consent_gap.normalize import _human_name
+from consent_gap.wording import names as named
 from consent_gap.writeback import office
 from consent_gap.writeback.tasks import TaskView, read_task
 
@@ -182,6 +185,11 @@ class Row:
     def business_text(self) -> str:
         return BUSINESS_TEXT.get(self.task.business or "", "New")
 
+    @property
+    def decision_text(self) -> str:
+        code = str(self.task.decision or "")
+        return wording.decision(code) if code in wording.DECISIONS else code
+
 
 @dataclass
 class Filters:
@@ -220,7 +228,8 @@ def display_name(resource: dict[str, Any]) -> str:
         name = resource.get("name")
         if isinstance(name, str) and name.strip():
             return name.strip()
-    fallback = f"{resource.get('resourceType')}/{resource.get('id')}"
+    fallback = ("a client whose name is not recorded" if resource.get("resourceType") ==
+                "Patient" else "someone the record does not name")  # never the id
     return _human_name(resource.get("name")) or fallback
 
 
@@ -243,7 +252,7 @@ def page_of(client: Any, filters: Filters, page: str | None, today: date
         if resource.get("resourceType") != "Task":
             continue
         task = read_task(resource)
-        rows.append(Row(task, names.get(task.patient or "", task.patient or "unknown client"),
+        rows.append(Row(task, names.get(task.patient or "", "unknown client"),
                         breach.days_left(task.deadline, today)))
     nxt = client.next_link(bundle)
     return rows, (urlsplit(nxt).query or None) if nxt else None
@@ -295,6 +304,26 @@ class Detail:
     notice: str | None = None
     outputs: list[tuple[str, str]] = field(default_factory=list)
     signers: list[tuple[str, str]] = field(default_factory=list)
+    fhir_base: str = ""  # links open what the office wrote in the EHR
+
+    # The page says things in words (issue 12): ids only in links' hrefs.
+    @property
+    def decision_text(self) -> str:
+        code = str(self.finding.decision if self.finding else self.task.decision or "")
+        return wording.decision(code) if code in wording.DECISIONS else code
+
+    @property
+    def purposes_text(self) -> str:
+        purposes = self.finding.purposes if self.finding else ()
+        return "; ".join(wording.purpose(p) for p in purposes) or "none recorded"
+
+    @property
+    def reasons_text(self) -> tuple[str, ...]:
+        return tuple(wording.reason(code) for code in (self.finding.reasons
+                                                       if self.finding else ()))
+
+    def link(self, reference: str) -> str:
+        return f"{self.fhir_base.rstrip('/')}/{reference}"
 
 
 def _chart_report(client: Any, patient: str | None) -> tuple[list[dict[str, Any]], Any]:
@@ -303,11 +332,7 @@ def _chart_report(client: Any, patient: str | None) -> tuple[list[dict[str, Any]
     config = _config()
     if not patient or not patient.startswith("Patient/"):
         raise FhirError("the Task names no patient")
-    rules = None
-    if config.mappings is not None:
-        from consent_gap.mappings import load_rules
-
-        rules = load_rules(config.mappings)
+    rules = load_rules(config.mappings) if config.mappings is not None else None
     chart = fetch_chart(client, patient.split("/", 1)[1], rules=rules)
     return chart.resources, evaluate(chart.resources, config.jurisdiction, rules=rules,
                                      base=getattr(client, "base", None))
@@ -328,8 +353,8 @@ def _recipient_name(client: Any, resources: list[dict[str, Any]], ref: str | Non
         try:
             return display_name(client.read(rtype, rid))
         except (FhirError, ValueError):
-            return ref
-    return ref
+            return None  # the page says "not recorded": never the id
+    return None
 
 
 def _detail(client: Any, resource: dict[str, Any], today: date) -> Detail:
@@ -338,12 +363,13 @@ def _detail(client: Any, resource: dict[str, Any], today: date) -> Detail:
     person = (report.charts.get(task.patient) or None)
     patient = getattr(person, "patient", None)
     finding = _finding_of(report, task.focus)
-    detail = Detail(task, getattr(patient, "name", None) or task.patient or "unknown client",
+    detail = Detail(task, getattr(patient, "name", None) or "unknown client",
                     str(patient.birth_date) if patient and patient.birth_date else None,
                     finding, _recipient_name(client, resources,
                                              finding.recipient if finding else None))
     detail.days_left = breach.days_left(task.deadline, today)
     detail.outputs = list(task.outputs)
+    detail.fhir_base = str(getattr(client, "base", "") or "")
     detail.signers = _signers(report, task.patient)
     if task.business == "breach" and task.authored:
         answers = _assessment_answers(client, task)
@@ -652,7 +678,10 @@ def _notice_draft(client: Any, state: office.TaskState, task: TaskView, config: 
     client_name = getattr(getattr(chart, "patient", None), "name", None) or "the client"
     recipient = _recipient_name(client, resources, finding.recipient if finding else None)
     deadline = task.deadline or ((task.authored or now) + breach.WINDOW)
-    kinds = [ref for ref in (finding.disclosed if finding else ())]
+    # the client reads this notice: each record in words, never its id
+    names = text_names(resources, report, load_rules(config.mappings), [finding]) \
+        if finding else {}
+    kinds = [named.record(names, ref) for ref in (finding.disclosed if finding else ())]
     text = office.notice_text(
         client=client_name, occurred=finding.occurred[:10] if finding else "[date]",
         discovered=(task.authored or now).date().isoformat(),

@@ -24,8 +24,8 @@ API (all pure, all str unless said):
     reason(code)                        "the authorization had expired"
     basis(code)                         "it was for payment (45 CFR 164.506)"
     rule(rule_id)                       "a legal request with a subpoena only": a 1.3 row
-    trace(item)                         one id of Finding.decided_by (a Consent, a row, a
-                                        narrowing or a conversion) in words
+    trace(item, consent=None)           one id of Finding.decided_by (a Consent, by the name
+                                        given, a row, a narrowing or a conversion) in words
     decision(code)                      "Needs review" (a label)
     kind(code)                          "draft documentation note" (a writeback.Kind)
     documentation(state)                "a note documenting it is missing" (1.4)
@@ -437,17 +437,23 @@ PANEL_NOTHING_TO_DO = "Nothing needs action: {n} disclosure(s), each authorized 
 PANEL_OWED = "{n} other(s) owing a documentation note or a client notice"
 PANEL_NO_DISCLOSURES = "No disclosures are recorded for this client."
 PANEL_UNNAMED = "a recipient the record does not name"
+PANEL_CLIENT_UNNAMED = "A client whose name is not recorded"
 PANEL_NO_BASIS = "none"
 PANEL_NO_PURPOSE = "no purpose recorded"
 PANEL_AUTHORIZATION_SIGNED = "the authorization signed on {day}"
 PANEL_AUTHORIZATION_UNDATED = "an undated authorization"
 PANEL_DECIDED_BY_CONSENT = "the client's authorization: {name}"
+#: A Consent whose name is not at hand (never its id instead).
+CONSENT_UNKNOWN = "an authorization on file"
 PANEL_DRAFT_WAITING = "A draft note is waiting for signature"
 PANEL_ALERTED = "Privacy officer alerted on {day}"
 PANEL_NOTE = "Finding note"
 PANEL_DRAFT_NOTE = "Draft documentation note"
 PANEL_OPEN_DRAFT = "open the draft to sign it"
 PANEL_UNDATED = "an unrecorded date"
+PANEL_SAVED = "The {what} was saved in the chart."
+PANEL_ALREADY_SAVED = "The {what} was already in the chart."
+PANEL_OPEN_WRITTEN = "Open the {what}"
 
 
 # ---------------------------------------------------------------- lookups
@@ -502,16 +508,17 @@ def step(code: str, jurisdiction_note: str | None = None) -> str:
     return text.format(rule=(jurisdiction_note or "").strip()).strip()
 
 
-def trace(item: str) -> str:
-    """One id of Finding.decided_by in words, with the id itself, so the officer can find
-    the Consent or the row of exceptions.toml that decided."""
+def trace(item: str, consent: str | None = None) -> str:
+    """One id of Finding.decided_by in words: a row of exceptions.toml with its id, so the
+    officer can find the row that decided; a Consent by its name (`consent`, from
+    `wording.names`), never its id."""
     if item.startswith(TRACE_RULE):
         row_id = item.removeprefix(TRACE_RULE)
         return f"rule {row_id!r} of exceptions.toml: {rule(row_id)}"
     if item in TRACES:
         return TRACES[item]
     if item.startswith("Consent/"):
-        return f"the client's authorization {item}"
+        return PANEL_DECIDED_BY_CONSENT.format(name=consent or CONSENT_UNKNOWN)
     raise WordingError(f"trace {item!r} has no wording")
 
 

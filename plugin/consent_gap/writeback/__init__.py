@@ -97,9 +97,10 @@ class WriteContext:
     device: str | None = None  # Device/<id> when the caller has ensured it; else created inline
     ruleset: str = field(default_factory=lambda: load_rules().ruleset)  # the tables' own
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
-    # Recipient reference -> name, as normalize.read_released reads it: the alert names the
-    # recipient (a caller without the names leaves it empty; the reference is used then).
-    recipient_names: Mapping[str, str] = field(default_factory=dict)
+    # What the notes and alerts call what a finding names, by reference (recipients by name,
+    # records and instruments by title, Consents by kind and day): evaluate.text_names. A
+    # caller without the names leaves it empty; the texts then say so in words, never ids.
+    names: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def timestamp(self) -> str:
@@ -639,7 +640,7 @@ def _unique(references: Iterable[str | None]) -> list[dict[str, str]]:
 def _alert(finding: Finding, context: WriteContext, device: str) -> dict[str, Any]:
     urgent = finding.decision == Decision.UNAUTHORIZED
     recipients = _unique([context.privacy_officer, *finding.notify])
-    message = notes.alert(finding, context.recipient_names.get(finding.recipient or ""))
+    message = notes.alert(finding, context.names)
     # The finding note, by its identifier (a logical reference: it resolves whether the note
     # is written in this transaction or was written before).
     note = {"system": FINDING_SYSTEM, "value": identifier_value(finding, Kind.FINDING_NOTE)}
@@ -662,7 +663,7 @@ def _alert(finding: Finding, context: WriteContext, device: str) -> dict[str, An
 def _reminder(finding: Finding, context: WriteContext, device: str) -> dict[str, Any]:
     # The people to notify; with none recorded, the privacy officer, so that someone is told.
     recipients = _unique(finding.notify) or _unique([context.privacy_officer])
-    message = notes.reminder(finding)
+    message = notes.reminder(finding, context.names)
     return {
         "resourceType": "Communication",
         "status": "completed",
@@ -723,8 +724,7 @@ def _finding_note(finding: Finding, context: WriteContext, device: str) -> dict[
         type_coding={"system": DOCUMENT_TYPE_SYSTEM, "code": "finding-note",
                      "display": "consent-gap finding note"},
         title=notes.finding_note_title(finding),
-        text=notes.finding_note(finding, context.ruleset,
-                                context.recipient_names.get(finding.recipient or "")),
+        text=notes.finding_note(finding, context.ruleset, context.names),
         related=[finding.disclosure, *(ref for ref, _ in finding.consents_checked)],
     )
 
@@ -737,7 +737,7 @@ def _draft(finding: Finding, context: WriteContext, device: str) -> dict[str, An
         doc_status="preliminary",
         type_coding={"system": LOINC, "code": "11506-3", "display": "Progress note"},
         title=notes.DRAFT_TITLE,
-        text=notes.documentation_draft(finding),
+        text=notes.documentation_draft(finding, context.names),
         related=[finding.disclosure],
     )
 
@@ -815,7 +815,7 @@ def client_notice_record(
     outcome = "sent" if sent else "withheld"
     key = "\n".join((finding.disclosure, str(Kind.CLIENT_NOTICE), outcome))
     value = hashlib.sha256(key.encode()).hexdigest()[:32]
-    text = notes.client_notice(finding, sent, why)
+    text = notes.client_notice(finding, sent, why, context.names)
     resource: dict[str, Any] = {
         "resourceType": "Communication",
         "meta": {"security": [dict(code) for code in SECURITY]},

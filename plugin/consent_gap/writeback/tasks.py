@@ -21,7 +21,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from consent_gap import wording
 from consent_gap.domain import Decision, Finding
+from consent_gap.wording import notes
 
 if TYPE_CHECKING:
     from consent_gap.writeback import FindingWrites, WriteContext
@@ -85,8 +87,8 @@ def task_resource(finding: Finding, context: WriteContext, device: str, *,
         "code": {"coding": [{"system": TASK_CODE_SYSTEM, "code": TASK_CODE,
                              "display": "Review a disclosure"}],
                  "text": "Review a disclosure"},
-        "description": f"Review {finding.decision} disclosure {finding.disclosure} "
-                       f"of {finding.occurred}",
+        "description": f"Review {notes.disclosure(finding, context.names)} "
+                       f"({wording.decision(finding.decision).lower()})",
         "focus": {"reference": finding.disclosure},
         **({"for": {"reference": finding.patient}} if finding.patient else {}),
         "authoredOn": context.timestamp,

@@ -6,10 +6,14 @@ These calls bypass the proxy: they are the EHR reading its own database.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import requests
+
+#: a FHIR id (R4: 1-64 of A-Z a-z 0-9 - .)
+_ID_RE = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 log = logging.getLogger("smart_launcher.upstream")
 TIMEOUT = 10
@@ -61,11 +65,19 @@ class Upstream:
         return response.json()
 
     def list_patients(self, name: str | None = None, count: int = 50) -> list[PatientSummary]:
+        """The picker's patients: those whose name matches (by family name, at most `count`)
+        and, first, the one whose id is exactly what was typed, as an EHR's picker finds a
+        chart by its number however many share the name."""
         params: dict[str, Any] = {"_count": count, "_sort": "family"}
         if name:
             params["name"] = name
         bundle = self._get("Patient", params) or {}
-        return [summarize(e["resource"]) for e in bundle.get("entry", []) if "resource" in e]
+        found = [summarize(e["resource"]) for e in bundle.get("entry", []) if "resource" in e]
+        if name and _ID_RE.fullmatch(name.strip()):
+            exact = self._get("Patient", {"_id": name.strip()}) or {}
+            first = [summarize(e["resource"]) for e in exact.get("entry", []) if "resource" in e]
+            found = first + [p for p in found if p.id not in {f.id for f in first}]
+        return found
 
     def get_patient(self, patient_id: str) -> PatientSummary | None:
         resource = self._get(f"Patient/{patient_id}")
