@@ -9,8 +9,9 @@ and each Consent's time bounds (signed and begun, ended) when a chart is first s
 candidate's paths (period bounds, recipients, the signer's standing) when a disclosure first
 falls within those bounds; what checks 8-11 read (purposes, data, the denies beneath each
 permit, completeness) when a disclosure first gets past check 7. A decision then settles most
-candidates by time alone or, for a Consent with one path naming other recipients, by one set
-lookup, each with an interned result. Every candidate still gets its result, since section 3
+candidates by time alone (two comparisons against the window in which time decides nothing)
+or, for a Consent with one path naming other recipients, by one set lookup, each with an
+interned result. Every candidate still gets its result, since section 3
 lists each one's reason.
 """
 
@@ -420,7 +421,7 @@ def _revoked_at(c: Authorization) -> datetime | None:
 
 
 def _signers(rules: Rules, chart: Chart, majority: int, c: Authorization,
-             adult: object = None) -> tuple[bool, bool, bool | None]:
+             adult: date | None = None) -> tuple[bool, bool, bool | None]:
     """(the patient signed, a representative who may sign signed, minor at signing).
     `adult` is the chart's `_adult_from` when known (else None)."""
     moment = c.signed_at
@@ -432,7 +433,7 @@ def _signers(rules: Rules, chart: Chart, majority: int, c: Authorization,
                                                           ref, moment):
             representative = True
             break
-    if isinstance(adult, date):
+    if adult is not None:
         minor = None if moment is None else moment.date() < adult
     else:
         minor = _minor(chart, majority, moment)
