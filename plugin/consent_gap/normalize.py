@@ -161,6 +161,34 @@ def _concept_codings(concepts: Any) -> list[Coding]:
     return out
 
 
+def _has_coding(values: Any, wanted: frozenset[Coding]) -> bool:
+    """Whether a Coding of `values` (one or a list) is in `wanted`: `_codings` tested without
+    building the list, for the tests that run on every resource read."""
+    if values.__class__ is not list:
+        if values.__class__ is not dict:
+            return False
+        values = (values,)
+    for value in values:
+        if value.__class__ is dict:
+            system = value.get("system")
+            code = value.get("code")
+            if system.__class__ is str and code.__class__ is str and (system, code) in wanted:
+                return True
+    return False
+
+
+def _has_concept(concepts: Any, wanted: frozenset[Coding]) -> bool:
+    """Whether a Coding of one CodeableConcept (or a list of them) is in `wanted`."""
+    if concepts.__class__ is not list:
+        if concepts.__class__ is not dict:
+            return False
+        concepts = (concepts,)
+    for concept in concepts:
+        if concept.__class__ is dict and _has_coding(concept.get("coding"), wanted):
+            return True
+    return False
+
+
 def _identity(resource: dict) -> str | None:
     """A disclosure's consent-gap business identifier as "system|value": its identifier in
     PROPOSAL_SYSTEM, else (R4 AuditEvent has no identifier) its `meta.tag` in that system;
@@ -262,6 +290,10 @@ class _References:
             if identifier is not None:
                 found = self.by_identifier.get(identifier)
         return found
+
+
+_NOTHING: frozenset = frozenset()
+_NO_PARTY: tuple[str | None, frozenset[str], str | None] = (None, frozenset(), None)
 
 
 def _party(refs: _References, who: Any) -> tuple[str | None, frozenset[str], str | None]:
@@ -538,7 +570,7 @@ def parse_text(text: str | bytes) -> Any:
             if isinstance(text, bytes):
                 text = text.decode(json.detect_encoding(text)).removeprefix("\ufeff")
             return _array(text.lstrip())
-        return _loads(text)
+        return _loads_line(text)
     except json.JSONDecodeError as exc:
         whole = f"the input is not JSON ({exc.msg} at line {exc.lineno})"
     except UnicodeDecodeError:
@@ -840,9 +872,9 @@ class _Reader:
 
     def is_disclosure(self, resource: dict) -> bool:
         codes = self.rules.disclosures
-        if codes.type.isdisjoint(_codings(resource.get("type"))):
+        if not _has_coding(resource.get("type"), codes.type):
             return False
-        if codes.subtype.isdisjoint(_codings(resource.get("subtype"))):
+        if not _has_coding(resource.get("subtype"), codes.subtype):
             return False
         outcome = resource.get("outcome")
         return outcome is None or (isinstance(outcome, str)
@@ -864,20 +896,21 @@ class _Reader:
 
         The recipient is the first Destination Role agent that names someone."""
         codes = self.rules.disclosures
-        recipient: tuple[str | None, frozenset[str], str | None] = (None, frozenset(), None)
+        kinds = codes.recipient_agent_type
+        notify_types = codes.notify_types
+        of = self.refs.of
+        recipient: tuple[str | None, frozenset[str], str | None] = _NO_PARTY
         notify: list[str] = []
         for agent in _list(resource.get("agent")):
             if not isinstance(agent, dict):
                 continue
             who = agent.get("who")
-            ref = self.refs.of(who)
-            if (recipient[2] is None
-                    and not codes.recipient_agent_type.isdisjoint(
-                        _concept_codings(agent.get("type")))):
+            ref = of(who)
+            if recipient[2] is None and _has_concept(agent.get("type"), kinds):
                 recipient = _party(self.refs, who)
-            if ref is not None and ref.split("/", 1)[0] in codes.notify_types:
+            if ref is not None and ref.partition("/")[0] in notify_types:
                 notify.append(ref)
-        return recipient, tuple(dict.fromkeys(notify))
+        return recipient, (tuple(dict.fromkeys(notify)) if notify else ())
 
     def entities(self, resource: dict, occurred: datetime
                  ) -> tuple[str | None, list[Entity], set[str], list[str]]:
@@ -886,16 +919,24 @@ class _Reader:
         entities: list[Entity] = []
         instruments: set[str] = set()
         instrument_refs: list[str] = []
+        of = self.refs.of
+        read = self._instruments  # `instrument`, inlined: this runs for every entity
         for entity in _list(resource.get("entity")):
             if not isinstance(entity, dict):
                 continue
-            ref = self.refs.of(entity.get("what"))
-            if patient is None and ref is not None and ref.startswith("Patient/"):
+            ref = of(entity.get("what"))
+            if ref is None:
+                entities.append(self.entity(ref, entity))
+                continue
+            if patient is None and ref.startswith("Patient/"):
                 patient = ref
                 continue
-            found = self.instrument(ref, occurred) if ref is not None else None
-            if found:
-                instruments.update(found)
+            found = read.get(ref)
+            if found is None:
+                found = read[ref] = self._instrument(ref)
+            codes, dated = found
+            if dated is not None and dated <= occurred:
+                instruments.update(codes)
                 instrument_refs.append(ref)
             else:
                 entities.append(self.entity(ref, entity))
@@ -1018,19 +1059,21 @@ class _Reader:
         return entities, instruments, instrument_refs
 
     def entity(self, ref: str | None, entity: dict) -> Entity:
-        own = frozenset(c for c in _codings(entity.get("securityLabel")) if c[0] in self.counted)
+        raw = entity.get("securityLabel")
+        own = _NOTHING if raw is None else frozenset(
+            c for c in _codings(raw) if c[0] in self.counted)
         resource = self.index.get(ref) if ref is not None else None
+        if resource is not None:
+            labels, classes, codes = self.described(ref, resource)
+            return Entity(reference=ref, resource_type=resource["resourceType"], resolved=True,
+                          labels=labels | own if own else labels, classes=classes, codes=codes)
         kind = (ref.split("/", 1)[0] if ref is not None and "/" in ref
                 and not is_foreign(ref) else None)
-        if resource is None:
-            classes = frozenset()
-            if kind is not None:
-                classes = frozenset(((self.rules.consents.resource_type_system, kind),))
-            return Entity(reference=ref, resource_type=kind, resolved=False, labels=own,
-                          classes=classes)
-        labels, classes, codes = self.described(ref, resource)
-        return Entity(reference=ref, resource_type=resource["resourceType"], resolved=True,
-                      labels=labels | own if own else labels, classes=classes, codes=codes)
+        classes = _NOTHING
+        if kind is not None:
+            classes = frozenset(((self.rules.consents.resource_type_system, kind),))
+        return Entity(reference=ref, resource_type=kind, resolved=False, labels=own,
+                      classes=classes)
 
     def described(self, ref: str, resource: dict) -> tuple[frozenset, frozenset, frozenset]:
         """`describe`, once per resource per run (an entity, a legal instrument)."""
