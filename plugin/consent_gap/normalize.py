@@ -620,6 +620,10 @@ class _Reader:
     def add(self, items: Iterable[tuple[dict, str | None]]) -> None:
         alias = self.refs.alias
         bases = self.refs.bases
+        index = self.index
+        by_type = self.by_type
+        last_kind, last_type = None, {}
+        base = "\0"  # the last base found: most fullUrls of a Bundle share one
         for position, (resource, full_url) in enumerate(items):
             kind = resource["resourceType"]
             rid = resource.get("id")
@@ -627,9 +631,13 @@ class _Reader:
                 key = kind + "/" + rid
                 if full_url and full_url != key:
                     alias[full_url] = key
-                    if (full_url.startswith(("http://", "https://"))
+                    if (full_url.startswith(base) and len(full_url) == len(base) + len(key)
+                            and full_url.endswith(key)):
+                        pass  # on the base found last: known
+                    elif (full_url.startswith(("http://", "https://"))
                             and full_url.endswith("/" + key)):
-                        bases.add(full_url[: -len(key) - 1].rstrip("/"))
+                        base = full_url[: -len(key)]
+                        bases.add(base[:-1].rstrip("/"))
                 if kind in PARTY_TYPES and "identifier" in resource:
                     self.refs.add_identifiers(key, filter(None, map(
                         _identifier, _list(resource.get("identifier")))))
@@ -637,8 +645,11 @@ class _Reader:
                 key = full_url
             else:
                 key = f"{kind}/#{position}"
-            self.index[key] = resource
-            self.by_type.setdefault(kind, {})[key] = resource
+            index[key] = resource
+            if kind != last_kind:
+                last_kind = kind
+                last_type = by_type.setdefault(kind, {})
+            last_type[key] = resource
 
     def problem(self, resource: str, message: str) -> None:
         self.problems.append(Problem(resource, message))
