@@ -63,6 +63,7 @@ class Unreadable(ValueError):
 
 
 _T = TypeVar("_T")
+_NOTHING: frozenset = frozenset()
 _PARTIAL = re.compile(r"(\d{4})(?:-(\d{2}))?")
 
 
@@ -107,6 +108,11 @@ def _list(value: Any) -> list:
     if value is None:
         return []
     return [value]
+
+
+def _set(items: list) -> frozenset:
+    """A frozenset of what was read; the one empty frozenset when nothing was."""
+    return frozenset(items) if items else _NOTHING
 
 
 def _dict(value: Any) -> dict:
@@ -292,7 +298,6 @@ class _References:
         return found
 
 
-_NOTHING: frozenset = frozenset()
 _NO_PARTY: tuple[str | None, frozenset[str], str | None] = (None, frozenset(), None)
 
 
@@ -612,6 +617,7 @@ class _Reader:
         self.problems = Problems()
         self._entity_cache: dict[str, tuple[frozenset, frozenset, frozenset]] = {}
         self._instruments: dict[str, tuple[list[str] | None, datetime | None]] = {}
+        self._instants: dict[str, datetime] = {}
         self.counted = rules.sensitivity.counted_systems
         self.own_tag = rules.disclosures.own_tag
 
@@ -653,6 +659,19 @@ class _Reader:
 
     def problem(self, resource: str, message: str) -> None:
         self.problems.append(Problem(resource, message))
+
+    def instant(self, value: Any, where: str, part: str = "") -> datetime | None:
+        """`parse_instant` of a value that may be absent (None), read once per text per run:
+        a chart repeats its dates (a Consent's dateTime, its period, its signature). `where`
+        + `part` names the element in a Problem (joined only when one is raised)."""
+        if value is None:
+            return None
+        if value.__class__ is str:
+            found = self._instants.get(value)
+            if found is None:
+                found = self._instants[value] = parse_instant(value, where + part)
+            return found
+        return parse_instant(value, where + part)
 
     def read_all(self, kind: str, read: Callable[[str, dict], _T | None]) -> list[_T]:
         """`read` applied to each resource of `kind`; None results are left out.
@@ -697,7 +716,7 @@ class _Reader:
         sigs = [s for s in _list(resource.get("signature")) if isinstance(s, dict)]
         if not sigs:
             return None
-        times = [parse_instant(s["when"], "signature.when") for s in sigs
+        times = [self.instant(s["when"], "signature.when") for s in sigs
                  if s.get("when") is not None]
         targets = [ref for ref in map(self.refs.of, _list(resource.get("target"))) if ref]
         return (min(times) if times else None), targets
@@ -773,9 +792,9 @@ class _Reader:
 
     def consent(self, key: str, resource: dict,
                 signatures: dict[str, datetime | None]) -> Authorization:
-        issued = _optional_instant(resource.get("dateTime"), "dateTime")
+        issued = self.instant(resource.get("dateTime"), "dateTime")
         meta = _dict(resource.get("meta"))
-        last_updated = _optional_instant(meta.get("lastUpdated"), "meta.lastUpdated")
+        last_updated = self.instant(meta.get("lastUpdated"), "meta.lastUpdated")
         has_signature = key in signatures
         signed = (has_signature or resource.get("sourceAttachment") is not None
                   or resource.get("sourceReference") is not None)
@@ -793,16 +812,16 @@ class _Reader:
             reference=key,
             patient=self.refs.of(resource.get("patient")),
             status=status if isinstance(status, str) else None,
-            scopes=frozenset(_concept_codings(resource.get("scope"))),
-            categories=frozenset(_concept_codings(resource.get("category"))),
-            policy_rules=frozenset(_concept_codings(resource.get("policyRule"))),
-            policy_uris=tuple(p["uri"] for p in _list(resource.get("policy"))
-                              if isinstance(p, dict) and isinstance(p.get("uri"), str)),
+            scopes=_set(_concept_codings(resource.get("scope"))),
+            categories=_set(_concept_codings(resource.get("category"))),
+            policy_rules=_set(_concept_codings(resource.get("policyRule"))),
+            policy_uris=tuple([p["uri"] for p in _list(resource.get("policy"))
+                               if isinstance(p, dict) and isinstance(p.get("uri"), str)]),
             signed=signed,
             signed_at=signed_at,
             last_updated=last_updated,
-            performers=tuple(r for r in map(self.refs.who, _list(resource.get("performer")))
-                             if r),
+            performers=tuple([r for r in map(self.refs.who, _list(resource.get("performer")))
+                              if r]),
             provision=provision,
             narrative=div if isinstance(div := _dict(resource.get("text")).get("div"), str)
             else None,
@@ -814,34 +833,43 @@ class _Reader:
 
         The root is a permit when its type is absent; a nested node without a known type is
         neither a permit nor a deny (1.2)."""
-        kind = node.get("type")
+        get = node.get
+        kind = get("type")
         if kind is None and root:
             kind = "permit"
-        period = node.get("period")
+        period = get("period")
         if isinstance(period, dict):
-            start = _optional_instant(period.get("start"), f"{where}.period.start")
-            end = _optional_instant(period.get("end"), f"{where}.period.end")
-        data = tuple(
+            start = self.instant(period.get("start"), where, ".period.start")
+            end = self.instant(period.get("end"), where, ".period.end")
+        raw = get("data")
+        data = () if raw is None else tuple([
             (d.get("meaning") if isinstance(d.get("meaning"), str) else None,
              self.refs.of(d.get("reference")))
-            for d in _list(node.get("data")) if isinstance(d, dict)
-        )
-        children = tuple(
+            for d in _list(raw) if isinstance(d, dict)
+        ])
+        raw = get("provision")
+        children = () if raw is None else tuple([
             self.provision(child, start, end, f"{where}.provision[{i}]", root=False)
-            for i, child in enumerate(_list(node.get("provision"))) if isinstance(child, dict)
-        )
+            for i, child in enumerate(_list(raw)) if isinstance(child, dict)
+        ])
+        raw = get("actor")
+        actors = () if raw is None else tuple([self.actor(a) for a in _list(raw)
+                                               if isinstance(a, dict)])
+        raw = get("action")
+        actions = () if raw is None else tuple([frozenset(_concept_codings(a))
+                                                for a in _list(raw)])
         return Provision(
             type=kind if kind in ("permit", "deny") else "unknown",
             start=start,
             end=end,
-            actors=tuple(self.actor(a) for a in _list(node.get("actor")) if isinstance(a, dict)),
-            purposes=frozenset(_codings(node.get("purpose"))),
-            labels=frozenset(_codings(node.get("securityLabel"))),
-            classes=frozenset(_codings(node.get("class"))),
-            codes=frozenset(_concept_codings(node.get("code"))),
+            actors=actors,
+            purposes=_set(_codings(get("purpose"))),
+            labels=_set(_codings(get("securityLabel"))),
+            classes=_set(_codings(get("class"))),
+            codes=_set(_concept_codings(get("code"))),
             data=data,
-            has_data_period=node.get("dataPeriod") is not None,
-            actions=tuple(frozenset(_concept_codings(a)) for a in _list(node.get("action"))),
+            has_data_period=get("dataPeriod") is not None,
+            actions=actions,
             children=children,
         )
 
@@ -849,7 +877,7 @@ class _Reader:
         """A provision actor: its roles, and whom it names by reference and/or identifier."""
         reference = actor.get("reference")
         return Actor(
-            roles=frozenset(_concept_codings(actor.get("role"))),
+            roles=_set(_concept_codings(actor.get("role"))),
             reference=self.refs.who(reference),
             identifier=_identifier(_dict(reference).get("identifier")),
         )
@@ -891,14 +919,13 @@ class _Reader:
         return outcome is None or (isinstance(outcome, str)
                                    and outcome in codes.successful_outcomes)
 
-    @staticmethod
-    def occurred(resource: dict) -> datetime:
+    def occurred(self, resource: dict) -> datetime:
         """`period.start`, else `recorded`."""
         start = _dict(resource.get("period")).get("start")
         if start is not None:
-            return parse_instant(start, "period.start")
+            return self.instant(start, "period.start")
         if resource.get("recorded") is not None:
-            return parse_instant(resource["recorded"], "recorded")
+            return self.instant(resource["recorded"], "recorded")
         raise Unreadable("has neither period.start nor recorded")
 
     def agents(self, resource: dict
