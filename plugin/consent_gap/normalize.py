@@ -199,13 +199,17 @@ def _identity(resource: dict) -> str | None:
     """A disclosure's consent-gap business identifier as "system|value": its identifier in
     PROPOSAL_SYSTEM, else (R4 AuditEvent has no identifier) its `meta.tag` in that system;
     None when it carries neither (the write-back then keys it by its reference)."""
-    for identifier in _list(resource.get("identifier")):
-        found = _identifier(identifier)
-        if found is not None and found.startswith(f"{PROPOSAL_SYSTEM}|"):
-            return found
-    for system, code in _codings(_dict(resource.get("meta")).get("tag")):
-        if system == PROPOSAL_SYSTEM:
-            return f"{system}|{code}"
+    identifiers = resource.get("identifier")
+    if identifiers is not None:
+        for identifier in _list(identifiers):
+            found = _identifier(identifier)
+            if found is not None and found.startswith(f"{PROPOSAL_SYSTEM}|"):
+                return found
+    tags = _dict(resource.get("meta")).get("tag")
+    if tags is not None:
+        for system, code in _codings(tags):
+            if system == PROPOSAL_SYSTEM:
+                return f"{system}|{code}"
     return None
 
 
@@ -1125,16 +1129,18 @@ class _Reader:
     def describe(self, resource: dict) -> tuple[frozenset, frozenset, frozenset]:
         """(counted labels, classes, codes) of a resource in the data set."""
         kind = resource["resourceType"]
+        counted = self.counted
         labels = [c for c in _codings(_dict(resource.get("meta")).get("security"))
-                  if c[0] in self.counted]
+                  if c[0] in counted]
         type_codings = _concept_codings(resource.get("type"))
         classes = [(self.rules.consents.resource_type_system, kind)]
         if kind == "DocumentReference":
-            labels.extend(c for c in _concept_codings(resource.get("securityLabel"))
-                          if c[0] in self.counted)
+            labels.extend([c for c in _concept_codings(resource.get("securityLabel"))
+                           if c[0] in counted])
             classes.extend(type_codings)
-        codes = type_codings + _concept_codings(resource.get("code"))
-        return frozenset(labels), frozenset(classes), frozenset(codes)
+        code = resource.get("code")
+        codes = type_codings + _concept_codings(code) if code is not None else type_codings
+        return _set(labels), frozenset(classes), _set(codes)
 
 
 def normalize(data: Any, rules: Rules, *, base: str | Iterable[str] | None = None) -> Dataset:
