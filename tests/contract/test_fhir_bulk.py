@@ -2,15 +2,19 @@
 `Prefer: respond-async`, polling that honours Retry-After (bounded) and reports X-Progress, the
 manifest, NDJSON streamed with the token only when required and only on the server's origin,
 errors, and the DELETE of a stopped job. Then the bulk scan's spool: each resource in the
-chart of the patient the paging plan would put it in."""
+chart of the patient the paging plan would put it in; the follow-ups of a Group export; the
+look-ups of what the export cannot show."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 import responses
+from consent_gap.checkpoint import CheckpointStore
+from consent_gap.domain import ClientNotice, Decision, Documentation, Finding
 from consent_gap.fhir.auth import BearerAuth
 from consent_gap.fhir.bulk import (
     BulkExport,
@@ -20,7 +24,9 @@ from consent_gap.fhir.bulk import (
 )
 from consent_gap.fhir.client import FhirClient
 from consent_gap.fhir.errors import FhirHttpError
-from consent_gap.scan.bulk import Spool, group_followups
+from consent_gap.scan import ScanOptions
+from consent_gap.scan.bulk import IN_EXPORT, BulkScanner, Spool, _kept, group_followups
+from consent_gap.writeback import FINDING_SYSTEM, WriteContext, plan, planned_values, tasks
 
 BASE = "https://fhir.test/r4"
 STATUS = f"{BASE}/$export-poll-status?_jobId=j1"
@@ -227,11 +233,79 @@ def test_each_resource_goes_to_the_chart_the_paging_plan_would_put_it_in(tmp_pat
 
 
 def test_a_group_export_searches_what_the_patient_compartment_leaves_out():
-    found = {("Consent", "c1"): {}, ("AuditEvent", "a1"): {}, ("RelatedPerson", "r1"): {},
-             ("Communication", "n1"): {},
-             ("Patient", "p1"): {}}
-    searches = {(s.type, s.params) for s in group_followups(["p1"], found)}
-    assert searches == {("Provenance", (("target", "Consent/c1"),)),
-                        ("DocumentReference", (("related", "AuditEvent/a1"),)),
-                        ("DocumentReference", (("related", "Communication/n1"),)),
-                        ("Communication", (("recipient", "RelatedPerson/r1"),))}
+    """By patient (chained), so the searches need nothing from the export and run while the
+    server builds it: the paging plan's reverse includes of Consent, AuditEvent and
+    Communication, and the notices to the patients' RelatedPersons."""
+    searches = {(s.type, s.params) for s in group_followups(["p1", "p2"])}
+    both = "Patient/p1,Patient/p2"
+    assert searches == {("Provenance", (("target:Consent.patient", both),)),
+                        ("DocumentReference", (("related:AuditEvent.patient", both),)),
+                        ("DocumentReference", (("related:Communication.patient", both),)),
+                        ("Communication", (("recipient:RelatedPerson.patient", both),))}
+
+
+def test_group_followups_name_at_most_a_hundred_patients_a_search():
+    patients = [f"p{i:03}" for i in range(250)]
+    searches = group_followups(patients)
+    assert len(searches) == 4 * 3
+    named = [s.params[0][1].split(",") for s in searches if s.type == "Provenance"]
+    assert [len(n) for n in named] == [100, 100, 50]
+    assert [p for chunk in named for p in chunk] == [f"Patient/{p}" for p in patients]
+
+
+def _finding(disclosure: str, patient: str | None) -> Finding:
+    return Finding(disclosure=disclosure, patient=patient, occurred="2026-11-01T10:00:00Z",
+                   recipient=None, purposes=(), decision=Decision.UNAUTHORIZED, basis=None,
+                   reasons=("purpose-missing",), accountable=True,
+                   documentation=Documentation.MISSING,
+                   client_notice=ClientNotice.NOT_REQUIRED, explanation="")
+
+
+def test_the_bulk_scan_looks_up_only_what_its_export_cannot_show(tmp_path: Path):
+    """Our alerts and notes name the patient as subject, so the export holds those already
+    written for the chart's patients: only Tasks, and the writes for a patient outside the
+    chart, are looked up; what the chart has is present, as in the paging scan."""
+    ours, theirs = _finding("AuditEvent/a1", "Patient/p1"), _finding("AuditEvent/a9", "Patient/p9")
+    alert = next(v for t, v in planned_values(ours) if t == "Communication")
+    chart = [{"resourceType": "Patient", "id": "p1"},
+             {"resourceType": "Communication", "id": "c7", "sent": "2026-11-02T10:00:00Z",
+              "identifier": [{"system": FINDING_SYSTEM, "value": alert}]},
+             {"resourceType": "AuditEvent", "id": "a1"}]
+    assert [r.get("id") for r in _kept(chart)] == ["p1", "c7"]
+    store = CheckpointStore(f"sqlite:///{tmp_path / 'state.db'}")
+    scanner = BulkScanner(client(), store, ScanOptions(BASE, dry_run=True),
+                          evaluator=lambda resources: None)
+    asked: dict[str, set[str]] = {}
+
+    def search(rtype: str, params: list[tuple[str, str]]) -> list[dict]:
+        tokens = dict(params)["identifier"].split(",")
+        asked.setdefault(rtype, set()).update(t.split("|")[1] for t in tokens)
+        return []
+
+    scanner._search = search  # type: ignore[method-assign]
+    # An incremental run's charts are fetched as the paging scan fetches them: all looked up.
+    scanner._present([ours, theirs], _kept(chart), WriteContext())
+    assert asked["Communication"] == {v for f in (ours, theirs) for t, v in planned_values(f)
+                                      if t == "Communication"} - {alert}
+    asked.clear()
+    scanner._charts_from_export = True  # what _full sets: the charts come from the spool
+    present = scanner._present([ours, theirs], _kept(chart), WriteContext())
+    assert present == {alert: tasks.Present("Communication/c7", present[alert].written)}
+    assert asked == {
+        "Task": {v for f in (ours, theirs) for t, v in planned_values(f) if t == "Task"},
+        "Communication": {v for t, v in planned_values(theirs) if t == "Communication"},
+        "DocumentReference": {v for t, v in planned_values(theirs)
+                              if t == "DocumentReference"}}
+    store.close()
+
+
+def test_our_writes_the_bulk_scan_does_not_look_up_name_their_patient_as_subject():
+    """What `IN_EXPORT` rests on: every write of those types is in its patient's compartment
+    (subject), so the patient's export holds it once written."""
+    finding = dataclasses.replace(_finding("AuditEvent/a1", "Patient/p1"),
+                                  client_notice=ClientNotice.MISSING)
+    writes = plan(finding, WriteContext(privacy_officer="Practitioner/po")).writes
+    exported = [w for w in writes if w.resource_type in IN_EXPORT]
+    assert {w.resource_type for w in writes} - IN_EXPORT == {"Task"}
+    assert len(exported) == 4  # the alert, the finding's note, the draft, the reminder
+    assert all(w.resource["subject"] == {"reference": "Patient/p1"} for w in exported)

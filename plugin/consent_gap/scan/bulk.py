@@ -11,7 +11,11 @@ creates, same checkpoint), so a bulk run after a paging run writes nothing, and 
    (``_typeFilter``);
 2. each NDJSON file is streamed to a spool file on disk while an index (SQLite, on disk beside
    it) records where each resource's line is and which resources it references (a generic walk
-   of ``reference`` strings, fhir/search.py); memory holds one line at a time;
+   of ``reference`` strings, fhir/search.py); memory holds one line at a time. With
+   ``--group``, what a Group export cannot hold (Provenance of a Consent, notes found only by
+   ``related``, notices to RelatedPersons: outside the patient compartment) is searched while
+   the server builds the export: chained searches naming the Group's members
+   (`group_followups`, 100 patients a search), spooled after the export's files;
 3. each resource is given to the patient(s) whose chart the paging fetch would put it in
    (`Spool.assign`): the Patient; what references the Patient (disclosures, Consents,
    RelatedPersons, notes, Communications); the Provenance of a Consent, the notes related to a
@@ -21,9 +25,7 @@ creates, same checkpoint), so a bulk run after a paging run writes nothing, and 
 4. patients are taken in batches of ``CONSENT_GAP_BATCH_SIZE``; a batch's chart is read back
    from the spool; what it references but the export lacked (a disclosed Observation: any type
    outside `EXPORT_TYPES`) and whom its disclosures went to (to name them in the alerts and
-   notes) are fetched by ``_id`` as the paging plan does; with ``--group``, what a
-   Group export cannot hold (Provenance of a Consent, notes found only by ``related``, notices
-   to RelatedPersons: outside the patient compartment) is searched for the batch;
+   notes) are fetched by ``_id`` as the paging plan does;
 5. the decide step runs here or on Dask (`--workers`, scan/distributed.py); the findings are
    written back by this process, batch by batch, and the checkpoint records the batch.
 
@@ -49,6 +51,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -66,6 +69,7 @@ from consent_gap.scan import selectors
 from consent_gap.scan.notifications import patients_of
 from consent_gap.scan.output import Progress
 from consent_gap.scan.scanner import PAGE_SIZE, Scanner, ScanStopped, ScanSummary
+from consent_gap.writeback import planned_values, tasks
 
 log = logging.getLogger("consent_gap.scan")
 
@@ -73,6 +77,8 @@ BULK = "bulk"
 #: What the engine reads (CONTRACT 1.1-1.4); anything else a disclosure names is fetched by id.
 EXPORT_TYPES = ("Patient", "RelatedPerson", "Consent", "Provenance", "AuditEvent",
                 "DocumentReference", "Communication")
+#: The types of our writes that name the patient as subject (writeback/): in the export.
+IN_EXPORT = frozenset({"Communication", "DocumentReference"})
 #: Reverse links the paging plan follows (fetch_plan.py): a resource of the first type that
 #: references a resource of the second belongs to that resource's patient.
 _REVERSE = (("Provenance", "Consent"), ("DocumentReference", "AuditEvent"),
@@ -241,21 +247,41 @@ class Spool:
         return out
 
 
-def group_followups(patient_ids: Sequence[str], found: dict) -> list[Search]:
+#: Patients per follow-up search of a Group export (one chained search names them all), and
+#: matches per page: these searches include nothing, so HAPI's cap on included resources
+#: (scanner.PAGE_SIZE) does not apply, and each page is a request more while the server is
+#: busy building the export.
+FOLLOWUP_PATIENTS = 100
+FOLLOWUP_PAGE_SIZE = 500
+
+
+def group_followups(patient_ids: Sequence[str]) -> list[Search]:
     """What a Group export cannot hold for these patients (outside the patient compartment):
     the Provenance of their Consents, the notes related to their disclosures, and notices to
-    their RelatedPersons; the paging plan's reverse includes, as plain searches."""
-    def refs(rtype: str) -> list[str]:
-        return sorted(f"{rtype}/{rid}" for t, rid in found if t == rtype)
-
+    their RelatedPersons. The paging plan's reverse includes, as chained searches by patient,
+    so they need nothing from the export and run while the server builds it."""
     searches = []
-    for rtype, param, target in (("Provenance", "target", "Consent"),
-                                 ("DocumentReference", "related", "AuditEvent"),
-                                 ("DocumentReference", "related", "Communication"),
-                                 ("Communication", "recipient", "RelatedPerson")):
-        searches += [Search(rtype, ((param, ",".join(chunk)),))
-                     for chunk in fhir_search.chunks(refs(target))]
+    for chunk in fhir_search.chunks(patient_ids, FOLLOWUP_PATIENTS):
+        patients = fhir_search.refs("Patient", chunk)
+        searches += [Search(rtype, ((param, patients),)) for rtype, param in (
+            ("Provenance", "target:Consent.patient"),
+            ("DocumentReference", "related:AuditEvent.patient"),
+            ("DocumentReference", "related:Communication.patient"),
+            ("Communication", "recipient:RelatedPerson.patient"))]
     return searches
+
+
+def _read_lines(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as lines:
+        for line in lines:
+            if line.strip():
+                yield line.rstrip(b"\n")
+
+
+def _kept(chart: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the write-back reads of a chart once it is decided (here or on Dask): its
+    Patients and our own resources (those `tasks.present` recognizes)."""
+    return [r for r in chart if r.get("resourceType") == "Patient" or tasks.present([r])]
 
 
 # ---- the run -----------------------------------------------------------------------------------
@@ -295,6 +321,7 @@ class BulkScanner(Scanner):
         self.max_wait = max_wait
         self.export: BulkExport | None = None
         self.export_seconds = 0.0
+        self._charts_from_export = False
 
     def run(self) -> ScanSummary:
         started = time.monotonic()
@@ -310,29 +337,37 @@ class BulkScanner(Scanner):
 
         def body() -> None:
             nonlocal transaction_time
-            with stop_on_sigterm(), BulkExport(
+            stop = threading.Event()
+            with stop_on_sigterm(), tempfile.TemporaryDirectory(
+                    prefix="consent-gap-bulk-", dir=self.spool_dir) as folder, BulkExport(
                     self.client, group=self.group, types=EXPORT_TYPES,
                     type_filters=type_filters(self.codes), since=since,
-                    on_progress=self._progress, max_wait=self.max_wait) as export:
+                    on_progress=self._progress, max_wait=self.max_wait) as export, \
+                    ThreadPoolExecutor(1, thread_name_prefix="bulk-followups") as pool:
                 self.export = export
                 export.kick_off()
-                manifest = export.wait()
-                transaction_time = manifest.transaction_time
-                with tempfile.TemporaryDirectory(prefix="consent-gap-bulk-",
-                                                 dir=self.spool_dir) as folder:
-                    spool = Spool(Path(folder))
-                    try:
-                        for output in manifest.output:
-                            spool.add(export.lines(output))
-                        self.export_seconds = time.monotonic() - started
-                        log.info("export: %d resources in %d file(s), %.1f s", spool.resources,
-                                 len(manifest.output), self.export_seconds)
-                        if since is None:
-                            self._full(run, spool, summary)
-                        else:
-                            self._incremental(run, spool, summary)
-                    finally:
-                        spool.close()
+                extra = Path(folder) / "followups.ndjson"
+                shadow = (pool.submit(self._followups, extra, stop)
+                          if self.group and since is None else None)
+                spool = Spool(Path(folder))
+                try:
+                    manifest = export.wait()
+                    transaction_time = manifest.transaction_time
+                    for output in manifest.output:
+                        spool.add(export.lines(output))
+                    if shadow is not None:
+                        shadow.result()
+                        spool.add(_read_lines(extra))
+                    self.export_seconds = time.monotonic() - started
+                    log.info("export: %d resources in %d file(s), %.1f s", spool.resources,
+                             len(manifest.output), self.export_seconds)
+                    if since is None:
+                        self._full(run, spool, summary)
+                    else:
+                        self._incremental(run, spool, summary)
+                finally:
+                    stop.set()
+                    spool.close()
 
         record = self._finished(run, summary, body, "bulk scan")
         if summary.status == OK and not options.dry_run and transaction_time:
@@ -355,6 +390,7 @@ class BulkScanner(Scanner):
 
     def _full(self, run: RunRecord, spool: Spool, summary: ScanSummary) -> None:
         spool.assign()
+        self._charts_from_export = True
         todo = self._todo(run, spool.patients(), summary)
         context = self._context(summary)
         progress = Progress(len(todo) + summary.patients_skipped, self.progress_stream,
@@ -362,24 +398,44 @@ class BulkScanner(Scanner):
         size = self.options.batch_size
         batches = [todo[i:i + size] for i in range(0, len(todo), size)]
 
+        kept: dict[int, list[dict[str, Any]]] = {}
+
         def charts() -> Iterator[list[dict[str, Any]]]:
-            for batch in batches:
+            for index, batch in enumerate(batches):
                 if self.should_stop():
                     raise ScanStopped("scan stopped on request; the next run resumes it")
-                yield self._chart(spool, batch)
+                chart = self._chart(spool, batch)
+                kept[index] = _kept(chart)
+                yield chart
 
         reports = (self.decide_many(charts()) if self.decide_many is not None
                    else ((i, self.evaluate(c)) for i, c in enumerate(charts())))
         for index, report in reports:
-            self._decided(run, batches[index], report, context, summary)
+            self._decided(run, batches[index], report, context, summary, kept.pop(index))
             progress.advance(len(batches[index]), sum(summary.decisions.values()),
                              sum(summary.written.values()))
         progress.close()
 
+    def _followups(self, path: Path, stop: threading.Event) -> int:
+        """While the server builds a Group export: the Group's members, then what the export
+        cannot hold for them (`group_followups`), written to an NDJSON file that the spool
+        adds after the export's files. Stops between pages when the run stops."""
+        members = sorted(self._members())
+        count = 0
+        with path.open("wb") as out:
+            for search in group_followups(members):
+                for resource in self.client.search(search.type, list(search.params),
+                                                   page_size=FOLLOWUP_PAGE_SIZE):
+                    if stop.is_set():
+                        return count
+                    if resource.get("resourceType") != "OperationOutcome":
+                        out.write(json.dumps(resource).encode() + b"\n")
+                        count += 1
+        log.info("group follow-ups: %d resource(s) for %d patient(s)", count, len(members))
+        return count
+
     def _chart(self, spool: Spool, batch: list[str]) -> list[dict[str, Any]]:
         found = {fhir_search.resource_key(r): r for r in spool.chart(batch)}
-        if self.group:
-            fhir_search.run_all(self.client, group_followups(batch, found), found, PAGE_SIZE)
         fetch_plan.fetch_missing(self.client, found, set(), PAGE_SIZE)
         # Whom the disclosures went to (not exported: the engine reads them by reference
         # only), for the alerts and notes to name: one search per type for the batch.
@@ -412,8 +468,26 @@ class BulkScanner(Scanner):
         group = self.client.read("Group", str(self.group))
         return {rid for rtype, rid in fhir_search.references(group) if rtype == "Patient"}
 
+    def _known_absent(self, findings: list[Any], resources: list[dict[str, Any]],
+                      context: Any) -> set[str]:
+        """Our alerts, notes, drafts and notices name the finding's patient as subject, so an
+        export (system or Group) holds each one already written for a patient of this chart,
+        and the chart has it. What the chart lacks of these types for its own patients is not
+        on the server: only the Tasks (outside the patient compartment) and the writes for a
+        patient of another chart are looked up. A write that lands after the export is still
+        kept from being written twice by its conditional create. Only for charts read from
+        the spool: an incremental run fetches its charts as the paging scan does."""
+        if not self._charts_from_export:
+            return set()
+        charted = {f"Patient/{r.get('id')}" for r in resources
+                   if r.get("resourceType") == "Patient"}
+        return {value for finding in findings if finding.patient in charted
+                for rtype, value in planned_values(finding, context.ruleset)
+                if rtype in IN_EXPORT}
+
     def _decided(self, run: RunRecord, batch: list[str], report: Any, context: Any,
-                 summary: ScanSummary) -> None:
-        """Write back and checkpoint one decided batch (as the paging scan does)."""
-        self._batch(run, batch, [], context, summary, report=report)
+                 summary: ScanSummary, kept: list[dict[str, Any]]) -> None:
+        """Write back and checkpoint one decided batch (as the paging scan does); `kept`:
+        what the write-back reads of its chart (`_kept`)."""
+        self._batch(run, batch, kept, context, summary, report=report)
 

@@ -369,12 +369,21 @@ class Scanner:
         returned (our notes and drafts come with their disclosures), then one look-up per
         resource type and 200 identifiers for the rest. The real run and the dry run both
         decide from this, so the dry run lists what the real run writes."""
-        wanted = [pair for finding in findings
-                  for pair in planned_values(finding, context.ruleset)]
-        present = written_values(wanted, self._search, tasks.present(resources))
+        known = tasks.present(resources)
+        absent = self._known_absent(findings, resources, context)
+        wanted = [(rtype, value) for finding in findings
+                  for rtype, value in planned_values(finding, context.ruleset)
+                  if value in known or value not in absent]
+        present = written_values(wanted, self._search, known)
         if not self._tasks_searchable:
             present.update(self._tasks_by_provenance(findings, present, context))
         return present
+
+    def _known_absent(self, findings: list[Finding], resources: list[dict[str, Any]],
+                      context: WriteContext) -> set[str]:
+        """Identifier values that the fetch shows are not on the server, so need no look-up:
+        none for the paging fetch (the bulk scan's export holds more)."""
+        return set()
 
     def _tasks_by_provenance(self, findings: list[Finding], present: dict[str, tasks.Present],
                              context: WriteContext) -> dict[str, tasks.Present]:
