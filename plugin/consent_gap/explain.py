@@ -54,9 +54,10 @@ def explain(disclosure: Disclosure, outcome: Outcome,
         return (f"{first} Because it broke confidentiality, "
                 f"{wording.documentation(outcome.documentation)} and "
                 f"{wording.client_notice(outcome.client_notice)}.")
-    checked = _checked(outcome, consents)
-    if decision in (Decision.UNAUTHORIZED, Decision.REVIEW) and checked:
-        return f"{first} Authorizations checked: {checked}."
+    if decision is Decision.UNAUTHORIZED or decision is Decision.REVIEW:
+        checked = _checked(outcome, consents)  # worded only where it is printed
+        if checked:
+            return f"{first} Authorizations checked: {checked}."
     if decision is Decision.UNAUTHORIZED:
         return f"{first} Tell the privacy officer; it belongs in the accounting of disclosures."
     if decision is Decision.REVIEW:

@@ -63,6 +63,7 @@ class Unreadable(ValueError):
 
 
 _T = TypeVar("_T")
+_NOTHING: frozenset = frozenset()
 _PARTIAL = re.compile(r"(\d{4})(?:-(\d{2}))?")
 
 
@@ -107,6 +108,11 @@ def _list(value: Any) -> list:
     if value is None:
         return []
     return [value]
+
+
+def _set(items: list) -> frozenset:
+    """A frozenset of what was read; the one empty frozenset when nothing was."""
+    return frozenset(items) if items else _NOTHING
 
 
 def _dict(value: Any) -> dict:
@@ -161,17 +167,49 @@ def _concept_codings(concepts: Any) -> list[Coding]:
     return out
 
 
+def _has_coding(values: Any, wanted: frozenset[Coding]) -> bool:
+    """Whether a Coding of `values` (one or a list) is in `wanted`: `_codings` tested without
+    building the list, for the tests that run on every resource read."""
+    if values.__class__ is not list:
+        if values.__class__ is not dict:
+            return False
+        values = (values,)
+    for value in values:
+        if value.__class__ is dict:
+            system = value.get("system")
+            code = value.get("code")
+            if system.__class__ is str and code.__class__ is str and (system, code) in wanted:
+                return True
+    return False
+
+
+def _has_concept(concepts: Any, wanted: frozenset[Coding]) -> bool:
+    """Whether a Coding of one CodeableConcept (or a list of them) is in `wanted`."""
+    if concepts.__class__ is not list:
+        if concepts.__class__ is not dict:
+            return False
+        concepts = (concepts,)
+    for concept in concepts:
+        if concept.__class__ is dict and _has_coding(concept.get("coding"), wanted):
+            return True
+    return False
+
+
 def _identity(resource: dict) -> str | None:
     """A disclosure's consent-gap business identifier as "system|value": its identifier in
     PROPOSAL_SYSTEM, else (R4 AuditEvent has no identifier) its `meta.tag` in that system;
     None when it carries neither (the write-back then keys it by its reference)."""
-    for identifier in _list(resource.get("identifier")):
-        found = _identifier(identifier)
-        if found is not None and found.startswith(f"{PROPOSAL_SYSTEM}|"):
-            return found
-    for system, code in _codings(_dict(resource.get("meta")).get("tag")):
-        if system == PROPOSAL_SYSTEM:
-            return f"{system}|{code}"
+    identifiers = resource.get("identifier")
+    if identifiers is not None:
+        for identifier in _list(identifiers):
+            found = _identifier(identifier)
+            if found is not None and found.startswith(f"{PROPOSAL_SYSTEM}|"):
+                return found
+    tags = _dict(resource.get("meta")).get("tag")
+    if tags is not None:
+        for system, code in _codings(tags):
+            if system == PROPOSAL_SYSTEM:
+                return f"{system}|{code}"
     return None
 
 
@@ -262,6 +300,9 @@ class _References:
             if identifier is not None:
                 found = self.by_identifier.get(identifier)
         return found
+
+
+_NO_PARTY: tuple[str | None, frozenset[str], str | None] = (None, frozenset(), None)
 
 
 def _party(refs: _References, who: Any) -> tuple[str | None, frozenset[str], str | None]:
@@ -445,11 +486,7 @@ _SCALAR_RUN = re.compile(  # up to 1,000 scalar items with their commas, matched
 
 
 def _loads(text: str | bytes) -> Any:
-    """json.loads, except that an integer too long to convert does not fail the input.
-
-    Not orjson for a whole document: on bench/evaluate.py's 20k Bundle (87 MB, collector
-    paused) it parses in 0.86 CPU s against json's 0.98 but holds 768 MB against 639 MB,
-    a fifth more memory for a twentieth of evaluate's time (measured 2026-12-07)."""
+    """json.loads, except that an integer too long to convert does not fail the input."""
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -462,9 +499,15 @@ def _loads(text: str | bytes) -> Any:
     return _SAFE.decode(text)
 
 
-def _loads_line(line: bytes) -> Any:
-    """One NDJSON line: orjson when installed, else (or for what orjson refuses: integers
-    beyond 64 bits, lone surrogates, errors to report as json words them) `_loads`."""
+def _loads_fast(line: bytes) -> Any:
+    """A whole document or one NDJSON line: orjson when installed, else (or for what orjson
+    refuses: integers beyond 64 bits, lone surrogates, a BOM or UTF-16, errors to report as
+    json words them) `_loads`, which reads the same values.
+
+    For a whole document too: on bench/evaluate.py's 20k Bundle (87 MB, collector paused)
+    evaluate takes about 0.15 CPU s less (orjson reads bytes without decoding them to one
+    large str first) and peaks at about 1.2 times json.load's memory against 1.0 (orjson
+    builds its document tree before the Python objects); the goal is 1.5 (2026-12-07)."""
     if orjson is not None:
         try:
             return orjson.loads(line)
@@ -538,7 +581,7 @@ def parse_text(text: str | bytes) -> Any:
             if isinstance(text, bytes):
                 text = text.decode(json.detect_encoding(text)).removeprefix("\ufeff")
             return _array(text.lstrip())
-        return _loads(text)
+        return _loads_fast(text)
     except json.JSONDecodeError as exc:
         whole = f"the input is not JSON ({exc.msg} at line {exc.lineno})"
     except UnicodeDecodeError:
@@ -580,6 +623,7 @@ class _Reader:
         self.problems = Problems()
         self._entity_cache: dict[str, tuple[frozenset, frozenset, frozenset]] = {}
         self._instruments: dict[str, tuple[list[str] | None, datetime | None]] = {}
+        self._instants: dict[str, datetime] = {}
         self.counted = rules.sensitivity.counted_systems
         self.own_tag = rules.disclosures.own_tag
 
@@ -588,6 +632,10 @@ class _Reader:
     def add(self, items: Iterable[tuple[dict, str | None]]) -> None:
         alias = self.refs.alias
         bases = self.refs.bases
+        index = self.index
+        by_type = self.by_type
+        last_kind, last_type = None, {}
+        base = "\0"  # the last base found: most fullUrls of a Bundle share one
         for position, (resource, full_url) in enumerate(items):
             kind = resource["resourceType"]
             rid = resource.get("id")
@@ -595,9 +643,13 @@ class _Reader:
                 key = kind + "/" + rid
                 if full_url and full_url != key:
                     alias[full_url] = key
-                    if (full_url.startswith(("http://", "https://"))
+                    if (full_url.startswith(base) and len(full_url) == len(base) + len(key)
+                            and full_url.endswith(key)):
+                        pass  # on the base found last: known
+                    elif (full_url.startswith(("http://", "https://"))
                             and full_url.endswith("/" + key)):
-                        bases.add(full_url[: -len(key) - 1].rstrip("/"))
+                        base = full_url[: -len(key)]
+                        bases.add(base[:-1].rstrip("/"))
                 if kind in PARTY_TYPES and "identifier" in resource:
                     self.refs.add_identifiers(key, filter(None, map(
                         _identifier, _list(resource.get("identifier")))))
@@ -605,11 +657,27 @@ class _Reader:
                 key = full_url
             else:
                 key = f"{kind}/#{position}"
-            self.index[key] = resource
-            self.by_type.setdefault(kind, {})[key] = resource
+            index[key] = resource
+            if kind != last_kind:
+                last_kind = kind
+                last_type = by_type.setdefault(kind, {})
+            last_type[key] = resource
 
     def problem(self, resource: str, message: str) -> None:
         self.problems.append(Problem(resource, message))
+
+    def instant(self, value: Any, where: str, part: str = "") -> datetime | None:
+        """`parse_instant` of a value that may be absent (None), read once per text per run:
+        a chart repeats its dates (a Consent's dateTime, its period, its signature). `where`
+        + `part` names the element in a Problem (joined only when one is raised)."""
+        if value is None:
+            return None
+        if value.__class__ is str:
+            found = self._instants.get(value)
+            if found is None:
+                found = self._instants[value] = parse_instant(value, where + part)
+            return found
+        return parse_instant(value, where + part)
 
     def read_all(self, kind: str, read: Callable[[str, dict], _T | None]) -> list[_T]:
         """`read` applied to each resource of `kind`; None results are left out.
@@ -654,7 +722,7 @@ class _Reader:
         sigs = [s for s in _list(resource.get("signature")) if isinstance(s, dict)]
         if not sigs:
             return None
-        times = [parse_instant(s["when"], "signature.when") for s in sigs
+        times = [self.instant(s["when"], "signature.when") for s in sigs
                  if s.get("when") is not None]
         targets = [ref for ref in map(self.refs.of, _list(resource.get("target"))) if ref]
         return (min(times) if times else None), targets
@@ -730,9 +798,9 @@ class _Reader:
 
     def consent(self, key: str, resource: dict,
                 signatures: dict[str, datetime | None]) -> Authorization:
-        issued = _optional_instant(resource.get("dateTime"), "dateTime")
+        issued = self.instant(resource.get("dateTime"), "dateTime")
         meta = _dict(resource.get("meta"))
-        last_updated = _optional_instant(meta.get("lastUpdated"), "meta.lastUpdated")
+        last_updated = self.instant(meta.get("lastUpdated"), "meta.lastUpdated")
         has_signature = key in signatures
         signed = (has_signature or resource.get("sourceAttachment") is not None
                   or resource.get("sourceReference") is not None)
@@ -750,16 +818,16 @@ class _Reader:
             reference=key,
             patient=self.refs.of(resource.get("patient")),
             status=status if isinstance(status, str) else None,
-            scopes=frozenset(_concept_codings(resource.get("scope"))),
-            categories=frozenset(_concept_codings(resource.get("category"))),
-            policy_rules=frozenset(_concept_codings(resource.get("policyRule"))),
-            policy_uris=tuple(p["uri"] for p in _list(resource.get("policy"))
-                              if isinstance(p, dict) and isinstance(p.get("uri"), str)),
+            scopes=_set(_concept_codings(resource.get("scope"))),
+            categories=_set(_concept_codings(resource.get("category"))),
+            policy_rules=_set(_concept_codings(resource.get("policyRule"))),
+            policy_uris=tuple([p["uri"] for p in _list(resource.get("policy"))
+                               if isinstance(p, dict) and isinstance(p.get("uri"), str)]),
             signed=signed,
             signed_at=signed_at,
             last_updated=last_updated,
-            performers=tuple(r for r in map(self.refs.who, _list(resource.get("performer")))
-                             if r),
+            performers=tuple([r for r in map(self.refs.who, _list(resource.get("performer")))
+                              if r]),
             provision=provision,
             narrative=div if isinstance(div := _dict(resource.get("text")).get("div"), str)
             else None,
@@ -771,34 +839,43 @@ class _Reader:
 
         The root is a permit when its type is absent; a nested node without a known type is
         neither a permit nor a deny (1.2)."""
-        kind = node.get("type")
+        get = node.get
+        kind = get("type")
         if kind is None and root:
             kind = "permit"
-        period = node.get("period")
+        period = get("period")
         if isinstance(period, dict):
-            start = _optional_instant(period.get("start"), f"{where}.period.start")
-            end = _optional_instant(period.get("end"), f"{where}.period.end")
-        data = tuple(
+            start = self.instant(period.get("start"), where, ".period.start")
+            end = self.instant(period.get("end"), where, ".period.end")
+        raw = get("data")
+        data = () if raw is None else tuple([
             (d.get("meaning") if isinstance(d.get("meaning"), str) else None,
              self.refs.of(d.get("reference")))
-            for d in _list(node.get("data")) if isinstance(d, dict)
-        )
-        children = tuple(
+            for d in _list(raw) if isinstance(d, dict)
+        ])
+        raw = get("provision")
+        children = () if raw is None else tuple([
             self.provision(child, start, end, f"{where}.provision[{i}]", root=False)
-            for i, child in enumerate(_list(node.get("provision"))) if isinstance(child, dict)
-        )
+            for i, child in enumerate(_list(raw)) if isinstance(child, dict)
+        ])
+        raw = get("actor")
+        actors = () if raw is None else tuple([self.actor(a) for a in _list(raw)
+                                               if isinstance(a, dict)])
+        raw = get("action")
+        actions = () if raw is None else tuple([frozenset(_concept_codings(a))
+                                                for a in _list(raw)])
         return Provision(
             type=kind if kind in ("permit", "deny") else "unknown",
             start=start,
             end=end,
-            actors=tuple(self.actor(a) for a in _list(node.get("actor")) if isinstance(a, dict)),
-            purposes=frozenset(_codings(node.get("purpose"))),
-            labels=frozenset(_codings(node.get("securityLabel"))),
-            classes=frozenset(_codings(node.get("class"))),
-            codes=frozenset(_concept_codings(node.get("code"))),
+            actors=actors,
+            purposes=_set(_codings(get("purpose"))),
+            labels=_set(_codings(get("securityLabel"))),
+            classes=_set(_codings(get("class"))),
+            codes=_set(_concept_codings(get("code"))),
             data=data,
-            has_data_period=node.get("dataPeriod") is not None,
-            actions=tuple(frozenset(_concept_codings(a)) for a in _list(node.get("action"))),
+            has_data_period=get("dataPeriod") is not None,
+            actions=actions,
             children=children,
         )
 
@@ -806,7 +883,7 @@ class _Reader:
         """A provision actor: its roles, and whom it names by reference and/or identifier."""
         reference = actor.get("reference")
         return Actor(
-            roles=frozenset(_concept_codings(actor.get("role"))),
+            roles=_set(_concept_codings(actor.get("role"))),
             reference=self.refs.who(reference),
             identifier=_identifier(_dict(reference).get("identifier")),
         )
@@ -840,22 +917,21 @@ class _Reader:
 
     def is_disclosure(self, resource: dict) -> bool:
         codes = self.rules.disclosures
-        if codes.type.isdisjoint(_codings(resource.get("type"))):
+        if not _has_coding(resource.get("type"), codes.type):
             return False
-        if codes.subtype.isdisjoint(_codings(resource.get("subtype"))):
+        if not _has_coding(resource.get("subtype"), codes.subtype):
             return False
         outcome = resource.get("outcome")
         return outcome is None or (isinstance(outcome, str)
                                    and outcome in codes.successful_outcomes)
 
-    @staticmethod
-    def occurred(resource: dict) -> datetime:
+    def occurred(self, resource: dict) -> datetime:
         """`period.start`, else `recorded`."""
         start = _dict(resource.get("period")).get("start")
         if start is not None:
-            return parse_instant(start, "period.start")
+            return self.instant(start, "period.start")
         if resource.get("recorded") is not None:
-            return parse_instant(resource["recorded"], "recorded")
+            return self.instant(resource["recorded"], "recorded")
         raise Unreadable("has neither period.start nor recorded")
 
     def agents(self, resource: dict
@@ -864,20 +940,21 @@ class _Reader:
 
         The recipient is the first Destination Role agent that names someone."""
         codes = self.rules.disclosures
-        recipient: tuple[str | None, frozenset[str], str | None] = (None, frozenset(), None)
+        kinds = codes.recipient_agent_type
+        notify_types = codes.notify_types
+        of = self.refs.of
+        recipient: tuple[str | None, frozenset[str], str | None] = _NO_PARTY
         notify: list[str] = []
         for agent in _list(resource.get("agent")):
             if not isinstance(agent, dict):
                 continue
             who = agent.get("who")
-            ref = self.refs.of(who)
-            if (recipient[2] is None
-                    and not codes.recipient_agent_type.isdisjoint(
-                        _concept_codings(agent.get("type")))):
+            ref = of(who)
+            if recipient[2] is None and _has_concept(agent.get("type"), kinds):
                 recipient = _party(self.refs, who)
-            if ref is not None and ref.split("/", 1)[0] in codes.notify_types:
+            if ref is not None and ref.partition("/")[0] in notify_types:
                 notify.append(ref)
-        return recipient, tuple(dict.fromkeys(notify))
+        return recipient, (tuple(dict.fromkeys(notify)) if notify else ())
 
     def entities(self, resource: dict, occurred: datetime
                  ) -> tuple[str | None, list[Entity], set[str], list[str]]:
@@ -886,16 +963,24 @@ class _Reader:
         entities: list[Entity] = []
         instruments: set[str] = set()
         instrument_refs: list[str] = []
+        of = self.refs.of
+        read = self._instruments  # `instrument`, inlined: this runs for every entity
         for entity in _list(resource.get("entity")):
             if not isinstance(entity, dict):
                 continue
-            ref = self.refs.of(entity.get("what"))
-            if patient is None and ref is not None and ref.startswith("Patient/"):
+            ref = of(entity.get("what"))
+            if ref is None:
+                entities.append(self.entity(ref, entity))
+                continue
+            if patient is None and ref.startswith("Patient/"):
                 patient = ref
                 continue
-            found = self.instrument(ref, occurred) if ref is not None else None
-            if found:
-                instruments.update(found)
+            found = read.get(ref)
+            if found is None:
+                found = read[ref] = self._instrument(ref)
+            codes, dated = found
+            if dated is not None and dated <= occurred:
+                instruments.update(codes)
                 instrument_refs.append(ref)
             else:
                 entities.append(self.entity(ref, entity))
@@ -1018,19 +1103,21 @@ class _Reader:
         return entities, instruments, instrument_refs
 
     def entity(self, ref: str | None, entity: dict) -> Entity:
-        own = frozenset(c for c in _codings(entity.get("securityLabel")) if c[0] in self.counted)
+        raw = entity.get("securityLabel")
+        own = _NOTHING if raw is None else frozenset(
+            c for c in _codings(raw) if c[0] in self.counted)
         resource = self.index.get(ref) if ref is not None else None
+        if resource is not None:
+            labels, classes, codes = self.described(ref, resource)
+            return Entity(reference=ref, resource_type=resource["resourceType"], resolved=True,
+                          labels=labels | own if own else labels, classes=classes, codes=codes)
         kind = (ref.split("/", 1)[0] if ref is not None and "/" in ref
                 and not is_foreign(ref) else None)
-        if resource is None:
-            classes = frozenset()
-            if kind is not None:
-                classes = frozenset(((self.rules.consents.resource_type_system, kind),))
-            return Entity(reference=ref, resource_type=kind, resolved=False, labels=own,
-                          classes=classes)
-        labels, classes, codes = self.described(ref, resource)
-        return Entity(reference=ref, resource_type=resource["resourceType"], resolved=True,
-                      labels=labels | own if own else labels, classes=classes, codes=codes)
+        classes = _NOTHING
+        if kind is not None:
+            classes = frozenset(((self.rules.consents.resource_type_system, kind),))
+        return Entity(reference=ref, resource_type=kind, resolved=False, labels=own,
+                      classes=classes)
 
     def described(self, ref: str, resource: dict) -> tuple[frozenset, frozenset, frozenset]:
         """`describe`, once per resource per run (an entity, a legal instrument)."""
@@ -1042,16 +1129,18 @@ class _Reader:
     def describe(self, resource: dict) -> tuple[frozenset, frozenset, frozenset]:
         """(counted labels, classes, codes) of a resource in the data set."""
         kind = resource["resourceType"]
+        counted = self.counted
         labels = [c for c in _codings(_dict(resource.get("meta")).get("security"))
-                  if c[0] in self.counted]
+                  if c[0] in counted]
         type_codings = _concept_codings(resource.get("type"))
         classes = [(self.rules.consents.resource_type_system, kind)]
         if kind == "DocumentReference":
-            labels.extend(c for c in _concept_codings(resource.get("securityLabel"))
-                          if c[0] in self.counted)
+            labels.extend([c for c in _concept_codings(resource.get("securityLabel"))
+                           if c[0] in counted])
             classes.extend(type_codings)
-        codes = type_codings + _concept_codings(resource.get("code"))
-        return frozenset(labels), frozenset(classes), frozenset(codes)
+        code = resource.get("code")
+        codes = type_codings + _concept_codings(code) if code is not None else type_codings
+        return _set(labels), frozenset(classes), _set(codes)
 
 
 def normalize(data: Any, rules: Rules, *, base: str | Iterable[str] | None = None) -> Dataset:
@@ -1262,7 +1351,7 @@ def index_ndjson(handle: Any) -> NdjsonIndex:
             if not line.strip():
                 continue
             try:
-                resource = _loads_line(line)
+                resource = _loads_fast(line)
             except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
                 raise InputError(f"NDJSON line {number} is not JSON") from None
             if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"),
@@ -1334,7 +1423,7 @@ def read_group(handle: Any, index: NdjsonIndex, patient: str | None) -> list[dic
         if start is not None:
             handle.seek(start)
             lines.append(handle.readline())
-    return [_loads_line(line) for line in lines]
+    return [_loads_fast(line) for line in lines]
 
 
 # --------------------------------------------------------------------------------------------
