@@ -156,6 +156,7 @@ class LogEntry:
     affected: int
     concluded: str
     client_notice: str  # the notice draft's reference and status, or "not yet drafted"
+    notice_state: str = ""  # the same in words only, for the screen (not a CSV column)
 
 
 LOG_COLUMNS = ("task", "patient", "disclosure", "occurred", "discovered", "affected",

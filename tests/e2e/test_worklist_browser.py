@@ -237,7 +237,9 @@ def test_a_breach_assessment_writes_the_notice_draft_and_shows_the_deadlines(
     assert f"HHS by {hhs}" in row.inner_text() and client in row.inner_text()
     # the breach log of the discovery year lists it
     page.goto(f"{app_server}/worklist/breaches?year={discovered.year}")
-    assert f"Task/{task['id']}" in page.content() or task["focus"]["reference"] in page.content()
+    listed = page.locator("tr", has=page.locator(f'a[href$="/worklist/task/{task["id"]}"]'))
+    assert listed.count() == 1
+    assert "draft, not sent" in listed.inner_text()  # the notice, in words, not by id
     no_blocking_violations(page)
 
 

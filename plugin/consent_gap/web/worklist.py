@@ -711,25 +711,27 @@ def _log_entries(client: Any, year: int) -> list[breach.LogEntry]:
     for task in tasks:
         answers = _assessment_answers(client, task) or {}
         notice = next((r for code, r in task.outputs if code == "breach-notice-draft"), None)
+        state = _notice_state(client, notice)
         entries.append(breach.LogEntry(
-            task=f"Task/{task.id}", patient=names.get(task.patient or "", task.patient or ""),
+            task=f"Task/{task.id}", patient=names.get(task.patient or "", "unknown client"),
             disclosure=task.focus or "", occurred=str(answers.get("occurred") or "")[:10],
             discovered=task.authored.date().isoformat() if task.authored else "",
             affected=int(answers.get("affected", 1)),
             concluded=next((n.time or "" for n in reversed(task.notes)
                             if n.text.startswith("Breach risk assessment")), "")[:10],
-            client_notice=_notice_status(client, notice)))
+            client_notice=f"{notice} ({state})" if notice else state, notice_state=state))
     return entries
 
 
-def _notice_status(client: Any, ref: str | None) -> str:
+def _notice_state(client: Any, ref: str | None) -> str:
+    """The notice draft's state in words; the CSV adds its reference, the screen does not."""
     if not ref:
         return "no notice drafted"
     try:
         document = client.read(*ref.split("/", 1))
     except (FhirError, ValueError):
-        return f"{ref} (not readable)"
-    return f"{ref} ({office.notice_state(document)})"
+        return "not readable"
+    return office.notice_state(document)
 
 
 def _year() -> int:
