@@ -37,6 +37,7 @@ from consent_gap.writeback.records import (
     _instant,
     _ref,
     provenance,
+    recipient_reference,
 )
 
 if TYPE_CHECKING:
@@ -93,14 +94,7 @@ def draft_consent(proposal: Proposal, proposal_id: str, *, expires: datetime, no
     signer = performer or proposal.patient
     if not (signer == proposal.patient or signer.startswith("RelatedPerson/")):
         raise RecordError("performer: the Patient or a RelatedPerson who may sign for them")
-    recipient = proposal.recipient
-    who: dict[str, Any] = {}
-    if recipient.reference:
-        who["reference"] = recipient.reference
-    if recipient.value:
-        who["identifier"] = {"system": recipient.system, "value": recipient.value}
-    if recipient.display:
-        who["display"] = recipient.display
+    who = recipient_reference(proposal.recipient)
     pool = frozenset(labels) if labels is not None else proposal.labels
     listed = sorted(pool) if not pool.isdisjoint(SPECIAL_LABELS) else []
     node: dict[str, Any] = {

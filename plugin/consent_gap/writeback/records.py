@@ -41,7 +41,7 @@ from consent_gap.writeback import (
 
 if TYPE_CHECKING:
     from consent_gap.domain import Finding
-    from consent_gap.proposal import Proposal
+    from consent_gap.proposal import Proposal, Recipient
 
 #: The documentation a clinician writes counts for 1.4 (it is not the consent-gap tag).
 CLINICIAN_TAG = {"system": f"{CS}/tag", "code": "recorded-by-clinician",
@@ -63,6 +63,22 @@ def _ref(reference: str) -> dict[str, str]:
     return {"reference": reference}
 
 
+def recipient_reference(recipient: Recipient | None) -> dict[str, Any]:
+    """The FHIR Reference to a proposal's recipient: its reference, identifier and display,
+    whichever it has (empty when there is none). The record's agent and the drafted
+    authorization's actor name the recipient the same way."""
+    if recipient is None:
+        return {}
+    who: dict[str, Any] = {}
+    if recipient.reference:
+        who["reference"] = recipient.reference
+    if recipient.value:
+        who["identifier"] = {"system": recipient.system, "value": recipient.value}
+    if recipient.display:
+        who["display"] = recipient.display
+    return who
+
+
 def _instant(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -79,15 +95,7 @@ def audit_event(proposal: Proposal, *, recorded: datetime, event_id: str | None 
     discloses; without one (the offline check) the app's Device stands in, so the shape BALP
     fixes is always complete."""
     device = app_device(device)
-    recipient = proposal.recipient
-    who: dict[str, Any] = {}
-    if recipient is not None:
-        if recipient.reference:
-            who["reference"] = recipient.reference
-        if recipient.value:
-            who["identifier"] = {"system": recipient.system, "value": recipient.value}
-        if recipient.display:
-            who["display"] = recipient.display
+    who = recipient_reference(proposal.recipient)
     agents: list[dict[str, Any]] = []
     if who:
         agents.append({
