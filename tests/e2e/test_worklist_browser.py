@@ -24,8 +24,7 @@ from consent_gap.evaluate import evaluate
 from consent_gap.fhir.client import FhirClient
 from consent_gap.scan import run_scan
 from consent_gap.web.worklist import PAGE_SIZE
-from consent_gap.writeback import FindingWrites, Kind, WriteContext, plan, transaction
-from integration.test_scan_live import JURISDICTION, Charts
+from integration.test_scan_live import JURISDICTION, Charts, write_as_before_tasks
 from support import axe
 
 TIMEOUT_MS = 60_000
@@ -38,16 +37,7 @@ def office(sandbox, tmp_path_factory):
     charts = Charts(sandbox["fhir"], "wl" + uuid.uuid4().hex[:8])
     discovered = datetime(2019, 1, 1, tzinfo=UTC) - timedelta(
         seconds=int(time.time()) - 1_796_000_000)
-    context = WriteContext(privacy_officer=charts.privacy_officer, now=discovered)
-    groups = []
-    for resources in charts.bundles:
-        for finding in evaluate(resources, JURISDICTION).findings:
-            group = plan(finding, context)
-            old = FindingWrites(finding, tuple(w for w in group.writes if w.kind != Kind.TASK))
-            if old:
-                groups.append(old)
-    with FhirClient(sandbox["fhir"]) as client:
-        client.transaction(transaction(groups, context))
+    write_as_before_tasks(sandbox["fhir"], charts, discovered)
     summary = run_scan(charts.settings(tmp_path_factory.mktemp("scan")),
                        patients=charts.patients)
     assert summary.status == "ok", summary.errors

@@ -436,12 +436,10 @@ def test_each_flagged_finding_gets_one_task_with_the_contracts_fields(fhir_base,
     assert _check_tasks(charts) == flagged
 
 
-def test_an_existing_install_gets_its_tasks_dated_at_discovery(fhir_base, tmp_path):
-    """Alerts and notes written before Tasks existed (a month ago): the next scan writes the
-    Tasks, each dated at its alert, once; a rerun writes nothing."""
-    charts = load(fhir_base)
-    month_ago = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
-    context = WriteContext(privacy_officer=charts.privacy_officer, now=month_ago)
+def write_as_before_tasks(base: str, charts: Charts, now: datetime) -> int:
+    """What an install from before Tasks wrote at `now`: every finding's alert, note and
+    reminder, in one transaction, and no Task; how many findings had something written."""
+    context = WriteContext(privacy_officer=charts.privacy_officer, now=now)
     groups = []
     for resources in charts.bundles:
         for finding in evaluate(resources, JURISDICTION).findings:
@@ -449,9 +447,17 @@ def test_an_existing_install_gets_its_tasks_dated_at_discovery(fhir_base, tmp_pa
             old = FindingWrites(finding, tuple(w for w in group.writes if w.kind != Kind.TASK))
             if old:
                 groups.append(old)
-    client = FhirClient(fhir_base)
-    client.transaction(transaction(groups, context))
-    client.close()
+    with FhirClient(base) as client:
+        client.transaction(transaction(groups, context))
+    return len(groups)
+
+
+def test_an_existing_install_gets_its_tasks_dated_at_discovery(fhir_base, tmp_path):
+    """Alerts and notes written before Tasks existed (a month ago): the next scan writes the
+    Tasks, each dated at its alert, once; a rerun writes nothing."""
+    charts = load(fhir_base)
+    month_ago = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
+    written = write_as_before_tasks(fhir_base, charts, month_ago)
     assert charts.written()["Task"] == []
 
     scanned = run_scan(charts.settings(tmp_path), patients=charts.patients)
@@ -468,7 +474,7 @@ def test_an_existing_install_gets_its_tasks_dated_at_discovery(fhir_base, tmp_pa
     wanted = {v: t for v, t in charts.expected().items() if t != "Provenance"}
     for rtype in ("Communication", "DocumentReference", "Task"):
         assert sorted(found[rtype]) == sorted(v for v, t in wanted.items() if t == rtype)
-    assert len(found["Provenance"]) == len(groups) + flagged
+    assert len(found["Provenance"]) == written + flagged
     assert found["targeted"] == ["1"] * len(wanted)
     assert run_scan(charts.settings(tmp_path), patients=charts.patients).written == {}
 
