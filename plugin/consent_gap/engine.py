@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import NamedTuple
 
 from consent_gap.domain import (
@@ -46,39 +46,56 @@ MINOR_SELF = "minor-self-authorization"
 _NONE: frozenset = frozenset()
 
 
-class CandidateResult:
-    """How one candidate Consent fared (1.2): its reason, or None when it covers.
+class CandidateResult(tuple):
+    """How one candidate Consent fared (1.2): (its reference, its reason or None when it
+    covers), the pair a Finding lists as `consents_checked`.
 
-    Immutable by convention, and interned per Consent (`_result`): a Consent fails for one of a
-    few reasons, again and again. A plain slotted class, since a chart's first decisions make
-    one per Consent and reason."""
+    A tuple, interned per Consent (`_result`): a Consent fails for one of a few reasons, again
+    and again, and a chart's first decisions make one per Consent and reason, so making one
+    is a single allocation. A near miss (on the path its reason comes from, failed only at
+    check 6, a minor's own signature, or only at check 11) is a `_NearMiss`."""
 
-    __slots__ = ("checked", "near_miss", "reason", "reference")
+    __slots__ = ()
+    near_miss = False
 
-    def __init__(self, reference: str, reason: str | None, near_miss: bool) -> None:
-        self.reference = reference
-        self.reason = reason
-        # on the path its reason comes from: failed only at check 6 (a minor's own
-        # signature) or only at check 11
-        self.near_miss = near_miss
-        # (Consent, reason) as a Finding lists it, made once per interned result: a patient
-        # with a thousand Consents then costs no new tuple per Consent per finding
-        self.checked: tuple[str, str | None] = (reference, reason)
+    def __new__(cls, reference: str, reason: str | None, near_miss: bool = False
+                ) -> CandidateResult:
+        return _new_result(_NearMiss if near_miss else cls, (reference, reason))
 
-    def _key(self) -> tuple[str, str | None, bool]:
-        return self.reference, self.reason, self.near_miss
+    reference = property(itemgetter(0), doc="The Consent's reference.")
+    reason = property(itemgetter(1), doc="Why it does not cover; None when it covers.")
+
+    @property
+    def checked(self) -> tuple[str, str | None]:
+        """(Consent, reason) as a Finding lists it: the result itself, no new tuple."""
+        return self
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CandidateResult):
             return NotImplemented
-        return self._key() == other._key()
+        return self.near_miss is other.near_miss and tuple.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
 
     def __hash__(self) -> int:
-        return hash(self._key())
+        return hash((tuple(self), self.near_miss))
 
     def __repr__(self) -> str:
-        return (f"CandidateResult(reference={self.reference!r}, reason={self.reason!r}, "
+        return (f"CandidateResult(reference={self[0]!r}, reason={self[1]!r}, "
                 f"near_miss={self.near_miss!r})")
+
+
+class _NearMiss(CandidateResult):
+    """A candidate that would cover but for check 6 (a minor's own signature) or check 11."""
+
+    __slots__ = ()
+    near_miss = True
+
+
+_new_result = tuple.__new__
+_REASON = itemgetter(1)  # a result's reason, read in C
 
 
 @dataclass(slots=True)
@@ -802,8 +819,8 @@ def _result(prepared: _Consent, reason: str | None, near_miss: bool) -> Candidat
     key = (reason, True) if near_miss else reason
     found = prepared.results.get(key)
     if found is None:
-        found = prepared.results[key] = CandidateResult(prepared.consent.reference, reason,
-                                                        near_miss)
+        found = prepared.results[key] = _new_result(_NearMiss if near_miss else CandidateResult,
+                                                    (prepared.consent.reference, reason))
     return found
 
 
@@ -1143,14 +1160,14 @@ def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
     covering = None
     near_miss = False
     for result in results:
-        if result.reason is None:
+        if result[1] is None:  # its reason (an index: a result is a tuple)
             covering = result
             break
         if result.near_miss:
             near_miss = True
     if covering is not None:
         # Authorized disclosures are accountable only with Part 2 data (42 CFR 2.24).
-        verdict = _Verdict(Decision.AUTHORIZED, covering.reference, facts.part2, ())
+        verdict = _Verdict(Decision.AUTHORIZED, covering[0], facts.part2, ())
     else:
         verdict = _without_authorization(facts, near_miss, pc.restrictions,
                                          prepared.exceptions)
@@ -1213,7 +1230,7 @@ def _reasons(causes: tuple[str, ...], results: tuple[CandidateResult, ...]
     if not results:
         return tuple(dict.fromkeys((*causes, NO_AUTHORIZATION)))
     ordered = dict.fromkeys(causes)  # first appearance kept, in order
-    ordered.update(dict.fromkeys([r.reason for r in results]))
+    ordered.update(dict.fromkeys(map(_REASON, results)))
     ordered.pop(None, None)  # a covering candidate (converted to review) gives no reason
     return tuple(ordered)
 
