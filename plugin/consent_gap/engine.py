@@ -275,44 +275,60 @@ class _Path:
 class _Rest:
     """What checks 8-11 of one permit path read, prepared once."""
 
-    match: _Match
+    purposes: frozenset[str]  # check 8: the ActReason codes the path lists
+    refs: frozenset[str]  # check 9: the data it lists by reference
     denies: tuple[_Match, ...]  # check 10: the denies beneath this permit
     complete: bool  # check 11
     lists_data: bool  # check 9: sets labels, classes, codes or data
     by_purposes: dict[tuple[str, ...], bool]  # check 8, indexed by the disclosure's purposes
 
 
-@dataclass(slots=True)
 class _Consent:
-    consent: Authorization
-    candidate: bool
-    early: str | None  # checks 1 and 2 (status), whatever the time
-    revoked_at: datetime | None  # inactive: when the revocation took effect
-    unsigned: bool  # check 3
-    no_provision: bool  # fails only check 11
-    paths: tuple[_Path, ...] | None  # None until a disclosure reaches them (`_paths`)
-    restriction: tuple[_Match, ...]  # a restriction's deny nodes (its root when a deny)
-    in_force: tuple[datetime | None, datetime | None] | None  # a restriction's window
-    results: dict  # interned results: by reason, or (reason, True) for a near miss
-    # Time alone decides a disclosure before `valid_from` (unsigned until then, or no path
-    # begun: not yet valid; None when never signed) and after `expires` (every path ended;
-    # None when some path has no end, or there is no path)
-    valid_from: datetime | None = None
-    expires: datetime | None = None
-    fixed: CandidateResult | None = None  # the result whatever the disclosure (checks 1-3)
-    # One permit path naming recipients: within the time bounds, a disclosure to anyone else
-    # gets `miss` (`miss_adolescent` for ADOL data): check 6's reason, else check 7's
-    only: _Path | None = None
-    miss: CandidateResult | None = None
-    miss_adolescent: CandidateResult | None = None
-    # The window (both ends included) in which time alone decides nothing: signed, begun,
-    # not every path ended, not yet revoked; `lo` None when there is none
-    lo: datetime | None = None
-    hi: datetime | None = None
-    # Time's results, interned when first needed: before `lo` (not yet valid), after `hi`
-    before: CandidateResult | None = None
-    expired: CandidateResult | None = None
-    revoked: CandidateResult | None = None
+    """A candidate whose result depends on the disclosure (an authorization, active or
+    revoked at a known time, that checks 1-3 do not settle whatever the time). What time
+    alone decides is worked out with it, once per chart (`_window`); its paths when a
+    disclosure first reaches them (`_paths`). A plain slotted class: a chart makes one per
+    such Consent, and `_results` reads these slots for every candidate of every decision."""
+
+    __slots__ = ("before", "consent", "expired", "expires", "hi", "lo", "miss",
+                 "miss_adolescent", "only", "paths", "results", "revoked", "revoked_at",
+                 "unsigned", "valid_from")
+
+    def __init__(self, consent: Authorization, revoked_at: datetime | None) -> None:
+        self.consent = consent
+        self.revoked_at = revoked_at  # inactive: when the revocation took effect
+        self.unsigned = not consent.signed  # check 3 (a revoked Consent may be unsigned)
+        self.results: dict = {}  # interned results: by reason, or (reason, True) for a near miss
+        self.paths: tuple[_Path, ...] | None = None  # None until a disclosure reaches them
+        # One permit path naming recipients: within the time bounds, a disclosure to anyone
+        # else gets `miss` (`miss_adolescent` for ADOL data): check 6's reason, else check 7's
+        self.only: _Path | None = None
+        self.miss: CandidateResult | None = None
+        self.miss_adolescent: CandidateResult | None = None
+        # Time's results, interned when first needed: before `lo` (not yet valid), after `hi`
+        self.before: CandidateResult | None = None
+        self.expired: CandidateResult | None = None
+        self.revoked: CandidateResult | None = None
+        # Time alone decides a disclosure before `valid_from` (unsigned until then, or no
+        # path begun: not yet valid; None when never signed) and after `expires` (every path
+        # ended; None when some path has no end, or there is no path). The window `lo`..`hi`
+        # (both ends included) in which time alone decides nothing: signed, begun, not every
+        # path ended, not yet revoked; `lo` None when there is none
+        self.valid_from: datetime | None = None
+        self.expires: datetime | None = None
+        self.lo: datetime | None = None
+        self.hi: datetime | None = None
+        _window(self)
+
+
+class _Restriction(NamedTuple):
+    """A hipaa-restrictions / hipaa-self-pay Consent that can be in force (1.2): its deny
+    nodes (its root when a deny) and its root period, to its revocation when inactive."""
+
+    denies: tuple[_Match, ...]
+    start: datetime | None
+    end: datetime | None
+    revoked: bool  # inactive: in force until (not at) `end`
 
 
 def _actors(rules: Rules, node: Provision) -> tuple[bool, frozenset[str], frozenset[str]]:
@@ -338,24 +354,32 @@ def _actors(rules: Rules, node: Provision) -> tuple[bool, frozenset[str], frozen
     return True, frozenset(refs) if refs else _NONE, frozenset(ids) if ids else _NONE
 
 
-def _match(rules: Rules, node: Provision,
-           actors: tuple[bool, frozenset[str], frozenset[str]] | None = None) -> _Match:
-    has_actors, refs, ids = actors if actors is not None else _actors(rules, node)
-    purposes = data = _NONE
-    if node.purposes:
-        system = rules.purposes.system
-        codes = []
-        for sys, code in node.purposes:
-            if sys == system:
-                codes.append(code)
-        purposes = frozenset(codes)
-    if node.data:
-        listed = []
-        for _meaning, ref in node.data:
-            if ref:
-                listed.append(ref)
-        data = frozenset(listed)
-    return _Match(node, refs, ids, has_actors, purposes, data)
+def _match(rules: Rules, node: Provision) -> _Match:
+    has_actors, refs, ids = _actors(rules, node)
+    return _Match(node, refs, ids, has_actors, _purposes(rules, node), _listed(node))
+
+
+def _purposes(rules: Rules, node: Provision) -> frozenset[str]:
+    """The ActReason codes a node lists (checks 8 and 10)."""
+    if not node.purposes:
+        return _NONE
+    system = rules.purposes.system
+    codes = []
+    for sys, code in node.purposes:  # a loop, not a comprehension: once per path and deny
+        if sys == system:
+            codes.append(code)
+    return frozenset(codes)
+
+
+def _listed(node: Provision) -> frozenset[str]:
+    """The data a node lists by reference (checks 9 and 10)."""
+    if not node.data:
+        return _NONE
+    listed = []
+    for _meaning, ref in node.data:
+        if ref:
+            listed.append(ref)
+    return frozenset(listed)
 
 
 def _deny_nodes(node: Provision) -> list[Provision]:
@@ -408,12 +432,11 @@ def is_authorization(rules: Rules, consent: Authorization) -> bool:
     return claims and not excluded
 
 
-def _complete(rules: Rules, match: _Match) -> bool:
+def _complete(rules: Rules, node: Provision, has_actors: bool) -> bool:
     """Check 11: recipient, purpose and expiry named; nothing the engine cannot read; and
     where actions are listed, one of them (all entries taken together) is disclose."""
     codes = rules.consents
-    node = match.node
-    if not match.has_actors or not node.purposes or node.end is None or node.has_data_period:
+    if not has_actors or not node.purposes or node.end is None or node.has_data_period:
         return False
     if node.actions:
         disclose = codes.disclose_action
@@ -480,56 +503,45 @@ def _kind(rules: Rules, c: Authorization) -> tuple[bool, bool, bool]:
             not c.policy_rules.isdisjoint(codes.restriction_policy))
 
 
-def prepare(rules: Rules, c: Authorization, kinds: dict | None = None) -> _Consent:
-    """Everything about a Consent that checks 1-3, the time bounds and the restrictions
-    read, whatever the disclosure; its paths are prepared when a disclosure first reaches
-    them (`_paths`). `kinds` keeps `_kind` for one run by the codes it reads (a chart's
-    Consents are of a few kinds)."""
-    if kinds is None:
-        candidate, authorization, restriction_policy = _kind(rules, c)
-    else:
-        key = (c.scopes, c.categories, c.policy_rules)
-        found = kinds.get(key)
-        if found is None:
-            found = kinds[key] = _kind(rules, c)
-        candidate, authorization, restriction_policy = found
-    early: str | None = None
-    revoked_at = None
+def _settled(c: Authorization, authorization: bool
+             ) -> tuple[str | None, datetime | None]:
+    """(the reason checks 1-3 give whatever the disclosure, or None; when an inactive
+    Consent's revocation took effect)."""
     status = c.status
     if not authorization:
-        early = "not-an-authorization"
-    elif status == "inactive":
+        return "not-an-authorization", None
+    if status == "inactive":
         revoked_at = _revoked_at(c)
         if revoked_at is None:  # revoked at an unknown time: covers nothing
-            early = "authorization-revoked"
-    elif status != "active":
-        early = "authorization-not-active"
+            return _REVOKED, None
+        return None, revoked_at
+    if status != "active":
+        return "authorization-not-active", None
+    return (None if c.signed else _UNSIGNED), None
+
+
+def _restriction(rules: Rules, c: Authorization) -> _Restriction | None:
+    """A restriction Consent as `restricted` reads it; None when it can never be in force
+    (not active or inactive, revoked at an unknown time, no provision or no deny)."""
     root = c.provision
-    restriction: tuple[_Match, ...] = ()
-    in_force = None
-    if root is not None and restriction_policy and status in ("active", "inactive"):
-        end = root.end
-        if status == "inactive":
-            revoked = _revoked_at(c)
-            end = revoked if end is None or (revoked is not None and revoked < end) else end
-            in_force = (root.start, end) if revoked is not None else None
-        else:
-            in_force = (root.start, end)
-        nodes = _deny_nodes(root) + ([root] if root.type == "deny" else [])
-        restriction = tuple(_match(rules, n) for n in nodes) if in_force is not None else ()
-    unsigned = not c.signed
-    prepared = _Consent(c, candidate, early, revoked_at, unsigned, root is None, None,
-                        restriction, in_force if restriction else None, {})
-    if early is not None:
-        prepared.fixed = _result(prepared, early, False)
-    elif revoked_at is None and unsigned:
-        prepared.fixed = _result(prepared, "authorization-unsigned", False)
-    elif candidate:
-        _time_bounds(prepared)
-    return prepared
+    status = c.status
+    if root is None or status not in ("active", "inactive"):
+        return None
+    end = root.end
+    if status == "inactive":
+        revoked = _revoked_at(c)
+        if revoked is None:
+            return None
+        if end is None or revoked < end:
+            end = revoked
+    nodes = _deny_nodes(root) + ([root] if root.type == "deny" else [])
+    if not nodes:
+        return None
+    return _Restriction(tuple([_match(rules, n) for n in nodes]), root.start, end,
+                        status == "inactive")
 
 
-def _time_bounds(prepared: _Consent) -> None:
+def _window(prepared: _Consent) -> None:
     """`valid_from` and `expires` (see _Consent), then the window `lo`..`hi` they leave."""
     _bounds(prepared)
     lo = prepared.valid_from
@@ -589,23 +601,27 @@ def _paths(facts: _Facts, prepared: _Consent) -> tuple[_Path, ...]:
     rules = facts.rules
     c = prepared.consent
     signers = _signers(rules, facts.chart, facts.majority, c, facts.adult)
-    adolescent = rules.sensitivity.adolescent
     root = c.provision
-    nodes = (root,) if root is not None and root.type == "permit" else permit_paths(root)
-    standing: dict[bool, tuple[str | None, str | None]] = {}  # check 6, by ADOL listed
-    paths = []
-    for node in nodes:
-        lists_adolescent = bool(node.labels) and not node.labels.isdisjoint(adolescent)
-        signer = standing.get(lists_adolescent)
-        if signer is None:
-            signer = standing[lists_adolescent] = (_signer(signers, lists_adolescent, False),
-                                                   _signer(signers, lists_adolescent, True))
-        has_actors, refs, ids = _actors(rules, node)
-        paths.append(_Path(node, node.start, node.end, has_actors, refs, ids, *signer))
-    prepared.paths = found = tuple(paths)
+    if root is None:
+        found = ()
+    elif root.type == "permit":  # the usual case: the root is the one path
+        found = (_path(rules, root, signers),)
+    else:
+        found = tuple([_path(rules, node, signers) for node in permit_paths(root)])
+    prepared.paths = found
     if len(found) == 1 and found[0].has_actors:
         prepared.only = found[0]
     return found
+
+
+def _path(rules: Rules, node: Provision, signers: tuple[bool, bool, bool | None]) -> _Path:
+    """One permit path as checks 4-7 read it."""
+    lists_adolescent = bool(node.labels) and not node.labels.isdisjoint(
+        rules.sensitivity.adolescent)
+    has_actors, refs, ids = _actors(rules, node)
+    return _Path(node, node.start, node.end, has_actors, refs, ids,
+                 _signer(signers, lists_adolescent, False),
+                 _signer(signers, lists_adolescent, True))
 
 
 def _miss(prepared: _Consent, adolescent: bool) -> CandidateResult:
@@ -625,38 +641,37 @@ def _rest(rules: Rules, path: _Path) -> _Rest:
     """What checks 8-11 of a path read: its purposes and data, the denies beneath it (a
     permit root: the whole tree; a nested permit: its own), completeness."""
     node = path.node
-    match = _match(rules, node, (path.has_actors, path.actor_refs, path.actor_ids))
     path.rest = rest = _Rest(
-        match=match,
+        purposes=_purposes(rules, node),
+        refs=_listed(node),
         denies=tuple([_match(rules, n) for n in _deny_nodes(node)]) if node.children else (),
-        complete=_complete(rules, match),
+        complete=_complete(rules, node, path.has_actors),
         lists_data=bool(node.labels or node.classes or node.codes or node.data),
         by_purposes={})
     return rest
 
 
-_BY_REFERENCE = attrgetter("consent.reference")
-_BY_SIGNING = attrgetter("consent.signed_at")
+_BY_REFERENCE = attrgetter("reference")
+_BY_SIGNING = attrgetter("signed_at")
 
 
-def _signing_order(candidates: list[_Consent]) -> list[_Consent]:
+def _signing_order(consents: Iterable[Authorization]) -> list[Authorization]:
     """Candidate order (1.2): signing time (unknown last), then id. Two stable sorts by
     C-level keys (no Python call per Consent)."""
-    signed = [p for p in candidates if p.consent.signed_at is not None]
-    if len(signed) < len(candidates):
-        unknown = [p for p in candidates if p.consent.signed_at is None]
-        unknown.sort(key=_BY_REFERENCE)
-    else:
-        unknown = []
+    signed = [c for c in consents if c.signed_at is not None]
+    unknown = [c for c in consents if c.signed_at is None]
+    unknown.sort(key=_BY_REFERENCE)
     signed.sort(key=_BY_REFERENCE)
     signed.sort(key=_BY_SIGNING)
     return signed + unknown
 
 
 class _PreparedChart:
-    """One chart's Consents, prepared: candidates in signing order, restrictions in force."""
+    """One chart's Consents, prepared: each candidate's result where checks 1-3 settle it
+    whatever the disclosure (`settled`, in signing order, None for the others), the others
+    (`open`, with their places), and the restrictions that can be in force."""
 
-    __slots__ = ("adult", "candidates", "chart", "majority", "restrictions")
+    __slots__ = ("adult", "chart", "done", "majority", "open", "restrictions", "settled")
 
     def __init__(self, rules: Rules, chart: Chart, majority: int,
                  prepared_kinds: dict | None = None) -> None:
@@ -664,9 +679,32 @@ class _PreparedChart:
         self.majority = majority
         self.adult = _adult_from(chart, majority)
         kinds = prepared_kinds if prepared_kinds is not None else {}
-        prepared = [prepare(rules, c, kinds) for c in chart.consents]
-        self.candidates = _signing_order([p for p in prepared if p.candidate])
-        self.restrictions = [p for p in prepared if p.restriction]
+        settled: list[CandidateResult | None] = []
+        opened: list[tuple[int, _Consent]] = []
+        restrictions = []
+        for c in _signing_order(chart.consents):
+            key = (c.scopes, c.categories, c.policy_rules)  # a chart's Consents: few kinds
+            kind = kinds.get(key)
+            if kind is None:
+                kind = kinds[key] = _kind(rules, c)
+            candidate, authorization, restriction_policy = kind
+            if restriction_policy:
+                restriction = _restriction(rules, c)
+                if restriction is not None:
+                    restrictions.append(restriction)
+            if not candidate:
+                continue
+            reason, revoked_at = _settled(c, authorization)
+            if reason is None:
+                opened.append((len(settled), _Consent(c, revoked_at)))
+                settled.append(None)
+            else:
+                settled.append(_new_result(CandidateResult, (c.reference, reason)))
+        self.settled = settled
+        self.open = opened
+        # every candidate's result when checks 1-3 settle them all
+        self.done = None if opened else tuple(settled)
+        self.restrictions = restrictions
 
 
 class Prepared:
@@ -755,9 +793,10 @@ def deny_matches(facts: _Facts, deny: _Match) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def _data(facts: _Facts, c: Authorization, match: _Match) -> str | None:
-    """Check 9: the path's data lists hold every disclosed entity; then the special data."""
-    node = match.node
+def _data(facts: _Facts, c: Authorization, node: Provision, refs: frozenset[str]
+          ) -> str | None:
+    """Check 9: the path's data lists hold every disclosed entity (`refs`: the data it lists
+    by reference); then the special data."""
     if node.labels or node.classes or node.codes or node.data:
         for e in facts.disclosure.entities:
             if node.labels and (not e.labels or not e.labels <= node.labels):
@@ -766,7 +805,7 @@ def _data(facts: _Facts, c: Authorization, match: _Match) -> str | None:
                 return "data-not-covered"
             if node.codes and e.codes.isdisjoint(node.codes):
                 return "data-not-covered"
-            if node.data and e.reference not in match.refs:
+            if node.data and e.reference not in refs:
                 return "data-not-covered"
     if facts.special:
         sens = facts.rules.sensitivity
@@ -785,7 +824,7 @@ def _purposes_covered(facts: _Facts, rest: _Rest) -> bool:
     key = facts.disclosure.purposes
     covered = rest.by_purposes.get(key)
     if covered is None:
-        listed = rest.match.purposes
+        listed = rest.purposes
         covered = rest.by_purposes[key] = bool(key) and all(
             not lineage.isdisjoint(listed) for lineage in facts.lineages)
     return covered
@@ -803,7 +842,7 @@ def _after_recipient(facts: _Facts, c: Authorization, path: _Path) -> tuple[int,
         if not covered:
             return 8, "purpose-not-covered"
     if rest.lists_data or facts.special:
-        data = _data(facts, c, rest.match)
+        data = _data(facts, c, path.node, rest.refs)
         if data is not None:
             return 9, data
     for deny in rest.denies:
@@ -830,24 +869,22 @@ _NOT_YET_VALID = "authorization-not-yet-valid"
 _EXPIRED = "authorization-expired"
 
 
-def _results(facts: _Facts, candidates: list[_Consent]) -> tuple[CandidateResult, ...]:
+def _results(facts: _Facts, pc: _PreparedChart) -> tuple[CandidateResult, ...]:
     """Every candidate's result, in signing order (1.2).
 
-    Checks 1-3 and the time bounds come first, inline: most candidates of a chart are
-    revoked, unsigned, not yet valid or expired at a given disclosure, and those results
-    depend on nothing else (a revocation counts from its instant; not yet valid is signed
-    after the disclosure or every path begun after it; expired is every path ended before
-    it, which makes each path's furthest check 5). The rest go through `_check`."""
+    Those checks 1-3 settle whatever the disclosure are in place already (`settled`). Then
+    time, inline: most other candidates of a chart are revoked, not yet valid or expired at
+    a given disclosure, and those results depend on nothing else (a revocation counts from
+    its instant; not yet valid is signed after the disclosure or every path begun after it;
+    expired is every path ended before it, which makes each path's furthest check 5). The
+    rest go through `_check`."""
+    if pc.done is not None:
+        return pc.done
     d = facts.disclosure
     occurred = d.occurred
     recipient, identifiers, adolescent = d.recipient, d.recipient_identifiers, facts.adolescent
-    out: list[CandidateResult] = []
-    append = out.append
-    for p in candidates:
-        r = p.fixed
-        if r is not None:
-            append(r)
-            continue
+    out = pc.settled.copy()
+    for i, p in pc.open:
         lo = p.lo
         if lo is None:  # never within a window: time alone decides, whenever
             r = _by_time(facts, p)
@@ -872,8 +909,8 @@ def _results(facts: _Facts, candidates: list[_Consent]) -> tuple[CandidateResult
                 r = (p.miss_adolescent if adolescent else p.miss) or _miss(p, adolescent)
             else:
                 r = _check(facts, p)
-        append(r)
-    return tuple(out)
+        out[i] = r
+    return tuple(out)  # type: ignore[arg-type]  # every place filled
 
 
 def _by_time(facts: _Facts, p: _Consent) -> CandidateResult:
@@ -909,7 +946,7 @@ def _check(facts: _Facts, prepared: _Consent) -> CandidateResult:
     if paths is None:
         paths = _paths(facts, prepared)
     if not paths:
-        if prepared.no_provision:  # signed and active with no provision: check 11 only
+        if prepared.consent.provision is None:  # signed, no provision: check 11 only
             return _result(prepared, "authorization-incomplete", True)
         denied = prepared.consent.provision is not None and \
             prepared.consent.provision.type == "deny"
@@ -1071,27 +1108,23 @@ def _winner(decided: list[_Verdict]) -> _Rows:
     return winner, decided
 
 
-def _in_force(prepared: _Consent, occurred: datetime) -> bool:
+def _in_force(restriction: _Restriction, occurred: datetime) -> bool:
     """A restriction in force at the disclosure: its root period (to its revocation, when
     inactive) contains the disclosure."""
-    window = prepared.in_force
-    if window is None:
-        return False
-    start, end = window
+    start, end = restriction.start, restriction.end
     if start is not None and start > occurred:
         return False
     if end is None:
         return True
-    revoked = prepared.consent.status == "inactive"
-    return occurred < end if revoked else occurred <= end
+    return occurred < end if restriction.revoked else occurred <= end
 
 
-def restricted(facts: _Facts, consents: Iterable[_Consent]) -> bool:
+def restricted(facts: _Facts, restrictions: Iterable[_Restriction]) -> bool:
     """A hipaa-restrictions / hipaa-self-pay Consent in force whose deny matches (1.2)."""
     occurred = facts.disclosure.occurred
-    return any(_in_force(p, occurred) and any(deny_matches(facts, node)
-                                              for node in p.restriction)
-               for p in consents)
+    return any(_in_force(r, occurred) and any(deny_matches(facts, node)
+                                              for node in r.denies)
+               for r in restrictions)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1156,7 +1189,7 @@ def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
     if pc is None or pc.chart is not chart or pc.majority != facts.majority:
         pc = prepared.last = prepared.of(chart, facts.majority)
     facts.adult = pc.adult
-    results = _results(facts, pc.candidates) if pc.candidates else ()
+    results = _results(facts, pc) if pc.settled else ()
     covering = None
     near_miss = False
     for result in results:
@@ -1194,7 +1227,7 @@ def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
                    verdict.converted, causes, rows)
 
 
-def _without_authorization(facts: _Facts, near_miss: bool, restrictions: list[_Consent],
+def _without_authorization(facts: _Facts, near_miss: bool, restrictions: list[_Restriction],
                            memo: dict) -> _Verdict:
     """1.3 decides; then a near miss (some candidate's) turns unauthorized into review, and a
     patient's restriction turns a treatment, payment or operations permission into
@@ -1250,7 +1283,6 @@ __all__ = [
     "exception_decision",
     "is_authorization",
     "permit_paths",
-    "prepare",
     "restricted",
     "row_for",
     "speaks_for",
