@@ -257,8 +257,9 @@ class _Match:
 @dataclass(slots=True)
 class _Path:
     """A permit path (1.2), with what does not depend on the disclosure worked out: what
-    checks 4-7 read when the Consent is first reached, the rest (`_Rest`) when a disclosure
-    first gets past check 7 (most paths of a chart name another recipient)."""
+    checks 4-7 read when the Consent is first reached, check 8's purposes when a disclosure
+    first gets past check 7 (most paths of a chart name another recipient), the rest
+    (`_Rest`) when one first gets past check 8 (most are made for other purposes)."""
 
     node: Provision
     start: datetime | None
@@ -268,19 +269,18 @@ class _Path:
     actor_ids: frozenset[str]
     signer: str | None  # check 6 for data without ADOL
     signer_adolescent: str | None  # check 6 for data labelled ADOL
-    rest: _Rest | None = None  # checks 8-11, None until a disclosure gets past check 7
+    purposes: frozenset[str] | None = None  # check 8's codes, None until needed
+    rest: _Rest | None = None  # checks 9-11, None until a disclosure gets past check 8
 
 
 @dataclass(slots=True)
 class _Rest:
-    """What checks 8-11 of one permit path read, prepared once."""
+    """What checks 9-11 of one permit path read, prepared once."""
 
-    purposes: frozenset[str]  # check 8: the ActReason codes the path lists
     refs: frozenset[str]  # check 9: the data it lists by reference
     denies: tuple[_Match, ...]  # check 10: the denies beneath this permit
     complete: bool  # check 11
     lists_data: bool  # check 9: sets labels, classes, codes or data
-    by_purposes: dict[tuple[str, ...], bool]  # check 8, indexed by the disclosure's purposes
 
 
 class _Consent:
@@ -638,16 +638,14 @@ def _miss(prepared: _Consent, adolescent: bool) -> CandidateResult:
 
 
 def _rest(rules: Rules, path: _Path) -> _Rest:
-    """What checks 8-11 of a path read: its purposes and data, the denies beneath it (a
-    permit root: the whole tree; a nested permit: its own), completeness."""
+    """What checks 9-11 of a path read: its data, the denies beneath it (a permit root: the
+    whole tree; a nested permit: its own), completeness."""
     node = path.node
     path.rest = rest = _Rest(
-        purposes=_purposes(rules, node),
         refs=_listed(node),
         denies=tuple([_match(rules, n) for n in _deny_nodes(node)]) if node.children else (),
         complete=_complete(rules, node, path.has_actors),
-        lists_data=bool(node.labels or node.classes or node.codes or node.data),
-        by_purposes={})
+        lists_data=bool(node.labels or node.classes or node.codes or node.data))
     return rest
 
 
@@ -818,39 +816,40 @@ def _data(facts: _Facts, c: Authorization, node: Provision, refs: frozenset[str]
     return None
 
 
-def _purposes_covered(facts: _Facts, rest: _Rest) -> bool:
-    """Check 8, answered once per list of purposes per path (a chart's disclosures are made
-    for a few purposes, again and again)."""
-    key = facts.disclosure.purposes
-    covered = rest.by_purposes.get(key)
-    if covered is None:
-        listed = rest.purposes
-        covered = rest.by_purposes[key] = bool(key) and all(
-            not lineage.isdisjoint(listed) for lineage in facts.lineages)
-    return covered
+def _purposes_covered(facts: _Facts, path: _Path) -> bool:
+    """Check 8: each purpose of the disclosure, or one of its ancestors, is listed (the
+    path's codes are read the first time a disclosure gets this far)."""
+    listed = path.purposes
+    if listed is None:
+        listed = path.purposes = _purposes(facts.rules, path.node)
+    lineages = facts.lineages
+    if len(lineages) == 1:  # most disclosures have one purpose: no generator
+        return not lineages[0].isdisjoint(listed)
+    return bool(lineages) and all(not lineage.isdisjoint(listed) for lineage in lineages)
 
 
 def _after_recipient(facts: _Facts, c: Authorization, path: _Path) -> tuple[int, str] | None:
     """Checks 8-11 of one path, in order: the first failure, or None."""
+    if path.node.purposes and not _purposes_covered(facts, path):
+        return _PURPOSE_NOT_COVERED
     rest = path.rest
     if rest is None:
         rest = _rest(facts.rules, path)
-    if path.node.purposes:
-        covered = rest.by_purposes.get(facts.disclosure.purposes)  # `_purposes_covered`
-        if covered is None:
-            covered = _purposes_covered(facts, rest)
-        if not covered:
-            return 8, "purpose-not-covered"
     if rest.lists_data or facts.special:
         data = _data(facts, c, path.node, rest.refs)
         if data is not None:
             return 9, data
     for deny in rest.denies:
         if deny_matches(facts, deny):
-            return 10, "denied-by-provision"
+            return _DENIED
     if not rest.complete:
-        return 11, "authorization-incomplete"
+        return _INCOMPLETE
     return None
+
+
+_PURPOSE_NOT_COVERED = (8, "purpose-not-covered")
+_DENIED = (10, "denied-by-provision")
+_INCOMPLETE = (11, "authorization-incomplete")
 
 
 def _result(prepared: _Consent, reason: str | None, near_miss: bool) -> CandidateResult:
