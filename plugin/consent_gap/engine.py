@@ -305,7 +305,8 @@ class _Consent:
         self.only: _Path | None = None
         self.miss: CandidateResult | None = None
         self.miss_adolescent: CandidateResult | None = None
-        # Time's results, interned when first needed: before `lo` (not yet valid), after `hi`
+        # Time's results, made when first needed (kept here, not in `results`): before `lo`
+        # (not yet valid), after `hi`
         self.before: CandidateResult | None = None
         self.expired: CandidateResult | None = None
         self.revoked: CandidateResult | None = None
@@ -480,20 +481,20 @@ def _signers(rules: Rules, chart: Chart, majority: int, c: Authorization,
     return patient_signed, representative, minor
 
 
-def _signer(signers: tuple[bool, bool, bool | None], lists_adolescent: bool,
-            adolescent: bool) -> str | None:
-    """Check 6: the patient (adult at signing, or listing ADOL) or a representative signed.
+def _signer(signers: tuple[bool, bool, bool | None], lists_adolescent: bool
+            ) -> tuple[str | None, str | None]:
+    """Check 6, for data without and with ADOL: the patient (adult at signing, or listing
+    ADOL) or a representative signed; None when so, else the reason.
 
     An unknown age is a minor's for the patient's own signature. A co-signer who may not sign
-    does not count: the patient then signed alone."""
+    does not count: the patient then signed alone. Only the Patient may authorize ADOL
+    data."""
     patient_signed, representative, minor = signers
     if patient_signed and (minor is False or lists_adolescent):
-        return None
-    if representative and not adolescent:  # only the Patient may authorize ADOL data
-        return None
-    if patient_signed and not representative:
-        return MINOR_SELF
-    return "authorizer-not-permitted"
+        return None, None
+    reason = MINOR_SELF if patient_signed and not representative else \
+        "authorizer-not-permitted"
+    return (None if representative else reason), reason
 
 
 def _kind(rules: Rules, c: Authorization) -> tuple[bool, bool, bool]:
@@ -620,8 +621,7 @@ def _path(rules: Rules, node: Provision, signers: tuple[bool, bool, bool | None]
         rules.sensitivity.adolescent)
     has_actors, refs, ids = _actors(rules, node)
     return _Path(node, node.start, node.end, has_actors, refs, ids,
-                 _signer(signers, lists_adolescent, False),
-                 _signer(signers, lists_adolescent, True))
+                 *_signer(signers, lists_adolescent))
 
 
 def _miss(prepared: _Consent, adolescent: bool) -> CandidateResult:
@@ -890,17 +890,20 @@ def _results(facts: _Facts, pc: _PreparedChart) -> tuple[CandidateResult, ...]:
         elif occurred < lo:  # signed and begun only later
             r = p.before
             if r is None:
-                r = p.before = _result(p, _NOT_YET_VALID, False)
+                r = p.before = _new_result(CandidateResult, (p.consent.reference,
+                                                             _NOT_YET_VALID))
         elif occurred > p.hi:  # revoked, or every path ended
             revoked_at = p.revoked_at
             if revoked_at is not None and occurred >= revoked_at:
                 r = p.revoked
                 if r is None:
-                    r = p.revoked = _result(p, _REVOKED, False)
+                    r = p.revoked = _new_result(CandidateResult, (p.consent.reference,
+                                                                  _REVOKED))
             else:
                 r = p.expired
                 if r is None:
-                    r = p.expired = _result(p, _EXPIRED, False)
+                    r = p.expired = _new_result(CandidateResult, (p.consent.reference,
+                                                                  _EXPIRED))
         else:  # time alone decides nothing
             only = p.only
             if (only is not None and recipient not in only.actor_refs
