@@ -339,6 +339,12 @@ def _actors(rules: Rules, node: Provision) -> tuple[bool, frozenset[str], frozen
     if not actors:
         return False, _NONE, _NONE
     roles = rules.consents.recipient_roles
+    if len(actors) == 1:  # the usual case: no lists to build
+        a = actors[0]
+        if a.roles.isdisjoint(roles):
+            return False, _NONE, _NONE
+        return (True, _NONE if a.reference is None else frozenset((a.reference,)),
+                _NONE if a.identifier is None else frozenset((a.identifier,)))
     named = False
     refs: list[str] = []
     ids: list[str] = []
