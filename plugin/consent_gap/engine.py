@@ -39,6 +39,12 @@ from consent_gap.mappings import ExceptionRow, Jurisdiction, Rules
 _RANK = {Decision.PERMITTED: 1, Decision.REQUIRED: 2, Decision.REVIEW: 3,
          Decision.UNAUTHORIZED: 4}
 
+# The values every decision compares with, as module globals: reading an enum member through
+# its class is a slow attribute lookup, and decide makes about ten per disclosure
+_AUTHORIZED, _PERMITTED, _REQUIRED = Decision.AUTHORIZED, Decision.PERMITTED, Decision.REQUIRED
+_REVIEW, _UNAUTHORIZED = Decision.REVIEW, Decision.UNAUTHORIZED
+_NO_DOCUMENTATION, _NO_NOTICE = Documentation.NOT_REQUIRED, ClientNotice.NOT_REQUIRED
+
 NO_AUTHORIZATION = "no-authorization"
 DATA_UNRESOLVED = "data-unresolved"
 MINOR_SELF = "minor-self-authorization"
@@ -1145,20 +1151,20 @@ def documentation_and_notice(facts: _Facts, decision: Decision,
                              ) -> tuple[Documentation, ClientNotice]:
     """1.4: owed for required decisions and for permitted ones where a winning row breaks
     confidentiality (emergency treatment, serious threat); not required for the rest."""
-    if decision is not Decision.REQUIRED:
-        if decision is not Decision.PERMITTED:
-            return Documentation.NOT_REQUIRED, ClientNotice.NOT_REQUIRED
+    if decision is not _REQUIRED:
+        if decision is not _PERMITTED:
+            return _NO_DOCUMENTATION, _NO_NOTICE
         for row in rows:  # a loop: most permitted decisions stop here
             if row.breaks_confidentiality:
                 break
         else:
-            return Documentation.NOT_REQUIRED, ClientNotice.NOT_REQUIRED
+            return _NO_DOCUMENTATION, _NO_NOTICE
     d = facts.disclosure
     documentation = (Documentation.PRESENT if d.reference in facts.chart.documented
                      else Documentation.MISSING)
     if (rows and all(row.notice_exempt_minor for row in rows)
             and _minor(facts.chart, facts.majority, d.occurred) is True):
-        return documentation, ClientNotice.NOT_REQUIRED
+        return documentation, _NO_NOTICE
     return documentation, _client_notice(facts)
 
 
@@ -1208,12 +1214,12 @@ def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
             near_miss = True
     if covering is not None:
         # Authorized disclosures are accountable only with Part 2 data (42 CFR 2.24).
-        verdict = _Verdict(Decision.AUTHORIZED, covering[0], facts.part2, ())
+        verdict = _Verdict(_AUTHORIZED, covering[0], facts.part2, ())
     else:
         verdict = _without_authorization(facts, near_miss, pc.restrictions,
                                          prepared.exceptions)
     decision = verdict.decision
-    if decision is Decision.AUTHORIZED or decision is Decision.PERMITTED:
+    if decision is _AUTHORIZED or decision is _PERMITTED:
         unresolved = not disclosure.entities
         for e in disclosure.entities:  # inline: most decisions know what was sent
             if not e.resolved and not e.labels:
@@ -1222,13 +1228,13 @@ def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
         if unresolved:
             verdict = _unless_data_unresolved(verdict, disclosure)
             decision = verdict.decision
-    if decision is Decision.REQUIRED or decision is Decision.PERMITTED:
+    if decision is _REQUIRED or decision is _PERMITTED:
         documentation, notice = documentation_and_notice(facts, decision, verdict.rows)
     else:
-        documentation, notice = Documentation.NOT_REQUIRED, ClientNotice.NOT_REQUIRED
+        documentation, notice = _NO_DOCUMENTATION, _NO_NOTICE
     causes, rows = verdict.causes, verdict.rows
     reasons = (_reasons(causes, results)
-               if decision is Decision.UNAUTHORIZED or decision is Decision.REVIEW else ())
+               if decision is _UNAUTHORIZED or decision is _REVIEW else ())
     return Outcome(decision, verdict.basis, reasons, verdict.accountable, documentation,
                    notice, results,
                    rows[0] if rows else None, causes[0] if causes else None,
@@ -1241,13 +1247,13 @@ def _without_authorization(facts: _Facts, near_miss: bool, restrictions: list[_R
     patient's restriction turns a treatment, payment or operations permission into
     unauthorized."""
     winner, decided = exception_decision(facts, memo)
-    if near_miss and winner.decision is Decision.UNAUTHORIZED:
-        return _Verdict(Decision.REVIEW, None, winner.accountable, winner.causes, winner.rows,
+    if near_miss and winner.decision is _UNAUTHORIZED:
+        return _Verdict(_REVIEW, None, winner.accountable, winner.causes, winner.rows,
                         "near-miss")
-    if (winner.decision is Decision.PERMITTED and restrictions
+    if (winner.decision is _PERMITTED and restrictions
             and all(row.restrictable for v in decided for row in v.rows)
             and restricted(facts, restrictions)):
-        return _Verdict(Decision.UNAUTHORIZED, None, True,
+        return _Verdict(_UNAUTHORIZED, None, True,
                         (facts.rules.consents.restriction_reason,), winner.rows, "restriction")
     return winner
 
@@ -1255,12 +1261,12 @@ def _without_authorization(facts: _Facts, near_miss: bool, restrictions: list[_R
 def _unless_data_unresolved(verdict: _Verdict, disclosure: Disclosure) -> _Verdict:
     """Authorized or permitted needs to know what was sent (1.2, last paragraph); otherwise
     review, keeping the accountable value of the decision it replaces."""
-    if verdict.decision not in (Decision.AUTHORIZED, Decision.PERMITTED):
+    if verdict.decision not in (_AUTHORIZED, _PERMITTED):
         return verdict
     entities = disclosure.entities
     if entities and all(e.resolved or e.labels for e in entities):
         return verdict
-    return _Verdict(Decision.REVIEW, None, verdict.accountable, (DATA_UNRESOLVED,),
+    return _Verdict(_REVIEW, None, verdict.accountable, (DATA_UNRESOLVED,),
                     verdict.rows, "data-unresolved")
 
 
