@@ -193,6 +193,9 @@ class _Facts:
     lineages: tuple[frozenset[str], ...]  # each purpose with its ancestors (checks 8, 10)
     special: bool  # psychotherapy notes or Part 2 data (check 9)
     adult: date | None = None  # `_adult_from`, when decide knows it (else `_minor` reads)
+    # some candidate covers or is a near miss: only `_check` finds either, and it says so
+    # here, so that decide looks through the results only when one of them is there
+    covered_or_near: bool = False
 
 
 def context(rules: Rules, disclosure: Disclosure, chart: Chart,
@@ -961,6 +964,7 @@ def _check(facts: _Facts, prepared: _Consent) -> CandidateResult:
         paths = _paths(facts, prepared)
     if not paths:
         if prepared.consent.provision is None:  # signed, no provision: check 11 only
+            facts.covered_or_near = True
             return _result(prepared, "authorization-incomplete", True)
         denied = prepared.consent.provision is not None and \
             prepared.consent.provision.type == "deny"
@@ -984,13 +988,18 @@ def _check(facts: _Facts, prepared: _Consent) -> CandidateResult:
             if signer is not None:
                 check, reason, near = 6, signer, signer == MINOR_SELF and rest is None
             elif rest is None:
+                facts.covered_or_near = True
                 return prepared.results.get(None) or _result(prepared, None, False)
             else:
                 check, reason = rest
                 near = check == 11
         if check > best:
             best, best_reason, best_near = check, reason, near
-    found = prepared.results.get((best_reason, True) if best_near else best_reason)
+    if best_near:
+        facts.covered_or_near = True
+        found = prepared.results.get((best_reason, True))
+    else:
+        found = prepared.results.get(best_reason)
     return found if found is not None else _result(prepared, best_reason, best_near)
 
 
@@ -1206,12 +1215,13 @@ def decide(rules: Rules, disclosure: Disclosure, chart: Chart,
     results = _results(facts, pc) if pc.settled else ()
     covering = None
     near_miss = False
-    for result in results:
-        if result[1] is None:  # its reason (an index: a result is a tuple)
-            covering = result
-            break
-        if result.near_miss:
-            near_miss = True
+    if facts.covered_or_near:  # else no result is either: no need to look
+        for result in results:
+            if result[1] is None:  # its reason (an index: a result is a tuple)
+                covering = result
+                break
+            if result.near_miss:
+                near_miss = True
     if covering is not None:
         # Authorized disclosures are accountable only with Part 2 data (42 CFR 2.24).
         verdict = _Verdict(_AUTHORIZED, covering[0], facts.part2, ())
