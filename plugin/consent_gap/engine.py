@@ -324,11 +324,7 @@ class _Consent:
         # ended; None when some path has no end, or there is no path). The window `lo`..`hi`
         # (both ends included) in which time alone decides nothing: signed, begun, not every
         # path ended, not yet revoked; `lo` None when there is none
-        self.valid_from: datetime | None = None
-        self.expires: datetime | None = None
-        self.lo: datetime | None = None
-        self.hi: datetime | None = None
-        _window(self)
+        self.valid_from, self.expires, self.lo, self.hi = _window(consent, revoked_at)
 
 
 class _Restriction(NamedTuple):
@@ -557,54 +553,51 @@ def _restriction(rules: Rules, c: Authorization) -> _Restriction | None:
                         status == "inactive")
 
 
-def _window(prepared: _Consent) -> None:
-    """`valid_from` and `expires` (see _Consent), then the window `lo`..`hi` they leave."""
-    _bounds(prepared)
-    lo = prepared.valid_from
-    if prepared.unsigned or lo is None:
-        return
-    hi = prepared.expires
-    revoked_at = prepared.revoked_at
+def _window(c: Authorization, revoked_at: datetime | None) -> tuple[
+        datetime | None, datetime | None, datetime | None, datetime | None]:
+    """(`valid_from`, `expires`, `lo`, `hi`): see _Consent."""
+    valid_from = c.signed_at
+    root = c.provision
+    expires = None
+    if root is not None:
+        if root.type == "permit":  # the usual case: the root is the path
+            if valid_from is not None and root.start is not None and root.start > valid_from:
+                valid_from = root.start
+            expires = root.end
+        elif root.type == "deny":
+            valid_from, expires = _nested_bounds(valid_from, permit_paths(root))
+    lo = valid_from
+    if lo is None or not c.signed:
+        return valid_from, expires, None, None
+    hi = expires
     if revoked_at is not None:
         if revoked_at <= lo:
-            return
+            return valid_from, expires, None, None
         last = revoked_at - _INSTANT  # revoked from its instant on
         hi = last if hi is None or last < hi else hi
     if hi is None:
         hi = _END if lo.tzinfo is UTC else datetime.max.replace(tzinfo=lo.tzinfo)
     elif hi < lo:
-        return
-    prepared.lo, prepared.hi = lo, hi
+        return valid_from, expires, None, None
+    return valid_from, expires, lo, hi
 
 
 _INSTANT = timedelta(microseconds=1)  # a datetime's resolution
 _END = datetime.max.replace(tzinfo=UTC)
 
 
-def _bounds(prepared: _Consent) -> None:
-    c = prepared.consent
-    valid_from = c.signed_at
-    root = c.provision
-    if root is not None and root.type == "permit":  # the usual case: the root is the path
-        if valid_from is not None and root.start is not None and root.start > valid_from:
-            valid_from = root.start
-        prepared.valid_from = valid_from
-        prepared.expires = root.end
-        return
-    if root is None or root.type != "deny":
-        prepared.valid_from = valid_from
-        return
-    nodes = permit_paths(root)
+def _nested_bounds(signed_at: datetime | None, nodes: list[Provision]
+                   ) -> tuple[datetime | None, datetime | None]:
+    """A deny root's (`valid_from`, `expires`) from its nested permits: valid once signed
+    and some path begun, expired once every path ended."""
     if not nodes:
-        prepared.valid_from = valid_from
-        return
+        return signed_at, None
+    valid_from = signed_at
     starts = [n.start for n in nodes]
     if valid_from is not None and None not in starts:
         valid_from = max(valid_from, min(starts))  # type: ignore[type-var]
-    prepared.valid_from = valid_from
     ends = [n.end for n in nodes]
-    if None not in ends:
-        prepared.expires = max(ends)  # type: ignore[type-var]
+    return valid_from, (max(ends) if None not in ends else None)  # type: ignore[type-var]
 
 
 def _paths(facts: _Facts, prepared: _Consent) -> tuple[_Path, ...]:
@@ -707,7 +700,10 @@ class _PreparedChart:
                     restrictions.append(restriction)
             if not candidate:
                 continue
-            reason, revoked_at = _settled(c, authorization)
+            if authorization and c.status == "active" and c.signed:  # the usual case
+                reason = revoked_at = None
+            else:
+                reason, revoked_at = _settled(c, authorization)
             if reason is None:
                 opened.append((len(settled), _Consent(c, revoked_at)))
                 settled.append(None)
