@@ -480,11 +480,12 @@ def _signers(rules: Rules, chart: Chart, majority: int, c: Authorization,
     performers = c.performers
     patient_signed = c.patient is not None and c.patient in performers
     representative = False
-    for ref in performers:
-        if ref.startswith("RelatedPerson/") and _may_sign(rules, chart, c.patient, majority,
-                                                          ref, moment):
-            representative = True
-            break
+    if not patient_signed or len(performers) > 1:  # the patient alone: no one else to look at
+        for ref in performers:
+            if ref.startswith("RelatedPerson/") and _may_sign(rules, chart, c.patient,
+                                                              majority, ref, moment):
+                representative = True
+                break
     if adult is not None:
         minor = None if moment is None else moment.date() < adult
     else:
@@ -628,8 +629,8 @@ def _path(rules: Rules, node: Provision, signers: tuple[bool, bool, bool | None]
     lists_adolescent = bool(node.labels) and not node.labels.isdisjoint(
         rules.sensitivity.adolescent)
     has_actors, refs, ids = _actors(rules, node)
-    return _Path(node, node.start, node.end, has_actors, refs, ids,
-                 *_signer(signers, lists_adolescent))
+    signer, signer_adolescent = _signer(signers, lists_adolescent)
+    return _Path(node, node.start, node.end, has_actors, refs, ids, signer, signer_adolescent)
 
 
 def _miss(prepared: _Consent, adolescent: bool) -> CandidateResult:
