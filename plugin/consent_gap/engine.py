@@ -933,14 +933,15 @@ def _by_time(facts: _Facts, p: _Consent) -> CandidateResult:
     d = facts.disclosure
     occurred = d.occurred
     revoked_at = p.revoked_at
+    results = p.results  # each interned by `_result` the first time
     if revoked_at is not None and occurred >= revoked_at:
-        return _result(p, _REVOKED, False)
+        return results.get(_REVOKED) or _result(p, _REVOKED, False)
     if p.unsigned:
-        return _result(p, _UNSIGNED, False)
+        return results.get(_UNSIGNED) or _result(p, _UNSIGNED, False)
     if p.valid_from is None or p.valid_from > occurred:
-        return _result(p, _NOT_YET_VALID, False)
+        return results.get(_NOT_YET_VALID) or _result(p, _NOT_YET_VALID, False)
     if p.expires is not None and p.expires < occurred:
-        return _result(p, _EXPIRED, False)
+        return results.get(_EXPIRED) or _result(p, _EXPIRED, False)
     only = p.only
     if (only is not None and d.recipient not in only.actor_refs
             and (not only.actor_ids or only.actor_ids.isdisjoint(d.recipient_identifiers))):
