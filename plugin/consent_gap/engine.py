@@ -299,22 +299,22 @@ class _Consent:
     disclosure first reaches them (`_paths`). A plain slotted class: a chart makes one per
     such Consent, and `_results` reads these slots for every candidate of every decision."""
 
-    __slots__ = ("before", "consent", "expired", "expires", "hi", "lo", "miss",
-                 "miss_adolescent", "only", "paths", "results", "revoked", "revoked_at",
-                 "unsigned", "valid_from")
+    __slots__ = ("before", "consent", "expired", "expires", "hi", "last", "lo", "miss",
+                 "miss_adolescent", "only", "paths", "revoked", "revoked_at", "unsigned",
+                 "valid_from")
 
     def __init__(self, consent: Authorization, revoked_at: datetime | None) -> None:
         self.consent = consent
         self.revoked_at = revoked_at  # inactive: when the revocation took effect
         self.unsigned = not consent.signed  # check 3 (a revoked Consent may be unsigned)
-        self.results: dict = {}  # interned results: by reason, or (reason, True) for a near miss
+        self.last: CandidateResult | None = None  # the result `_check` last gave (`_result`)
         self.paths: tuple[_Path, ...] | None = None  # None until a disclosure reaches them
         # One permit path naming recipients: within the time bounds, a disclosure to anyone
         # else gets `miss` (`miss_adolescent` for ADOL data): check 6's reason, else check 7's
         self.only: _Path | None = None
         self.miss: CandidateResult | None = None
         self.miss_adolescent: CandidateResult | None = None
-        # Time's results, made when first needed (kept here, not in `results`): before `lo`
+        # Time's results, made when first needed (kept here, not in `last`): before `lo`
         # (not yet valid), after `hi`
         self.before: CandidateResult | None = None
         self.expired: CandidateResult | None = None
@@ -634,7 +634,7 @@ def _path(rules: Rules, node: Provision, signers: tuple[bool, bool, bool | None]
 
 
 def _miss(prepared: _Consent, adolescent: bool) -> CandidateResult:
-    """`miss` or `miss_adolescent`, interned when first needed."""
+    """`miss` or `miss_adolescent`, made when first needed."""
     only = prepared.only
     assert only is not None
     if adolescent:
@@ -864,13 +864,16 @@ _DENIED = (10, "denied-by-provision")
 _INCOMPLETE = (11, "authorization-incomplete")
 
 
-def _result(prepared: _Consent, reason: str | None, near_miss: bool) -> CandidateResult:
-    """The interned result: a Consent fails for one of a few reasons, again and again."""
-    key = (reason, True) if near_miss else reason
-    found = prepared.results.get(key)
-    if found is None:
-        found = prepared.results[key] = _new_result(_NearMiss if near_miss else CandidateResult,
-                                                    (prepared.consent.reference, reason))
+def _result(prepared: _Consent, reason: str | None, near_miss: bool = False
+            ) -> CandidateResult:
+    """The candidate's result for `reason`: the one it last gave when the same (a Consent
+    fails for one of a few reasons, mostly the same one disclosure after disclosure, so a
+    result is made once and shared by the decisions that list it), else a new one."""
+    last = prepared.last
+    if last is not None and last[1] == reason and last.near_miss is near_miss:
+        return last
+    found = prepared.last = _new_result(_NearMiss if near_miss else CandidateResult,
+                                        (prepared.consent.reference, reason))
     return found
 
 
@@ -933,15 +936,24 @@ def _by_time(facts: _Facts, p: _Consent) -> CandidateResult:
     d = facts.disclosure
     occurred = d.occurred
     revoked_at = p.revoked_at
-    results = p.results  # each interned by `_result` the first time
+    reference = p.consent.reference
     if revoked_at is not None and occurred >= revoked_at:
-        return results.get(_REVOKED) or _result(p, _REVOKED, False)
+        r = p.revoked
+        if r is None:
+            r = p.revoked = _new_result(CandidateResult, (reference, _REVOKED))
+        return r
     if p.unsigned:
-        return results.get(_UNSIGNED) or _result(p, _UNSIGNED, False)
+        return _result(p, _UNSIGNED)
     if p.valid_from is None or p.valid_from > occurred:
-        return results.get(_NOT_YET_VALID) or _result(p, _NOT_YET_VALID, False)
+        r = p.before
+        if r is None:
+            r = p.before = _new_result(CandidateResult, (reference, _NOT_YET_VALID))
+        return r
     if p.expires is not None and p.expires < occurred:
-        return results.get(_EXPIRED) or _result(p, _EXPIRED, False)
+        r = p.expired
+        if r is None:
+            r = p.expired = _new_result(CandidateResult, (reference, _EXPIRED))
+        return r
     only = p.only
     if (only is not None and d.recipient not in only.actor_refs
             and (not only.actor_ids or only.actor_ids.isdisjoint(d.recipient_identifiers))):
@@ -987,7 +999,7 @@ def _check(facts: _Facts, prepared: _Consent) -> CandidateResult:
                 check, reason, near = 6, signer, signer == MINOR_SELF and rest is None
             elif rest is None:
                 facts.covered_or_near = True
-                return prepared.results.get(None) or _result(prepared, None, False)
+                return _result(prepared, None)
             else:
                 check, reason = rest
                 near = check == 11
@@ -995,10 +1007,7 @@ def _check(facts: _Facts, prepared: _Consent) -> CandidateResult:
             best, best_reason, best_near = check, reason, near
     if best_near:
         facts.covered_or_near = True
-        found = prepared.results.get((best_reason, True))
-    else:
-        found = prepared.results.get(best_reason)
-    return found if found is not None else _result(prepared, best_reason, best_near)
+    return _result(prepared, best_reason, best_near)
 
 
 # --------------------------------------------------------------------------------------------
