@@ -300,7 +300,7 @@ class _Consent:
     such Consent, and `_results` reads these slots for every candidate of every decision."""
 
     __slots__ = ("before", "consent", "expired", "expires", "hi", "last", "lo", "miss",
-                 "miss_adolescent", "only", "paths", "revoked", "revoked_at", "unsigned",
+                 "miss_adolescent", "one", "paths", "revoked", "revoked_at", "unsigned",
                  "valid_from")
 
     def __init__(self, consent: Authorization, revoked_at: datetime | None) -> None:
@@ -309,9 +309,10 @@ class _Consent:
         self.unsigned = not consent.signed  # check 3 (a revoked Consent may be unsigned)
         self.last: CandidateResult | None = None  # the result `_check` last gave (`_result`)
         self.paths: tuple[_Path, ...] | None = None  # None until a disclosure reaches them
-        # One permit path naming recipients: within the time bounds, a disclosure to anyone
-        # else gets `miss` (`miss_adolescent` for ADOL data): check 6's reason, else check 7's
-        self.only: _Path | None = None
+        # Its one permit path, when it has one: within the window its period holds (checks
+        # 4 and 5); if it names recipients, a disclosure to anyone else gets `miss`
+        # (`miss_adolescent` for ADOL data): check 6's reason, else check 7's
+        self.one: _Path | None = None
         self.miss: CandidateResult | None = None
         self.miss_adolescent: CandidateResult | None = None
         # Time's results, made when first needed (kept here, not in `last`): before `lo`
@@ -619,8 +620,8 @@ def _paths(facts: _Facts, prepared: _Consent) -> tuple[_Path, ...]:
     else:
         found = tuple([_path(rules, node, signers) for node in permit_paths(root)])
     prepared.paths = found
-    if len(found) == 1 and found[0].has_actors:
-        prepared.only = found[0]
+    if len(found) == 1:
+        prepared.one = found[0]
     return found
 
 
@@ -635,14 +636,13 @@ def _path(rules: Rules, node: Provision, signers: tuple[bool, bool, bool | None]
 
 def _miss(prepared: _Consent, adolescent: bool) -> CandidateResult:
     """`miss` or `miss_adolescent`, made when first needed."""
-    only = prepared.only
-    assert only is not None
+    one = prepared.one
+    assert one is not None
     if adolescent:
         found = prepared.miss_adolescent = _result(
-            prepared, only.signer_adolescent or "recipient-not-covered", False)
+            prepared, one.signer_adolescent or "recipient-not-covered")
     else:
-        found = prepared.miss = _result(prepared, only.signer or "recipient-not-covered",
-                                        False)
+        found = prepared.miss = _result(prepared, one.signer or "recipient-not-covered")
     return found
 
 
@@ -920,12 +920,14 @@ def _results(facts: _Facts, pc: _PreparedChart) -> tuple[CandidateResult, ...]:
                     r = p.expired = _new_result(CandidateResult, (p.consent.reference,
                                                                   _EXPIRED))
         else:  # time alone decides nothing
-            only = p.only
-            if (only is not None and recipient not in only.actor_refs
-                    and (not only.actor_ids or only.actor_ids.isdisjoint(identifiers))):
+            one = p.one
+            if one is None:  # paths not yet prepared, or several
+                r = _check(facts, p)
+            elif (one.has_actors and recipient not in one.actor_refs
+                    and (not one.actor_ids or one.actor_ids.isdisjoint(identifiers))):
                 r = (p.miss_adolescent if adolescent else p.miss) or _miss(p, adolescent)
             else:
-                r = _check(facts, p)
+                r = _check_one(facts, p, one)
         out[i] = r
     return tuple(out)  # type: ignore[arg-type]  # every place filled
 
@@ -954,11 +956,25 @@ def _by_time(facts: _Facts, p: _Consent) -> CandidateResult:
         if r is None:
             r = p.expired = _new_result(CandidateResult, (reference, _EXPIRED))
         return r
-    only = p.only
-    if (only is not None and d.recipient not in only.actor_refs
-            and (not only.actor_ids or only.actor_ids.isdisjoint(d.recipient_identifiers))):
-        return (p.miss_adolescent if facts.adolescent else p.miss) or _miss(p, facts.adolescent)
     return _check(facts, p)
+
+
+def _check_one(facts: _Facts, prepared: _Consent, path: _Path) -> CandidateResult:
+    """Checks 6 and 8-11 of a candidate with one permit path, within its window (so its
+    period holds, checks 4 and 5) for a recipient it names or with none named (check 7):
+    what `_check` finds for that path, without its loop."""
+    rest = _after_recipient(facts, prepared.consent, path)
+    signer = path.signer_adolescent if facts.adolescent else path.signer
+    if signer is not None:
+        reason, near = signer, signer == MINOR_SELF and rest is None
+    elif rest is None:
+        facts.covered_or_near = True
+        return _result(prepared, None)
+    else:
+        reason, near = rest[1], rest[0] == 11
+    if near:
+        facts.covered_or_near = True
+    return _result(prepared, reason, near)
 
 
 def _check(facts: _Facts, prepared: _Consent) -> CandidateResult:
