@@ -192,6 +192,7 @@ class _Facts:
     adolescent: bool
     lineages: tuple[frozenset[str], ...]  # each purpose with its ancestors (checks 8, 10)
     special: bool  # psychotherapy notes or Part 2 data (check 9)
+    recipient_type: str | None  # `Disclosure.recipient_type` (1.3 rows)
     adult: date | None = None  # `_adult_from`, when decide knows it (else `_minor` reads)
     # some candidate covers or is a near miss: only `_check` finds either, and it says so
     # here, so that decide looks through the results only when one of them is there
@@ -201,8 +202,9 @@ class _Facts:
 def context(rules: Rules, disclosure: Disclosure, chart: Chart,
             jurisdiction: Jurisdiction | None, memo: dict | None = None) -> _Facts:
     """The facts every check of one disclosure reads, worked out once. `memo` keeps, for
-    one run, what the data's labels say and each list of purposes' lineages (a run's
-    disclosures share a few of each)."""
+    one run, what the data's labels say, each list of purposes' lineages and each
+    recipient's resource type (a run's disclosures share a few of each; the keys, a set, a
+    tuple and a string or None, never collide)."""
     labels: frozenset[Coding] = _NONE
     for e in disclosure.entities:  # most entities carry no label: no new set, no new hash
         if e.labels:
@@ -222,13 +224,22 @@ def context(rules: Rules, disclosure: Disclosure, chart: Chart,
         lineages = tuple([lineage(p) for p in purposes])
         if memo is not None:
             memo[purposes] = lineages
+    recipient = disclosure.recipient
+    recipient_type = memo.get(recipient, _UNSEEN) if memo is not None else _UNSEEN
+    if recipient_type is _UNSEEN:
+        recipient_type = disclosure.recipient_type
+        if memo is not None:
+            memo[recipient] = recipient_type
     notes, part2, adolescent = flags
     if jurisdiction is not None:
         majority, duty = jurisdiction.age_of_majority, jurisdiction.duty
     else:
         majority, duty = rules.representatives.default_age_of_majority, "none-given"
     return _Facts(rules, disclosure, chart, majority, duty, notes, part2, adolescent,
-                  lineages, notes or part2)
+                  lineages, notes or part2, recipient_type)
+
+
+_UNSEEN: object = object()  # `context`: a recipient not yet in the memo
 
 
 def speaks_for(facts: _Facts, reference: str, moment: datetime | None) -> bool:
@@ -1045,8 +1056,7 @@ def _recipient_may_access(facts: _Facts) -> bool:
 
 
 def _row_applies(facts: _Facts, row: ExceptionRow, instruments: frozenset[str]) -> bool:
-    if row.recipient_types is not None and facts.disclosure.recipient_type not in \
-            row.recipient_types:
+    if row.recipient_types is not None and facts.recipient_type not in row.recipient_types:
         return False
     if row.duty is not None and facts.duty not in row.duty:
         return False
@@ -1114,8 +1124,7 @@ def exception_decision(facts: _Facts, memo: dict | None = None) -> _Rows:
     if _recipient_may_access(facts):
         return _winner([_narrow(facts, table.access, instruments)])
     d = facts.disclosure
-    recipient_type = d.recipient_type
-    key = (d.purposes, recipient_type, facts.duty, instruments, facts.psychotherapy_notes,
+    key = (d.purposes, facts.recipient_type, facts.duty, instruments, facts.psychotherapy_notes,
            facts.part2)
     found = memo.get(key) if memo is not None else None
     if found is None:
