@@ -5,14 +5,17 @@ objects from normalize.py) plus the rules tables, and returns an `Outcome`. The 
 mappings/; this module holds only the logic that combines them.
 
 Speed comes from preparing each patient's Consents once (`Prepared`) and lazily: checks 1-3
-and each Consent's time bounds (signed and begun, ended) when a chart is first seen; a
+and each Consent's time bounds (signed and begun, ended) when a chart is first seen, the
+candidates they settle whatever the disclosure put in place then (no visit per decision); a
 candidate's paths (period bounds, recipients, the signer's standing) when a disclosure first
-falls within those bounds; what checks 8-11 read (purposes, data, the denies beneath each
-permit, completeness) when a disclosure first gets past check 7. A decision then settles most
-candidates by time alone (two comparisons against the window in which time decides nothing)
-or, for a Consent with one path naming other recipients, by one set lookup, each with an
-interned result. Every candidate still gets its result, since section 3
-lists each one's reason.
+falls within those bounds; check 8's purposes when a disclosure first gets past check 7; what
+checks 9-11 read (data, the denies beneath each permit, completeness) when one first gets past
+check 8. A decision then settles most candidates by time alone (two comparisons against the
+window in which time decides nothing) or, for a Consent with one path naming other
+recipients, by one set lookup, each with a result made once and reused; a Consent with one
+path is checked without the loop over paths. Every candidate still gets its result, since
+section 3 lists each one's reason; decide looks through them for a covering Consent or a near
+miss only when a check found one.
 """
 
 from __future__ import annotations
@@ -56,10 +59,10 @@ class CandidateResult(tuple):
     """How one candidate Consent fared (1.2): (its reference, its reason or None when it
     covers), the pair a Finding lists as `consents_checked`.
 
-    A tuple, interned per Consent (`_result`): a Consent fails for one of a few reasons, again
-    and again, and a chart's first decisions make one per Consent and reason, so making one
-    is a single allocation. A near miss (on the path its reason comes from, failed only at
-    check 6, a minor's own signature, or only at check 11) is a `_NearMiss`."""
+    A tuple, made once and reused while the Consent fails for the same reason (`_result`,
+    `_Consent`'s time results): a chart's first decisions make one per Consent and reason, so
+    making one is a single allocation. A near miss (on the path its reason comes from, failed
+    only at check 6, a minor's own signature, or only at check 11) is a `_NearMiss`."""
 
     __slots__ = ()
     near_miss = False
