@@ -13,6 +13,7 @@ cannot be read (a date that is not a date, a shape that is not FHIR) becomes a `
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import re
 import sqlite3
@@ -515,7 +516,7 @@ def _loads_fast(line: bytes) -> Any:
     return _loads(line)
 
 
-def _loads_whole(text: str | bytes) -> Any:
+def _loads_whole(text: str | bytes | mmap.mmap) -> Any:
     """A whole document: msgspec when installed, else `_loads_fast`. What msgspec refuses
     (integers beyond 64 bits, lone surrogates, NaN, a BOM or UTF-16, errors to report as
     json words them) goes to `_loads_fast`, which reads the same values as json.
@@ -529,7 +530,7 @@ def _loads_whole(text: str | bytes) -> Any:
             return msgspec.json.decode(text)
         except (msgspec.MsgspecError, RecursionError):
             pass
-    return _loads_fast(text)
+    return _loads_fast(text if isinstance(text, str | bytes) else bytes(text))
 
 
 def _array(text: str) -> list:
@@ -583,18 +584,21 @@ def _starts_an_array(text: str | bytes) -> bool:
     return False
 
 
-def parse_text(text: str | bytes) -> Any:
+def parse_text(text: str | bytes | mmap.mmap) -> Any:
     """JSON, or NDJSON (one resource per line); InputError, one line, when it is neither.
 
     Bytes are decoded as `json` does (UTF-8, -16 or -32, with or without a BOM). NDJSON is
     recognised by its first line being a JSON object, so a broken JSON document is reported
     as broken JSON and a broken NDJSON line by its number. A top-level array is read item by
-    item (`_array`); an integer too long for Python is kept as text (`BigNumber`)."""
+    item (`_array`); an integer too long for Python is kept as text (`BigNumber`). A file
+    mapped in memory (`commands.evaluate.read_input`) is parsed in place when it is a whole
+    document and copied to bytes only for the slower paths."""
     if isinstance(text, str):
         text = text.removeprefix("\ufeff")
     try:
         if _starts_an_array(text):
-            if isinstance(text, bytes):
+            if not isinstance(text, str):
+                text = bytes(text)
                 text = text.decode(json.detect_encoding(text)).removeprefix("\ufeff")
             return _array(text.lstrip())
         return _loads_whole(text)
@@ -604,9 +608,9 @@ def parse_text(text: str | bytes) -> Any:
         raise InputError("the input is not UTF-8 text, expected FHIR JSON") from None
     except RecursionError:
         raise InputError("the input is not JSON (nested too deeply)") from None
-    if isinstance(text, bytes):
+    if not isinstance(text, str):
         try:
-            text = text.decode("utf-8-sig")
+            text = bytes(text).decode("utf-8-sig")
         except UnicodeDecodeError:
             raise InputError("the input is not UTF-8 text, expected FHIR JSON") from None
     lines = [(number, line) for number, line in enumerate(text.splitlines(), 1)
