@@ -650,6 +650,12 @@ class _Reader:
     # ---- indexing -------------------------------------------------------------------------
 
     def add(self, items: Iterable[tuple[dict, str | None]]) -> None:
+        """Index the resources by key and type, and learn their fullUrls (1.1 References).
+
+        A fullUrl that is the base found last + `Type/id` gets no alias: `_References` reads
+        it as `Type/id` through `bases` (a plain id: no "/", no "_history"), so a Bundle of
+        71,000 such entries does not build a dict of 71,000 URLs (0.04 s at 20k). A fullUrl
+        given twice is named by the last entry either way."""
         alias = self.refs.alias
         bases = self.refs.bases
         index = self.index
@@ -662,14 +668,19 @@ class _Reader:
             if rid.__class__ is str and rid:
                 key = kind + "/" + rid
                 if full_url and full_url != key:
-                    alias[full_url] = key
                     if (full_url.startswith(base) and len(full_url) == len(base) + len(key)
-                            and full_url.endswith(key)):
-                        pass  # on the base found last: known
-                    elif (full_url.startswith(("http://", "https://"))
-                            and full_url.endswith("/" + key)):
-                        base = full_url[: -len(key)]
-                        bases.add(base[:-1].rstrip("/"))
+                            and full_url.endswith(key) and kind and "/" not in rid
+                            and "/" not in kind and "/_history/" not in full_url):
+                        if full_url in alias:  # given before for another resource
+                            alias[full_url] = key
+                    else:
+                        alias[full_url] = key
+                        if (full_url.startswith(("http://", "https://"))
+                                and full_url.endswith("/" + key)):
+                            found = full_url[: -len(key)]
+                            bases.add(found[:-1].rstrip("/"))
+                            if not found.endswith("//"):  # else `bases` holds it trimmed
+                                base = found
                 if kind in PARTY_TYPES and "identifier" in resource:
                     self.refs.add_identifiers(key, filter(None, map(
                         _identifier, _list(resource.get("identifier")))))
