@@ -782,7 +782,13 @@ class _Reader:
     # ---- documentation and notices (1.4) ----------------------------------------------------
 
     def documents(self, _key: str, resource: dict) -> list[str] | None:
-        """The references in `context.related` of a DocumentReference that documents them."""
+        """The references in `context.related` of a DocumentReference that documents them.
+
+        One without `context` documents nothing and is left at once: most are the data
+        disclosed, read for every DocumentReference of the data set."""
+        context = resource.get("context")
+        if context is None:
+            return None
         codes = self.rules.disclosures
         status = resource.get("status")
         doc_status = resource.get("docStatus")
@@ -793,7 +799,7 @@ class _Reader:
             return None
         if self.tagged(resource):
             return None
-        related = _list(_dict(resource.get("context")).get("related"))
+        related = _list(_dict(context).get("related"))
         return [ref for ref in map(self.refs.of, related) if ref]
 
     def communication(self, key: str, resource: dict
