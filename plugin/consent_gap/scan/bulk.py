@@ -55,7 +55,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 
@@ -73,6 +73,7 @@ from consent_gap.scan.scanner import PAGE_SIZE, Scanner, ScanStopped, ScanSummar
 from consent_gap.writeback import planned_values, tasks
 
 log = logging.getLogger("consent_gap.scan")
+T = TypeVar("T")
 
 BULK = "bulk"
 #: What the engine reads (CONTRACT 1.1-1.4); anything else a disclosure names is fetched by id.
@@ -305,6 +306,20 @@ def _write(out: Any, resources: Iterable[dict[str, Any]]) -> int:
     return count
 
 
+_END = object()
+
+
+def one_ahead(items: Iterator[T], pool: ThreadPoolExecutor) -> Iterator[T]:
+    """`items`, each next one made in `pool`'s thread while the caller uses this one: the
+    next batch's chart is read back from the spool and its look-ups sent while this batch is
+    decided and written (the engine holds the interpreter, the look-ups wait on the server).
+    `items` is advanced by that one thread only; what it raises is raised here."""
+    future = pool.submit(next, items, _END)
+    while (item := future.result()) is not _END:
+        future = pool.submit(next, items, _END)
+        yield item
+
+
 def _read_lines(path: Path) -> Iterator[bytes]:
     with path.open("rb") as lines:
         for line in lines:
@@ -442,12 +457,14 @@ class BulkScanner(Scanner):
                 kept[index] = _kept(chart)
                 yield chart
 
-        reports = (self.decide_many(charts()) if self.decide_many is not None
-                   else ((i, self.evaluate(c)) for i, c in enumerate(charts())))
-        for index, report in reports:
-            self._decided(run, batches[index], report, context, summary, kept.pop(index))
-            progress.advance(len(batches[index]), sum(summary.decisions.values()),
-                             sum(summary.written.values()))
+        with ThreadPoolExecutor(1, thread_name_prefix="bulk-charts") as pool:
+            ahead = one_ahead(charts(), pool)
+            reports = (self.decide_many(ahead) if self.decide_many is not None
+                       else ((i, self.evaluate(c)) for i, c in enumerate(ahead)))
+            for index, report in reports:
+                self._decided(run, batches[index], report, context, summary, kept.pop(index))
+                progress.advance(len(batches[index]), sum(summary.decisions.values()),
+                                 sum(summary.written.values()))
         progress.close()
 
     def _followups(self, path: Path, stop: threading.Event) -> int:
