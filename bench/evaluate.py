@@ -13,6 +13,11 @@ processes each:
 - with `--baseline REV`, the same evaluate of another commit (checked out with `git worktree`),
   so before and after are measured side by side.
 
+Children run as an installed command does: from compiled bytecode (pip compiles it at install
+time; a shell with PYTHONDONTWRITEBYTECODE would otherwise make every child compile the package
+again, about 0.07 CPU s of each run). The bytecode goes to a folder of the run
+(PYTHONPYCACHEPREFIX), written by one warm-up run of each command, never into the trees.
+
 Each measurement runs `--runs` times (median kept), alternating. Prints the ratios evaluate /
 floor (goal: at most 2 at 20k and 100k) and peak memory / floor's (goal: at most 1.5 for a
 Bundle; flat in the file size for NDJSON). A benchmark reports; it never asserts a timing.
@@ -56,8 +61,10 @@ def measure(command: list[str], env: dict | None = None) -> tuple[float, float, 
     """(CPU seconds, peak RSS in MB, stdout) of one child process, as GNU time reports them.
 
     Through /usr/bin/time: a child started straight from this process would report this
-    process's own peak (Linux keeps the peak across vfork and exec), which holds the generator."""
+    process's own peak (Linux keeps the peak across vfork and exec), which holds the generator.
+    `env` holds PYCACHE (`compiled`): the child reads bytecode as an installed command does."""
     full_env = dict(os.environ, **(env or {}))
+    full_env.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
         done = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", report.name,
                                *command], capture_output=True, env=full_env, check=False)
@@ -67,6 +74,11 @@ def measure(command: list[str], env: dict | None = None) -> tuple[float, float, 
                  f"{done.stderr.decode(errors='replace').strip()[-800:]}")
     user, system, peak_kb = (float(x) for x in figures[-3:])
     return user + system, peak_kb / 1024, done.stdout
+
+
+def compiled(temp: Path) -> dict:
+    """The environment that keeps children's bytecode in `temp` (see the module's note)."""
+    return {"PYTHONPYCACHEPREFIX": str(temp / "pycache")}
 
 
 def write_inputs(folder: Path, seed: int, disclosures: int) -> tuple[Path, Path, str]:
@@ -84,6 +96,12 @@ def write_inputs(folder: Path, seed: int, disclosures: int) -> tuple[Path, Path,
     size = bundle.stat().st_size / 1e6
     return bundle, ndjson, (f"{summary.patients} patients, {summary.resources} resources, "
                             f"{size:.1f} MB")
+
+
+def tree_env(tree: Path, temp: Path) -> dict:
+    """A child running the evaluate of `tree` (its package and its tables)."""
+    return {"PYTHONPATH": str(tree / "plugin"), "CONSENT_GAP_MAPPINGS": str(tree / "mappings"),
+            **compiled(temp)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,18 +124,23 @@ def main(argv: list[str] | None = None) -> int:
                             str(base), args.baseline], check=True)
             trees.insert(0, (f"baseline {args.baseline}", base))
         print(f"seed {args.seed}; sizes {args.sizes} disclosures; {args.runs} runs each "
-              f"(median); CPU time = user + system of the child; RSS = its peak")
+              f"(median); CPU time = user + system of the child; RSS = its peak; children run "
+              f"from compiled bytecode, as installed")
+        small, _ndjson, _described = write_inputs(temp, args.seed, 10)
+        measure([sys.executable, "-c", FLOOR, str(small)], compiled(temp))  # warm-up
+        for _name, tree in trees:
+            measure([sys.executable, "-c", CLI, "evaluate", str(small)], tree_env(tree, temp))
         for size in args.sizes:
             bundle, ndjson, described = write_inputs(temp, args.seed, size)
             print(f"\n{size:,} disclosures: {described}")
             figures: dict[str, list[tuple[float, float]]] = {}
             findings: dict[str, int] = {}
             for _ in range(args.runs):
-                cpu, rss, out = measure([sys.executable, "-c", FLOOR, str(bundle)])
+                cpu, rss, out = measure([sys.executable, "-c", FLOOR, str(bundle)],
+                                        compiled(temp))
                 figures.setdefault("json.load, GC paused (floor)", []).append((cpu, rss))
                 for name, tree in trees:
-                    env = {"PYTHONPATH": str(tree / "plugin"),
-                           "CONSENT_GAP_MAPPINGS": str(tree / "mappings")}
+                    env = tree_env(tree, temp)
                     inputs = [("Bundle", bundle)] + ([] if args.no_ndjson
                                                      else [("NDJSON", ndjson)])
                     for kind, path in inputs:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,15 @@ from consent_gap.fhir.bulk import (
 from consent_gap.fhir.client import FhirClient
 from consent_gap.fhir.errors import FhirHttpError
 from consent_gap.scan import ScanOptions
-from consent_gap.scan.bulk import IN_EXPORT, BulkScanner, Spool, _kept, group_followups
+from consent_gap.scan.bulk import (
+    IN_EXPORT,
+    INCLUDE_CAP,
+    BulkScanner,
+    Spool,
+    _kept,
+    group_followups,
+    signature_searches,
+)
 from consent_gap.writeback import FINDING_SYSTEM, WriteContext, plan, planned_values, tasks
 
 BASE = "https://fhir.test/r4"
@@ -233,24 +242,68 @@ def test_each_resource_goes_to_the_chart_the_paging_plan_would_put_it_in(tmp_pat
 
 
 def test_a_group_export_searches_what_the_patient_compartment_leaves_out():
-    """By patient (chained), so the searches need nothing from the export and run while the
-    server builds it: the paging plan's reverse includes of Consent, AuditEvent and
-    Communication, and the notices to the patients' RelatedPersons."""
-    searches = {(s.type, s.params) for s in group_followups(["p1", "p2"])}
+    """By patient, so the searches need nothing from the export and run while the server
+    builds it: the Consents with their signing Provenances (the paging plan's search), the
+    paging plan's reverse includes of AuditEvent and Communication (chained), and the
+    notices to the patients' RelatedPersons."""
     both = "Patient/p1,Patient/p2"
-    assert searches == {("Provenance", (("target:Consent.patient", both),)),
-                        ("DocumentReference", (("related:AuditEvent.patient", both),)),
+    assert [(s.type, s.params) for s in signature_searches(["p1", "p2"])] == [
+        ("Consent", (("patient", both), ("_revinclude", "Provenance:target")))]
+    searches = {(s.type, s.params) for s in group_followups(["p1", "p2"])}
+    assert searches == {("DocumentReference", (("related:AuditEvent.patient", both),)),
                         ("DocumentReference", (("related:Communication.patient", both),)),
                         ("Communication", (("recipient:RelatedPerson.patient", both),))}
 
 
-def test_group_followups_name_at_most_a_hundred_patients_a_search():
+def test_group_followups_name_at_most_a_hundred_patients_a_search_and_fifty_for_signatures():
     patients = [f"p{i:03}" for i in range(250)]
     searches = group_followups(patients)
-    assert len(searches) == 4 * 3
-    named = [s.params[0][1].split(",") for s in searches if s.type == "Provenance"]
+    assert len(searches) == 3 * 3
+    named = [s.params[0][1].split(",") for s in searches if s.type == "Communication"]
     assert [len(n) for n in named] == [100, 100, 50]
     assert [p for chunk in named for p in chunk] == [f"Patient/{p}" for p in patients]
+    signed = [s.params[0][1].split(",") for s in signature_searches(patients)]
+    assert [len(n) for n in signed] == [50] * 5
+    assert [p for chunk in signed for p in chunk] == [f"Patient/{p}" for p in patients]
+
+
+def _signature_page(provenances: int, outcome: bool = False) -> dict:
+    entries = [{"resource": {"resourceType": "Consent", "id": "c1"}}]
+    entries += [{"resource": {"resourceType": "Provenance", "id": f"pv{i}",
+                              "target": [{"reference": "Consent/c1"}]}}
+                for i in range(provenances)]
+    if outcome:
+        entries.append({"resource": {"resourceType": "OperationOutcome", "issue": [
+            {"severity": "warning", "code": "incomplete"}]}})
+    return {"resourceType": "Bundle", "type": "searchset", "entry": entries}
+
+
+@pytest.mark.parametrize(("provenances", "outcome", "chained"), [
+    (3, False, False), (3, True, True), (INCLUDE_CAP, False, True)])
+@responses.activate
+def test_signatures_come_with_the_consents_or_chained_when_they_may_be_cut(
+        tmp_path: Path, provenances: int, outcome: bool, chained: bool):
+    """Only the Provenances are kept (the Consents come with the export); when the server
+    says it left includes out, or brought as many as it may cut at, the same patients'
+    signatures are searched chained, which includes nothing."""
+    responses.add(responses.GET, f"{BASE}/Consent", json=_signature_page(provenances, outcome))
+    responses.add(responses.GET, f"{BASE}/Provenance", json={
+        "resourceType": "Bundle", "type": "searchset",
+        "entry": [{"resource": {"resourceType": "Provenance", "id": "chained"}}]})
+    store = CheckpointStore(f"sqlite:///{tmp_path / 'state.db'}")
+    scanner = BulkScanner(client(), store, ScanOptions(BASE, dry_run=True),
+                          evaluator=lambda resources: None)
+    search = signature_searches(["p1"])[0]
+    got = scanner._signatures(search, threading.Event())
+    store.close()
+    if chained:
+        assert [r["id"] for r in got] == ["chained"]
+        asked = responses.calls[-1].request
+        assert asked.url.startswith(f"{BASE}/Provenance?")
+        assert "target%3AConsent.patient=Patient%2Fp1" in asked.url
+    else:
+        assert [r["id"] for r in got] == ["pv0", "pv1", "pv2"]
+        assert len(responses.calls) == 1
 
 
 def _finding(disclosure: str, patient: str | None) -> Finding:

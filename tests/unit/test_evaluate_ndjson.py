@@ -93,3 +93,26 @@ def test_ndjson_of_bundles_is_read_whole(tmp_path, capsys):
     example = json.loads(EXAMPLES[0].read_text())
     streamed = _per_patient(tmp_path, [example, example], capsys)
     assert streamed["findings"] == evaluate([example, example]).to_json()["findings"]
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 7, 1 << 20])
+@pytest.mark.parametrize(("text", "ndjson"), [
+    (b'{"resourceType":"Bundle","entry":[]}', False),  # a whole document on one line
+    (b'{"a":1}\n', False),  # one line only
+    (b'{"a":1}\n{"b":2}', True),
+    (b'\n \t\n{"a":1}\r\n\n  \n{"b":2}\n', True),  # blank lines before and between
+    (b'{"a":1}\n \t\r\n\x0b\n', False),  # only blank lines follow
+    (b'[1]\n{"b":2}\n', False),  # the first line is not an object
+    (b'\x0b{"a":1}\n{"b":2}\n', False),  # json does not take \x0b as white space
+    (b'{"a":\n1}\n', False),  # a document over several lines
+])
+def test_ndjson_is_told_by_its_first_line_scanned_in_blocks(tmp_path, monkeypatch, block,
+                                                              text, ndjson):
+    """The first line is found block by block, whatever the block boundaries, and a file that
+    is one long line (a Bundle) is never held whole to find that out."""
+    from consent_gap.commands import evaluate as command
+
+    monkeypatch.setattr(command, "_BLOCK", block)
+    path = tmp_path / "input.json"
+    path.write_bytes(text)
+    assert command._is_ndjson(str(path)) is ndjson

@@ -213,3 +213,39 @@ def test_ndjson_bytes_with_a_bom_and_blank_lines():
     assert len(parse_text(text.encode("utf-8"))) == 6
     with pytest.raises(InputError, match="not UTF-8"):
         parse_text(b"\xff\xfe\xfa" * 10)
+
+
+def test_full_urls_without_an_alias_resolve_as_an_alias_for_each_would():
+    """`_Reader.add` keeps no alias for a fullUrl that is the base found last + Type/id (they
+    resolve through the bases): every fullUrl, plain or versioned, must still name what an
+    alias kept for every entry (the last entry giving it) names, odd ids and bases included."""
+    from consent_gap.normalize import _Reader
+
+    entries = [
+        ("http://x/fhir/Patient/p1", "Patient", "p1"),
+        ("http://x/fhir/Organization/o1", "Organization", "o1"),
+        ("http://x/fhir/Organization/o2", "Organization", "o3"),  # another resource's URL
+        ("http://x/fhir/Organization/o2", "Organization", "o2"),  # ... then its own: wins
+        ("http://x/fhir/Patient/p4", "Patient", "p4"),
+        ("http://x/fhir/Patient/p4", "Patient", "p5"),  # its own first, then another's
+        ("http://x/fhir/Patient/a/b", "Patient", "a/b"),  # an id with a slash
+        ("http://x/fhir/_history/h1", "_history", "h1"),
+        ("http://x/fhir//Patient/d1", "Patient", "d1"),  # a base ending in two slashes
+        ("http://x/fhir//Patient/d2", "Patient", "d2"),
+        ("http://x/_history/fhir/Patient/v1", "Patient", "v1"),
+        ("urn:uuid:0b8c7a9e-1111-2222-3333-444455556666", "Patient", "u1"),
+        ("https://y/r4/Patient/p6", "Patient", "p6"),
+        ("https://y/r4/Patient/p7", "Patient", "p7"),
+        ("http://x/fhir/Patient/p8", "Patient", "p8"),
+    ]
+    items = [({"resourceType": kind, "id": rid}, url) for url, kind, rid in entries]
+    rules = load_rules()
+    lean, full = _Reader(rules), _Reader(rules)
+    lean.add(items)
+    full.add(items)
+    for _resource, url in items:
+        full.refs.alias[url] = _resource["resourceType"] + "/" + _resource["id"]
+    assert len(lean.refs.alias) < len(full.refs.alias)  # some were left out
+    for url, _kind, _rid in entries:
+        for text in (url, url + "/_history/2", url + "/"):
+            assert lean.refs.canonical(text) == full.refs.canonical(text), text

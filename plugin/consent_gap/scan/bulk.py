@@ -14,8 +14,9 @@ creates, same checkpoint), so a bulk run after a paging run writes nothing, and 
    of ``reference`` strings, fhir/search.py); memory holds one line at a time. With
    ``--group``, what a Group export cannot hold (Provenance of a Consent, notes found only by
    ``related``, notices to RelatedPersons: outside the patient compartment) is searched while
-   the server builds the export: chained searches naming the Group's members
-   (`group_followups`, 100 patients a search), spooled after the export's files;
+   the server builds the export: the Consents of 50 members at a time with their Provenances
+   (`signature_searches`), and chained searches naming 100 members at a time
+   (`group_followups`), spooled after the export's files;
 3. each resource is given to the patient(s) whose chart the paging fetch would put it in
    (`Spool.assign`): the Patient; what references the Patient (disclosures, Consents,
    RelatedPersons, notes, Communications); the Provenance of a Consent, the notes related to a
@@ -54,7 +55,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 
@@ -72,6 +73,7 @@ from consent_gap.scan.scanner import PAGE_SIZE, Scanner, ScanStopped, ScanSummar
 from consent_gap.writeback import planned_values, tasks
 
 log = logging.getLogger("consent_gap.scan")
+T = TypeVar("T")
 
 BULK = "bulk"
 #: What the engine reads (CONTRACT 1.1-1.4); anything else a disclosure names is fetched by id.
@@ -253,22 +255,69 @@ class Spool:
 #: busy building the export.
 FOLLOWUP_PATIENTS = 100
 FOLLOWUP_PAGE_SIZE = 500
+#: Patients per signature search (`signature_searches`) and its page: 50 patients' Consents
+#: fit one page of 200. HAPI answers it in about a tenth of the time of the chained
+#: `Provenance?target:Consent.patient` (measured on 2,000 charts: 0.13 s against 1.3 s for
+#: 100 patients), and time HAPI spends on follow-ups is time taken from the export it builds.
+SIGNED_PATIENTS = 50
+SIGNED_PAGE_SIZE = 200
+#: Included resources per page beyond which a server may have cut them (HAPI's default cap,
+#: which it applies without saying so): a signature search that brings this many Provenances
+#: is done again as the chained search, which includes nothing.
+INCLUDE_CAP = 1000
 
 
 def group_followups(patient_ids: Sequence[str]) -> list[Search]:
-    """What a Group export cannot hold for these patients (outside the patient compartment):
-    the Provenance of their Consents, the notes related to their disclosures, and notices to
-    their RelatedPersons. The paging plan's reverse includes, as chained searches by patient,
-    so they need nothing from the export and run while the server builds it."""
+    """What a Group export cannot hold for these patients (outside the patient compartment)
+    but their signatures (`signature_searches`): the notes related to their disclosures, and
+    notices to their RelatedPersons. The paging plan's reverse includes, as chained searches
+    by patient, so they need nothing from the export and run while the server builds it."""
     searches = []
     for chunk in fhir_search.chunks(patient_ids, FOLLOWUP_PATIENTS):
         patients = fhir_search.refs("Patient", chunk)
         searches += [Search(rtype, ((param, patients),)) for rtype, param in (
-            ("Provenance", "target:Consent.patient"),
             ("DocumentReference", "related:AuditEvent.patient"),
             ("DocumentReference", "related:Communication.patient"),
             ("Communication", "recipient:RelatedPerson.patient"))]
     return searches
+
+
+def signature_searches(patient_ids: Sequence[str]) -> list[Search]:
+    """The Provenance that signs or revokes each of these patients' Consents (outside the
+    patient compartment), as the paging plan reads it: their Consents with
+    `_revinclude=Provenance:target` (the Consents themselves come with the export)."""
+    return [Search("Consent", (("patient", fhir_search.refs("Patient", chunk)),
+                               ("_revinclude", "Provenance:target")))
+            for chunk in fhir_search.chunks(patient_ids, SIGNED_PATIENTS)]
+
+
+def chained_signatures(search: Search) -> Search:
+    """A signature search done again when its includes may have been cut: the Provenance of
+    the same patients' Consents by a chained search, which includes nothing."""
+    return Search("Provenance", (("target:Consent.patient", dict(search.params)["patient"]),))
+
+
+def _write(out: Any, resources: Iterable[dict[str, Any]]) -> int:
+    """Append resources to an NDJSON file; returns how many."""
+    count = 0
+    for resource in resources:
+        out.write(json.dumps(resource).encode() + b"\n")
+        count += 1
+    return count
+
+
+_END = object()
+
+
+def one_ahead(items: Iterator[T], pool: ThreadPoolExecutor) -> Iterator[T]:
+    """`items`, each next one made in `pool`'s thread while the caller uses this one: the
+    next batch's chart is read back from the spool and its look-ups sent while this batch is
+    decided and written (the engine holds the interpreter, the look-ups wait on the server).
+    `items` is advanced by that one thread only; what it raises is raised here."""
+    future = pool.submit(next, items, _END)
+    while (item := future.result()) is not _END:
+        future = pool.submit(next, items, _END)
+        yield item
 
 
 def _read_lines(path: Path) -> Iterator[bytes]:
@@ -408,31 +457,54 @@ class BulkScanner(Scanner):
                 kept[index] = _kept(chart)
                 yield chart
 
-        reports = (self.decide_many(charts()) if self.decide_many is not None
-                   else ((i, self.evaluate(c)) for i, c in enumerate(charts())))
-        for index, report in reports:
-            self._decided(run, batches[index], report, context, summary, kept.pop(index))
-            progress.advance(len(batches[index]), sum(summary.decisions.values()),
-                             sum(summary.written.values()))
+        with ThreadPoolExecutor(1, thread_name_prefix="bulk-charts") as pool:
+            ahead = one_ahead(charts(), pool)
+            reports = (self.decide_many(ahead) if self.decide_many is not None
+                       else ((i, self.evaluate(c)) for i, c in enumerate(ahead)))
+            for index, report in reports:
+                self._decided(run, batches[index], report, context, summary, kept.pop(index))
+                progress.advance(len(batches[index]), sum(summary.decisions.values()),
+                                 sum(summary.written.values()))
         progress.close()
 
     def _followups(self, path: Path, stop: threading.Event) -> int:
         """While the server builds a Group export: the Group's members, then what the export
-        cannot hold for them (`group_followups`), written to an NDJSON file that the spool
-        adds after the export's files. Stops between pages when the run stops."""
+        cannot hold for them (`signature_searches`, `group_followups`), written to an NDJSON
+        file that the spool adds after the export's files. Stops between pages when the run
+        stops."""
         members = sorted(self._members())
         count = 0
         with path.open("wb") as out:
+            for search in signature_searches(members):
+                count += _write(out, self._signatures(search, stop))
             for search in group_followups(members):
-                for resource in self.client.search(search.type, list(search.params),
-                                                   page_size=FOLLOWUP_PAGE_SIZE):
-                    if stop.is_set():
-                        return count
-                    if resource.get("resourceType") != "OperationOutcome":
-                        out.write(json.dumps(resource).encode() + b"\n")
-                        count += 1
+                count += _write(out, self._pages(search, FOLLOWUP_PAGE_SIZE, stop))
         log.info("group follow-ups: %d resource(s) for %d patient(s)", count, len(members))
         return count
+
+    def _pages(self, search: Search, page_size: int, stop: threading.Event,
+               ) -> Iterator[dict[str, Any]]:
+        """A follow-up search's resources, page by page, until the run stops."""
+        for resource in self.client.search(search.type, list(search.params),
+                                           page_size=page_size):
+            if stop.is_set():
+                return
+            if resource.get("resourceType") != "OperationOutcome":
+                yield resource
+
+    def _signatures(self, search: Search, stop: threading.Event) -> list[dict[str, Any]]:
+        """The Provenances a signature search brings; by the chained search instead when the
+        server says it left some out or may have cut them (`INCLUDE_CAP`)."""
+        if stop.is_set():
+            return []
+        got = list(self.client.search(search.type, list(search.params),
+                                      page_size=SIGNED_PAGE_SIZE))
+        signed = [r for r in got if r.get("resourceType") == "Provenance"]
+        if fhir_search.says_incomplete(got) or len(signed) >= INCLUDE_CAP:
+            log.info("signature search: %d Provenances, perhaps cut; searching them chained",
+                     len(signed))
+            return list(self._pages(chained_signatures(search), FOLLOWUP_PAGE_SIZE, stop))
+        return signed
 
     def _chart(self, spool: Spool, batch: list[str]) -> list[dict[str, Any]]:
         found = {fhir_search.resource_key(r): r for r in spool.chart(batch)}
