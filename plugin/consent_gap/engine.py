@@ -88,8 +88,11 @@ class CandidateResult(tuple):
         equal = self.__eq__(other)
         return equal if equal is NotImplemented else not equal
 
-    def __hash__(self) -> int:
-        return hash((tuple(self), self.near_miss))
+    # a tuple's hash: equal to the plain pair (reference, reason) it also equals
+    __hash__ = tuple.__hash__
+
+    def __getnewargs__(self) -> tuple[str, str | None, bool]:  # pickle, copy (Dask ships them)
+        return self[0], self[1], self.near_miss
 
     def __repr__(self) -> str:
         return (f"CandidateResult(reference={self[0]!r}, reason={self[1]!r}, "

@@ -298,3 +298,26 @@ def test_explanations_are_short_and_name_what_was_checked():
     assert "missing" in threat.explanation
     for f in (unauthorized, threat):
         assert 1 <= _sentences(f.explanation) <= 2, f.explanation
+
+
+def test_a_candidate_result_is_the_pair_a_finding_lists_and_survives_pickling():
+    """A result is the (Consent, reason) pair of `Finding.consents_checked`: equal to, and hashed
+    as, the plain pair; a near miss is not equal to the same pair without one; and it pickles
+    (a Dask worker's findings travel between processes)."""
+    import pickle
+
+    from consent_gap.engine import CandidateResult
+
+    plain = CandidateResult("Consent/a", "authorization-expired")
+    near = CandidateResult("Consent/a", "authorization-incomplete", True)
+    covering = CandidateResult("Consent/b", None)
+    assert plain == ("Consent/a", "authorization-expired") and plain.checked == plain
+    assert {plain} == {("Consent/a", "authorization-expired")}
+    assert (near.reference, near.reason, near.near_miss) == (
+        "Consent/a", "authorization-incomplete", True)
+    assert near != CandidateResult("Consent/a", "authorization-incomplete")
+    assert not plain.near_miss and covering.reason is None
+    for result in (plain, near, covering):
+        again = pickle.loads(pickle.dumps(result))
+        assert again == result and type(again) is type(result)
+        assert again.near_miss is result.near_miss
