@@ -219,7 +219,7 @@ def _evaluate(data: Any, rules: Rules, place: Jurisdiction | None,
         names = by_patient.get(disclosure.patient)
         if names is None:  # once per patient: the explanation names Consents, not ids
             names = by_patient[disclosure.patient] = consent_names(rules, chart)
-        findings.append(Finding(
+        findings.append(Finding.of(
             disclosure=disclosure.reference,
             patient=disclosure.patient,
             occurred=format_instant(disclosure.occurred),
