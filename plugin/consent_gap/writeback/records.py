@@ -66,17 +66,9 @@ def _ref(reference: str) -> dict[str, str]:
 def recipient_reference(recipient: Recipient | None) -> dict[str, Any]:
     """The FHIR Reference to a proposal's recipient: its reference, identifier and display,
     whichever it has (empty when there is none). The record's agent and the drafted
-    authorization's actor name the recipient the same way."""
-    if recipient is None:
-        return {}
-    who: dict[str, Any] = {}
-    if recipient.reference:
-        who["reference"] = recipient.reference
-    if recipient.value:
-        who["identifier"] = {"system": recipient.system, "value": recipient.value}
-    if recipient.display:
-        who["display"] = recipient.display
-    return who
+    authorization's actor name the recipient the same way. CONTRACT 6 gives a proposal's
+    recipient the shape of a FHIR Reference, so it is the proposal's own JSON form."""
+    return recipient.to_json() if recipient is not None else {}
 
 
 def _instant(moment: datetime) -> str:
