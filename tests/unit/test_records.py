@@ -13,7 +13,7 @@ import pytest
 from consent_gap import writeback
 from consent_gap.evaluate import evaluator
 from consent_gap.mappings import load_rules
-from consent_gap.proposal import check, read_proposal
+from consent_gap.proposal import Recipient, check, read_proposal
 from consent_gap.writeback import urn
 from consent_gap.writeback.consents import (
     SIGNATURE_TYPE,
@@ -29,6 +29,7 @@ from consent_gap.writeback.records import (
     RecordRequest,
     plan_record,
     read_record_response,
+    recipient_reference,
     record_transaction,
 )
 from support.fhir import DATA, PATIENT, RECIPIENT, bundle, instrument, world
@@ -476,3 +477,17 @@ def test_with_the_registered_device_the_record_names_it_and_creates_no_device():
         for i, e in enumerate(bundle["entry"])]}
     result = read_record_response(answers, writes, "Device/app")
     assert not result.failed and result.references()["audit-event"] == "AuditEvent/0"
+
+
+@pytest.mark.parametrize(("given", "who"), [
+    (Recipient(reference=RECIPIENT), {"reference": RECIPIENT}),
+    (Recipient(system="urn:oid:2.16.840.1.113883.4.4", value="12-3456789",
+               display="Whitcombe Legal Group"),
+     {"identifier": {"system": "urn:oid:2.16.840.1.113883.4.4", "value": "12-3456789"},
+      "display": "Whitcombe Legal Group"}),
+    (None, {}),
+])
+def test_the_recipient_is_named_by_reference_identifier_and_display_as_given(given, who):
+    """The record's agent and the drafted authorization's actor: a FHIR Reference holding
+    what the proposal gave, nothing invented (CONTRACT 6's recipient shapes)."""
+    assert recipient_reference(given) == who
