@@ -207,21 +207,34 @@ def decided_by(outcome: Outcome, rules: Rules) -> tuple[str, ...]:
 
 def _evaluate(data: Any, rules: Rules, place: Jurisdiction | None,
               base: str | None = None) -> Report:
+    """Decide in the order the data lists the disclosures, then order the findings (section
+    2: by occurred, then disclosure; a stable sort, so ties keep the data's order as before).
+
+    The data lists a patient's disclosures together, so one patient's chart, prepared
+    Consents and names are met while still in the processor's cache; deciding in contract
+    order jumped from patient to patient (0.08-0.09 CPU s more on bench/evaluate.py's 20,000
+    disclosures). No decision depends on the order."""
     dataset = normalize(data, rules, base=base)
-    disclosures = sorted(dataset.disclosures, key=lambda d: (d.occurred, d.reference))
+    listed = dataset.disclosures
     empty = Chart(patient=None)
     prepared = Prepared(rules)
+    charts = dataset.charts
     by_patient: dict[str | None, dict[str, str]] = {}
-    findings = []
-    for disclosure in disclosures:
-        chart = dataset.charts.get(disclosure.patient, empty)
+    found = []
+    patient: Any = _UNSEEN
+    chart = empty
+    names: dict[str, str] = {}
+    for disclosure in listed:
+        if disclosure.patient != patient:
+            patient = disclosure.patient
+            chart = charts.get(patient, empty)
+            names = by_patient.get(patient)  # type: ignore[assignment]
+            if names is None:  # once per patient: the explanation names Consents, not ids
+                names = by_patient[patient] = consent_names(rules, chart)
         outcome = decide(rules, disclosure, chart, place, prepared=prepared)
-        names = by_patient.get(disclosure.patient)
-        if names is None:  # once per patient: the explanation names Consents, not ids
-            names = by_patient[disclosure.patient] = consent_names(rules, chart)
-        findings.append(Finding.of(
+        found.append(Finding.of(
             disclosure=disclosure.reference,
-            patient=disclosure.patient,
+            patient=patient,
             occurred=format_instant(disclosure.occurred),
             recipient=disclosure.recipient_label,
             purposes=disclosure.purposes,
@@ -239,10 +252,16 @@ def _evaluate(data: Any, rules: Rules, place: Jurisdiction | None,
             decided_by=decided_by(outcome, rules),
             identity=disclosure.identity,
         ))
-    return Report(findings=findings, problems=dataset.problems, ruleset=rules.ruleset,
+    keys = [(d.occurred, d.reference) for d in listed]
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    return Report(findings=[found[i] for i in order], problems=dataset.problems,
+                  ruleset=rules.ruleset,
                   jurisdiction=place.code if place is not None else None,
-                  charts=dataset.charts,
-                  disclosures={d.reference: d for d in disclosures})
+                  charts=charts,
+                  disclosures={listed[i].reference: listed[i] for i in order})
+
+
+_UNSEEN: Any = object()  # `_evaluate`: no patient met yet
 
 
 def by_patient(handle: Any, run: Evaluator) -> Iterator[Report]:
