@@ -188,20 +188,30 @@ def decided_by(outcome: Outcome, rules: Rules) -> tuple[str, ...]:
     policy that decided): the covering Consent, or the winning row of exceptions.toml; then
     the narrowing for sensitive data, and the near miss, restriction or unresolved data that
     turned the decision (Finding.decided_by)."""
-    trace: list[str] = []
-    covering = next((c.reference for c in outcome.candidates if c.reason is None), None)
     rows = outcome.rows or ((outcome.row,) if outcome.row is not None else ())
-    if not rows and covering:
-        trace.append(covering)  # authorized (or so, until its data proved unresolved)
-    for row in rows:  # every winning row, in purpose order (1.3)
-        trace.append(TRACE_RULE + row.id)
-    if rows:
-        narrowing = {rules.sensitivity.psychotherapy_reason: TRACE_PSYCHOTHERAPY_NOTES,
-                     rules.sensitivity.part2_reason: TRACE_PART2}.get(outcome.cause or "")
-        if narrowing and outcome.cause not in {row.reason for row in rows}:
+    converted = outcome.converted if outcome.converted in TRACE_CONVERSIONS else None
+    if not rows:  # the covering Consent, if any (authorized, or so until its data proved
+        # unresolved): the first result without a reason (a loop, no generator)
+        trace: list[str] = []
+        for result in outcome.candidates:
+            if result[1] is None:
+                if result[0]:
+                    trace.append(result[0])
+                break
+        if converted:
+            trace.append(converted)
+        return tuple(trace)
+    trace = [TRACE_RULE + row.id for row in rows]  # every winning row, in purpose order (1.3)
+    cause = outcome.cause
+    if cause:  # the narrowing for sensitive data, unless a winning row gave that code itself
+        sensitivity = rules.sensitivity
+        narrowing = (TRACE_PART2 if cause == sensitivity.part2_reason
+                     else TRACE_PSYCHOTHERAPY_NOTES if cause == sensitivity.psychotherapy_reason
+                     else None)
+        if narrowing and all(row.reason != cause for row in rows):
             trace.append(narrowing)
-    if outcome.converted in TRACE_CONVERSIONS:
-        trace.append(outcome.converted)
+    if converted:
+        trace.append(converted)
     return tuple(trace)
 
 
@@ -245,7 +255,8 @@ def _evaluate(data: Any, rules: Rules, place: Jurisdiction | None,
             documentation=outcome.documentation,
             client_notice=outcome.client_notice,
             explanation=explain(disclosure, outcome, names),
-            consents_checked=tuple([r.checked for r in outcome.candidates]),
+            # each result is the (Consent, reason) pair a Finding lists (its `checked`)
+            consents_checked=outcome.candidates,
             notify=disclosure.notify,
             disclosed=tuple([e.reference for e in disclosure.entities if e.reference]),
             instruments=disclosure.instrument_refs,
