@@ -129,21 +129,32 @@ class Finding:
         identifier when it carries one, else its reference (unchanged for every install)."""
         return self.identity or self.disclosure
 
-    def to_json(self) -> dict:
-        return {
+    def to_json(self, *, native: bool = False) -> dict:
+        """The finding's JSON (CONTRACT.md section 2). `native`: its lists as the tuples and
+        its codes as the enum members the finding holds, for a writer that writes those as
+        JSON arrays and strings (orjson), without a copy of each (0.03 CPU s of writing
+        bench/evaluate.py's 20,000 findings)."""
+        document = {
             "disclosure": self.disclosure,
             "patient": self.patient,
             "occurred": self.occurred,
             "recipient": self.recipient,
-            "purposes": list(self.purposes),
-            "decision": str(self.decision),
+            "purposes": self.purposes,
+            "decision": self.decision,
             "basis": self.basis,
-            "reasons": list(self.reasons),
+            "reasons": self.reasons,
             "accountable": self.accountable,
-            "documentation": str(self.documentation),
-            "client_notice": str(self.client_notice),
+            "documentation": self.documentation,
+            "client_notice": self.client_notice,
             "explanation": self.explanation,
         }
+        if not native:  # plain JSON values, in place (the keys keep their order)
+            document["purposes"] = list(self.purposes)
+            document["decision"] = str(self.decision)
+            document["reasons"] = list(self.reasons)
+            document["documentation"] = str(self.documentation)
+            document["client_notice"] = str(self.client_notice)
+        return document
 
 
 _FINDING_FIELDS = frozenset(Finding.__dataclass_fields__)

@@ -64,11 +64,12 @@ class Report:
     # with `named=True` (the scan's), for its alerts and notes (`text_names`).
     names: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
-    def to_json(self) -> dict:
-        """Exactly the JSON of CONTRACT.md section 2."""
+    def to_json(self, *, native: bool = False) -> dict:
+        """Exactly the JSON of CONTRACT.md section 2; `native`: the findings' as they hold
+        it (`Finding.to_json`), for orjson."""
         return {
             "ruleset": self.ruleset,
-            "findings": [f.to_json() for f in self.findings],
+            "findings": [f.to_json(native=native) for f in self.findings],
             "problems": [p.to_json() for p in self.problems],
         }
 

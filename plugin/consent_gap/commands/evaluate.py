@@ -146,13 +146,14 @@ def dump_report(report: Any, *, pretty: bool = False) -> bytes:
     orjson writes it several times faster than `json` when installed; text that is not
     valid Unicode (a lone surrogate read from an escaped id) is written as a JSON escape,
     which is what it was in the input."""
-    document = report.to_json()
     if orjson is not None:
-        try:
-            return orjson.dumps(document, option=(orjson.OPT_INDENT_2 if pretty else 0)
+        try:  # tuples and enum members as the findings hold them: orjson writes them as is
+            return orjson.dumps(report.to_json(native=True),
+                                option=(orjson.OPT_INDENT_2 if pretty else 0)
                                 | orjson.OPT_APPEND_NEWLINE)
         except (TypeError, orjson.JSONEncodeError):
             pass  # lone surrogates: json escapes them
+    document = report.to_json()
     try:
         text = json.dumps(document, ensure_ascii=False, indent=2 if pretty else None,
                           separators=None if pretty else (",", ":"))
