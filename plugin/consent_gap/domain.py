@@ -114,8 +114,10 @@ class Finding:
         evaluate builds one per disclosure: the frozen dataclass's `__init__` sets each of the
         18 fields by its own `object.__setattr__` (0.04 CPU s of bench/evaluate.py's 20,000
         disclosures); this hands the instance its attribute dict at once. Every field must be
-        given (no defaults apply), else TypeError, as the constructor would say."""
-        if fields.keys() != _FINDING_FIELDS:
+        given (no defaults apply), else TypeError, as the constructor would say. Fields given
+        in the order the class lists them (evaluate's) are checked by one comparison of
+        their names in order (0.013 CPU s less than comparing them as sets, per 20,000)."""
+        if tuple(fields) != _FINDING_ORDER and fields.keys() != _FINDING_FIELDS:
             missing = sorted(_FINDING_FIELDS - fields.keys()) or sorted(fields.keys()
                                                                         - _FINDING_FIELDS)
             raise TypeError(f"Finding.of: every field, exactly: {', '.join(missing)}")
@@ -158,6 +160,7 @@ class Finding:
 
 
 _FINDING_FIELDS = frozenset(Finding.__dataclass_fields__)
+_FINDING_ORDER = tuple(Finding.__dataclass_fields__)  # the fields in the class's order
 
 
 # ------------------------------------------------------------------------------------------
