@@ -279,7 +279,7 @@ def _run_per_patient(args: argparse.Namespace, decide: Any) -> int | None:
                 problems.extend(report.problems)
                 first = spool.tell()
                 for finding in report.findings:
-                    data = _dumps(finding.to_json(), args.pretty, indent="    ")
+                    data = _dumps(finding.to_json(native=True), args.pretty, indent="    ")
                     key = _order_key(finding.occurred, finding.disclosure)
                     spool.write(_RECORD.pack(len(key), len(data)) + key + data)
                     unauthorized = unauthorized or finding.decision == "unauthorized"
