@@ -766,7 +766,7 @@ class _Resource(TypedDict, total=False):
     birthDate: Any
     gender: Any
     name: Any
-    patient: _Ref
+    patient: list[_Ref] | _Ref  # one Reference in R4; a list reads as none, as before
     relationship: Any
     # DocumentReference
     context: Any
@@ -778,8 +778,8 @@ class _Resource(TypedDict, total=False):
     recipient: list[_Ref] | _Ref
     statusReason: Any
     sent: Any
-    subject: _Ref
-    sender: _Ref
+    subject: list[_Ref] | _Ref  # Contract.subject is a list
+    sender: list[_Ref] | _Ref
     reasonCode: Any
     payload: list[_Payload] | _Payload
     basedOn: list[_Ref] | _Ref

@@ -139,6 +139,8 @@ TOLERATED = [  # shapes the slim types take: one value where FHIR repeats, odd l
                               "agent": {"who": {"reference": "Organization/o"}}}),
     ("numbers-as-leaves", {"resourceType": "Consent", "id": "c", "status": 3,
                            "provision": {"type": 1, "period": {"start": 5}}}),
+    ("a-list-of-subjects", {"resourceType": "Communication", "id": "m", "status": "completed",
+                            "subject": [{"reference": "Patient/p", "display": "P"}]}),
     ("presence-of-an-empty-attachment", {"resourceType": "Consent", "id": "c",
                                          "sourceAttachment": {}}),
 ]
