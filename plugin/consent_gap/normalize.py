@@ -965,7 +965,7 @@ class _Reader:
         system = self.rules.purposes.system
         purposes = [code for sys, code in _concept_codings(resource.get("purposeOfEvent"))
                     if sys == system]
-        return Disclosure(
+        return Disclosure.of(
             reference=key,
             occurred=occurred,
             patient=patient,
@@ -1133,7 +1133,7 @@ class _Reader:
         purposes = [code for sys, code in _concept_codings(resource.get("reasonCode"))
                     if sys == system]
         entities, instruments, instrument_refs = self.payload(resource, occurred)
-        return Disclosure(
+        return Disclosure.of(
             reference=key,
             occurred=occurred,
             patient=subject if subject is not None and subject.startswith("Patient/") else None,
@@ -1189,15 +1189,16 @@ class _Reader:
         resource = self.index.get(ref) if ref is not None else None
         if resource is not None:
             labels, classes, codes = self.described(ref, resource)
-            return Entity(reference=ref, resource_type=resource["resourceType"], resolved=True,
-                          labels=labels | own if own else labels, classes=classes, codes=codes)
+            return Entity.of(reference=ref, resource_type=resource["resourceType"],
+                             resolved=True, labels=labels | own if own else labels,
+                             classes=classes, codes=codes)
         kind = (ref.split("/", 1)[0] if ref is not None and "/" in ref
                 and not is_foreign(ref) else None)
         classes = _NOTHING
         if kind is not None:
             classes = frozenset(((self.rules.consents.resource_type_system, kind),))
-        return Entity(reference=ref, resource_type=kind, resolved=False, labels=own,
-                      classes=classes)
+        return Entity.of(reference=ref, resource_type=kind, resolved=False, labels=own,
+                         classes=classes, codes=_NOTHING)
 
     def described(self, ref: str, resource: dict) -> tuple[frozenset, frozenset, frozenset]:
         """`describe`, once per resource per run (an entity, a legal instrument)."""
