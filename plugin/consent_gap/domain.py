@@ -247,6 +247,7 @@ class Actor:
     roles: frozenset[Coding]
     reference: str | None
     identifier: str | None  # "system|value"
+    of: ClassVar[Callable[..., Actor]]  # `Actor(...)` with every field: `_slots_of`
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +266,7 @@ class Provision:
     has_data_period: bool = False
     actions: tuple[frozenset[Coding], ...] = ()
     children: tuple[Provision, ...] = ()
+    of: ClassVar[Callable[..., Provision]]  # `Provision(...)` with every field: `_slots_of`
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +286,12 @@ class Authorization:
     performers: tuple[str, ...] = ()
     provision: Provision | None = None
     narrative: str | None = None  # Consent.text.div, for the panel's label only; never decides
+    of: ClassVar[Callable[..., Authorization]]  # `Authorization(...)` with every field: `_slots_of`
+
+
+Actor.of = _slots_of(Actor)
+Provision.of = _slots_of(Provision)
+Authorization.of = _slots_of(Authorization)
 
 
 @dataclass(frozen=True, slots=True)

@@ -877,7 +877,7 @@ class _Reader:
         elif raw is not None:
             raise Unreadable("provision is not an object")
         status = resource.get("status")
-        return Authorization(
+        return Authorization.of(
             reference=key,
             patient=self.refs.of(resource.get("patient")),
             status=status if isinstance(status, str) else None,
@@ -927,7 +927,7 @@ class _Reader:
         raw = get("action")
         actions = () if raw is None else tuple([frozenset(_concept_codings(a))
                                                 for a in _list(raw)])
-        return Provision(
+        return Provision.of(
             type=kind if kind in ("permit", "deny") else "unknown",
             start=start,
             end=end,
@@ -947,7 +947,7 @@ class _Reader:
     def actor(self, actor: dict) -> Actor:
         """A provision actor: its roles, and whom it names by reference and/or identifier."""
         reference = actor.get("reference")
-        return Actor(
+        return Actor.of(
             roles=_set(_concept_codings(actor.get("role"))),
             reference=self.refs.who(reference),
             identifier=_identifier(_dict(reference).get("identifier")),
