@@ -972,8 +972,9 @@ class _Reader:
             recipient=recipient,
             recipient_identifiers=identifiers,
             recipient_shown=shown,
-            purposes=tuple(dict.fromkeys(purposes)),
-            instruments=frozenset(instruments),
+            # each once, in order; one purpose (most) needs no dict to say so
+            purposes=tuple(dict.fromkeys(purposes)) if len(purposes) > 1 else tuple(purposes),
+            instruments=frozenset(instruments) if instruments else _NOTHING,
             instrument_refs=tuple(instrument_refs),
             entities=tuple(entities),
             notify=notify,
@@ -1026,7 +1027,7 @@ class _Reader:
                 recipient = party
             if notified is not None:
                 notify.append(notified)
-        return recipient, (tuple(dict.fromkeys(notify)) if notify else ())
+        return recipient, (tuple(dict.fromkeys(notify)) if len(notify) > 1 else tuple(notify))
 
     def _read_who(self, who: Any
                   ) -> tuple[tuple[str | None, frozenset[str], str | None], str | None]:
