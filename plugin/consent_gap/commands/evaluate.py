@@ -61,9 +61,12 @@ def _shown(name: str) -> str:
     return "standard input" if name == "-" else name
 
 
-def read_input(name: str) -> Any:
-    """The parsed JSON (or NDJSON) of FILE or standard input; UsageError if unusable."""
-    from consent_gap.normalize import InputError, parse_text
+def read_input(name: str, *, normalized_only: bool = False) -> Any:
+    """The parsed JSON (or NDJSON) of FILE or standard input; UsageError if unusable.
+
+    `normalized_only`: the caller gives the data to `normalize` and nothing else (evaluate),
+    so a Bundle is parsed with only the elements normalize reads (`parse_for_reading`)."""
+    from consent_gap.normalize import InputError, parse_for_reading, parse_text
 
     shown = _shown(name)
     try:
@@ -81,7 +84,7 @@ def read_input(name: str) -> Any:
     try:
         if _NOT_BLANK.search(raw) is None:
             raise UsageError(f"{shown}: is empty, expected a FHIR Bundle")
-        return parse_text(raw)
+        return parse_for_reading(raw) if normalized_only else parse_text(raw)
     except InputError as exc:
         raise UsageError(f"{shown}: {exc}") from None
     finally:
@@ -176,7 +179,7 @@ def _run(args: argparse.Namespace, kept: list) -> int:
         streamed = _run_per_patient(args, decide)
         if streamed is not None:
             return streamed
-    data = read_input(args.file)
+    data = read_input(args.file, normalized_only=True)  # the evaluator is not `named`
     kept.append(data)
     try:
         report = decide(data)
