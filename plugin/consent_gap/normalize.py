@@ -868,8 +868,10 @@ class _Reader:
 
         A fullUrl that is the base found last + `Type/id` gets no alias: `_References` reads
         it as `Type/id` through `bases` (a plain id: no "/", no "_history"), so a Bundle of
-        71,000 such entries does not build a dict of 71,000 URLs (0.04 s at 20k). A fullUrl
-        given twice is named by the last entry either way."""
+        71,000 such entries does not build a dict of 71,000 URLs (0.04 s at 20k); it is told
+        by one comparison with `base + key` (five prefix, suffix and length tests before: the
+        indexing 0.115 -> 0.101 CPU s at 20k). A fullUrl given twice is named by the last entry
+        either way."""
         alias = self.refs.alias
         bases = self.refs.bases
         index = self.index
@@ -883,10 +885,9 @@ class _Reader:
             if rid.__class__ is str and rid:
                 key = kind + "/" + rid
                 if full_url and full_url != key:
-                    if (full_url.startswith(base) and len(full_url) == len(base) + len(key)
-                            and full_url.endswith(key) and kind and "/" not in rid
+                    if (full_url == base + key and kind and "/" not in rid
                             and "/" not in kind and "/_history/" not in full_url):
-                        if full_url in alias:  # given before for another resource
+                        if alias and full_url in alias:  # given before for another resource
                             alias[full_url] = key
                     else:
                         alias[full_url] = key
