@@ -7,10 +7,11 @@ pure engine takes and returns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 Coding = tuple[str, str]
 """A code as (system, code): codes match on both, never on display."""
@@ -167,6 +168,27 @@ _FINDING_ORDER = tuple(Finding.__dataclass_fields__)  # the fields in the class'
 # ------------------------------------------------------------------------------------------
 
 
+_S = TypeVar("_S")
+
+
+def _slots_of(cls: type[_S]) -> Callable[..., _S]:
+    """`cls(**fields)` of a frozen slotted dataclass, faster: every field given by keyword
+    (no default applies; a missing or unknown one is a TypeError, as the constructor says),
+    each set through its slot's descriptor where the frozen `__init__` calls
+    `object.__setattr__` per field. normalize builds one Disclosure per disclosure (1.38 ->
+    0.85 us) and one Entity per item disclosed. The function is generated, as dataclasses
+    generates `__init__`, from the field names alone; `Finding.of` is the same for a
+    `__dict__` dataclass."""
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    source = (f"def of(*, {', '.join(names)}):\n    made = new(cls)\n"
+              + "".join(f"    set_{name}(made, {name})\n" for name in names)
+              + "    return made\n")
+    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    namespace.update({f"set_{name}": getattr(cls, name).__set__ for name in names})
+    exec(source, namespace)  # noqa: S102 - the source holds only the dataclass's field names
+    return namespace["of"]
+
+
 @dataclass(frozen=True, slots=True)
 class Entity:
     """One disclosed item (1.1 "data disclosed"): an AuditEvent entity, or a Communication's
@@ -178,6 +200,7 @@ class Entity:
     labels: frozenset[Coding] = frozenset()  # counted labels only (ActCode, USPrivacyLaw)
     classes: frozenset[Coding] = frozenset()  # resource type, DocumentReference type codings
     codes: frozenset[Coding] = frozenset()  # codings of the resource's type or code
+    of: ClassVar[Callable[..., Entity]]  # `Entity(...)` with every field: `_slots_of`
 
     @property
     def unresolved(self) -> bool:
@@ -207,6 +230,7 @@ class Disclosure:
     # "system|value" of the consent-gap business identifier (PROPOSAL_SYSTEM) when the
     # disclosure carries one (a disclosure the guide recorded), else None: see Finding.identity
     identity: str | None = None
+    of: ClassVar[Callable[..., Disclosure]]  # `Disclosure(...)` with every field: `_slots_of`
 
     @property
     def recipient_type(self) -> str | None:
@@ -226,11 +250,16 @@ class Disclosure:
         return min(self.recipient_identifiers) if self.recipient_identifiers else None
 
 
+Entity.of = _slots_of(Entity)
+Disclosure.of = _slots_of(Disclosure)
+
+
 @dataclass(frozen=True, slots=True)
 class Actor:
     roles: frozenset[Coding]
     reference: str | None
     identifier: str | None  # "system|value"
+    of: ClassVar[Callable[..., Actor]]  # `Actor(...)` with every field: `_slots_of`
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +278,7 @@ class Provision:
     has_data_period: bool = False
     actions: tuple[frozenset[Coding], ...] = ()
     children: tuple[Provision, ...] = ()
+    of: ClassVar[Callable[..., Provision]]  # `Provision(...)` with every field: `_slots_of`
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +298,12 @@ class Authorization:
     performers: tuple[str, ...] = ()
     provision: Provision | None = None
     narrative: str | None = None  # Consent.text.div, for the panel's label only; never decides
+    of: ClassVar[Callable[..., Authorization]]  # `Authorization(...)` with every field: `_slots_of`
+
+
+Actor.of = _slots_of(Actor)
+Provision.of = _slots_of(Provision)
+Authorization.of = _slots_of(Authorization)
 
 
 @dataclass(frozen=True, slots=True)
