@@ -115,8 +115,10 @@ class Finding:
         evaluate builds one per disclosure: the frozen dataclass's `__init__` sets each of the
         18 fields by its own `object.__setattr__` (0.04 CPU s of bench/evaluate.py's 20,000
         disclosures); this hands the instance its attribute dict at once. Every field must be
-        given (no defaults apply), else TypeError, as the constructor would say."""
-        if fields.keys() != _FINDING_FIELDS:
+        given (no defaults apply), else TypeError, as the constructor would say. Fields given
+        in the order the class lists them (evaluate's) are checked by one comparison of
+        their names in order (0.013 CPU s less than comparing them as sets, per 20,000)."""
+        if tuple(fields) != _FINDING_ORDER and fields.keys() != _FINDING_FIELDS:
             missing = sorted(_FINDING_FIELDS - fields.keys()) or sorted(fields.keys()
                                                                         - _FINDING_FIELDS)
             raise TypeError(f"Finding.of: every field, exactly: {', '.join(missing)}")
@@ -130,24 +132,34 @@ class Finding:
         identifier when it carries one, else its reference (unchanged for every install)."""
         return self.identity or self.disclosure
 
-    def to_json(self) -> dict:
+    def to_json(self, *, native: bool = False) -> dict:
+        """The finding's JSON (CONTRACT.md section 2). `native`: its lists as the tuples and
+        its codes as the enum members the finding holds, for a writer that writes those as
+        JSON arrays and strings (orjson), without a copy of each (0.03 CPU s of writing
+        bench/evaluate.py's 20,000 findings)."""
+        purposes, decision, reasons = self.purposes, self.decision, self.reasons
+        documentation, client_notice = self.documentation, self.client_notice
+        if not native:  # plain JSON values
+            purposes, decision, reasons = list(purposes), str(decision), list(reasons)
+            documentation, client_notice = str(documentation), str(client_notice)
         return {
             "disclosure": self.disclosure,
             "patient": self.patient,
             "occurred": self.occurred,
             "recipient": self.recipient,
-            "purposes": list(self.purposes),
-            "decision": str(self.decision),
+            "purposes": purposes,
+            "decision": decision,
             "basis": self.basis,
-            "reasons": list(self.reasons),
+            "reasons": reasons,
             "accountable": self.accountable,
-            "documentation": str(self.documentation),
-            "client_notice": str(self.client_notice),
+            "documentation": documentation,
+            "client_notice": client_notice,
             "explanation": self.explanation,
         }
 
 
 _FINDING_FIELDS = frozenset(Finding.__dataclass_fields__)
+_FINDING_ORDER = tuple(Finding.__dataclass_fields__)  # the fields in the class's order
 
 
 # ------------------------------------------------------------------------------------------

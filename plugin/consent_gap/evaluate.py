@@ -14,6 +14,7 @@ import gc
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from consent_gap.domain import (
@@ -64,11 +65,12 @@ class Report:
     # with `named=True` (the scan's), for its alerts and notes (`text_names`).
     names: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
-    def to_json(self) -> dict:
-        """Exactly the JSON of CONTRACT.md section 2."""
+    def to_json(self, *, native: bool = False) -> dict:
+        """Exactly the JSON of CONTRACT.md section 2; `native`: the findings' as they hold
+        it (`Finding.to_json`), for orjson."""
         return {
             "ruleset": self.ruleset,
-            "findings": [f.to_json() for f in self.findings],
+            "findings": [f.to_json(native=native) for f in self.findings],
             "problems": [p.to_json() for p in self.problems],
         }
 
@@ -188,40 +190,63 @@ def decided_by(outcome: Outcome, rules: Rules) -> tuple[str, ...]:
     policy that decided): the covering Consent, or the winning row of exceptions.toml; then
     the narrowing for sensitive data, and the near miss, restriction or unresolved data that
     turned the decision (Finding.decided_by)."""
-    trace: list[str] = []
-    covering = next((c.reference for c in outcome.candidates if c.reason is None), None)
     rows = outcome.rows or ((outcome.row,) if outcome.row is not None else ())
-    if not rows and covering:
-        trace.append(covering)  # authorized (or so, until its data proved unresolved)
-    for row in rows:  # every winning row, in purpose order (1.3)
-        trace.append(TRACE_RULE + row.id)
-    if rows:
-        narrowing = {rules.sensitivity.psychotherapy_reason: TRACE_PSYCHOTHERAPY_NOTES,
-                     rules.sensitivity.part2_reason: TRACE_PART2}.get(outcome.cause or "")
-        if narrowing and outcome.cause not in {row.reason for row in rows}:
+    converted = outcome.converted if outcome.converted in TRACE_CONVERSIONS else None
+    if not rows:  # the covering Consent, if any (authorized, or so until its data proved
+        # unresolved): the first result without a reason (a loop, no generator)
+        trace: list[str] = []
+        for result in outcome.candidates:
+            if result[1] is None:
+                if result[0]:
+                    trace.append(result[0])
+                break
+        if converted:
+            trace.append(converted)
+        return tuple(trace)
+    trace = [TRACE_RULE + row.id for row in rows]  # every winning row, in purpose order (1.3)
+    cause = outcome.cause
+    if cause:  # the narrowing for sensitive data, unless a winning row gave that code itself
+        sensitivity = rules.sensitivity
+        narrowing = (TRACE_PART2 if cause == sensitivity.part2_reason
+                     else TRACE_PSYCHOTHERAPY_NOTES if cause == sensitivity.psychotherapy_reason
+                     else None)
+        if narrowing and all(row.reason != cause for row in rows):
             trace.append(narrowing)
-    if outcome.converted in TRACE_CONVERSIONS:
-        trace.append(outcome.converted)
+    if converted:
+        trace.append(converted)
     return tuple(trace)
 
 
 def _evaluate(data: Any, rules: Rules, place: Jurisdiction | None,
               base: str | None = None) -> Report:
+    """Decide in the order the data lists the disclosures, then order the findings (section
+    2: by occurred, then disclosure; a stable sort, so ties keep the data's order as before).
+
+    The data lists a patient's disclosures together, so one patient's chart, prepared
+    Consents and names are met while still in the processor's cache; deciding in contract
+    order jumped from patient to patient (0.08-0.09 CPU s more on bench/evaluate.py's 20,000
+    disclosures). No decision depends on the order."""
     dataset = normalize(data, rules, base=base)
-    disclosures = sorted(dataset.disclosures, key=lambda d: (d.occurred, d.reference))
+    listed = dataset.disclosures
     empty = Chart(patient=None)
     prepared = Prepared(rules)
+    charts = dataset.charts
     by_patient: dict[str | None, dict[str, str]] = {}
-    findings = []
-    for disclosure in disclosures:
-        chart = dataset.charts.get(disclosure.patient, empty)
+    found = []
+    patient: Any = _UNSEEN
+    chart = empty
+    names: dict[str, str] = {}
+    for disclosure in listed:
+        if disclosure.patient != patient:
+            patient = disclosure.patient
+            chart = charts.get(patient, empty)
+            names = by_patient.get(patient)  # type: ignore[assignment]
+            if names is None:  # once per patient: the explanation names Consents, not ids
+                names = by_patient[patient] = consent_names(rules, chart)
         outcome = decide(rules, disclosure, chart, place, prepared=prepared)
-        names = by_patient.get(disclosure.patient)
-        if names is None:  # once per patient: the explanation names Consents, not ids
-            names = by_patient[disclosure.patient] = consent_names(rules, chart)
-        findings.append(Finding.of(
+        found.append(Finding.of(
             disclosure=disclosure.reference,
-            patient=disclosure.patient,
+            patient=patient,
             occurred=format_instant(disclosure.occurred),
             recipient=disclosure.recipient_label,
             purposes=disclosure.purposes,
@@ -232,17 +257,41 @@ def _evaluate(data: Any, rules: Rules, place: Jurisdiction | None,
             documentation=outcome.documentation,
             client_notice=outcome.client_notice,
             explanation=explain(disclosure, outcome, names),
-            consents_checked=tuple([r.checked for r in outcome.candidates]),
+            # each result is the (Consent, reason) pair a Finding lists (its `checked`)
+            consents_checked=outcome.candidates,
             notify=disclosure.notify,
             disclosed=tuple([e.reference for e in disclosure.entities if e.reference]),
             instruments=disclosure.instrument_refs,
             decided_by=decided_by(outcome, rules),
             identity=disclosure.identity,
         ))
-    return Report(findings=findings, problems=dataset.problems, ruleset=rules.ruleset,
+    order = _contract_order(listed)
+    return Report(findings=[found[i] for i in order], problems=dataset.problems,
+                  ruleset=rules.ruleset,
                   jurisdiction=place.code if place is not None else None,
-                  charts=dataset.charts,
-                  disclosures={d.reference: d for d in disclosures})
+                  charts=charts,
+                  disclosures={listed[i].reference: listed[i] for i in order})
+
+
+_UNSEEN: Any = object()  # `_evaluate`: no patient met yet
+
+
+def _contract_order(disclosures: list[Disclosure]) -> list[int]:
+    """The places of `disclosures` in section 2's order: by occurred, then disclosure; ties
+    in the data's order. Two stable sorts, each on keys of one type (the references, then
+    the instants as whole microseconds), which Python compares without the generic
+    comparison a (datetime, str) pair needs: 0.13 -> 0.07 CPU s at 100,000 disclosures."""
+    order = sorted(range(len(disclosures)), key=[d.reference for d in disclosures].__getitem__)
+    try:
+        instants: list[Any] = [(d.occurred - _EPOCH) // _MICROSECOND for d in disclosures]
+    except TypeError:  # an instant without a zone (normalize gives none): as it compares
+        instants = [d.occurred for d in disclosures]
+    order.sort(key=instants.__getitem__)
+    return order
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def by_patient(handle: Any, run: Evaluator) -> Iterator[Report]:

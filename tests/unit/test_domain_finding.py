@@ -39,3 +39,17 @@ def test_of_wants_every_field_exactly(change):
         del fields["identity"]
     with pytest.raises(TypeError, match="every field"):
         Finding.of(**fields)
+
+
+def test_of_takes_the_fields_in_any_order():
+    shuffled = dict(reversed(FIELDS.items()))
+    assert Finding.of(**shuffled) == Finding(**FIELDS)
+
+
+def test_native_json_holds_the_same_values_as_the_plain_json():
+    finding = Finding.of(**FIELDS)
+    native, plain = finding.to_json(native=True), finding.to_json()
+    assert list(native) == list(plain)
+    assert native["purposes"] == ("PATRQT",) and native["decision"] is Decision.UNAUTHORIZED
+    assert {k: list(v) if isinstance(v, tuple) else v for k, v in native.items()} == plain
+    assert type(plain["decision"]) is str and type(plain["reasons"]) is list

@@ -12,8 +12,8 @@ same kind signed on the same day are told apart by the time of signing.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date
 
 from consent_gap import wording
 from consent_gap.domain import Authorization, Coding, DataItem, Finding, Releases
@@ -37,23 +37,27 @@ def consents(authorizations: Iterable[Authorization],
     consent form ..." when `is_authorization` says it is not one, e.g. a restriction); the
     time of signing is added where two of one kind share a day."""
     items = list(authorizations)
-
-    def kind(auth: Authorization) -> str:
-        return AUTHORIZATION if is_authorization is None or is_authorization(auth) \
-            else OTHER_CONSENT
-
-    days = Counter((kind(a), a.signed_at.date()) for a in items if a.signed_at is not None)
+    # each Consent's kind asked once (it was asked twice), the days counted in a plain dict:
+    # evaluate names every patient's Consents (0.03 CPU s per 2,000 patients before)
+    kinds = [AUTHORIZATION if is_authorization is None or is_authorization(auth)
+             else OTHER_CONSENT for auth in items]
+    days: dict[tuple[str, date], int] = {}
+    for what, auth in zip(kinds, items, strict=True):
+        if auth.signed_at is not None:
+            key = (what, auth.signed_at.date())
+            days[key] = days.get(key, 0) + 1
     names: dict[str, str] = {}
-    for auth in items:
-        what = kind(auth)
+    for what, auth in zip(kinds, items, strict=True):
         when = auth.signed_at
         if when is None:
             names[auth.reference] = UNDATED.format(kind=what)
-        elif days[(what, when.date())] > 1:
-            names[auth.reference] = SIGNED_AT.format(kind=what, day=when.date().isoformat(),
+            continue
+        day = when.date()
+        if days[(what, day)] > 1:
+            names[auth.reference] = SIGNED_AT.format(kind=what, day=day.isoformat(),
                                                      time=when.strftime("%H:%M"))
         else:
-            names[auth.reference] = SIGNED.format(kind=what, day=when.date().isoformat())
+            names[auth.reference] = SIGNED.format(kind=what, day=day.isoformat())
     return names
 
 
