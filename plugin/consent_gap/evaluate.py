@@ -14,7 +14,6 @@ import gc
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from consent_gap.domain import (
@@ -278,20 +277,9 @@ _UNSEEN: Any = object()  # `_evaluate`: no patient met yet
 
 def _contract_order(disclosures: list[Disclosure]) -> list[int]:
     """The places of `disclosures` in section 2's order: by occurred, then disclosure; ties
-    in the data's order. Two stable sorts, each on keys of one type (the references, then
-    the instants as whole microseconds), which Python compares without the generic
-    comparison a (datetime, str) pair needs: 0.13 -> 0.07 CPU s at 100,000 disclosures."""
-    order = sorted(range(len(disclosures)), key=[d.reference for d in disclosures].__getitem__)
-    try:
-        instants: list[Any] = [(d.occurred - _EPOCH) // _MICROSECOND for d in disclosures]
-    except TypeError:  # an instant without a zone (normalize gives none): as it compares
-        instants = [d.occurred for d in disclosures]
-    order.sort(key=instants.__getitem__)
-    return order
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
+    in the data's order (a stable sort)."""
+    return sorted(range(len(disclosures)),
+                  key=lambda i: (disclosures[i].occurred, disclosures[i].reference))
 
 
 def by_patient(handle: Any, run: Evaluator) -> Iterator[Report]:
