@@ -655,13 +655,18 @@ def parse_text(text: str | bytes | mmap.mmap) -> Any:
 # --------------------------------------------------------------------------------------------
 # One list beside the reader that it describes: every element `_Reader` reads, at the place it
 # reads it. msgspec decodes a Bundle against these straight from the bytes and leaves out every
-# other element (narrative-free text, displays, attachments, extensions), so the parsed input
+# other element (displays, attachments, an AuditEvent's source, extensions), so the parsed input
 # is smaller and quicker to build. They are the shapes FHIR R4 gives these elements in every
 # resource; leaves stay `Any`, so `_Reader` still judges every value as it does on a full parse.
 # An element holding another shape (a string where an object belongs, a null) fails the
 # decode, and the input is then parsed whole (`parse_text`): the slim parse only ever drops
 # what `_Reader` does not read. A read added to `_Reader` belongs here too; the test that
 # both parses give the same Dataset (tests/unit/test_read_elements.py) is the guard.
+
+
+_E = TypeVar("_E")
+# A repeating element, or one value where FHIR repeats it: `_list` reads either
+_Repeated = list[_E] | _E
 
 
 class _Coding(TypedDict, total=False):
@@ -676,7 +681,7 @@ class _Coded(TypedDict, total=False):
 
     system: Any
     code: Any
-    coding: list[_Coding] | _Coding
+    coding: _Repeated[_Coding]
 
 
 class _Ref(TypedDict, total=False):
@@ -693,8 +698,8 @@ class _Identifier(TypedDict, total=False):
 
 
 class _Meta(TypedDict, total=False):
-    security: list[_Coding] | _Coding
-    tag: list[_Coding] | _Coding
+    security: _Repeated[_Coding]
+    tag: _Repeated[_Coding]
     lastUpdated: Any
 
 
@@ -709,12 +714,12 @@ class _Present(TypedDict, total=False):
 
 class _Agent(TypedDict, total=False):
     who: _Ref
-    type: list[_Coded] | _Coded
+    type: _Repeated[_Coded]
 
 
 class _AuditEntity(TypedDict, total=False):
     what: _Ref
-    securityLabel: list[_Coding] | _Coding
+    securityLabel: _Repeated[_Coding]
 
 
 class _Payload(TypedDict, total=False):
@@ -733,21 +738,21 @@ class _ProvisionData(TypedDict, total=False):
 
 
 class _ProvisionActor(TypedDict, total=False):
-    role: list[_Coded] | _Coded
+    role: _Repeated[_Coded]
     reference: _Ref
 
 
 _Provision = TypedDict("_Provision", {  # "class" is a keyword: the functional form
     "type": Any,
     "period": _Period,
-    "data": "list[_ProvisionData] | _ProvisionData",
-    "provision": "list[_Provision] | _Provision",
-    "actor": "list[_ProvisionActor] | _ProvisionActor",
-    "action": "list[_Coded] | _Coded",
-    "purpose": "list[_Coding] | _Coding",
-    "securityLabel": "list[_Coding] | _Coding",
-    "class": "list[_Coding] | _Coding",
-    "code": "list[_Coded] | _Coded",
+    "data": "_Repeated[_ProvisionData]",
+    "provision": "_Repeated[_Provision]",
+    "actor": "_Repeated[_ProvisionActor]",
+    "action": "_Repeated[_Coded]",
+    "purpose": "_Repeated[_Coding]",
+    "securityLabel": "_Repeated[_Coding]",
+    "class": "_Repeated[_Coding]",
+    "code": "_Repeated[_Coded]",
     "dataPeriod": _Present,
 }, total=False)
 
@@ -758,21 +763,21 @@ class _Resource(TypedDict, total=False):
 
     resourceType: Any
     id: Any
-    identifier: list[_Identifier] | _Identifier
+    identifier: _Repeated[_Identifier]
     meta: _Meta
-    type: str | list[_Coded] | _Coded  # a Bundle's, a Coding, CodeableConcept(s)
-    code: str | list[_Coded] | _Coded
-    securityLabel: list[_Coded] | _Coded
+    type: str | _Repeated[_Coded]  # a Bundle's, a Coding, CodeableConcept(s)
+    code: str | _Repeated[_Coded]
+    securityLabel: _Repeated[_Coded]
     status: Any
     text: Any
     # Provenance
-    signature: list[_Signature] | _Signature
-    target: list[_Ref] | _Ref
+    signature: _Repeated[_Signature]
+    target: _Repeated[_Ref]
     # Patient, RelatedPerson
     birthDate: Any
     gender: Any
     name: Any
-    patient: list[_Ref] | _Ref  # one Reference in R4; a list reads as none, as before
+    patient: _Repeated[_Ref]  # one Reference in R4; a list reads as none, as before
     relationship: Any
     # DocumentReference
     context: Any
@@ -780,15 +785,15 @@ class _Resource(TypedDict, total=False):
     date: Any
     # Communication
     category: Any
-    about: list[_Ref] | _Ref
-    recipient: list[_Ref] | _Ref
+    about: _Repeated[_Ref]
+    recipient: _Repeated[_Ref]
     statusReason: Any
     sent: Any
-    subject: list[_Ref] | _Ref  # Contract.subject is a list
-    sender: list[_Ref] | _Ref
+    subject: _Repeated[_Ref]  # Contract.subject is a list
+    sender: _Repeated[_Ref]
     reasonCode: Any
-    payload: list[_Payload] | _Payload
-    basedOn: list[_Ref] | _Ref
+    payload: _Repeated[_Payload]
+    basedOn: _Repeated[_Ref]
     # Consent
     dateTime: Any
     sourceAttachment: _Present
@@ -797,15 +802,15 @@ class _Resource(TypedDict, total=False):
     scope: Any
     policyRule: Any
     policy: Any
-    performer: list[_Ref] | _Ref
+    performer: _Repeated[_Ref]
     # AuditEvent
-    subtype: list[_Coded] | _Coded
+    subtype: _Repeated[_Coded]
     outcome: Any
     period: _Period
     recorded: Any
-    agent: list[_Agent] | _Agent
-    entity: list[_AuditEntity] | _AuditEntity
-    purposeOfEvent: list[_Coded] | _Coded
+    agent: _Repeated[_Agent]
+    entity: _Repeated[_AuditEntity]
+    purposeOfEvent: _Repeated[_Coded]
 
 
 class _Entry(TypedDict, total=False):
